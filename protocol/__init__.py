@@ -1,1 +1,51 @@
-"""protocol."""
+"""The wire contract between ecgstream's tiers.
+
+Everything a wearable, the edge gateway and the cloud say to each other is
+defined here and only here: the BLE ECG frame and GATT UUIDs, the Polar H10
+PMD decoder, MQTT topic names, and the payload schemas with their versions.
+Every decoder raises only :class:`ProtocolError` (or a subclass) on bad input.
+This package depends on numpy alone.
+"""
+
+from protocol.ble_frame import (
+    FRAME_VERSION,
+    MAX_ATT_PAYLOAD,
+    EcgFrame,
+    SampleFormat,
+    decode_frame,
+    encode_frame,
+    max_samples_per_frame,
+    quantize,
+)
+from protocol.errors import (
+    FrameError,
+    IntegrityError,
+    ProtocolError,
+    SchemaError,
+    TopicError,
+    UnsupportedVersionError,
+)
+from protocol.frame_batch import FrameBatch, decode_frames, encode_frames
+from protocol.leads import ELECTRODES, STANDARD_LEADS, WEARABLE_LEADS
+from protocol.messages import (
+    Alert,
+    AlertCategory,
+    DeviceStatus,
+    GatewayStatus,
+    Priority,
+    decode_message,
+    encode_message,
+)
+from protocol.polar_pmd import PolarEcgFrame, decode_pmd_ecg, encode_pmd_ecg
+from protocol.samples_payload import decode_samples_payload, encode_samples_payload
+from protocol.window_payload import EcgWindow, decode_window, encode_window
+
+__all__ = [
+    "ELECTRODES", "FRAME_VERSION", "MAX_ATT_PAYLOAD", "STANDARD_LEADS", "WEARABLE_LEADS",
+    "Alert", "AlertCategory", "DeviceStatus", "EcgFrame", "EcgWindow", "FrameBatch", "FrameError",
+    "GatewayStatus", "IntegrityError", "PolarEcgFrame", "Priority", "ProtocolError", "SampleFormat",
+    "SchemaError", "TopicError", "UnsupportedVersionError",
+    "decode_frame", "decode_frames", "decode_message", "decode_pmd_ecg", "decode_samples_payload",
+    "decode_window", "encode_frame", "encode_frames", "encode_message", "encode_pmd_ecg",
+    "encode_samples_payload", "encode_window", "max_samples_per_frame", "quantize",
+]

@@ -9,6 +9,7 @@ an electrode, not a lead.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 from protocol.errors import ProtocolError
 
@@ -65,6 +66,7 @@ def lead_mask(leads: Iterable[str]) -> int:
     return mask
 
 
+@lru_cache(maxsize=4096)
 def leads_from_mask(mask: int) -> tuple[str, ...]:
     """Lead names of a mask, in standard order. Raises ProtocolError for bits above 11."""
     if mask < 0 or mask >> len(STANDARD_LEADS):
@@ -83,6 +85,7 @@ def electrode_mask(electrodes: Iterable[str]) -> int:
     return mask
 
 
+@lru_cache(maxsize=1024)
 def electrodes_from_mask(mask: int) -> tuple[str, ...]:
     """Electrode names of a lead-off mask."""
     if mask < 0 or mask >> len(ELECTRODES):
