@@ -1,0 +1,29 @@
+"""Recorded ECG in, one :class:`Recording` out: read WFDB, EDF and CSV files, pick leads,
+fill gaps and resample, as plain functions over one immutable record class.
+
+>>> rec = read_record("mitdb/100")                  # doctest: +SKIP
+>>> rec = select_leads(rec, ("II", "V5"))           # doctest: +SKIP
+>>> rec, n_filled = fill_gaps(rec)                  # doctest: +SKIP
+>>> rec = resample(rec, 250.0)                      # doctest: +SKIP
+"""
+
+from firmware_sim.records.errors import MissingLeadError, RecordError, ReplayError
+from firmware_sim.records.gaps import fill_gaps
+from firmware_sim.records.reader import iter_records, read_record
+from firmware_sim.records.recording import Recording, channel_name
+from firmware_sim.records.resampling import rational_ratio, resample
+from firmware_sim.records.selection import select_leads
+
+__all__ = [
+    "MissingLeadError",
+    "RecordError",
+    "Recording",
+    "ReplayError",
+    "channel_name",
+    "fill_gaps",
+    "iter_records",
+    "rational_ratio",
+    "read_record",
+    "resample",
+    "select_leads",
+]

@@ -1,0 +1,108 @@
+"""Read ECG from CSV text: one header row of channel names, one row per sample.
+
+Layout::
+
+    # fs=500
+    # units=uV            (optional; default mV)
+    time,II,V1,V5         (optional first column: ``time`` in s, or ``sample``)
+    0.000,0.12,-0.05,0.31
+    ...
+
+Comment lines start with ``#`` and may set ``fs=`` and ``units=``. Empty
+cells are missing samples and become NaN.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from firmware_sim.records.errors import RecordError
+from firmware_sim.records.recording import Recording, from_channels
+
+_SETTING = re.compile(r"\b(fs|units)\s*=\s*([^\s,;]+)", re.IGNORECASE)
+_INDEX_COLUMNS = ("time", "sample")
+
+
+def _preamble(path: Path) -> tuple[dict[str, str], list[str], int]:
+    """Settings from the leading comments, the header's column names, and the header's line number."""
+    settings: dict[str, str] = {}
+    with path.open(encoding="utf-8") as text:
+        for number, line in enumerate(text):
+            stripped = line.strip()
+            if stripped.startswith("#"):
+                settings.update((key.lower(), value) for key, value in _SETTING.findall(stripped))
+            elif stripped:
+                return settings, [name.strip() for name in stripped.split(",")], number
+    raise RecordError(f"CSV file {path} has no header row")
+
+
+def _settled_rate(path: Path, stated: str | None, given: float | None, time: np.ndarray | None) -> float:
+    """The one sampling rate the comment, the argument and the time column agree on."""
+    rates = {}
+    if stated is not None:
+        try:
+            rates["the '# fs=' comment"] = float(stated)
+        except ValueError:
+            raise RecordError(f"CSV file {path}: '# fs={stated}' is not a number") from None
+    if given is not None:
+        rates["the fs argument"] = float(given)
+    if time is not None and len(time) > 1:
+        steps = np.diff(time)
+        if not np.allclose(steps, steps[0], rtol=1e-3, atol=1e-6) or steps[0] <= 0:
+            raise RecordError(f"CSV file {path}: the time column is not evenly spaced and increasing")
+        rates["the time column"] = 1.0 / float(np.mean(steps))
+    if not rates:
+        raise RecordError(f"CSV file {path} states no sampling rate: add a '# fs=<Hz>' line or pass fs=")
+    first = next(iter(rates.values()))
+    if not all(np.isclose(rate, first, rtol=1e-3) for rate in rates.values()):
+        listed = ", ".join(f"{rate:g} Hz from {source}" for source, rate in rates.items())
+        raise RecordError(f"CSV file {path}: sampling rates disagree ({listed})")
+    return first
+
+
+def read_csv(path: Path, *, fs: float | None = None, units: str | None = None) -> Recording:
+    """Read a CSV recording.
+
+    Args:
+        path: the ``.csv`` file.
+        fs: sampling rate in Hz, for files without a ``# fs=`` comment or ``time``
+            column (if both are given they must agree).
+        units: unit of every channel (``mV`` default, ``uV``/``µV``, ``V``), for files
+            without a ``# units=`` comment (if both are given they must agree).
+
+    Raises :class:`RecordError` for a missing or malformed file, a missing or
+    inconsistent rate, or rows of the wrong length.
+    """
+    path = Path(path)
+    try:
+        settings, columns, header_line = _preamble(path)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*Empty input file", UserWarning)
+            data = np.genfromtxt(
+                path, delimiter=",", comments="#", skip_header=header_line + 1, dtype=np.float64, ndmin=2
+            )
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordError(f"cannot read CSV file {path}: {exc}") from exc
+    except ValueError as exc:  # genfromtxt: rows with the wrong number of cells
+        raise RecordError(f"CSV file {path} is malformed: {exc}") from exc
+    if data.size == 0:
+        raise RecordError(f"CSV file {path} has no samples")
+    if data.shape[1] != len(columns):
+        raise RecordError(
+            f"CSV file {path}: rows have {data.shape[1]} cells but the header names {len(columns)}"
+        )
+    stated_units = settings.get("units")
+    if units is not None and stated_units is not None and units.lower() != stated_units.lower():
+        raise RecordError(f"CSV file {path} says units={stated_units} but units={units} was passed")
+    unit = units or stated_units or "mV"
+    index = columns[0].lower() if columns[0].lower() in _INDEX_COLUMNS else None
+    rate = _settled_rate(path, settings.get("fs"), fs, data[:, 0] if index == "time" else None)
+    channels = columns[1:] if index else columns
+    if not channels:
+        raise RecordError(f"CSV file {path} has no signal columns")
+    signals = data[:, 1:] if index else data
+    return from_channels(signals, rate, channels, [unit] * len(channels), path)
