@@ -128,3 +128,15 @@ def mqtt_broker() -> Iterator[MqttBroker]:
             yield MqttBroker(broker.host, broker.port)
         finally:
             broker.stop()
+
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+"""The real PhysioNet records (``../shared/data``): for tests and evaluation only."""
+
+
+@pytest.fixture(scope="session")
+def data() -> Path:
+    """The real records folder; skips without it, but fails under CI=true."""
+    if not SHARED_DATA.is_dir():
+        skip_or_fail(f"real records not found at {SHARED_DATA} (see ../shared/data/SOURCES.md)")
+    return SHARED_DATA

@@ -6,7 +6,6 @@ Compares a synthetic population with the rhythm mix of the CinC 2021 sample reco
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,12 @@ import pytest
 from firmware_sim.synthesis.realism import RealismReport, realism_report
 from protocol.leads import STANDARD_LEADS
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-CINC = DATA / "cinc2021"
-
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def report() -> RealismReport:
-    if not CINC.is_dir():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI run without the real records: {CINC} is missing")
-        pytest.skip(f"real records not available: {CINC} is missing (see shared/data/SOURCES.md)")
-    return realism_report(CINC, seed=0)
+def report(data: Path) -> RealismReport:
+    return realism_report(data / "cinc2021", seed=0)
 
 
 def test_inter_lead_correlation_close_to_real(report: RealismReport) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,19 +27,6 @@ from firmware_sim.records import (
     select_leads,
 )
 from protocol.leads import STANDARD_LEADS, WEARABLE_LEADS
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-@pytest.fixture(scope="module")
-def data() -> Path:
-    """The real records folder; skips without it, but fails under CI=true."""
-    if not DATA.is_dir():
-        reason = f"real records not found at {DATA} (see DESIGN.md, ../shared/data)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI=true requires them")
-        pytest.skip(reason)
-    return DATA
 
 
 def _recording(

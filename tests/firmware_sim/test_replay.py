@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +13,6 @@ from firmware_sim.records import MissingLeadError, Recording, ReplayError, read_
 from firmware_sim.replay import ReplaySource, open_replay
 from firmware_sim.source import SignalSource
 from protocol.leads import WEARABLE_LEADS
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-@pytest.fixture(scope="module")
-def data() -> Path:
-    """The real records folder; skips without it, but fails under CI=true."""
-    if not DATA.is_dir():
-        reason = f"real records not found at {DATA} (see DESIGN.md, ../shared/data)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI=true requires them")
-        pytest.skip(reason)
-    return DATA
 
 
 def _ramp(n: int = 37, fs: float = 250.0) -> Recording:
