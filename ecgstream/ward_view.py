@@ -15,10 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
 from protocol.ble_frame import EcgFrame
+from protocol.messages import DeviceStatus
+from protocol.polar_pmd import PolarEcgFrame
 
 _SPARK = "▁▂▃▄▅▆▇█"
 _SEQ_MOD = 1 << 32
@@ -40,6 +43,7 @@ class StreamStats:
     fs_hz: int = 0
     leads: tuple[str, ...] = ()
     last_seen: float = 0.0
+    connected: bool = True
     _next_seq: int | None = None
     _recent: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=64))
 
@@ -61,13 +65,29 @@ class StreamStats:
         self.leads = frame.leads
         self._recent.append(frame.millivolts()[:, 0])
 
+    def add_pmd(self, frame: PolarEcgFrame, now: float | None = None) -> None:
+        """Account for one Polar PMD notification (no sequence number: gaps are not visible)."""
+        self.last_seen = time.monotonic() if now is None else now
+        self.frames += 1
+        self.samples += len(frame.samples_uv)
+        self.fs_hz = frame.fs_hz
+        self.leads = ("I",)
+        self._recent.append(frame.millivolts())
+
+    def add_status(self, status: DeviceStatus, now: float | None = None) -> None:
+        """Account for a status report (battery, lead-off, link state)."""
+        self.last_seen = time.monotonic() if now is None else now
+        self.battery_pct = status.battery_pct
+        self.lead_off = status.lead_off
+        self.connected = status.connected
+
     def reject(self, reason: str, now: float | None = None) -> None:
         """Account for a payload that did not decode."""
         self.last_seen = time.monotonic() if now is None else now
         self.rejected += 1
         self.last_error = reason
 
-    def sparkline(self, width: int = 32) -> str:
+    def sparkline(self, width: int = 16) -> str:
         """The last couple of seconds of the first lead as block characters."""
         if not self._recent:
             return ""
@@ -95,17 +115,18 @@ class WardView:
 
     def table(self, title: str = "ecgstream demo ward", now: float | None = None) -> Table:
         now = time.monotonic() if now is None else now
-        table = Table(title=title, expand=False)
-        for column in ("device", "patient / script", "rate", "frames", "lost", "dup/late", "rejected",
-                       "battery", "lead-off", "lead 1 (last 3 s)"):
-            table.add_column(column, no_wrap=True)
+        table = Table(title=title, expand=False, box=box.SIMPLE_HEAD, padding=(0, 1))
+        widths = {"device": 10, "patient": 16, "lead 1, last 3 s": 16}
+        for column in ("device", "patient", "Hz", "frames", "lost", "dup", "rej", "batt", "off", "lead 1, last 3 s"):
+            table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=widths.get(column),
+                             min_width=None if column in widths else max(3, len(column)))
         for device_id in sorted(self.streams):
             s = self.streams[device_id]
-            stale = s.last_seen and now - s.last_seen > self.stale_after_s
+            stale = not s.connected or (s.last_seen and now - s.last_seen > self.stale_after_s)
             table.add_row(
                 Text(device_id, style="red" if stale else "green"),
                 self.labels.get(device_id, ""),
-                f"{s.fs_hz} Hz" if s.fs_hz else "",
+                str(s.fs_hz or ""),
                 str(s.frames),
                 Text(str(s.lost_frames), style="yellow" if s.lost_frames else ""),
                 str(s.duplicates_or_late),

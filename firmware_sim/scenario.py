@@ -21,9 +21,16 @@ A scenario is a TOML file (see ``firmware_sim/scenarios/demo_ward.toml``)::
       { at = 70, until = 80, kind = "disconnect" },
       { at = 90, until = 100, kind = "lead_off", electrode = "V1" },
     ]
-    [patient.faults]               # link faults for the whole run
-    loss = 0.01
-    jitter_ms = 20
+    [patient.faults]               # link faults for the whole run (probabilities per frame)
+    loss = 0.01                    # random loss
+    burst_loss = 0.002             # chance per frame of entering a loss burst (mean 4 frames)
+    jitter_ms = 20                 # mean delivery jitter
+    reorder = 0.01
+    duplicate = 0.01
+    drift_ppm = 50                 # device clock runs 50 ppm fast
+    [patient.battery]
+    start_pct = 35
+    drain_pct_per_hour = 120       # default: the profile's battery model
 
 Parsing checks every field and raises :class:`ScenarioError` naming the file,
 the patient and the field. Rhythm names are checked against the synthesis
@@ -44,7 +51,7 @@ from protocol.leads import ELECTRODES
 from protocol.topics import validate_id
 
 NOISE_KINDS = ("baseline", "emg", "motion", "powerline")
-DEVICE_EVENT_KINDS = ("disconnect", "lead_off", "battery_drain", "packet_loss")
+DEVICE_EVENT_KINDS = ("disconnect", "lead_off")
 FAULT_KEYS = ("loss", "burst_loss", "jitter_ms", "reorder", "duplicate", "drift_ppm")
 
 
@@ -70,10 +77,15 @@ class NoiseEpisode:
 @dataclass(frozen=True)
 class DeviceEvent:
     at_s: float
-    until_s: float | None
+    until_s: float
     kind: str
     electrode: str | None = None
-    value: float | None = None
+
+
+@dataclass(frozen=True)
+class BatterySpec:
+    start_pct: float | None = None
+    drain_pct_per_hour: float | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,7 @@ class PatientScript:
     events: tuple[DeviceEvent, ...] = ()
     faults: Mapping[str, float] = field(default_factory=dict)
     heart_rate: float | None = None
+    battery: BatterySpec = BatterySpec()
     seed: int = 0
 
 
@@ -202,7 +215,7 @@ def _window(obj: Mapping[str, Any], duration: float, ctx: _Ctx, *, until_require
 def _patient(obj: Any, duration: float, seed: int, ctx: _Ctx) -> PatientScript:
     if not isinstance(obj, dict):
         raise ctx.fail("must be a table")
-    _only(obj, {"id", "device", "profile", "heart_rate", "rhythm", "noise", "events", "faults", "seed"}, ctx)
+    _only(obj, {"id", "device", "profile", "heart_rate", "rhythm", "noise", "events", "faults", "battery", "seed"}, ctx)
     pid = _ident(obj, "id", ctx)
     ctx = _Ctx(ctx.source, f"patient {pid!r}")
     device = _ident(obj, "device", ctx, default=f"dev-{pid}"[:64])
@@ -225,9 +238,18 @@ def _patient(obj: Any, duration: float, seed: int, ctx: _Ctx) -> PatientScript:
     for key in ("loss", "burst_loss", "reorder", "duplicate"):
         if fault_values.get(key, 0.0) > 1:
             raise ctx.at("faults").fail(f"{key!r} is a probability (0-1), got {fault_values[key]}")
+    raw_battery = _typed(obj, "battery", dict, ctx, default={})
+    bctx = ctx.at("battery")
+    _only(raw_battery, {"start_pct", "drain_pct_per_hour"}, bctx)
+    battery = BatterySpec(
+        start_pct=_number(raw_battery, "start_pct", bctx, default=None, minimum=0.0),
+        drain_pct_per_hour=_number(raw_battery, "drain_pct_per_hour", bctx, default=None, minimum=0.0),
+    )
+    if battery.start_pct is not None and battery.start_pct > 100:
+        raise bctx.fail(f"'start_pct' must be 0-100, got {battery.start_pct}")
     return PatientScript(
         patient_id=pid, device_id=device, profile=profile, rhythm=rhythm, noise=noise, events=events,
-        faults=fault_values, heart_rate=heart_rate, seed=_typed(obj, "seed", int, ctx, default=seed),
+        faults=fault_values, heart_rate=heart_rate, battery=battery, seed=_typed(obj, "seed", int, ctx, default=seed),
     )
 
 
@@ -256,18 +278,16 @@ def _noise(obj: Any, duration: float, ctx: _Ctx) -> NoiseEpisode:
 def _event(obj: Any, duration: float, ctx: _Ctx) -> DeviceEvent:
     if not isinstance(obj, dict):
         raise ctx.fail("must be a table")
-    _only(obj, {"at", "until", "kind", "electrode", "value"}, ctx)
+    _only(obj, {"at", "until", "kind", "electrode"}, ctx)
     kind = _typed(obj, "kind", str, ctx)
     if kind not in DEVICE_EVENT_KINDS:
         raise ctx.fail(f"device event kind {kind!r} is not one of {', '.join(DEVICE_EVENT_KINDS)}")
-    at, until = _window(obj, duration, ctx, until_required=kind in ("disconnect", "lead_off", "packet_loss"))
+    at, until = _window(obj, duration, ctx, until_required=True)
     electrode = _typed(obj, "electrode", str, ctx, default=None) if "electrode" in obj else None
     if kind == "lead_off":
         if electrode not in ELECTRODES:
             raise ctx.fail(f"lead_off needs 'electrode', one of {', '.join(ELECTRODES)}")
     elif electrode is not None:
         raise ctx.fail(f"'electrode' only applies to lead_off events, not {kind}")
-    value = _number(obj, "value", ctx, default=None)
-    if kind in ("battery_drain", "packet_loss") and value is None:
-        raise ctx.fail(f"{kind} needs 'value' ({'% per hour' if kind == 'battery_drain' else 'loss probability'})")
-    return DeviceEvent(at_s=at, until_s=until, kind=kind, electrode=electrode, value=value)
+    assert until is not None
+    return DeviceEvent(at_s=at, until_s=until, kind=kind, electrode=electrode)

@@ -20,8 +20,10 @@ from firmware_sim.synthesis.errors import SynthesisError, UnknownRhythmError
 from firmware_sim.synthesis.noise import NOISE_KINDS, NoiseSpec
 from firmware_sim.synthesis.patient import PatientProfile, random_patient
 from firmware_sim.synthesis.rhythms import rhythm_names
+from firmware_sim.synthesis.source import SynthesisSource
 
 __all__ = [
+    "SynthesisSource",
     "NOISE_KINDS",
     "GroundTruthEvent",
     "NoiseEpisode",

@@ -116,6 +116,8 @@ def render(placements: Sequence[Placement], n0: int, n: int, fs: float) -> np.nd
     half = np.ceil(KERNEL_HALF_WIDTH * wd * fs).astype(np.int64)
     width_class = np.ceil(np.log2(np.maximum(half, 1))).astype(np.int64)
     out = np.zeros((n, 3))
+    if n == 0:
+        return out
     for k in np.unique(width_class):
         sel = width_class == k
         h = 1 << int(k)

@@ -1,0 +1,69 @@
+"""The one command-line entry: ``ecgstream <tier> <command>``.
+
+Commands live in :mod:`ecgstream.commands`, one module per tier; they parse
+arguments and call the packages, nothing more. Every error a user can cause
+(bad file, bad option value, unreachable broker) ends as one line on stderr
+and exit status 2; ``-v`` shows the traceback as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from ecgstream.commands.demo import demo
+from ecgstream.commands.sim import sim
+
+_traceback = False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="ecgstream")
+@click.option("-v", "--verbose", count=True, help="More logging; -v also shows tracebacks on errors.")
+def cli(verbose: int) -> None:
+    """ecgstream: wearable ECG streaming from virtual or real devices to alerts.
+
+    Not a medical device: for research, development and teaching only.
+    """
+    global _traceback
+    _traceback = verbose > 0
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(verbose, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+cli.add_command(sim)
+cli.add_command(demo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    try:
+        result = cli.main(args=argv, prog_name="ecgstream", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("ecgstream: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("ecgstream: interrupted", err=True)
+        return 130
+    except (ValueError, OSError, RuntimeError, ImportError) as exc:
+        if _traceback:
+            raise
+        click.echo(f"ecgstream: error: {_one_line(exc)}", err=True)
+        return 2
+    return result if isinstance(result, int) else 0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
