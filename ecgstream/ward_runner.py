@@ -52,8 +52,7 @@ def replay_record(record: Path, medium: Medium, *, profile: str, device_id: str,
     def build(transport: TransportFactory) -> list[VirtualDevice]:
         return [VirtualDevice(device_id, device_profile, source, transport(device_id, device_profile))]
 
-    duration = seconds if seconds is not None else source.duration_s
-    stats = asyncio.run(stream(build, medium, pace=pace, duration_s=duration, view=view, live=live,
+    stats = asyncio.run(stream(build, medium, pace=pace, duration_s=seconds, view=view, live=live,
                                title=f"replay over {medium.transport}"))
     _report(stats, view)
     return stats, view

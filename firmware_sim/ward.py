@@ -97,7 +97,7 @@ def build_ward(scenario: Scenario, transport: TransportFactory, *, duration_s: f
         if script.heart_rate is not None:
             patient = replace(patient, heart_rate_bpm=script.heart_rate)
         stream = StreamSynthesizer(
-            [RhythmSegment(c.at_s, c.rhythm, dict(c.params)) for c in script.rhythm],
+            [RhythmSegment(c.at_s, c.rhythm, dict(c.params)) for c in script.rhythm if c.at_s < duration],
             seconds=duration, fs=profile.fs_hz, seed=script.seed, patient=patient,
             noise_episodes=[
                 NoiseEpisode(n.at_s, min(n.until_s, duration), NoiseSpec(**{f"{n.kind}_mv": n.level_mv}))
