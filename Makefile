@@ -30,7 +30,7 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy protocol
+	$(BIN)/mypy protocol firmware_sim ecgstream
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -75,6 +75,11 @@ def fault_config(script: PatientScript, profile: DeviceProfile) -> FaultConfig:
     )
 
 
+def _noise_spec(kind: str, level_mv: float) -> NoiseSpec:
+    level: dict[str, Any] = {f"{kind}_mv": level_mv}
+    return NoiseSpec(**level)
+
+
 def _check_rhythms(script: PatientScript, where: str) -> None:
     for change in script.rhythm:
         try:
@@ -100,7 +105,7 @@ def build_ward(scenario: Scenario, transport: TransportFactory, *, duration_s: f
             [RhythmSegment(c.at_s, c.rhythm, dict(c.params)) for c in script.rhythm if c.at_s < duration],
             seconds=duration, fs=profile.fs_hz, seed=script.seed, patient=patient,
             noise_episodes=[
-                NoiseEpisode(n.at_s, min(n.until_s, duration), NoiseSpec(**{f"{n.kind}_mv": n.level_mv}))
+                NoiseEpisode(n.at_s, min(n.until_s, duration), _noise_spec(n.kind, n.level_mv))
                 for n in script.noise if n.at_s < duration
             ],
         )

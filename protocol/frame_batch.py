@@ -148,8 +148,8 @@ def decode_frames(frames: Sequence[bytes]) -> FrameBatch:
     if same_len.all():
         raw[:] = np.frombuffer(b"".join(frames), dtype=np.uint8).reshape(count, first_len)
     else:
-        for i in np.flatnonzero(same_len):
-            raw[i] = np.frombuffer(frames[i], dtype=np.uint8)
+        for row in np.flatnonzero(same_len).tolist():
+            raw[row] = np.frombuffer(frames[row], dtype=np.uint8)
     header = raw[:, :HEADER_SIZE].copy().view(_HEADER_DTYPE).reshape(count)
     crc_given = raw[:, -2].astype(np.int64) | (raw[:, -1].astype(np.int64) << 8)
     crc_actual = np.fromiter(
@@ -168,13 +168,13 @@ def decode_frames(frames: Sequence[bytes]) -> FrameBatch:
         & ((header["battery"] <= 100) | (header["battery"] == BATTERY_UNKNOWN))
         & (header["lead_off"] < (1 << 10))
     )
-    for i in np.flatnonzero(~ok):
-        if i not in errors:
+    for row in np.flatnonzero(~ok).tolist():
+        if row not in errors:
             try:
-                decode_frame(frames[i])
-                errors[int(i)] = FrameError("frame is valid but its layout differs from the batch's")
+                decode_frame(frames[row])
+                errors[row] = FrameError("frame is valid but its layout differs from the batch's")
             except ProtocolError as exc:
-                errors[int(i)] = exc
+                errors[row] = exc
     n, n_leads, fmt = first.n_samples, len(first.leads), first.sample_format
     body = raw[:, HEADER_SIZE:-CRC_SIZE]
     if fmt is SampleFormat.INT16:

@@ -217,7 +217,7 @@ def _validate_device_status(obj: dict[str, Any]) -> dict[str, Any]:
         raise SchemaError(f"{w}: field 'battery_pct' must be 0-100")
     out["battery_pct"] = battery
     out["connected"] = _get(obj, "connected", bool, w, default=True)
-    lead_off = _get(obj, "lead_off", list | tuple, w, default=[])
+    lead_off = _get(obj, "lead_off", (list, tuple), w, default=[])
     if not all(e in ELECTRODES for e in lead_off):
         raise SchemaError(f"{w}: field 'lead_off' must list electrode names from {ELECTRODES}")
     out["lead_off"] = tuple(lead_off)

@@ -137,8 +137,8 @@ def encode_window(window: EcgWindow, *, level: int = 6) -> bytes:
 
 def decode_window(data: bytes | bytearray | memoryview) -> EcgWindow:
     """Parse a window payload. Raises only :class:`~protocol.errors.ProtocolError` subclasses."""
-    _, body = unwrap(data, PayloadKind.WINDOW, (WINDOW_SCHEMA_VERSION,))
-    body = bytes(body)
+    _, view = unwrap(data, PayloadKind.WINDOW, (WINDOW_SCHEMA_VERSION,))
+    body = bytes(view)
     if len(body) < _FIXED.size + 2:
         raise FrameError("window payload is truncated")
     wid, t0_us, fs_hz, mask, rmask, lsb_nv, n, flags = _FIXED.unpack_from(body)
