@@ -11,7 +11,15 @@ from firmware_sim.packetizer import Packetizer
 from firmware_sim.profiles import get_profile
 from firmware_sim.records import read_record, resample, select_leads
 from firmware_sim.replay import ReplaySource
-from protocol import FrameBatch, SampleFormat, decode_frame, decode_frames, encode_frame, encode_frames, quantize
+from protocol import (
+    FrameBatch,
+    SampleFormat,
+    decode_frame,
+    decode_frames,
+    encode_frame,
+    encode_frames,
+    quantize,
+)
 
 pytestmark = pytest.mark.shared_data
 
