@@ -4,7 +4,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-EXTRAS := sim,edge,cloud,dev
+EXTRAS := sim,edge,cloud,train,dev
 STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test test-fast lint bench clean
