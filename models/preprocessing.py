@@ -15,6 +15,8 @@ from fractions import Fraction
 import numpy as np
 from scipy import signal as sps
 
+PREPROCESSING_VERSION = 2
+"""Bumped whenever the output of this module changes (invalidates cached data sets)."""
 MODEL_FS = 125.0
 """Model sampling rate (Hz): ECG content of interest is below 40 Hz."""
 WINDOW_S = 10.0
@@ -22,6 +24,7 @@ WINDOW_SAMPLES = int(MODEL_FS * WINDOW_S)
 BAND_HZ = (0.5, 40.0)
 """Pass band: removes baseline wander below and EMG/powerline above."""
 _FILTER_ORDER = 2
+PAD_S = 2.0
 
 
 def resample(signals: np.ndarray, fs: float, target_fs: float = MODEL_FS) -> np.ndarray:
@@ -39,7 +42,10 @@ def bandpass(signals: np.ndarray, fs: float, band: tuple[float, float] = BAND_HZ
     """Zero-phase Butterworth band-pass along axis 0."""
     high = min(band[1], 0.45 * fs)
     sos = sps.butter(_FILTER_ORDER, (band[0], high), btype="bandpass", fs=fs, output="sos")
-    return sps.sosfiltfilt(sos, np.asarray(signals, dtype=np.float64), axis=0)
+    signals = np.asarray(signals, dtype=np.float64)
+    # Odd extension over up to 2 s lets the 0.5 Hz high-pass settle before the data starts.
+    padlen = min(signals.shape[0] - 1, int(PAD_S * fs))
+    return sps.sosfiltfilt(sos, signals, axis=0, padtype="odd", padlen=padlen)
 
 
 def prepare_record(signals: np.ndarray, fs: float) -> np.ndarray:

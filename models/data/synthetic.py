@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.preprocessing import WINDOW_S, prepare_window
+from models.preprocessing import PREPROCESSING_VERSION, WINDOW_S, prepare_window
 
 SYNTH_FS = 250.0
 """Rate the simulator runs at before preprocessing (Hz)."""
@@ -53,7 +53,8 @@ class SyntheticSpec:
 
     def key(self) -> str:
         """Content hash for caching."""
-        blob = json.dumps(asdict(self), sort_keys=True, default=dict).encode()
+        content = {**asdict(self), "preprocessing": PREPROCESSING_VERSION}
+        blob = json.dumps(content, sort_keys=True, default=dict).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
