@@ -6,14 +6,13 @@ from pathlib import Path
 
 import click
 
-from ecgstream.commands.options import broker_address, broker_options, transport_options
+from ecgstream.commands.options import broker_address, broker_options, pace_option, transport_options
 
 
 @click.command()
 @transport_options
 @broker_options
-@click.option("--pace", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
-              help="1 is real time; 10 runs the two-minute ward in 12 s.")
+@pace_option
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), help="Stop early.")
 @click.option("--truth", type=click.Path(dir_okay=False, path_type=Path), default=Path("out/demo-truth.json"),
               show_default=True, help="Where the run's ground truth goes.")

@@ -56,3 +56,15 @@ def transport_options(func: F) -> F:
     ]):
         func = option(func)
     return func
+
+
+def _pace(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if value < 0:
+        raise click.BadParameter("must be >= 0 (0: as fast as possible)")
+    return float("inf") if value == 0 else value
+
+
+def pace_option(func: F) -> F:
+    """--pace: 1 real time, 10 ten times faster, 0 as fast as possible (becomes inf)."""
+    return click.option("--pace", type=float, default=1.0, show_default=True, callback=_pace,
+                        help="Speed: 1 real time, 10 ten times faster, 0 as fast as possible.")(func)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ecgstream.commands.options import broker_address, broker_options, transport_options
+from ecgstream.commands.options import broker_address, broker_options, pace_option, transport_options
 from protocol.leads import STANDARD_LEADS
 
 
@@ -74,8 +74,7 @@ def realism(data: Path, seed: int, json_out: Path | None) -> None:
 @click.argument("scenario", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @transport_options
 @broker_options
-@click.option("--pace", type=float, default=1.0, show_default=True,
-              help="Speed: 1 real time, 10 ten times faster, 0 as fast as possible.")
+@pace_option
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), help="Stop early (default: scenario length).")
 @click.option("--truth", type=click.Path(dir_okay=False, path_type=Path), help="Write the run's ground truth (JSON).")
 @click.option("--live/--no-live", default=None, help="Live table (default: when stdout is a terminal).")
@@ -89,7 +88,7 @@ def run(scenario: Path | None, transport: str, hci: str, broker: str, username: 
 
     loaded = load_scenario(scenario) if scenario else demo_ward()
     medium = Medium(transport, broker_address(broker, username, password, tls, cafile), hci)
-    run_scenario(loaded, medium, pace=_pace(pace), seconds=seconds, truth=truth, live=live)
+    run_scenario(loaded, medium, pace=pace, seconds=seconds, truth=truth, live=live)
 
 
 @sim.command()
@@ -99,8 +98,7 @@ def run(scenario: Path | None, transport: str, hci: str, broker: str, username: 
 @click.option("--profile", default="ecgstream-250", show_default=True,
               help="Device profile: ecgstream-250, ecgstream-500 or polar-h10.")
 @click.option("--device-id", default="replay-01", show_default=True)
-@click.option("--pace", type=float, default=1.0, show_default=True,
-              help="Speed: 1 real time, 10 ten times faster, 0 as fast as possible.")
+@pace_option
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), help="Stop after this much signal.")
 @click.option("--loop/--no-loop", default=False, help="Start again at the end of the record.")
 @click.option("--live/--no-live", default=None, help="Live table (default: when stdout is a terminal).")
@@ -118,11 +116,6 @@ def replay(record: Path, transport: str, hci: str, broker: str, username: str | 
     if seconds is None and loop:
         raise click.BadParameter("--loop needs --seconds (or it never ends)", param_hint="--loop")
     medium = Medium(transport, broker_address(broker, username, password, tls, cafile), hci)
-    replay_record(record, medium, profile=profile, device_id=device_id, pace=_pace(pace), seconds=seconds,
+    replay_record(record, medium, profile=profile, device_id=device_id, pace=pace, seconds=seconds,
                   loop=loop, live=live)
 
-
-def _pace(pace: float) -> float:
-    if pace < 0:
-        raise click.BadParameter("must be >= 0", param_hint="--pace")
-    return float("inf") if pace == 0 else pace
