@@ -14,6 +14,7 @@ import sys
 import click
 
 from ecgstream.commands.demo import demo
+from ecgstream.commands.models import models
 from ecgstream.commands.sim import sim
 
 _traceback = False
@@ -37,6 +38,7 @@ def cli(verbose: int) -> None:
 
 cli.add_command(sim)
 cli.add_command(demo)
+cli.add_command(models)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -141,6 +141,7 @@ class StreamSynthesizer:
         self.seconds = float(seconds)
         self.seed = seed
         self.patient = random_patient(seed) if patient is None else patient
+        self._transfer = self.patient.transfer()
         self.n_samples = int(round(seconds * fs))
         self._segments = list(segments)
         self._ends = [s.start_s for s in self._segments[1:]] + [self.seconds]
@@ -179,7 +180,7 @@ class StreamSynthesizer:
         visible = [p for p in self._pending if p.extent_s[0] < t1]
         dip = dipole.render(visible, n0, n, self.fs)
         self._add_activity(dip, n0, n)
-        ind = projection.dipole_to_independent(dip)
+        ind = projection.dipole_to_independent(dip, self._transfer)
         ind = self._add_noise(ind, n0, n)
         signals = projection.independent_to_standard(ind)
         self._apply_lead_off(signals, n0, n)

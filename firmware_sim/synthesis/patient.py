@@ -60,11 +60,31 @@ class PatientProfile:
     """Direction (Frank X, Y, Z) of the main force of this patient's ventricular ectopic beats."""
     ectopic_p_axis: tuple[float, float, float] = (0.4, -0.8, 0.1)
     """Direction (Frank X, Y, Z) of this patient's ectopic (premature atrial) P wave."""
+    precordial_shift: float = 0.0
+    """Chest-electrode placement along the V1→V6 line, in electrode spacings (positive: lateral)."""
+    lead_field_delta: tuple[float, ...] = ()
+    """Per-patient change of the 8×3 lead vectors (rows I, II, V1…V6, row-major), in Dower units:
+    torso shape and conductivity, heart–electrode distance, vertical misplacement. Empty: none."""
 
     def rotation(self) -> np.ndarray:
         """3×3 rotation matrix (Frank X, Y, Z) of this patient's heart position."""
         return _rotation_matrix(self.frontal_rotation_deg, self.horizontal_rotation_deg,
                                 self.sagittal_rotation_deg)
+
+    def transfer(self) -> np.ndarray:
+        """8×3 dipole-to-lead matrix (rows I, II, V1…V6) of this patient: Dower, varied by body and placement."""
+        from firmware_sim.synthesis.projection import DOWER
+
+        out = DOWER.copy()
+        if self.precordial_shift:
+            chest = DOWER[2:]
+            pos = np.arange(6) + self.precordial_shift
+            lo = np.clip(np.floor(pos).astype(int), 0, 4)
+            frac = (pos - lo)[:, None]              # linear inter/extrapolation between neighbours
+            out[2:] = chest[lo] + frac * (chest[lo + 1] - chest[lo])
+        if self.lead_field_delta:
+            out = out + np.asarray(self.lead_field_delta, dtype=float).reshape(8, 3)
+        return out
 
 
 def _rotation_matrix(frontal_deg: float, horizontal_deg: float, sagittal_deg: float) -> np.ndarray:
@@ -106,4 +126,28 @@ def random_patient(seed_or_rng: SeedLike) -> PatientProfile:
         qtc_s=float(np.clip(rng.normal(0.41, 0.018), 0.37, 0.45)),
         pvc_focus=_unit(rng.normal(0.0, 1.0, 3)),
         ectopic_p_axis=_unit(ectopic_p),
+        **_lead_field(rng),
     )
+
+
+LIMB_LEAD_FIELD_CV = 0.06
+"""Relative spread of the limb-lead vectors between patients (torso shape, limb electrode sites)."""
+CHEST_LEAD_FIELD_CV = 0.2
+"""Relative spread of the chest-lead vectors (heart–electrode distance, torso inhomogeneity, ±1 interspace)."""
+PRECORDIAL_SHIFT_SD = 0.3
+"""SD of the chest-electrode placement along the V1→V6 line (electrode spacings)."""
+
+
+def _lead_field(rng: np.random.Generator) -> dict[str, object]:
+    """Per-patient lead-field variation, drawn after the other fields so those stay as before.
+
+    Each lead vector gets an isotropic perturbation scaled by its own length (CV above), from
+    published spreads of electrode misplacement and torso-model studies, not fitted to records.
+    """
+    from firmware_sim.synthesis.projection import DOWER
+
+    shift = float(np.clip(rng.normal(0.0, PRECORDIAL_SHIFT_SD), -0.8, 0.8))
+    cv = np.array([LIMB_LEAD_FIELD_CV] * 2 + [CHEST_LEAD_FIELD_CV] * 6)
+    norms = np.linalg.norm(DOWER, axis=1)
+    delta = rng.normal(0.0, 1.0, (8, 3)) * (cv * norms)[:, None] / np.sqrt(3.0)
+    return {"precordial_shift": shift, "lead_field_delta": tuple(float(v) for v in delta.ravel())}

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from firmware_sim.synthesis import SIMULATOR_VERSION
 from models.preprocessing import PREPROCESSING_VERSION, WINDOW_S, prepare_window
 
 SYNTH_FS = 250.0
@@ -53,7 +54,7 @@ class SyntheticSpec:
 
     def key(self) -> str:
         """Content hash for caching."""
-        content = {**asdict(self), "preprocessing": PREPROCESSING_VERSION}
+        content = {**asdict(self), "preprocessing": PREPROCESSING_VERSION, "simulator": SIMULATOR_VERSION}
         blob = json.dumps(content, sort_keys=True, default=dict).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

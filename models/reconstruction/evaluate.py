@@ -1,0 +1,142 @@
+"""Metrics of a reconstruction and evaluation on real 12-lead records (numpy; ONNX Runtime for the VAE).
+
+Per lead: Pearson r (mean over windows of the per-window r; windows where the true lead is flat
+are left out) and RMSE in µV over all samples. Means are taken over the reconstructed leads
+I, III, aVR, aVL, aVF, V2, V3, V4, V6.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.preprocessing import prepare_record, split_windows
+from models.reconstruction import INPUT_INDEX, RECONSTRUCTED_LEADS
+from protocol.leads import STANDARD_LEADS
+
+log = logging.getLogger(__name__)
+
+Reconstructor = Callable[[np.ndarray], np.ndarray]
+"""(B, 3, 1250) II, V1, V5 → (B, 12, 1250) standard leads."""
+
+
+@dataclass
+class _Acc:
+    r_sum: np.ndarray = field(default_factory=lambda: np.zeros(12))
+    r_n: np.ndarray = field(default_factory=lambda: np.zeros(12))
+    se_sum: np.ndarray = field(default_factory=lambda: np.zeros(12))
+    n: int = 0
+
+    def add(self, truth: np.ndarray, pred: np.ndarray) -> None:
+        """truth, pred: (B, 12, n) mV."""
+        t = truth.astype(np.float64)
+        p = pred.astype(np.float64)
+        tc = t - t.mean(axis=-1, keepdims=True)
+        pc = p - p.mean(axis=-1, keepdims=True)
+        tn, pn = np.sqrt((tc**2).sum(-1)), np.sqrt((pc**2).sum(-1))
+        ok = (tn > 1e-6) & (pn > 1e-9)
+        r = np.where(ok, (tc * pc).sum(-1) / np.where(ok, tn * pn, 1.0), 0.0)
+        self.r_sum += r.sum(0)
+        self.r_n += ok.sum(0)
+        self.se_sum += ((t - p) ** 2).sum(axis=(0, 2))
+        self.n += t.shape[0] * t.shape[2]
+
+    def result(self) -> dict[str, Any]:
+        per_lead = {}
+        for i, lead in enumerate(STANDARD_LEADS):
+            if lead not in RECONSTRUCTED_LEADS:
+                continue
+            r = self.r_sum[i] / self.r_n[i] if self.r_n[i] else float("nan")
+            rmse = np.sqrt(self.se_sum[i] / self.n) * 1000.0 if self.n else float("nan")
+            per_lead[lead] = {"r": round(float(r), 4), "rmse_uv": round(float(rmse), 2)}
+        return {
+            "per_lead": per_lead,
+            "mean_r": round(float(np.mean([v["r"] for v in per_lead.values()])), 4),
+            "mean_rmse_uv": round(float(np.mean([v["rmse_uv"] for v in per_lead.values()])), 2),
+        }
+
+
+def lead_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
+    """Per-lead r and RMSE (µV) of (B, 12, n) arrays, with means over the reconstructed leads."""
+    acc = _Acc()
+    acc.add(np.asarray(truth), np.asarray(pred))
+    return acc.result()
+
+
+def evaluate_windows(windows: np.ndarray, models: dict[str, Reconstructor], batch: int = 64) -> dict[str, Any]:
+    """Metrics of each model on (n, 12, 1250) windows (standard lead order)."""
+    accs = {name: _Acc() for name in models}
+    for s in range(0, windows.shape[0], batch):
+        w = windows[s : s + batch]
+        x = np.ascontiguousarray(w[:, list(INPUT_INDEX)])
+        for name, fn in models.items():
+            accs[name].add(w, fn(x))
+    return {"windows": int(windows.shape[0]), **{name: acc.result() for name, acc in accs.items()}}
+
+
+def real_windows(folder: str | Path) -> tuple[np.ndarray, int, int, list[str]]:
+    """Every 12-lead record under ``folder`` → (windows (n, 12, 1250), records used, records skipped, names).
+
+    Any rate (resampled to 125 Hz), NaN gaps filled, preprocessed by ``prepare_record`` and cut in
+    non-overlapping 10 s windows. Records lacking any of the 12 standard leads, or shorter than 10 s,
+    are skipped and counted.
+    """
+    from firmware_sim.records import (
+        MissingLeadError,
+        RecordError,
+        fill_gaps,
+        iter_records,
+        read_record,
+        select_leads,
+    )
+
+    out: list[np.ndarray] = []
+    used, skipped, names = 0, 0, []
+    for path in iter_records(folder):
+        try:
+            rec = read_record(path)
+            rec = select_leads(rec, STANDARD_LEADS)
+        except MissingLeadError:
+            skipped += 1
+            continue
+        except RecordError as exc:
+            log.warning("skipping %s: %s", path, exc)
+            skipped += 1
+            continue
+        rec, _ = fill_gaps(rec)
+        sig = np.nan_to_num(np.asarray(rec.signals, dtype=np.float64))
+        if sig.shape[0] < rec.fs * 10:
+            skipped += 1
+            continue
+        w = split_windows(prepare_record(sig, rec.fs))
+        if w.shape[0] == 0:
+            skipped += 1
+            continue
+        out.append(w)
+        used += 1
+        names.append(rec.name)
+    windows = np.concatenate(out) if out else np.zeros((0, 12, 1250), dtype=np.float32)
+    return windows, used, skipped, names
+
+
+def format_table(result: dict[str, Any], names: Iterable[str] = ("baseline", "vae")) -> str:
+    """Per-lead table: r and RMSE (µV) of each model side by side."""
+    names = [n for n in names if n in result]
+    head = f"{'lead':<5}" + "".join(f" {n + ' r':>12} {n + ' µV':>12}" for n in names)
+    lines = [head]
+    for lead in RECONSTRUCTED_LEADS:
+        row = f"{lead:<5}"
+        for n in names:
+            m = result[n]["per_lead"][lead]
+            row += f" {m['r']:>12.3f} {m['rmse_uv']:>12.1f}"
+        lines.append(row)
+    row = f"{'mean':<5}"
+    for n in names:
+        row += f" {result[n]['mean_r']:>12.3f} {result[n]['mean_rmse_uv']:>12.1f}"
+    lines.append(row)
+    return "\n".join(lines)
