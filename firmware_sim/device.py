@@ -272,14 +272,15 @@ class VirtualDevice:
         for block, payloads in produced:
             k, spf = block.n_frames, block.samples_per_frame
             first_due = (block.first_sample + spf) / fs
-            self.stats.frames_generated += k
             if self._timebase.realtime:
                 late = asyncio.get_running_loop().time() - self._timebase.loop_at(first_due)
                 self.stats.max_lateness_s = max(self.stats.max_lateness_s, late)
             if not self.config.has_link_faults:
-                for j in range(k):
+                for j in range(k):  # counted one by one so a cancel leaves the accounting whole
+                    self.stats.frames_generated += 1
                     await self._send(payloads[j], int(block.seq[j]), first_due + j * spf / fs)
                 continue
+            self.stats.frames_generated += k
             due = first_due + np.arange(k) * (spf / fs)
             for d in self.faults.route(payloads, due, block.seq, spf):
                 if d.release_s <= now_s:
@@ -304,6 +305,10 @@ class VirtualDevice:
         except TransportError as exc:
             self.stats.frames_failed += 1
             self.faults.log(t_s, FaultKind.SEND_FAILED, seq, self.samples_per_frame, detail=str(exc))
+        except asyncio.CancelledError:  # stopped mid-send: the frame may not have left; say so
+            self.stats.frames_failed += 1
+            self.faults.log(t_s, FaultKind.SEND_FAILED, seq, self.samples_per_frame, detail="cancelled while sending")
+            raise
 
     async def _release(self, until_s: float) -> None:
         while self._pending and self._pending[0][0] <= until_s:
