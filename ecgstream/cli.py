@@ -14,6 +14,7 @@ import sys
 import click
 
 from ecgstream.commands.demo import demo
+from ecgstream.commands.eval import eval_group
 from ecgstream.commands.models import models
 from ecgstream.commands.sim import sim
 
@@ -39,6 +40,7 @@ def cli(verbose: int) -> None:
 cli.add_command(sim)
 cli.add_command(demo)
 cli.add_command(models)
+cli.add_command(eval_group)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,1 @@
+"""Offline evaluation of the edge's signal processing against annotated real records."""

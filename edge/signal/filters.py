@@ -1,0 +1,108 @@
+"""Streaming, stateful IIR filters for ECG packets: baseline removal, powerline notch, low-pass.
+
+Every filter here is a cascade of second-order sections run by :func:`scipy.signal.sosfilt` with its
+state carried from packet to packet, so filtering a stream packet by packet gives bit for bit what
+one ``sosfilt`` call over the whole signal gives (same coefficients, same initial state). All leads
+of a packet are filtered in one call. Units: samples in mV, frequencies in Hz.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import signal as sps
+
+NOTCH_Q = 30.0
+"""Quality factor of the powerline notch: −3 dB width = f0 / Q (≈1.7 Hz at 50 Hz)."""
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    """Which filters a chain applies (Hz; ``None`` leaves a stage out).
+
+    ``baseline_hz``: cut-off of the causal Butterworth high-pass that removes baseline wander
+    (order ``baseline_order``). ``notch_hz``: mains frequency (50 or 60) of an IIR notch (Q =
+    :data:`NOTCH_Q`). ``lowpass_hz``: cut-off of an optional Butterworth low-pass (order
+    ``lowpass_order``) against muscle noise. Each frequency must lie below the Nyquist frequency.
+    """
+
+    baseline_hz: float | None = 0.5
+    notch_hz: float | None = 50.0
+    lowpass_hz: float | None = None
+    baseline_order: int = 2
+    lowpass_order: int = 2
+
+    def sos(self, fs: float) -> np.ndarray:
+        """The whole chain as second-order sections, shape ``(sections, 6)``, at ``fs`` (Hz)."""
+        if not np.isfinite(fs) or fs <= 0:
+            raise ValueError(f"sampling rate must be a positive number of Hz, got {fs!r}")
+        nyquist = fs / 2.0
+        for name in ("baseline_hz", "notch_hz", "lowpass_hz"):
+            f = getattr(self, name)
+            if f is not None and not 0.0 < f < nyquist:
+                raise ValueError(f"FilterSpec.{name}={f} Hz must lie in (0, {nyquist:g}) Hz at fs={fs:g} Hz "
+                                 f"(use None to leave that stage out)")
+        parts = [np.zeros((0, 6))]
+        if self.baseline_hz is not None:
+            parts.append(sps.butter(self.baseline_order, self.baseline_hz, btype="highpass", fs=fs, output="sos"))
+        if self.notch_hz is not None:
+            b, a = sps.iirnotch(self.notch_hz, NOTCH_Q, fs=fs)
+            parts.append(sps.tf2sos(b, a))
+        if self.lowpass_hz is not None:
+            parts.append(sps.butter(self.lowpass_order, self.lowpass_hz, btype="lowpass", fs=fs, output="sos"))
+        return np.concatenate(parts)
+
+
+class SosStream:
+    """One cascade of second-order sections applied packet by packet to ``n_leads`` leads.
+
+    ``initial="steady"`` starts the state as if the first sample of each lead had been applied
+    forever (no start-up step from a DC offset); ``"zero"`` starts from rest. Either way the output
+    equals ``sosfilt(sos, whole, axis=0, zi=stream.initial_state(whole[0]))``.
+    """
+
+    def __init__(self, sos: np.ndarray, n_leads: int, *, initial: str = "steady") -> None:
+        if initial not in ("steady", "zero"):
+            raise ValueError(f"initial must be 'steady' or 'zero', not {initial!r}")
+        if n_leads < 1:
+            raise ValueError(f"n_leads must be ≥ 1, got {n_leads}")
+        self.sos = np.asarray(sos, dtype=np.float64)
+        self.n_leads = n_leads
+        self.initial = initial
+        self._zi: np.ndarray | None = None
+
+    def initial_state(self, first: np.ndarray) -> np.ndarray:
+        """The state, shape ``(sections, 2, n_leads)``, the stream starts from given its first samples."""
+        first = np.asarray(first, dtype=np.float64).reshape(self.n_leads)
+        if self.sos.shape[0] == 0 or self.initial == "zero":
+            return np.zeros((self.sos.shape[0], 2, self.n_leads))
+        return sps.sosfilt_zi(self.sos)[:, :, None] * first[None, None, :]
+
+    def process(self, packet: np.ndarray) -> np.ndarray:
+        """Filter one packet ``(n, n_leads)`` (or ``(n,)`` for one lead); returns the same shape, float64."""
+        x = np.asarray(packet, dtype=np.float64)
+        one_lead = x.ndim == 1
+        if one_lead:
+            x = x[:, None]
+        if x.ndim != 2 or x.shape[1] != self.n_leads:
+            raise ValueError(f"packet must have shape (n, {self.n_leads}), got {np.shape(packet)}")
+        if x.shape[0] == 0 or self.sos.shape[0] == 0:
+            return x[:, 0].copy() if one_lead else x.copy()
+        if self._zi is None:
+            self._zi = self.initial_state(x[0])
+        y, self._zi = sps.sosfilt(self.sos, x, axis=0, zi=self._zi)
+        return y[:, 0] if one_lead else y
+
+    def reset(self) -> None:
+        """Forget the state: the next packet starts a new stream."""
+        self._zi = None
+
+
+class EcgFilter(SosStream):
+    """The edge's ECG filter chain (see :class:`FilterSpec`) for ``n_leads`` leads sampled at ``fs`` Hz."""
+
+    def __init__(self, fs: float, n_leads: int, spec: FilterSpec | None = None, *, initial: str = "steady") -> None:
+        self.fs = float(fs)
+        self.spec = spec or FilterSpec()
+        super().__init__(self.spec.sos(self.fs), n_leads, initial=initial)
