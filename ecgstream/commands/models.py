@@ -53,40 +53,18 @@ def eval_() -> None:
               help="Linear baseline JSON (default: reconstruction_linear.json beside the model).")
 def eval_reconstruction_cmd(data: Path, json_out: Path, model_path: Path | None, baseline_path: Path | None) -> None:
     """Per-lead r and RMSE (µV) of the linear baseline and the VAE on real 12-lead records (II, V1, V5 in)."""
-    import numpy as np
-
-    from models.reconstruction import INPUT_INDEX
-    from models.reconstruction.evaluate import evaluate_windows, format_table, real_windows
-    from models.reconstruction.linear import LinearBaseline
-    from models.runtime.onnx_model import DEFAULT_RECONSTRUCTION, ReconstructionModel
+    from models.reconstruction.evaluate import evaluate_records, format_table
+    from models.runtime.onnx_model import DEFAULT_RECONSTRUCTION
 
     model_path = model_path or DEFAULT_RECONSTRUCTION
     baseline_path = baseline_path or model_path.with_name("reconstruction_linear.json")
     if not baseline_path.exists():
         raise click.ClickException(f"linear baseline {baseline_path} not found (pass --baseline)")
-    vae = ReconstructionModel.load(model_path, providers=["cpu"])
-    baseline = LinearBaseline.load(baseline_path)
-    windows, used, skipped, _ = real_windows(data)
-    if used == 0:
-        raise click.ClickException(f"no 12-lead record of at least 10 s under {data} ({skipped} skipped)")
-    x_in = np.ascontiguousarray(windows[:, list(INPUT_INDEX)])
-    leads12, unc = vae.reconstruct(x_in)
-    cache = iter([leads12[s : s + 64] for s in range(0, len(leads12), 64)])
-    result = {"records": used, "skipped_records": skipped,
-              **evaluate_windows(windows, {"baseline": baseline.reconstruct, "vae": lambda _x: next(cache)})}
-    result["vae"]["coverage_90"] = _coverage(windows, leads12, unc)
-    result["model"] = str(model_path)
-    click.echo(f"{used} records ({skipped} skipped: not 12-lead or < 10 s), {result['windows']} windows of 10 s")
+    result = evaluate_records(data, model_path, baseline_path)
+    click.echo(f"{result['records']} records ({result['skipped_records']} skipped: not 12-lead or < 10 s), "
+               f"{result['windows']} windows of 10 s")
     click.echo(format_table(result))
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(result, indent=2) + "\n")
     click.echo(f"wrote {json_out}")
 
-
-def _coverage(truth, pred, unc) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    from models.reconstruction import RECONSTRUCTED_LEADS
-    from models.reconstruction.calibration import coverage
-    from protocol.leads import STANDARD_LEADS
-
-    cov = coverage(truth - pred, unc)
-    return {lead: round(float(cov[STANDARD_LEADS.index(lead)]), 4) for lead in RECONSTRUCTED_LEADS}

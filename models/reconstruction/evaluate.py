@@ -124,6 +124,36 @@ def real_windows(folder: str | Path) -> tuple[np.ndarray, int, int, list[str]]:
     return windows, used, skipped, names
 
 
+def evaluate_records(folder: str | Path, model_path: str | Path, baseline_path: str | Path) -> dict[str, Any]:
+    """The report of ``ecgstream models eval reconstruction``: baseline vs VAE on every 12-lead record.
+
+    Raises ValueError when ``folder`` holds no usable record.
+    """
+    from models.reconstruction.calibration import coverage
+    from models.reconstruction.linear import LinearBaseline
+    from models.runtime.onnx_model import ReconstructionModel
+
+    vae = ReconstructionModel.load(model_path, providers=["cpu"])
+    baseline = LinearBaseline.load(baseline_path)
+    windows, used, skipped, _ = real_windows(folder)
+    if used == 0:
+        raise ValueError(f"no 12-lead record of at least 10 s under {folder} ({skipped} skipped)")
+    leads12, unc = vae.reconstruct(np.ascontiguousarray(windows[:, list(INPUT_INDEX)]))
+    result = {"records": used, "skipped_records": skipped, "windows": int(windows.shape[0]),
+              "baseline": lead_metrics(windows, _batched(baseline.reconstruct, windows)),
+              "vae": lead_metrics(windows, leads12)}
+    cov = coverage(windows - leads12, unc)
+    result["vae"]["coverage_90"] = {lead: round(float(cov[STANDARD_LEADS.index(lead)]), 4)
+                                    for lead in RECONSTRUCTED_LEADS}
+    result["model"] = str(model_path)
+    return result
+
+
+def _batched(fn: Reconstructor, windows: np.ndarray, batch: int = 64) -> np.ndarray:
+    return np.concatenate([fn(np.ascontiguousarray(windows[s : s + batch][:, list(INPUT_INDEX)]))
+                           for s in range(0, len(windows), batch)])
+
+
 def format_table(result: dict[str, Any], names: Iterable[str] = ("baseline", "vae")) -> str:
     """Per-lead table: r and RMSE (µV) of each model side by side."""
     names = [n for n in names if n in result]
