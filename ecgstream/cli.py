@@ -14,6 +14,7 @@ import sys
 import click
 
 from ecgstream.commands.demo import demo
+from ecgstream.commands.edge import edge
 from ecgstream.commands.eval import eval_group
 from ecgstream.commands.models import models
 from ecgstream.commands.sim import sim
@@ -41,6 +42,7 @@ cli.add_command(sim)
 cli.add_command(demo)
 cli.add_command(models)
 cli.add_command(eval_group)
+cli.add_command(edge)
 
 
 def main(argv: list[str] | None = None) -> int:
