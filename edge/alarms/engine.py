@@ -1,0 +1,224 @@
+"""The alarm engine of one device/patient: rules → episodes → :class:`protocol.messages.Alert`.
+
+Episode life cycle, per rule family, all in stream time (s):
+
+- **persistence**: an assessment must stay SET for the rule's ``persist_s`` (clinical rules: counting
+  only analysable time, after ``unusable_until_s``) before the episode is raised;
+- **suppression**: while the analysed lead is not analysable (off, saturated, artefact, gap,
+  disconnected), clinical rules accumulate nothing and raise nothing — the technical alarm says why —
+  and an active clinical episode is neither advanced nor cleared by artefact;
+- **hysteresis**: HOLD (between the set and clear thresholds) resets both timers; the episode clears
+  only after CLEAR held for ``clear_s``;
+- **de-duplication**: one episode per family at a time: a condition that stays true raises once; a
+  new episode (new id) needs the old one cleared;
+- **escalation**: a SET of higher priority within an active episode (pause → asystole) is sent as an
+  ``escalated`` message with the new type and priority, same episode;
+- **latching**: clinical episodes of a priority in ``AlarmConfig.latching`` (high) stay active after
+  their condition ends until :meth:`AlarmEngine.acknowledge` or :meth:`AlarmEngine.clear`; an
+  acknowledged episode clears by itself when its condition ends;
+- **supersession**: a rule is not raised while a family in its ``superseded_by`` is active.
+
+Every message is an :class:`~protocol.messages.Alert` with ``details['event']`` one of
+:class:`AlarmEvent` and ``details['episode_id']`` (the ``alert_id`` of the raising message), so the
+cloud, which de-duplicates by ``alert_id``, sees raise, escalation and clear as three messages of one
+episode. Ids are UUID 5 of (patient, device, family, onset on the device clock, event, type): a
+replay of the same stream gives the same ids, so a gateway restarted mid-stream cannot duplicate an
+alert in the cloud.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from edge.alarms.evidence import BeatEvidence, ClockMap, EvidenceState, TechnicalState, WindowEvidence
+from edge.alarms.rules import (
+    PRIORITY_RANK,
+    RULES_VERSION,
+    AlarmConfig,
+    Assessment,
+    Rule,
+    State,
+    default_rules,
+)
+from protocol.messages import Alert, AlertCategory
+
+_NAMESPACE = uuid.UUID("6f1c2a52-3f7e-4c1e-9a59-5d4c0e6b7a10")
+
+
+class AlarmEvent(StrEnum):
+    """``details['event']`` of an alert message."""
+
+    RAISED = "raised"
+    ESCALATED = "escalated"
+    CLEARED = "cleared"
+
+
+@dataclass
+class _Episode:
+    episode_id: str
+    assessment: Assessment
+    onset_s: float
+    window_id: str | None
+    model_versions: dict[str, str]
+    latching: bool
+    acknowledged: bool = False
+    condition_ended: bool = False
+
+
+@dataclass
+class _Track:
+    pending_since: float | None = None
+    clear_since: float | None = None
+    episode: _Episode | None = None
+
+
+class AlarmEngine:
+    """Alarms of one device worn by one patient; feed it with :meth:`update` in stream-time order."""
+
+    def __init__(self, patient_id: str, device_id: str, clock: ClockMap, config: AlarmConfig | None = None,
+                 rules: Iterable[Rule] | None = None) -> None:
+        self.patient_id, self.device_id, self.clock = patient_id, device_id, clock
+        self.config = c = config or AlarmConfig()
+        self.rules = tuple(rules) if rules is not None else default_rules(c)
+        self.state = EvidenceState(c.analysis_lead, suppress_sqi=c.suppress_sqi, quiet_rms_mv=c.quiet_rms_mv,
+                                   recovery_s=c.quality_recovery_s)
+        self._tracks = {r.family: _Track() for r in self.rules}
+
+    # -- public -------------------------------------------------------------------------------
+
+    def update(self, now_s: float, *, beats: BeatEvidence | None = None, windows: Iterable[WindowEvidence] = (),
+               technical: TechnicalState | None = None) -> list[Alert]:
+        """Add the evidence that arrived by stream time ``now_s`` (s) and return the messages it causes.
+
+        Give a span's ``technical`` state no later than its beats: beats on a lead later found bad
+        must not have counted. Call it also when nothing arrived, so silence (disconnection) is seen.
+        """
+        s = self.state
+        if technical is not None:
+            s.add_technical(technical)
+        if beats is not None:
+            s.add_beats(beats)
+        for w in windows:
+            s.add_window(w)
+        s.now_s = max(s.now_s, now_s, s.data_until_s)
+        out: list[Alert] = []
+        for rule in self.rules:
+            out += self._step(rule, rule.assess(s, self.config))
+        return out
+
+    @property
+    def active(self) -> dict[str, Alert]:
+        """Active episodes by family, as their latest state (type and priority after escalation)."""
+        return {f: self._alert(t.episode, AlarmEvent.RAISED, f, reuse_id=True)
+                for f, t in self._tracks.items() if t.episode is not None}
+
+    def acknowledge(self, episode_id: str) -> list[Alert]:
+        """Staff acknowledged an episode: a latched one whose condition has ended clears now; one still
+        present clears by itself when its condition ends. Unknown ids are ignored (already cleared)."""
+        for family, t in self._tracks.items():
+            if t.episode is not None and t.episode.episode_id == episode_id:
+                t.episode.acknowledged = True
+                if t.episode.condition_ended:
+                    return [self._close(family, t, "acknowledged")]
+        return []
+
+    def clear(self, family: str) -> list[Alert]:
+        """Clear a family's episode now (the caller's explicit reset); the condition must then persist
+        afresh to raise a new episode."""
+        t = self._tracks[family]
+        t.pending_since = None
+        return [] if t.episode is None else [self._close(family, t, "caller")]
+
+    # -- episode machine ------------------------------------------------------------------------
+
+    def _step(self, rule: Rule, a: Assessment) -> list[Alert]:
+        s, t = self.state, self._tracks[rule.family]
+        clinical = rule.category is AlertCategory.CLINICAL
+        if clinical and not s.analysable:
+            t.pending_since = t.clear_since = None
+            return []
+        if a.state is State.HOLD:
+            t.pending_since = t.clear_since = None
+            return []
+        if a.state is State.CLEAR:
+            t.pending_since = None
+            if t.episode is None:
+                return []
+            if t.clear_since is None:
+                t.clear_since = s.now_s
+            if s.now_s - t.clear_since < rule.clear_s:
+                return []
+            ep = t.episode
+            if ep.latching and not ep.acknowledged:
+                ep.condition_ended = True
+                return []
+            return [self._close(rule.family, t, "condition_ended")]
+        # SET
+        t.clear_since = None
+        if t.episode is not None:
+            t.episode.condition_ended = False
+            return self._escalate(rule.family, t.episode, a)
+        if any(self._tracks[f].episode is not None for f in rule.superseded_by if f in self._tracks):
+            t.pending_since = None
+            return []
+        if t.pending_since is None:
+            t.pending_since = s.now_s
+        start = t.pending_since if a.onset_s is None else a.onset_s
+        if clinical:
+            start = max(start, s.unusable_until_s)
+        persist = rule.persist_s if a.persist_s is None else a.persist_s
+        if s.now_s - start < persist:
+            return []
+        return [self._raise(rule, t, a, start)]
+
+    def _raise(self, rule: Rule, t: _Track, a: Assessment, onset_s: float) -> Alert:
+        window = self.state.window_for(onset_s)
+        window_id = a.window_id or (None if window is None else window.window_id)
+        versions = {"alarm_rules": RULES_VERSION, **({} if window is None else dict(window.model_versions))}
+        latching = rule.category is AlertCategory.CLINICAL and a.priority in self.config.latching
+        t.episode = _Episode("", a, onset_s, window_id, versions, latching)
+        t.pending_since = None
+        alert = self._alert(t.episode, AlarmEvent.RAISED, rule.family)
+        t.episode.episode_id = alert.alert_id
+        return alert
+
+    def _escalate(self, family: str, ep: _Episode, a: Assessment) -> list[Alert]:
+        if PRIORITY_RANK[a.priority] <= PRIORITY_RANK[ep.assessment.priority]:
+            return []
+        ep.assessment = a
+        ep.latching = ep.latching or (self._category(family) is AlertCategory.CLINICAL
+                                      and a.priority in self.config.latching)
+        return [self._alert(ep, AlarmEvent.ESCALATED, family)]
+
+    def _close(self, family: str, t: _Track, reason: str) -> Alert:
+        assert t.episode is not None
+        alert = self._alert(t.episode, AlarmEvent.CLEARED, family, extra={"reason": reason})
+        t.episode, t.clear_since = None, None
+        return alert
+
+    def _category(self, family: str) -> AlertCategory:
+        return next(r.category for r in self.rules if r.family == family)
+
+    def _alert(self, ep: _Episode, event: AlarmEvent, family: str, *, reuse_id: bool = False,
+               extra: dict[str, Any] | None = None) -> Alert:
+        a = ep.assessment
+        onset_device_us = self.clock.device_us(ep.onset_s)
+        if reuse_id:
+            alert_id = ep.episode_id
+        else:
+            key = f"{self.patient_id}|{self.device_id}|{family}|{onset_device_us}|{event}|{a.alert_type}"
+            alert_id = str(uuid.uuid5(_NAMESPACE, key))
+        details: dict[str, Any] = {
+            "event": str(event), "episode_id": ep.episode_id or alert_id, "family": family,
+            "onset_s": round(ep.onset_s, 3), "at_s": round(self.state.now_s, 3), **dict(a.details), **(extra or {}),
+        }
+        return Alert(alert_id=alert_id, patient_id=self.patient_id, device_id=self.device_id,
+                     alert_type=a.alert_type, category=self._category(family), priority=a.priority,
+                     onset_gateway_us=max(0, self.clock.gateway_us(ep.onset_s)),
+                     onset_device_us=max(0, onset_device_us), window_id=ep.window_id, message=a.message,
+                     model_versions=dict(ep.model_versions), reconstructed_leads=dict(a.reconstructed_leads),
+                     details=details)

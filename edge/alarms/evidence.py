@@ -1,0 +1,236 @@
+"""What the alarm engine consumes, per device, in *stream time*.
+
+Stream time ``t_s`` is seconds from the first sample of the device's stream (sample index / fs of
+the gateway's time base). Everything the engine decides is a function of stream time, never of the
+wall clock, so a replay gives the same alerts as the live run. :class:`ClockMap` turns a stream time
+into the device's and the gateway's clocks (µs) for the alert's onset fields.
+
+Inputs (all immutable):
+
+- :class:`BeatEvidence`: what the QRS detector decided on one packet of the analysed lead;
+- :class:`WindowEvidence`: one analysis window (10 s): optional classifier probabilities and ST
+  deviations per lead, measured or reconstructed;
+- :class:`TechnicalState`: lead-off, SQI per lead over a quality window, battery, link, data gaps.
+
+:class:`EvidenceState` accumulates them; the rules read only it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class ClockMap(Protocol):
+    """Maps stream time (s) to device and gateway clocks (µs); the edge's clock estimator implements it."""
+
+    def device_us(self, t_s: float) -> int: ...
+
+    def gateway_us(self, t_s: float) -> int: ...
+
+
+@dataclass(frozen=True)
+class LinearClock:
+    """Stream time 0 at ``device_us0`` on the device clock and ``gateway_us0`` on the gateway clock.
+
+    ``drift_ppm``: device clock rate error relative to the gateway (parts per million).
+    """
+
+    device_us0: int = 0
+    gateway_us0: int = 0
+    drift_ppm: float = 0.0
+
+    def device_us(self, t_s: float) -> int:
+        return self.device_us0 + round(t_s * 1e6 * (1.0 + self.drift_ppm * 1e-6))
+
+    def gateway_us(self, t_s: float) -> int:
+        return self.gateway_us0 + round(t_s * 1e6)
+
+
+@dataclass(frozen=True)
+class BeatEvidence:
+    """The QRS detector's output for one packet.
+
+    ``until_s``: stream time up to which the detector has seen samples (its ``samples_seen / fs``);
+    ``beat_times_s``: R peaks reported now (s), in time order; ``qrs_width_ms``: one width per beat
+    (ms, NaN unknown; :class:`edge.alarms.features.QrsWidthMeter`) or empty when not measured;
+    ``heart_rate_bpm`` and ``rr_irregularity``: the detector's running figures (NaN until known).
+    """
+
+    until_s: float
+    beat_times_s: tuple[float, ...] = ()
+    qrs_width_ms: tuple[float, ...] = ()
+    heart_rate_bpm: float = math.nan
+    rr_irregularity: float = math.nan
+
+    def __post_init__(self) -> None:
+        if self.qrs_width_ms and len(self.qrs_width_ms) != len(self.beat_times_s):
+            raise ValueError("qrs_width_ms needs one width per beat (or none at all)")
+
+
+@dataclass(frozen=True)
+class StMeasurement:
+    """ST deviation of one lead over a window (mV, J+60 ms minus PR baseline; + elevation).
+
+    ``reconstructed``: the lead was synthesised from the measured ones (3→12 VAE) rather than
+    recorded; ``uncertainty_mv``: half-width of its 90 % band (0 for a measured lead).
+    """
+
+    deviation_mv: float
+    reconstructed: bool = False
+    uncertainty_mv: float = 0.0
+
+
+@dataclass(frozen=True)
+class WindowEvidence:
+    """One analysis window ``[start_s, end_s)`` of stream time.
+
+    ``window_id``: UUID of the window as sent upstream (the alert's evidence). ``probabilities``:
+    classifier class probabilities (keys such as ``VT``, ``VF``, ``AF``, ``STE``, ``STD``), empty when
+    no classifier ran. ``st``: ST deviation per lead (standard lead names). ``model_versions``: name →
+    version of the models that produced it (classifier, reconstruction).
+    """
+
+    window_id: str
+    start_s: float
+    end_s: float
+    probabilities: Mapping[str, float] = field(default_factory=dict)
+    st: Mapping[str, StMeasurement] = field(default_factory=dict)
+    model_versions: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LeadQuality:
+    """Quality of one lead over a quality window.
+
+    ``sqi`` in [0, 1] (:func:`edge.stream.quality.signal_quality`); ``lead_off``: an electrode of the
+    lead is flagged off; ``flat``/``saturated`` as measured; ``rms_mv``: RMS of the filtered lead (mV),
+    None if not measured — a quiet lead (asystole) has a low SQI without hiding any beat.
+    """
+
+    sqi: float
+    lead_off: bool = False
+    flat: bool = False
+    saturated: bool = False
+    rms_mv: float | None = None
+
+
+@dataclass(frozen=True)
+class GapEvent:
+    """Samples missing (not interpolated) from ``start_s`` to ``end_s`` of stream time."""
+
+    start_s: float
+    end_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass(frozen=True)
+class TechnicalState:
+    """Device and signal state over the quality window ``[start_s, end_s)``.
+
+    ``leads``: quality per lead name (the analysed lead at least); ``lead_off_electrodes``: electrode
+    names flagged off (``protocol.leads.ELECTRODES``); ``battery_pct``: 0–100 or None; ``connected``:
+    the link is up; ``gaps``: data gaps found since the previous state.
+    """
+
+    start_s: float
+    end_s: float
+    leads: Mapping[str, LeadQuality] = field(default_factory=dict)
+    lead_off_electrodes: tuple[str, ...] = ()
+    battery_pct: float | None = None
+    connected: bool = True
+    gaps: tuple[GapEvent, ...] = ()
+
+
+@dataclass(frozen=True)
+class Beat:
+    """One accepted beat: R peak time (s) and QRS width (ms, NaN unknown)."""
+
+    t_s: float
+    width_ms: float
+
+
+class EvidenceState:
+    """Everything the rules read, accumulated from the inputs of one device's stream.
+
+    ``analysis_lead``: the lead the QRS detector runs on; clinical rules trust its beats only while
+    it is *analysable* — quality known, not off, not saturated and either SQI ≥ ``suppress_sqi`` or
+    quiet (flat, or RMS < ``quiet_rms_mv``: nothing there that could hide a QRS) — and has been
+    so for ``recovery_s`` after it last was not (artefact flickers: one clean quality window inside a
+    noise burst must not let noise beats through). ``unusable_until_s`` is the end of that recovery
+    (or of the latest data gap); no clinical condition may count time before it.
+    """
+
+    def __init__(self, analysis_lead: str, *, suppress_sqi: float, quiet_rms_mv: float, recovery_s: float,
+                 beats_kept: int = 64, windows_kept: int = 16) -> None:
+        self.analysis_lead = analysis_lead
+        self.recovery_s = recovery_s
+        self.suppress_sqi = suppress_sqi
+        self.quiet_rms_mv = quiet_rms_mv
+        self.now_s = 0.0
+        self.data_until_s = 0.0      # latest stream time any data covered (disconnection)
+        self.beats_until_s = 0.0     # latest stream time the QRS detector has examined (silence)
+        self.beats: deque[Beat] = deque(maxlen=beats_kept)
+        self.heart_rate_bpm = math.nan
+        self.rr_irregularity = math.nan
+        self.windows: deque[WindowEvidence] = deque(maxlen=windows_kept)
+        self.technical: TechnicalState | None = None
+        self.analysable = False
+        self.unusable_until_s = 0.0
+        self.recent_gaps: deque[GapEvent] = deque(maxlen=16)
+
+    # -- ingestion -------------------------------------------------------------------------------
+
+    def add_beats(self, ev: BeatEvidence) -> None:
+        widths = ev.qrs_width_ms or (math.nan,) * len(ev.beat_times_s)
+        self.beats.extend(Beat(t, w) for t, w in zip(ev.beat_times_s, widths, strict=True))
+        self.beats_until_s = max(self.beats_until_s, ev.until_s)
+        self.data_until_s = max(self.data_until_s, ev.until_s)
+        self.heart_rate_bpm, self.rr_irregularity = ev.heart_rate_bpm, ev.rr_irregularity
+
+    def add_window(self, ev: WindowEvidence) -> None:
+        self.windows.append(ev)
+
+    def add_technical(self, ev: TechnicalState) -> None:
+        self.technical = ev
+        self.data_until_s = max(self.data_until_s, ev.end_s)
+        for gap in ev.gaps:
+            self.recent_gaps.append(gap)
+            self.unusable_until_s = max(self.unusable_until_s, gap.end_s)
+        if not (ev.connected and self.lead_analysable(ev.leads.get(self.analysis_lead))):
+            self.unusable_until_s = max(self.unusable_until_s, ev.end_s + self.recovery_s)
+        self.analysable = ev.end_s >= self.unusable_until_s
+
+    def lead_analysable(self, q: LeadQuality | None) -> bool:
+        """Whether beats found on a lead of quality ``q`` can be trusted (see the class docstring)."""
+        if q is None or q.lead_off or q.saturated:
+            return False
+        quiet = q.flat or (q.rms_mv is not None and q.rms_mv < self.quiet_rms_mv)
+        return quiet or q.sqi >= self.suppress_sqi
+
+    # -- views for the rules --------------------------------------------------------------------
+
+    @property
+    def analysis_quality(self) -> LeadQuality | None:
+        return None if self.technical is None else self.technical.leads.get(self.analysis_lead)
+
+    def last_beat_s(self) -> float | None:
+        return self.beats[-1].t_s if self.beats else None
+
+    def latest_windows(self, n: int, max_age_s: float) -> list[WindowEvidence]:
+        """The last ``n`` windows (oldest first) that ended within ``max_age_s`` of now."""
+        recent = [w for w in self.windows if self.now_s - w.end_s <= max_age_s]
+        return recent[-n:]
+
+    def window_for(self, onset_s: float) -> WindowEvidence | None:
+        """The latest window overlapping ``[onset_s, now]``: the evidence an alert points at."""
+        for w in reversed(self.windows):
+            if w.end_s >= onset_s and w.start_s <= self.now_s:
+                return w
+        return None

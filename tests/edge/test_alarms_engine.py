@@ -1,0 +1,174 @@
+"""Alarm engine life cycle on hand-made evidence: latching, hysteresis, de-duplication, classifier
+and ST evidence with reconstructed leads, technical alarms. Stream time only."""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+from edge.alarms import (
+    AlarmEngine,
+    BeatEvidence,
+    GapEvent,
+    LeadQuality,
+    LinearClock,
+    StMeasurement,
+    TechnicalState,
+    WindowEvidence,
+)
+from protocol.messages import Alert, AlertCategory, Priority, decode_message, encode_message
+
+GOOD = {"II": LeadQuality(0.9)}
+
+
+class Feed:
+    """Drives an engine with beats at a given rate (bpm), 1-s steps, good quality unless told."""
+
+    def __init__(self) -> None:
+        self.engine = AlarmEngine("p-7", "d-7", LinearClock(1_000, 2_000))
+        self.t = 0.0
+        self.next_beat = 0.0
+        self.alerts: list[Alert] = []
+
+    def run(self, seconds: float, bpm: float | None, *, width_ms: float = 80.0, irregularity: float = 0.03,
+            quality: dict[str, LeadQuality] | None = None, windows: tuple[WindowEvidence, ...] = (),
+            battery: float | None = 90.0, electrodes: tuple[str, ...] = ()) -> list[Alert]:
+        out: list[Alert] = []
+        for _ in range(round(seconds)):
+            t1 = self.t + 1.0
+            beats = []
+            while bpm and self.next_beat < t1:
+                beats.append(self.next_beat)
+                self.next_beat += 60.0 / bpm
+            if not bpm:
+                self.next_beat = t1
+            tech = TechnicalState(self.t, t1, quality or GOOD, electrodes, battery_pct=battery)
+            ev = BeatEvidence(t1, tuple(beats), (width_ms,) * len(beats), bpm or math.nan, irregularity)
+            out += self.engine.update(t1, beats=ev, technical=tech, windows=windows if windows else ())
+            self.t = t1
+        for a in out:
+            assert decode_message(encode_message(a), Alert) == a
+        self.alerts += out
+        return out
+
+
+def events(alerts: list[Alert]) -> list[tuple[str, str]]:
+    return [(a.alert_type, a.details["event"]) for a in alerts]
+
+
+def test_hysteresis_heart_rate_oscillating_around_the_threshold_does_not_flap() -> None:
+    f = Feed()
+    f.run(20, 80)
+    f.run(12, 160)
+    for _ in range(10):                       # 145–160 bpm: inside the 140–150 band or above it
+        f.run(4, 145)
+        f.run(4, 158)
+    assert events(f.alerts) == [("extreme_tachycardia", "raised")]
+
+
+def test_rate_below_threshold_for_less_than_the_persistence_raises_nothing() -> None:
+    f = Feed()
+    f.run(20, 70)
+    for _ in range(6):
+        f.run(8, 35)                          # 8 s < 10 s persistence, then back
+        f.run(4, 70)
+    assert f.alerts == []
+
+
+def test_high_priority_alarm_latches_until_acknowledged() -> None:
+    f = Feed()
+    f.run(20, 70)
+    raised = f.run(15, 30)
+    assert events(raised) == [("extreme_bradycardia", "raised")] and raised[0].priority is Priority.HIGH
+    assert f.run(60, 70) == []                # condition gone, still latched
+    assert "extreme_bradycardia" in f.engine.active
+    cleared = f.engine.acknowledge(raised[0].alert_id)
+    assert events(cleared) == [("extreme_bradycardia", "cleared")]
+    assert cleared[0].details["episode_id"] == raised[0].alert_id and cleared[0].alert_id != raised[0].alert_id
+    again = f.run(15, 30)                     # a new episode gets a new id
+    assert events(again) == [("extreme_bradycardia", "raised")] and again[0].alert_id != raised[0].alert_id
+
+
+def test_acknowledged_alarm_clears_by_itself_when_the_condition_ends() -> None:
+    f = Feed()
+    f.run(20, 70)
+    (raised,) = f.run(15, 30)
+    assert f.engine.acknowledge(raised.alert_id) == []   # still present
+    assert events(f.run(10, 70)) == [("extreme_bradycardia", "cleared")]
+
+
+def test_medium_alarm_clears_automatically_and_explicit_clear_rearms() -> None:
+    f = Feed()
+    f.run(20, 70)
+    f.run(40, 90, irregularity=0.25)
+    assert events(f.alerts) == [("af", "raised")]
+    f.run(70, 70, irregularity=0.03)
+    assert events(f.alerts) == [("af", "raised"), ("af", "cleared")]
+    f.run(40, 90, irregularity=0.25)
+    f.alerts += f.engine.clear("af")
+    assert events(f.alerts)[-2:] == [("af", "raised"), ("af", "cleared")]
+    f.run(20, 90, irregularity=0.25)          # persists afresh (30 s) before a new episode
+    assert events(f.alerts)[-1] == ("af", "cleared")
+    f.run(15, 90, irregularity=0.25)
+    assert events(f.alerts)[-1] == ("af", "raised")
+
+
+def test_vt_supersedes_extreme_tachycardia_and_wide_beats_are_needed() -> None:
+    f = Feed()
+    f.run(20, 70)
+    f.run(30, 180, width_ms=160.0)
+    assert events(f.alerts) == [("vt", "raised")]
+    g = Feed()
+    g.run(20, 70)
+    g.run(30, 180, width_ms=80.0)             # narrow: SVT, not VT
+    assert events(g.alerts) == [("extreme_tachycardia", "raised")]
+
+
+def test_classifier_evidence_raises_vt_vf_af_with_window_and_model_versions() -> None:
+    def window(t: float, **p: float) -> WindowEvidence:
+        return WindowEvidence(str(uuid.uuid5(uuid.NAMESPACE_URL, f"w{t}")), t - 10, t, p,
+                              model_versions={"classifier": "mamba-0.3"})
+    f = Feed()
+    f.run(20, 80)
+    (af,) = [a for a in f.run(1, 80, windows=(window(21, AF=0.9),)) + f.run(1, 80, windows=(window(22, AF=0.95),))]
+    assert af.alert_type == "af" and af.window_id == window(22).window_id
+    assert af.model_versions == {"alarm_rules": "1", "classifier": "mamba-0.3"} and af.details["source"] == "classifier"
+    (vf,) = [a for a in f.run(1, 80, windows=(window(23, VF=0.97),)) if a.alert_type == "vf"]
+    assert vf.priority is Priority.HIGH and vf.window_id == window(23).window_id
+
+
+def test_st_change_on_reconstructed_leads_needs_the_band_and_carries_uncertainty() -> None:
+    def window(t: float, dev: float, unc: float) -> WindowEvidence:
+        st = {"II": StMeasurement(0.0), "V2": StMeasurement(dev, True, unc), "V3": StMeasurement(dev, True, unc),
+              "V4": StMeasurement(dev * 0.6, True, unc)}
+        return WindowEvidence(str(uuid.uuid5(uuid.NAMESPACE_URL, f"st{t}")), t - 10, t, st=st,
+                              model_versions={"reconstruction": "vae-1.2"})
+    f = Feed()
+    f.run(10, 70)
+    for k in range(70):                       # 0.25 mV but ±0.1 mV: the band's near edge is under 0.2 mV
+        f.run(1, 70, windows=(window(11 + k, 0.25, 0.1),))
+    assert f.alerts == []
+    for k in range(70):
+        f.run(1, 70, windows=(window(81 + k, 0.35, 0.1),))
+    (st,) = f.alerts
+    assert st.alert_type == "st_change" and st.priority is Priority.MEDIUM
+    assert st.reconstructed_leads == {"V2": 0.1, "V3": 0.1, "V4": 0.1}
+    assert st.details["st_mv"] == {"V2": 0.35, "V3": 0.35, "V4": 0.21}
+    assert st.model_versions["reconstruction"] == "vae-1.2"
+
+
+def test_technical_alarms_battery_disconnect_gap_are_kept_apart() -> None:
+    f = Feed()
+    f.run(20, 70)
+    assert events(f.run(5, 70, battery=15.0)) == [("low_battery", "raised")]
+    assert f.run(5, 70, battery=22.0) == []  # hysteresis: clears at 25 %
+    assert events(f.run(1, 70, battery=30.0)) == [("low_battery", "cleared")]
+    silent = f.engine.update(f.t + 12.0)      # nothing arrives for 12 s
+    assert events(silent) == [("device_disconnected", "raised")] and silent[0].priority is Priority.MEDIUM
+    f.t += 12.0
+    f.next_beat = f.t
+    tech = TechnicalState(f.t, f.t + 1, GOOD, gaps=(GapEvent(f.t - 12.0, f.t),))
+    back = f.engine.update(f.t + 1, technical=tech, beats=BeatEvidence(f.t + 1, (f.t + 0.5,), (), 70.0, 0.03))
+    assert events(back) == [("device_disconnected", "cleared"), ("data_gap", "raised")]
+    assert all(a.category is AlertCategory.TECHNICAL for a in back)
+    assert [a for a in f.alerts + back if a.category is AlertCategory.CLINICAL] == []   # no asystole from the gap
