@@ -18,7 +18,19 @@ def edge() -> None:
     """Run and inspect the edge gateway agent (one TOML config: docs/edge.example.toml)."""
 
 
-# `ecgstream edge run --config edge.toml` (the agent itself) is added here with the agent.
+@edge.command("run")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Gateway config (TOML; docs/edge.example.toml). Default: the defaults plus ECGSTREAM_EDGE__* "
+                   "overrides (embedded broker, shipped models).")
+def run(config_path: Path | None) -> None:
+    """Run the edge agent until Ctrl-C: MQTT ingest, alarms, inference, outbox and uplink."""
+    import asyncio
+
+    from ecgstream.edge_gateway import serve
+    from edge.config import load_config
+
+    config = load_config(config_path)
+    asyncio.run(serve(config))
 
 
 @edge.command("status")

@@ -1,0 +1,61 @@
+"""``ecgstream edge run``: the edge gateway, with the embedded broker when a host is ``"embedded"``.
+
+The embedded broker (amqtt, :mod:`firmware_sim.embedded_broker`) lives in the simulator, which
+``edge`` may not import, so this wiring is here: one embedded broker serves both the device
+ingest and the uplink when both are embedded. Ctrl-C (SIGINT) or SIGTERM stops the agent cleanly:
+ingest stops, inference drains, the outbox is flushed and closed, the status file is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+from edge.config.schema import EdgeConfig
+from edge.observability.logging import configure_logging
+from edge.runtime import Endpoint, run_gateway
+
+
+def _version() -> str:
+    try:
+        return version("ecgstream")
+    except PackageNotFoundError:
+        return ""
+
+
+async def serve(config: EdgeConfig) -> None:
+    """Run the gateway until SIGINT/SIGTERM."""
+    import logging
+
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if not getattr(h, "_ecgstream_edge", False)]:
+        root.removeHandler(handler)  # the CLI's basic handler: the agent logs in its configured format
+    configure_logging(config.observability.log_level, config.observability.log_format)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with contextlib.AsyncExitStack() as stack:
+        embedded: Endpoint | None = None
+
+        async def embedded_broker() -> Endpoint:
+            nonlocal embedded
+            if embedded is None:
+                from firmware_sim.embedded_broker import EmbeddedBroker
+
+                broker = await stack.enter_async_context(EmbeddedBroker())
+                embedded = Endpoint(broker.host, broker.port)
+                print(f"embedded MQTT broker on {broker.host}:{broker.port}", file=sys.stderr, flush=True)
+            return embedded
+
+        mqtt = config.ingest.mqtt
+        ingest = None
+        if mqtt.enabled:
+            ingest = await embedded_broker() if mqtt.embedded else Endpoint(mqtt.host, mqtt.port)
+        up = config.uplink
+        uplink = await embedded_broker() if up.embedded else Endpoint(up.host, up.port)
+        await run_gateway(config, ingest=ingest, uplink=uplink, stop=stop, version=_version())

@@ -1,0 +1,488 @@
+"""The edge agent: bytes from devices in; alerts and 12-lead windows out to the outbox.
+
+:class:`EdgeAgent` is the gateway's core. Every medium calls :meth:`EdgeAgent.feed` with
+``(device_id, data, kind, arrival_s)``:
+
+========== ==================================================== ===========================
+kind       payload                                              from
+========== ==================================================== ===========================
+``frame``  ecgstream BLE frame (:func:`protocol.decode_frame`)   BLE, loopback, file replay
+``pmd``    Polar H10 PMD ECG notification                       BLE, loopback
+``samples`` MQTT samples payload                                MQTT (:mod:`edge.ingest.mqtt`)
+``status`` device status JSON (:class:`protocol.DeviceStatus`)  MQTT, loopback
+========== ==================================================== ===========================
+
+A payload that does not decode (any :class:`protocol.ProtocolError`) is counted for that device
+and logged, never raised; any other exception while processing one device's data is caught,
+logged with its traceback and counted (``internal_errors``), so one device's garbage or one bug
+never stops the other patients. Each device gets a :class:`~edge.ingest.session.DeviceSession`
+(stream state, QRS analysis of lead II, windows, alarm engine); the patient comes from the
+configured BLE device list, else the device id stands for the patient.
+
+**Windows** go through an :class:`~edge.inference.pipeline.InferencePipeline` (3→12 lead VAE),
+micro-batched across patients: in ``async`` mode through its :class:`MicroBatcher` (call
+:meth:`start` in the event loop), in ``sync`` mode (replays, evaluation) in batches at each
+:meth:`tick`. Without a pipeline (no model artifact) the agent runs rules only and uploads the
+band-passed measured leads. Each result goes to the sink (uplink outbox) and, as
+:class:`~edge.alarms.evidence.WindowEvidence`, to the patient's alarm engine.
+
+**Alerts** go to the sink at once (:class:`OutboxSink` writes them durably before returning:
+alerts are never dropped); windows are buffered and written in one transaction per tick.
+
+**Tick** (:meth:`tick`, every 0.5 s live): releases frames held for reordering, lets each engine
+see silence (disconnection), runs queued inference (sync mode), flushes windows to the outbox and
+updates metrics. Time is explicit everywhere (``arrival_s``, ``now_s``: gateway seconds), so a
+replay at any pace gives the alerts of the live run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+import numpy as np
+
+from edge.alarms import AlarmConfig
+from edge.config.schema import EdgeConfig
+from edge.inference.batcher import Completed, WindowDropped
+from edge.inference.pipeline import InferencePipeline, WindowResult
+from edge.inference.windowing import Window, WindowConfig, prepare_batch
+from edge.ingest.session import DeviceSession, SessionConfig, SessionOutput, finite_or_none
+from edge.observability.logging import log_event
+from edge.observability.status import StatusSnapshot, StreamStatus
+from edge.stream.state import StreamConfig
+from edge.uplink.outbox import Kind, Outbox
+from protocol import ProtocolError, decode_frame, decode_pmd_ecg, decode_samples_payload
+from protocol.errors import TopicError
+from protocol.messages import Alert, DeviceStatus, decode_message, encode_message
+from protocol.topics import alert_topic, validate_id, window_topic
+from protocol.window_payload import EcgWindow, encode_window
+
+log = logging.getLogger(__name__)
+
+INVALID_DEVICE = "?invalid"
+"""Key under which payloads with an invalid device id are counted."""
+
+
+class PayloadKind(StrEnum):
+    """What :meth:`EdgeAgent.feed` is given (the loopback hub's kinds are the same strings)."""
+
+    FRAME = "frame"
+    PMD = "pmd"
+    SAMPLES = "samples"
+    STATUS = "status"
+
+
+class Sink(Protocol):
+    """Where the agent's output goes (the outbox, or memory in tests and evaluation)."""
+
+    def put_alert(self, alert: Alert) -> None: ...
+
+    def put_window(self, window: EcgWindow) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+@dataclass
+class MemorySink:
+    """Keeps everything in lists (tests, evaluation)."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    windows: list[EcgWindow] = field(default_factory=list)
+    keep_windows: bool = True
+
+    def put_alert(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+
+    def put_window(self, window: EcgWindow) -> None:
+        if self.keep_windows:
+            self.windows.append(window)
+
+    def flush(self) -> None:
+        pass
+
+
+class OutboxSink:
+    """Writes to an :class:`~edge.uplink.outbox.Outbox`: alerts at once (durable), windows per flush."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self._windows: list[tuple[Kind, str, bytes]] = []
+        self.encode_errors = 0
+
+    def put_alert(self, alert: Alert) -> None:
+        self.outbox.put(Kind.ALERT, alert_topic(alert.patient_id), encode_message(alert))
+
+    def put_window(self, window: EcgWindow) -> None:
+        try:
+            self._windows.append((Kind.WINDOW, window_topic(window.patient_id), encode_window(window)))
+        except ProtocolError as exc:
+            self.encode_errors += 1
+            log.error("window_not_encodable window_id=%s: %s", window.window_id, exc)
+
+    def flush(self) -> None:
+        items, self._windows = self._windows, []
+        if items:
+            self.outbox.put_many(items)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """What the agent needs from the gateway configuration."""
+
+    gateway_id: str = "edge"
+    session: SessionConfig = field(default_factory=SessionConfig)
+    patients: Mapping[str, str] = field(default_factory=dict)
+    """Device id → patient id (the BLE device list); other devices are their own patient."""
+    stale_s: float = 5.0
+    """A stream without frames for this long shows as disconnected in the status."""
+    status_interval_s: float = 2.0
+    max_batch: int = 64
+
+    @classmethod
+    def from_edge_config(cls, config: EdgeConfig) -> AgentConfig:
+        """The agent's part of an :class:`~edge.config.schema.EdgeConfig` (thresholds applied)."""
+        from edge.config import check_alarm_thresholds
+
+        names = [f for f in AlarmConfig.__dataclass_fields__ if f not in ("analysis_lead", "latching")]
+        overrides = check_alarm_thresholds(config, names)
+        alarms = AlarmConfig(**{k: (int(v) if k in ("vt_run_beats", "af_windows") else float(v))  # type: ignore[arg-type]
+                                for k, v in overrides.items()})
+        stream = StreamConfig(reorder_window=config.ingest.reorder_window,
+                              interpolate_max_s=config.ingest.interpolation_limit_ms / 1000.0)
+        p = config.processing
+        window = WindowConfig(window_s=p.window_s, hop_s=p.hop_s)
+        patients = {}
+        for d in config.ingest.ble:
+            device = d.device_id or (d.address.replace(":", "") if d.address else d.name) or d.patient
+            patients[device] = d.patient
+        return cls(gateway_id=config.gateway_id, session=SessionConfig(stream=stream, window=window, alarms=alarms),
+                   patients=patients, status_interval_s=config.observability.status_interval_s,
+                   max_batch=p.max_batch)
+
+
+@dataclass
+class AgentCounters:
+    """Agent-wide counts (per-device ones are in each session)."""
+
+    payloads: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    """Payloads rejected, by reason (``decode``, ``invalid_device``, ``device_mismatch``, ``internal``)."""
+    windows_submitted: int = 0
+    windows_done: int = 0
+    windows_dropped: dict[str, int] = field(default_factory=dict)
+    """Windows that never got a result, by reason (``overload``, ``rejected``, ``failed``, ``closed``)."""
+    alerts: int = 0
+
+    def reject(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        self.windows_dropped[reason] = self.windows_dropped.get(reason, 0) + n
+
+
+class EdgeAgent:
+    """See the module docstring. One event loop (or one thread); not thread-safe."""
+
+    def __init__(self, config: AgentConfig | None = None, sink: Sink | None = None, *,
+                 pipeline: InferencePipeline | None = None, metrics: Any = None, mode: str = "sync",
+                 clock: Callable[[], float] = time.time, version: str = "") -> None:
+        if mode not in ("sync", "async"):
+            raise ValueError(f"mode must be 'sync' or 'async', not {mode!r}")
+        self.config = config or AgentConfig()
+        self.sink: Sink = sink if sink is not None else MemorySink()
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self.mode = mode
+        self.clock = clock
+        self.version = version
+        self.sessions: dict[str, DeviceSession] = {}
+        self.counters = AgentCounters()
+        self.started_at = clock()
+        self._queued: list[Window] = []
+        self._inflight: set[asyncio.Future[Any]] = set()
+        self._seen: dict[str, dict[str, Any]] = {}
+        self._rules_versions = {"reconstruction": "none (rules only)"}
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the micro-batcher (async mode)."""
+        if self.mode == "async" and self.pipeline is not None:
+            await self.pipeline.start()
+
+    async def close(self, *, flush_sessions: bool = False) -> None:
+        """Stop inference (drained), deliver what it finished, flush the sink."""
+        if flush_sessions:
+            self.flush()
+        if self.mode == "async" and self.pipeline is not None:
+            await self.pipeline.close(drain=True)
+            if self._inflight:
+                await asyncio.gather(*self._inflight, return_exceptions=True)
+        self._run_queued()
+        self.sink.flush()
+
+    # -- input --------------------------------------------------------------------------------------
+
+    def feed(self, device_id: str, data: bytes, kind: PayloadKind | str, arrival_s: float | None = None, *,
+             transport: str = "loopback") -> None:
+        """Take one payload of one device; never raises for bad input (see the module docstring)."""
+        arrival = self.clock() if arrival_s is None else arrival_s
+        self.counters.payloads += 1
+        self._metric("frames_received", transport)
+        try:
+            validate_id(device_id, "device id")
+        except TopicError:
+            self._reject(INVALID_DEVICE, "invalid_device", f"invalid device id {device_id!r}")
+            return
+        session = self.session(device_id, transport)
+        try:
+            k = PayloadKind(kind)
+            if k is PayloadKind.STATUS:
+                status = decode_message(data, DeviceStatus)
+                if status.device_id != device_id:
+                    self._reject(device_id, "device_mismatch", f"status of {status.device_id} on {device_id}'s link")
+                    return
+                self._handle(session, session.push_status(status))
+                return
+            frame = (decode_frame(data) if k is PayloadKind.FRAME else decode_pmd_ecg(data) if k is PayloadKind.PMD
+                     else decode_samples_payload(data))
+        except (ProtocolError, ValueError) as exc:
+            session.decode_error()
+            self._reject(device_id, "decode", str(exc))
+            return
+        self._metric("frames_decoded", transport)
+        try:
+            self._handle(session, session.push_frame(frame, arrival))
+        except Exception:  # noqa: BLE001 - one device's failure must not stop the others
+            session.counters.internal_errors += 1
+            self.counters.reject("internal")
+            log.exception("internal_error device_id=%s", device_id)
+
+    def session(self, device_id: str, transport: str = "loopback") -> DeviceSession:
+        """The device's session (created on first contact)."""
+        s = self.sessions.get(device_id)
+        if s is None:
+            patient = self.config.patients.get(device_id, device_id)
+            s = DeviceSession(device_id, patient, transport=transport, config=self.config.session)
+            self.sessions[device_id] = s
+            log_event(log, "stream_opened", device_id=device_id, patient_id=patient, transport=transport)
+        return s
+
+    def tick(self, now_s: float | None = None) -> None:
+        """Periodic work at gateway time ``now_s`` (default: the clock)."""
+        now = self.clock() if now_s is None else now_s
+        for s in list(self.sessions.values()):
+            try:
+                self._handle(s, s.poll(now))
+            except Exception:  # noqa: BLE001
+                s.counters.internal_errors += 1
+                log.exception("internal_error device_id=%s (tick)", s.device_id)
+        self._run_queued()
+        self.sink.flush()
+        self._update_metrics(now)
+
+    def flush(self) -> None:
+        """End of every stream (replay end): release and analyse everything held."""
+        for s in self.sessions.values():
+            self._handle(s, s.flush())
+        self._run_queued()
+        self.sink.flush()
+
+    # -- output -------------------------------------------------------------------------------------
+
+    def _handle(self, session: DeviceSession, out: SessionOutput) -> None:
+        for alert in out.alerts:
+            self._alert(alert)
+        for w in out.windows:
+            self._submit(session, w)
+
+    def _alert(self, alert: Alert) -> None:
+        self.sink.put_alert(alert)
+        self.counters.alerts += 1
+        event = alert.details.get("event", "")
+        if self.metrics is not None and event != "cleared":
+            self.metrics.alerts.labels(alert.alert_type, str(alert.priority), str(alert.category)).inc()
+        log_event(log, "alert", level=logging.WARNING if event != "cleared" else logging.INFO,
+                  alert_type=alert.alert_type, alert_event=event, priority=str(alert.priority),
+                  patient_id=alert.patient_id, device_id=alert.device_id, alert_id=alert.alert_id,
+                  onset_s=alert.details.get("onset_s"))
+
+    def _submit(self, session: DeviceSession, window: Window) -> None:
+        self.counters.windows_submitted += 1
+        if self.pipeline is None:
+            self._deliver_rules_only(session, window)
+            return
+        if self.mode == "sync":
+            self._queued.append(window)
+            if len(self._queued) >= self.config.max_batch:
+                self._run_queued()
+            return
+        try:
+            fut = self.pipeline.submit(window)
+        except (ValueError, RuntimeError) as exc:
+            self.counters.drop("rejected")
+            log.warning("window_rejected window_id=%s: %s", window.window_id, exc)
+            return
+        self._inflight.add(fut)
+        fut.add_done_callback(self._done)
+
+    def _done(self, fut: asyncio.Future[Completed[WindowResult]]) -> None:
+        self._inflight.discard(fut)
+        if fut.cancelled():
+            self.counters.drop("cancelled")
+            return
+        exc = fut.exception()
+        if isinstance(exc, WindowDropped):
+            self.counters.drop(exc.reason)
+            return
+        if exc is not None:
+            self.counters.drop("failed")
+            log.error("inference_failed: %s", exc)
+            return
+        done = fut.result()
+        if self.metrics is not None:
+            self.metrics.inference_latency.labels("reconstruction").observe(done.inference_s)
+            self.metrics.batch_size.labels("reconstruction").observe(done.batch_size)
+        self._deliver(done.value)
+
+    def _run_queued(self) -> None:
+        """Sync mode: run the queued windows in batches of ``max_batch``."""
+        while self._queued and self.pipeline is not None:
+            batch, self._queued = self._queued[: self.config.max_batch], self._queued[self.config.max_batch :]
+            ok = []
+            for w in batch:
+                try:
+                    self.pipeline.check(w)
+                    ok.append(w)
+                except ValueError as exc:
+                    self.counters.drop("rejected")
+                    log.warning("window_rejected window_id=%s: %s", w.window_id, exc)
+            if not ok:
+                continue
+            t0 = time.perf_counter()
+            try:
+                results = self.pipeline.run_batch(ok)
+            except Exception:  # noqa: BLE001 - one bad batch must not stop the agent
+                self.counters.drop("failed", len(ok))
+                log.exception("inference_failed batch=%d", len(ok))
+                continue
+            if self.metrics is not None:
+                self.metrics.inference_latency.labels("reconstruction").observe(time.perf_counter() - t0)
+                self.metrics.batch_size.labels("reconstruction").observe(len(ok))
+            for r in results:
+                self._deliver(r)
+
+    def _deliver(self, result: WindowResult) -> None:
+        self.counters.windows_done += 1
+        self.sink.put_window(result.ecg_window)
+        if self.metrics is not None:
+            self.metrics.windows_processed.inc()
+        session = self.sessions.get(result.window.device_id)
+        if session is not None:
+            for alert in session.add_window(result.window, dict(result.model_versions)):
+                self._alert(alert)
+
+    def _deliver_rules_only(self, session: DeviceSession, window: Window) -> None:
+        """No model: upload the band-passed measured leads; the window is still alarm evidence."""
+        self.counters.windows_done += 1
+        counts = np.clip(np.rint(prepare_batch([window])[0] * 1000.0), -32768, 32767).astype(np.int16)
+        self.sink.put_window(EcgWindow(window.window_id, window.patient_id, window.device_id,
+                                       int(round(window.t_gateway_s * 1e6)), int(round(window.fs)),
+                                       window.leads, counts))
+        if self.metrics is not None:
+            self.metrics.windows_processed.inc()
+        for alert in session.add_window(window, dict(self._rules_versions)):
+            self._alert(alert)
+
+    # -- observation --------------------------------------------------------------------------------
+
+    def _reject(self, device_id: str, reason: str, detail: str) -> None:
+        self.counters.reject(reason)
+        if self.metrics is not None:
+            self.metrics.frames_rejected.labels(reason).inc()
+        log_event(log, "payload_rejected", level=logging.WARNING, device_id=device_id, reason=reason, detail=detail)
+
+    def _metric(self, name: str, transport: str) -> None:
+        if self.metrics is not None:
+            getattr(self.metrics, name).labels(transport).inc()
+
+    def active_alerts(self) -> int:
+        return sum(len(s.engine.active) for s in self.sessions.values())
+
+    def connected(self, s: DeviceSession, now_s: float) -> bool:
+        return (s.link_up and s.last_arrival_s is not None and now_s - s.last_arrival_s <= self.config.stale_s)
+
+    def status(self, now_s: float | None = None) -> StatusSnapshot:
+        """The status snapshot (``ecgstream edge status``)."""
+        now = self.clock() if now_s is None else now_s
+        streams = tuple(
+            StreamStatus(
+                device_id=s.device_id, patient_id=s.patient_id, transport=s.transport, connected=self.connected(s, now),
+                last_frame_age_s=None if s.last_arrival_s is None else round(max(0.0, now - s.last_arrival_s), 3),
+                heart_rate_bpm=finite_or_none(s.heart_rate_bpm), sqi=finite_or_none(s.sqi),
+                leads_off=tuple(s.leads_off), battery_pct=s.battery_pct,
+            ) for s in self.sessions.values()
+        )
+        outbox = getattr(self.sink, "outbox", None)
+        depth = {str(k): int(v) for k, v in outbox.depth().items()} if outbox is not None else {}
+        return StatusSnapshot(gateway_id=self.config.gateway_id, started_at=self.started_at, written_at=now,
+                              interval_s=self.config.status_interval_s, streams=streams, outbox_depth=depth,
+                              alerts_active=self.active_alerts(), version=self.version)
+
+    def _update_metrics(self, now: float) -> None:
+        m = self.metrics
+        if m is None:
+            return
+        by_transport: dict[str, int] = {}
+        for s in self.sessions.values():
+            by_transport[s.transport] = by_transport.get(s.transport, 0) + int(self.connected(s, now))
+            c, sc = s.stream.counters, s.counters
+            current = {"dup": c.duplicates, "late": c.late, "lost": c.samples_lost, "interp": c.samples_interpolated,
+                       **{f"gap:{k}": v for k, v in sc.gaps.items()}}
+            key = f"{s.device_id}:{id(s.stream)}"
+            before = self._seen.get(key, {})
+            delta = {k: v - before.get(k, 0) for k, v in current.items()}
+            self._seen[key] = current
+            if delta["dup"] > 0:
+                m.duplicate_frames.inc(delta["dup"])
+            if delta["late"] > 0:
+                m.late_frames.inc(delta["late"])
+            if delta["lost"] > 0:
+                m.samples_lost.inc(delta["lost"])
+            if delta["interp"] > 0:
+                m.samples_interpolated.inc(delta["interp"])
+            for k, v in delta.items():
+                if k.startswith("gap:") and v > 0:
+                    m.gaps.labels(k[4:]).inc(v)
+        for transport, n in by_transport.items():
+            m.streams_connected.labels(transport).set(n)
+        outbox = getattr(self.sink, "outbox", None)
+        if outbox is not None:
+            for kind, n in outbox.depth().items():
+                m.outbox_depth.labels(str(kind)).set(n)
+        active: dict[str, int] = {"high": 0, "medium": 0, "low": 0}
+        for s in self.sessions.values():
+            for a in s.engine.active.values():
+                active[str(a.priority)] = active.get(str(a.priority), 0) + 1
+        for p, n in active.items():
+            m.alerts_active.labels(p).set(n)
+
+    # -- replay helper ------------------------------------------------------------------------------
+
+    def feed_many(self, messages: Iterable[tuple[str, bytes, str, float]], *, tick_s: float = 0.5,
+                  transport: str = "replay") -> None:
+        """Feed time-ordered ``(device_id, data, kind, arrival_s)`` and tick every ``tick_s`` of arrival time."""
+        next_tick = -math.inf
+        for device_id, data, kind, arrival in messages:
+            if arrival >= next_tick:
+                if math.isfinite(next_tick):
+                    self.tick(arrival)
+                next_tick = arrival + tick_s
+            self.feed(device_id, data, kind, arrival, transport=transport)

@@ -1,0 +1,90 @@
+"""MQTT ingest: every device's samples and status topics (QoS 1) into an :class:`edge.agent.EdgeAgent`.
+
+One aiomqtt client subscribes to ``ecgstream/v1/device/+/samples`` and ``…/+/status`` and feeds
+each message with its arrival time (gateway clock). A topic that does not parse is counted as
+rejected (``invalid_topic``) and logged; payload errors are the agent's to count per device. The
+connection is kept with capped exponential backoff and jitter; the session is persistent
+(``clean_session=False``, client id ``{gateway_id}-ingest``), so QoS 1 messages published while
+the gateway was briefly away are delivered when it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from dataclasses import dataclass
+
+import aiomqtt
+
+from edge.agent import EdgeAgent, PayloadKind
+from protocol import ProtocolError
+from protocol.topics import Channel, Scope, parse_topic, subscription
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MqttIngestCounters:
+    messages: int = 0
+    invalid_topics: int = 0
+    connects: int = 0
+    connect_failures: int = 0
+    connected: bool = False
+
+
+class MqttIngest:
+    """Subscribe and feed until cancelled (:meth:`run`)."""
+
+    def __init__(self, agent: EdgeAgent, *, hostname: str, port: int = 1883, client_id: str,
+                 username: str | None = None, password: str | None = None, tls_context: ssl.SSLContext | None = None,
+                 backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0, keepalive_s: int = 30) -> None:
+        self.agent = agent
+        self._hostname, self._port = hostname, port
+        self._client_id = client_id
+        self._username, self._password, self._tls = username, password, tls_context
+        self._backoff = (backoff_initial_s, backoff_max_s)
+        self._keepalive_s = keepalive_s
+        self.counters = MqttIngestCounters()
+        self.subscribed = asyncio.Event()
+
+    async def run(self) -> None:
+        delay = self._backoff[0]
+        while True:
+            try:
+                async with aiomqtt.Client(self._hostname, self._port, identifier=self._client_id,
+                                          username=self._username, password=self._password, tls_context=self._tls,
+                                          clean_session=False, keepalive=self._keepalive_s) as client:
+                    self.counters.connects += 1
+                    self.counters.connected = True
+                    delay = self._backoff[0]
+                    await client.subscribe(subscription(Scope.DEVICE, Channel.SAMPLES), qos=1)
+                    await client.subscribe(subscription(Scope.DEVICE, Channel.STATUS), qos=1)
+                    self.subscribed.set()
+                    log.info("mqtt ingest connected to %s:%d", self._hostname, self._port)
+                    async for message in client.messages:
+                        self._take(str(message.topic), message.payload)
+            except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
+                if not self.counters.connected:
+                    self.counters.connect_failures += 1
+                log.warning("mqtt ingest lost the broker %s:%d: %s; retry in %.1f s", self._hostname, self._port,
+                            exc, delay)
+            finally:
+                self.counters.connected = False
+                self.subscribed.clear()
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, self._backoff[1])
+
+    def _take(self, topic_name: str, payload: object) -> None:
+        self.counters.messages += 1
+        try:
+            topic = parse_topic(topic_name)
+        except ProtocolError as exc:
+            self.counters.invalid_topics += 1
+            self.agent.counters.reject("invalid_topic")
+            log.warning("invalid_topic topic=%r: %s", topic_name, exc)
+            return
+        data = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
+        kind = PayloadKind.SAMPLES if topic.channel is Channel.SAMPLES else PayloadKind.STATUS
+        self.agent.feed(topic.ident, data, kind, transport="mqtt")

@@ -1,0 +1,434 @@
+"""One device's session on the gateway: decoded frames in; alarm evidence, windows and alerts out.
+
+A :class:`DeviceSession` owns, for one device worn by one patient:
+
+- a :class:`~edge.stream.state.StreamState` (order, gaps, clock, quality, 125 Hz blocks);
+- the arrhythmia analysis of lead II at the device rate: :class:`~edge.signal.filters.EcgFilter`
+  (0.5–40 Hz), :class:`~edge.signal.qrs.QrsDetector`, :class:`~edge.alarms.features.QrsWidthMeter`;
+- a :class:`~edge.inference.windowing.Windower` (streams carrying II, V1 and V5);
+- an :class:`~edge.alarms.engine.AlarmEngine`.
+
+**Order rule.** The engine must get a span's quality no later than its beats. Quality reports
+cover consecutive windows of received samples (``StreamConfig.quality_window_s``, 2 s), so the
+session holds the samples of lead II back until the quality report covering them has been given
+to the engine, then filters them and runs the detector on them. Clinical alarms therefore wait up
+to one quality window (2 s) plus the detector's look-ahead (≈ 0.25 s); asystole needs 4 s and VT
+six beats anyway.
+
+**Stream time.** Everything given to the engine is in stream seconds: sample index / fs, plus an
+offset that grows when the device is reconfigured mid-stream (a frame of another rate or lead set:
+:class:`~edge.stream.state.StreamFormatError`). Then the old stream is flushed, a new
+``StreamState`` starts, its stream time continues after the old one (the arrival-time difference
+between the two is reported to the engine as a data gap), and ``format_restarts`` counts it.
+
+**Gaps.** Non-interpolated gaps are fed to the detector as a held (flat) value, so its sample
+clock stays aligned; a gap longer than ``max_fill_s`` restarts the filter and detector instead
+(their learning period then reports no silence). RR intervals that span a gap are never counted
+(heart rate and irregularity come from the session's own :class:`~edge.signal.rr.RrStats`), so a
+lost beat cannot look like atrial fibrillation. Gaps of at least ``engine_gap_min_s`` go to the
+engine as :class:`~edge.alarms.evidence.GapEvent` (clinical persistence restarts after them and
+the data-gap alarm sees them); shorter ones (one lost BLE frame) do not, or random loss of 1–2 %
+would keep AF from ever persisting its 30 s.
+
+Streams without lead II (Polar H10: one chest lead) get technical alarms only; the samples not
+analysed are counted (``analysis_skipped_samples``). Streams without II, V1 and V5 give no model
+windows (``windows_unsupported``, per stream).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge.alarms import (
+    AlarmConfig,
+    AlarmEngine,
+    BeatEvidence,
+    GapEvent,
+    LeadQuality,
+    QrsWidthMeter,
+    TechnicalState,
+    WindowEvidence,
+)
+from edge.inference.windowing import Window, WindowConfig, Windower
+from edge.signal.filters import EcgFilter, FilterSpec
+from edge.signal.qrs import QrsDetector
+from edge.signal.rr import RrStats
+from edge.stream.quality import QualityReport
+from edge.stream.records import StreamOutput
+from edge.stream.state import StreamConfig, StreamFormatError, StreamState
+from protocol.ble_frame import EcgFrame
+from protocol.leads import WEARABLE_LEADS
+from protocol.messages import Alert, DeviceStatus
+from protocol.polar_pmd import PolarEcgFrame
+
+log = logging.getLogger(__name__)
+
+_ELECTRODE_MEMORY = 4096
+"""Frames whose lead-off electrodes are remembered until their samples are released."""
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """How each device's stream is analysed (see the module docstring)."""
+
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    window: WindowConfig = field(default_factory=WindowConfig)
+    alarms: AlarmConfig = field(default_factory=AlarmConfig)
+    filter: FilterSpec = field(default_factory=lambda: FilterSpec(notch_hz=None, lowpass_hz=40.0))
+    """Filter of the analysed lead before QRS detection and width (the alarm rules were set on 0.5–40 Hz)."""
+    engine_gap_min_s: float = 0.25
+    """Shortest non-interpolated gap reported to the alarm engine."""
+    max_fill_s: float = 60.0
+    """Longest gap fed to the detector as a held value; longer gaps restart the analysis."""
+
+
+@dataclass
+class SessionCounters:
+    """What one session counted (frames unless said otherwise). The stream's own are in ``stream.counters``."""
+
+    frames: int = 0
+    """Decoded frames pushed into the stream."""
+    decode_errors: int = 0
+    """Payloads of this device that failed to decode (the agent caught the ProtocolError)."""
+    format_restarts: int = 0
+    """Times the device changed rate or leads mid-stream (a new StreamState)."""
+    statuses: int = 0
+    analysis_skipped_samples: int = 0
+    """Samples not analysed for arrhythmia because the stream has no analysis lead."""
+    detector_resets: int = 0
+    """Gaps longer than ``max_fill_s``: the detector restarted."""
+    windows: int = 0
+    """Windows cut (sent to inference)."""
+    windows_unsupported: int = 0
+    """1 when the stream lacks the leads the models need (no windows for it)."""
+    alerts: int = 0
+    gaps: dict[str, int] = field(default_factory=dict)
+    """Gaps by reason (interpolated ones included), summed over restarts."""
+    internal_errors: int = 0
+    """Exceptions caught while processing this device's data (a bug: logged with its traceback)."""
+
+
+@dataclass
+class SessionOutput:
+    """What one call produced: alert messages (in order) and windows for inference."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    windows: list[Window] = field(default_factory=list)
+
+    def extend(self, other: SessionOutput) -> None:
+        self.alerts += other.alerts
+        self.windows += other.windows
+
+
+class _SessionClock:
+    """Stream time (s) → device and gateway clocks (µs) for the alarm engine's onset fields."""
+
+    def __init__(self, session: DeviceSession) -> None:
+        self._s = session
+
+    def device_us(self, t_s: float) -> int:
+        s = self._s
+        if s._anchor is None or s.stream.fs is None:
+            return 0
+        t_anchor, dev_us = s._anchor
+        rate = 1.0 + s.stream.clock.drift_ppm * 1e-6
+        return max(0, round(dev_us + (t_s - t_anchor) * 1e6 * rate))
+
+    def gateway_us(self, t_s: float) -> int:
+        try:
+            return max(0, round(self._s.stream.clock.to_gateway(self.device_us(t_s)) * 1e6))
+        except ValueError:
+            return 0
+
+
+class _Analysis:
+    """Filter, detector and width meter of the analysed lead from stream index ``offset`` on."""
+
+    def __init__(self, fs: float, offset: int, spec: FilterSpec, *, restarted: bool) -> None:
+        nyquist = fs / 2.0
+        if spec.lowpass_hz is not None and spec.lowpass_hz >= nyquist:
+            spec = FilterSpec(spec.baseline_hz, None if (spec.notch_hz or 0) >= nyquist else spec.notch_hz, None)
+        self.filter = EcgFilter(fs, 1, spec)
+        self.detector = QrsDetector(fs)
+        self.width = QrsWidthMeter(fs)
+        self.offset = offset
+        self.restarted = restarted
+        self.learn_samples = round((self.detector.config.learn_s + self.detector.config.lookahead_s) * fs)
+        self.last_raw = 0.0
+
+
+class DeviceSession:
+    """The gateway's view of one device: see the module docstring. Not thread-safe (one event loop)."""
+
+    def __init__(self, device_id: str, patient_id: str, *, transport: str = "loopback",
+                 config: SessionConfig | None = None) -> None:
+        self.device_id = device_id
+        self.patient_id = patient_id
+        self.transport = transport
+        self.config = c = config or SessionConfig()
+        self.counters = SessionCounters()
+        self.stream = StreamState(c.stream)
+        self.engine = AlarmEngine(patient_id, device_id, _SessionClock(self), c.alarms)
+        self.windower: Windower | None = None
+        self.battery_pct: float | None = None
+        self.last_arrival_s: float | None = None
+        self.link_up = True
+        self.leads_off: tuple[str, ...] = ()
+        self.sqi: float | None = None
+        self._base_s = 0.0                      # stream time of index 0 of the current StreamState
+        self._anchor: tuple[float, float] | None = None   # (stream time, device µs) of the last received block
+        self._an: _Analysis | None = None
+        self._ii: int | None = None             # column of the analysis lead
+        self._bound = False
+        self._pending: deque[tuple[int, np.ndarray | int]] = deque()   # (start, samples) or (start, gap length)
+        self._electrodes: OrderedDict[float, tuple[str, ...]] = OrderedDict()
+        self._window_electrodes: set[str] = set()
+        self._engine_gaps: list[GapEvent] = []
+        self._rr = RrStats(8, 16)
+        self._rr_breaks: deque[tuple[int, int]] = deque(maxlen=64)
+        self._last_beat: int | None = None
+        self._until_s = 0.0
+        self._restarted = False                 # a format restart: the next analysis learns without silence
+
+    # -- input ----------------------------------------------------------------------------------
+
+    def push_frame(self, frame: EcgFrame | PolarEcgFrame, arrival_s: float) -> SessionOutput:
+        """One decoded frame that arrived at gateway time ``arrival_s`` (s)."""
+        out = SessionOutput()
+        previous_arrival = self.last_arrival_s
+        self.counters.frames += 1
+        self.last_arrival_s = arrival_s
+        self.link_up = True
+        if isinstance(frame, EcgFrame):
+            if frame.battery_pct is not None:
+                self.battery_pct = float(frame.battery_pct)
+            self.leads_off = tuple(frame.lead_off)
+            self._electrodes[float(frame.t0_us)] = tuple(frame.lead_off)
+            while len(self._electrodes) > _ELECTRODE_MEMORY:
+                self._electrodes.popitem(last=False)
+        try:
+            so = self.stream.push(frame, arrival_s)
+        except StreamFormatError as exc:
+            self._restart(str(exc), arrival_s, previous_arrival, out)
+            so = self.stream.push(frame, arrival_s)
+        self._process(so, out)
+        return out
+
+    def push_status(self, status: DeviceStatus) -> SessionOutput:
+        """A device status report (battery, link, lead-off)."""
+        self.counters.statuses += 1
+        if status.battery_pct is not None:
+            self.battery_pct = float(status.battery_pct)
+        self.link_up = status.connected
+        self.leads_off = tuple(status.lead_off)
+        return SessionOutput()
+
+    def decode_error(self) -> None:
+        """Count a payload of this device that failed to decode."""
+        self.counters.decode_errors += 1
+        self.stream.decode_error()
+
+    def poll(self, now_s: float) -> SessionOutput:
+        """Periodic tick at gateway time ``now_s``: release held frames, let the engine see silence."""
+        out = SessionOutput()
+        if self.stream.fs is not None:
+            self._process(self.stream.poll(now_s), out)
+        idle = 0.0 if self.last_arrival_s is None else max(0.0, now_s - self.last_arrival_s)
+        out.alerts += self._engine(self.stream_now_s + idle)
+        return out
+
+    def flush(self) -> SessionOutput:
+        """End of the stream (replay end, shutdown): release and analyse everything held."""
+        out = SessionOutput()
+        if self.stream.fs is not None:
+            self._process(self.stream.flush(), out)
+            self._analyse(None, out)
+        if self.windower is not None:
+            self.windower.close()
+        return out
+
+    def add_window(self, window: Window, model_versions: dict[str, str], *,
+                   probabilities: dict[str, float] | None = None) -> list[Alert]:
+        """Evidence of a window that went through inference (its id is what alerts point at)."""
+        start = self._base_s + window.t_stream_s
+        ev = WindowEvidence(window.window_id, start, start + window.n_samples / window.fs,
+                            probabilities=probabilities or {}, model_versions=model_versions)
+        return self._engine(self.engine.state.now_s, windows=[ev])
+
+    # -- views ----------------------------------------------------------------------------------
+
+    @property
+    def stream_now_s(self) -> float:
+        """Stream time just after the last sample received."""
+        if self.stream.fs is None:
+            return self._base_s
+        return self._base_s + self.stream.next_index / self.stream.fs
+
+    @property
+    def heart_rate_bpm(self) -> float:
+        return self._rr.heart_rate_bpm
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _t(self, index: int) -> float:
+        assert self.stream.fs is not None
+        return self._base_s + index / self.stream.fs
+
+    def _engine(self, now_s: float, **evidence: object) -> list[Alert]:
+        alerts = self.engine.update(now_s, **evidence)  # type: ignore[arg-type]
+        self.counters.alerts += len(alerts)
+        return alerts
+
+    def _restart(self, reason: str, arrival_s: float, previous_arrival: float | None, out: SessionOutput) -> None:
+        """The device changed rate or leads: finish the old stream and start a new one after it."""
+        self.counters.format_restarts += 1
+        log.warning("stream_format_changed device_id=%s: %s; starting a new stream", self.device_id, reason)
+        out.extend(self.flush())
+        end = self.stream_now_s
+        idle = 0.0 if previous_arrival is None else max(0.0, arrival_s - previous_arrival)
+        self._base_s = end + idle
+        self._engine_gaps.append(GapEvent(end, self._base_s))
+        self.stream = StreamState(self.config.stream)
+        self.windower, self._an, self._ii, self._bound = None, None, None, False
+        self._pending.clear()
+        self._rr_breaks.clear()
+        self._last_beat = None
+        self._restarted = True
+
+    def _bind(self) -> None:
+        """First output of a stream: choose the analysis lead and the windower."""
+        self._bound = True
+        leads, fs = self.stream.leads, self.stream.fs
+        assert fs is not None
+        lead = self.config.alarms.analysis_lead
+        self._ii = leads.index(lead) if lead in leads else None
+        if self._ii is None:
+            log.info("no_analysis_lead device_id=%s leads=%s: technical alarms only", self.device_id, leads)
+        if set(WEARABLE_LEADS) <= set(leads):
+            self.windower = Windower(self.patient_id, self.device_id, fs, self.config.window, leads=leads)
+        else:
+            self.counters.windows_unsupported = 1
+
+    def _process(self, so: StreamOutput, out: SessionOutput) -> None:
+        if self.stream.fs is None:
+            return
+        if not self._bound:
+            self._bind()
+        fs = self.stream.fs
+        items: list[tuple[int, int, object]] = []
+        for g in so.gaps:
+            self.counters.gaps[str(g.reason)] = self.counters.gaps.get(str(g.reason), 0) + 1
+            if g.interpolated:
+                continue
+            self._rr_breaks.append((g.start, g.stop))
+            if g.length / fs >= self.config.engine_gap_min_s:
+                self._engine_gaps.append(GapEvent(self._t(g.start), self._t(g.stop)))
+            items.append((g.start, 0, g.length))
+        for b in so.blocks:
+            if not b.interpolated:
+                self._window_electrodes.update(self._electrodes.pop(b.t_device_us, ()))
+                self._anchor = (self._t(b.start), b.t_device_us)
+            if self._ii is None:
+                self.counters.analysis_skipped_samples += b.n
+            else:
+                items.append((b.start, 1, b.samples_mv[:, self._ii]))
+        items.sort(key=lambda item: (item[0], item[1]))
+        self._pending.extend((start, payload) for start, _, payload in items)  # type: ignore[misc]
+        for q in so.quality:
+            self._on_quality(q, out)
+        if self.windower is not None:
+            windows = self.windower.push(so)
+            self.counters.windows += len(windows)
+            out.windows += windows
+
+    def _on_quality(self, q: QualityReport, out: SessionOutput) -> None:
+        """Technical state of a quality window to the engine, then the beats of its samples."""
+        chunks = self._filter_until(q.stop)
+        leads: dict[str, LeadQuality] = {}
+        for i, name in enumerate(self.stream.leads):
+            rms = None
+            if i == self._ii:
+                received = [y for _, y, filled in chunks if not filled]
+                rms = float(np.sqrt(np.mean(np.concatenate(received) ** 2))) if received else None
+            leads[name] = LeadQuality(float(q.sqi[i]), bool(q.lead_off[i]), bool(q.flat[i]), bool(q.saturated[i]), rms)
+        lead = self.config.alarms.analysis_lead
+        self.sqi = leads[lead].sqi if lead in leads else float(np.min(q.sqi)) if len(q.sqi) else None
+        tech = TechnicalState(self._t(q.start), self._t(q.stop), leads, tuple(sorted(self._window_electrodes)),
+                              self.battery_pct, True, tuple(self._engine_gaps))
+        self._window_electrodes.clear()
+        self._engine_gaps = []
+        out.alerts += self._engine(self._t(q.stop), technical=tech)
+        self._detect(chunks, out)
+
+    def _analyse(self, stop: int | None, out: SessionOutput) -> None:
+        """Run what is held up to ``stop`` (None: everything) through the detector, without quality."""
+        if self._engine_gaps and self.stream.fs is not None:
+            end = max(g.end_s for g in self._engine_gaps)
+            tech = TechnicalState(self._engine_gaps[0].start_s, end, connected=True, battery_pct=self.battery_pct,
+                                  gaps=tuple(self._engine_gaps))
+            self._engine_gaps = []
+            out.alerts += self._engine(end, technical=tech)
+        self._detect(self._filter_until(stop), out)
+
+    def _filter_until(self, stop: int | None) -> list[tuple[_Analysis, np.ndarray, bool]]:
+        """Filter the held samples before ``stop``; returns (analysis, filtered chunk, gap fill) in order."""
+        chunks: list[tuple[_Analysis, np.ndarray, bool]] = []
+        if self._ii is None or self.stream.fs is None:
+            self._pending.clear()
+            return chunks
+        fs = self.stream.fs
+        while self._pending and (stop is None or self._pending[0][0] < stop):
+            start, payload = self._pending.popleft()
+            if isinstance(payload, int):  # a gap
+                if self._an is None:
+                    continue
+                if payload > self.config.max_fill_s * fs:
+                    self.counters.detector_resets += 1
+                    self._an = _Analysis(fs, start + payload, self.config.filter, restarted=True)
+                    continue
+                raw = np.full(payload, self._an.last_raw)
+                filled = True
+            else:
+                raw = payload
+                if stop is not None and start + len(raw) > stop:
+                    self._pending.appendleft((stop, raw[stop - start :]))
+                    raw = raw[: stop - start]
+                filled = False
+            if self._an is None:
+                self._an = _Analysis(fs, start, self.config.filter, restarted=self._restarted)
+            if len(raw):
+                self._an.last_raw = float(raw[-1])
+                chunks.append((self._an, self._an.filter.process(np.asarray(raw, dtype=np.float64)), filled))
+        return chunks
+
+    def _detect(self, chunks: list[tuple[_Analysis, np.ndarray, bool]], out: SessionOutput) -> None:
+        assert self.stream.fs is not None or not chunks
+        for an, y, _ in chunks:
+            fs = an.detector.fs
+            r = an.detector.process(y)
+            an.width.push(y)
+            widths = an.width.widths(r.beats) if len(r.beats) else []
+            times: list[float] = []
+            for beat in (r.beats + an.offset).tolist():
+                last = self._last_beat
+                if last is not None and beat > last and not any(a < beat and b > last for a, b in self._rr_breaks):
+                    self._rr.add((beat - last) / fs)
+                if self._last_beat is None or beat > self._last_beat:
+                    self._last_beat = beat
+                times.append(self._t(beat))
+            seen = an.offset + an.detector.samples_seen
+            if not (an.restarted and an.detector.samples_seen < an.learn_samples):
+                self._until_s = max(self._until_s, self._t(seen))
+            ev = BeatEvidence(self._until_s, tuple(times), tuple(widths), self._rr.heart_rate_bpm,
+                              self._rr.irregularity)
+            out.alerts += self._engine(self._until_s, beats=ev)
+
+
+def finite_or_none(x: float | None) -> float | None:
+    """``x`` when it is a finite number, else None (for status snapshots)."""
+    return None if x is None or not math.isfinite(x) else float(x)

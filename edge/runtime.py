@@ -1,0 +1,109 @@
+"""The running gateway: config → logging, metrics, status, agent, MQTT ingest, uplink; clean stop.
+
+:func:`run_gateway` is what ``ecgstream edge run`` runs once it knows where the brokers are (the
+command starts the embedded broker when a host is ``"embedded"``: that broker lives in
+``firmware_sim``, which ``edge`` may not import). It runs until ``stop`` is set, then stops the
+ingest, drains inference, flushes the outbox, stops the uplink, closes the outbox and removes the
+status file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.agent import AgentConfig, EdgeAgent, OutboxSink
+from edge.config.schema import BrokerConfig, EdgeConfig
+from edge.inference import InferencePipeline, select_backend
+from edge.ingest.mqtt import MqttIngest
+from edge.observability.exporter import start_exporter
+from edge.observability.logging import log_event
+from edge.observability.metrics import EdgeMetrics
+from edge.observability.status import remove_status, write_status
+from edge.uplink import Outbox, Uplink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A broker as actually reached (the embedded one resolved to its host and port)."""
+
+    host: str
+    port: int
+
+
+def tls_context(broker: BrokerConfig) -> ssl.SSLContext | None:
+    if not broker.tls:
+        return None
+    return ssl.create_default_context(cafile=str(broker.cafile) if broker.cafile else None)
+
+
+def open_pipeline(config: EdgeConfig) -> InferencePipeline | None:
+    """The reconstruction pipeline, or None (rules only) when the model file is missing."""
+    p = config.processing
+    if not Path(p.reconstruction_model).is_file():
+        log_event(log, "rules_only", level=logging.WARNING, reason=f"no model at {p.reconstruction_model}")
+        return None
+    backend = select_backend(p.backend, p.reconstruction_model, max_batch=p.max_batch)
+    log_event(log, "inference_backend", backend=backend.name, model=str(p.reconstruction_model))
+    return InferencePipeline(backend, max_batch=p.max_batch, deadline_ms=p.latency_deadline_ms)
+
+
+async def run_gateway(
+    config: EdgeConfig, *, ingest: Endpoint | None, uplink: Endpoint | None, stop: asyncio.Event,
+    version: str = "", tick_s: float = 0.5, on_ready: Callable[[EdgeAgent], None] | None = None,
+) -> EdgeAgent:
+    """Run the agent until ``stop`` is set; returns it (stopped) for inspection."""
+    obs = config.observability
+    metrics = EdgeMetrics(config.gateway_id, version=version)
+    outbox = Outbox(config.uplink.outbox_path, max_bytes=int(config.uplink.disk_budget_mb * 1024 * 1024))
+    agent = EdgeAgent(AgentConfig.from_edge_config(config), OutboxSink(outbox), pipeline=open_pipeline(config),
+                      metrics=metrics, mode="async", version=version)
+    exporter = start_exporter(metrics, obs.metrics_port, obs.metrics_host, status=agent.status)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await agent.start()
+        if uplink is not None:
+            up = Uplink(outbox, hostname=uplink.host, port=uplink.port, gateway_id=config.uplink.client_id or config.gateway_id,
+                        username=config.uplink.username, password=config.uplink.password,
+                        tls_context=tls_context(config.uplink), software=version)
+            tasks.append(asyncio.create_task(up.run(), name="uplink"))
+        if ingest is not None and config.ingest.mqtt.enabled:
+            mi = MqttIngest(agent, hostname=ingest.host, port=ingest.port, client_id=f"{config.gateway_id}-ingest",
+                            username=config.ingest.mqtt.username, password=config.ingest.mqtt.password,
+                            tls_context=tls_context(config.ingest.mqtt))
+            tasks.append(asyncio.create_task(mi.run(), name="mqtt-ingest"))
+        log_event(log, "agent_started", gateway_id=config.gateway_id,
+                  ingest=None if ingest is None else f"{ingest.host}:{ingest.port}",
+                  uplink=None if uplink is None else f"{uplink.host}:{uplink.port}")
+        if on_ready is not None:
+            on_ready(agent)
+        next_status = 0.0
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            agent.tick()
+            if loop.time() >= next_status:
+                await asyncio.to_thread(write_status, obs.status_file, agent.status())
+                next_status = loop.time() + obs.status_interval_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), tick_s)
+    finally:
+        for t in tasks[::-1]:  # ingest first, then (after the agent's last output is in the outbox) uplink
+            if t.get_name() == "uplink":
+                await agent.close()
+            t.cancel()
+            await asyncio.gather(t, return_exceptions=True)
+        await agent.close()
+        if exporter is not None:
+            exporter.close()
+        outbox.close()
+        remove_status(obs.status_file)
+        log_event(log, "agent_stopped", gateway_id=config.gateway_id, alerts=agent.counters.alerts,
+                  windows=agent.counters.windows_done)
+    return agent
