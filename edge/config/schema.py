@@ -109,7 +109,7 @@ class IngestConfig:
     reorder_window: int = field(default=8, metadata=rule(lambda v: 1 <= v <= 4096, "must be 1-4096 frames"))
     """Frames a late frame may lag the newest one and still be put in order."""
     interpolation_limit_ms: float = field(
-        default=50.0, metadata=rule(lambda v: 0 <= v <= 1000, "must be 0-1000 ms")
+        default=150.0, metadata=rule(lambda v: 0 <= v <= 1000, "must be 0-1000 ms")
     )
     """Longest gap filled by linear interpolation; longer gaps are marked, never bridged."""
     mqtt: MqttIngestConfig = field(default_factory=MqttIngestConfig)

@@ -25,7 +25,7 @@ counted** by reason (:attr:`WindowerCounters.dropped`):
 *Chosen: drop and count rather than emit with a mask.* The reconstruction VAE
 and the classifier were trained on contiguous 10 s windows with no mask input;
 feeding them a zero-filled hole would give confident garbage. Short gaps
-(``StreamConfig.interpolate_max_s``, 50 ms by default) are filled by the stream
+(``StreamConfig.interpolate_max_s``, 150 ms by default) are filled by the stream
 state and stay inside a segment: windows over them are emitted, with the number
 of interpolated device-rate samples in :attr:`Window.interpolated_samples`.
 
