@@ -10,7 +10,7 @@ from __future__ import annotations
 import aiomqtt
 
 from ecgstream.ward_view import WardView
-from firmware_sim.transports.ble_central import BleDisconnected, BleLink
+from edge.ble.link import BleDisconnected, BleLink
 from firmware_sim.transports.loopback import MessageKind, Subscription
 from protocol import ProtocolError, decode_frame, decode_pmd_ecg, decode_samples_payload
 from protocol.messages import DeviceStatus, decode_message

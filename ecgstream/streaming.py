@@ -128,9 +128,9 @@ async def _on_ble(
     build: DeviceBuilder, hci: str, view: WardView, watchers: list[asyncio.Task[None]],
     stack: contextlib.AsyncExitStack,
 ) -> list[VirtualDevice]:
+    from edge.ble.bumble_backend import BumbleBackend
     from firmware_sim.transports.ble import BlePeripheralTransport
-    from firmware_sim.transports.ble_central import BleCentral
-    from firmware_sim.transports.ble_emulated import BleProfile, EmulatedLink
+    from firmware_sim.transports.ble_emulated import BleProfile, EmulatedLink, open_ble_stack
 
     link = EmulatedLink() if hci == "emulated" else None
     profiles: dict[str, BleProfile] = {}
@@ -148,7 +148,8 @@ async def _on_ble(
             raise ValueError("a real BLE adapter serves one virtual wearable; use --transport mqtt for a ward")
         print(f"advertising as {devices[0].device_id} on {hci}; waiting for a central to connect", file=sys.stderr)
         return devices
-    central = BleCentral(link)
+    emulated = link
+    central = BumbleBackend(stack_opener=lambda: open_ble_stack(emulated, "ecgstream-gateway"))
     stack.push_async_callback(central.close)
 
     async def attach(device_id: str, kind: BleProfile) -> None:

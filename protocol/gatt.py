@@ -8,7 +8,20 @@ UUIDs are those of Polar's public Measurement Data (PMD) service.
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, StrEnum
+
+ATT_MTU = 247
+"""ATT MTU both sides of a link ask for: a 244-byte notification plus the 3-byte ATT header."""
+
+
+class BleProfile(StrEnum):
+    """Which GATT layout a wearable exposes (and a central expects)."""
+
+    ECGSTREAM = "ecgstream"
+    """The ecgstream wearable: vendor ECG service with :mod:`protocol.ble_frame` frames."""
+    POLAR_H10 = "polar_h10"
+    """A Polar H10 chest strap: Polar Measurement Data service, single-lead ECG at 130 Hz."""
+
 
 # ecgstream wearable (vendor 128-bit UUIDs, one base, 16-bit slot in bytes 2-3)
 ECG_SERVICE_UUID = "e5c90001-8c3b-4b5e-9a52-2f1d6c0e7a10"

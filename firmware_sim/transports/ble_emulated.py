@@ -1,9 +1,9 @@
 """Bumble BLE stacks for both ends of a link: an emulated radio or a real adapter.
 
-Both the simulated wearable (:mod:`firmware_sim.transports.ble`) and the
-receiving central (:mod:`firmware_sim.transports.ble_central`) run on a bumble
+The simulated wearable (:mod:`firmware_sim.transports.ble`) runs on a bumble
 :class:`~bumble.device.Device`. Where its controller lives is given as a
-:data:`HciSpec`:
+:data:`HciSpec` (the gateway's central, :mod:`edge.ble.bumble_backend`, takes
+the stack :func:`open_ble_stack` makes on an emulated link from its caller):
 
 * an :class:`EmulatedLink`: bumble's in-process :class:`~bumble.controller.Controller`
   joined to a shared :class:`~bumble.link.LocalLink`. Any number of devices (one
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from enum import StrEnum
 
 from bumble.controller import Controller
 from bumble.device import Device
@@ -31,19 +30,9 @@ from bumble.transport import open_transport
 from bumble.transport.common import AsyncPipeSink, Transport
 
 from firmware_sim.transports.base import TransportError
+from protocol.gatt import ATT_MTU, BleProfile
 
-
-class BleProfile(StrEnum):
-    """Which GATT layout a wearable exposes (and a central expects)."""
-
-    ECGSTREAM = "ecgstream"
-    """The ecgstream wearable: vendor ECG service with :mod:`protocol.ble_frame` frames."""
-    POLAR_H10 = "polar_h10"
-    """A Polar H10 chest strap: Polar Measurement Data service, single-lead ECG at 130 Hz."""
-
-
-ATT_MTU = 247
-"""ATT MTU both sides ask for: a 244-byte notification plus the 3-byte ATT header."""
+__all__ = ["ATT_MTU", "BleProfile", "BleStack", "EmulatedLink", "HciSpec", "open_ble_stack", "static_address_for"]
 
 
 def static_address_for(name: str) -> str:
