@@ -1,4 +1,4 @@
-"""``ecgstream edge run``: the edge gateway, with the embedded broker when a host is ``"embedded"``.
+"""``ecgstream edge run``: the edge gateway (MQTT and BLE ingest), with the embedded broker when a host is ``"embedded"``.
 
 The embedded broker (amqtt, :mod:`firmware_sim.embedded_broker`) lives in the simulator, which
 ``edge`` may not import, so this wiring is here: one embedded broker serves both the device
@@ -14,6 +14,7 @@ import signal
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
+from edge.ble.manager import BackendFactory
 from edge.config.schema import EdgeConfig
 from edge.observability.logging import configure_logging
 from edge.runtime import Endpoint, run_gateway
@@ -26,8 +27,13 @@ def _version() -> str:
         return ""
 
 
-async def serve(config: EdgeConfig) -> None:
-    """Run the gateway until SIGINT/SIGTERM."""
+async def serve(config: EdgeConfig, *, ble_backend_factory: BackendFactory | None = None) -> None:
+    """Run the gateway until SIGINT/SIGTERM.
+
+    The ``[[ingest.ble]]`` devices are connected by the gateway's BLE ingest: bleak on an adapter, bumble
+    on a transport spec (``hci = "usb:0"``); ``ble_backend_factory`` overrides that (a bumble central on
+    the simulator's emulated radio: ``BumbleBackend(stack_opener=lambda: open_ble_stack(link, name))``).
+    """
     import logging
 
     root = logging.getLogger()
@@ -58,4 +64,5 @@ async def serve(config: EdgeConfig) -> None:
             ingest = await embedded_broker() if mqtt.embedded else Endpoint(mqtt.host, mqtt.port)
         up = config.uplink
         uplink = await embedded_broker() if up.embedded else Endpoint(up.host, up.port)
-        await run_gateway(config, ingest=ingest, uplink=uplink, stop=stop, version=_version())
+        await run_gateway(config, ingest=ingest, uplink=uplink, stop=stop, version=_version(),
+                          ble_backend_factory=ble_backend_factory)

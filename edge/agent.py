@@ -24,7 +24,13 @@ micro-batched across patients: in ``async`` mode through its :class:`MicroBatche
 :meth:`start` in the event loop), in ``sync`` mode (replays, evaluation) in batches at each
 :meth:`tick`. Without a pipeline (no model artifact) the agent runs rules only and uploads the
 band-passed measured leads. Each result goes to the sink (uplink outbox) and, as
-:class:`~edge.alarms.evidence.WindowEvidence`, to the patient's alarm engine.
+:class:`~edge.alarms.evidence.WindowEvidence`, to the patient's alarm engine, with the ST deviation of
+each of its leads (:mod:`edge.signal.st`, measured at the R peaks the session found in the window;
+reconstructed leads carry their uncertainty, which the ST rule takes into account).
+
+**Links.** A transport that knows its link dropped (BLE) calls :meth:`link_down`: the stream shows
+as disconnected at once, and the technical ``device_disconnected`` alarm follows after the usual
+silence (``AlarmConfig.disconnect_s``).
 
 **Alerts** go to the sink at once (:class:`OutboxSink` writes them durably before returning:
 alerts are never dropped); windows are buffered and written in one transaction per tick.
@@ -49,6 +55,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge.alarms import AlarmConfig
+from edge.ble.manager import device_id_of
 from edge.config.schema import EdgeConfig
 from edge.inference.batcher import Completed, WindowDropped
 from edge.inference.pipeline import InferencePipeline, WindowResult
@@ -158,10 +165,7 @@ class AgentConfig:
                               interpolate_max_s=config.ingest.interpolation_limit_ms / 1000.0)
         p = config.processing
         window = WindowConfig(window_s=p.window_s, hop_s=p.hop_s)
-        patients = {}
-        for d in config.ingest.ble:
-            device = d.device_id or (d.address.replace(":", "") if d.address else d.name) or d.patient
-            patients[device] = d.patient
+        patients = {device_id_of(d): d.patient for d in config.ingest.ble}   # the ids BleIngest reports
         return cls(gateway_id=config.gateway_id, session=SessionConfig(stream=stream, window=window, alarms=alarms),
                    patients=patients, status_interval_s=config.observability.status_interval_s,
                    max_batch=p.max_batch)
@@ -209,6 +213,8 @@ class EdgeAgent:
         self._inflight: set[asyncio.Future[Any]] = set()
         self._seen: dict[str, dict[str, Any]] = {}
         self._rules_versions = {"reconstruction": "none (rules only)"}
+        self.ble: Any = None
+        """The :class:`~edge.ble.BleIngest` feeding this agent, when :func:`edge.runtime.run_gateway` runs one."""
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -264,6 +270,19 @@ class EdgeAgent:
             session.counters.internal_errors += 1
             self.counters.reject("internal")
             log.exception("internal_error device_id=%s", device_id)
+
+    def link_down(self, device_id: str, reason: str = "", at_s: float | None = None) -> None:
+        """The device's link dropped (BLE disconnection): its stream shows as disconnected at once; the
+        technical ``device_disconnected`` alarm follows if no data comes for ``AlarmConfig.disconnect_s``
+        (a link that is back within that time, as BleIngest reconnects, raises nothing). The next payload
+        marks the link up again."""
+        session = self.sessions.get(device_id)
+        if session is None:
+            return
+        session.link_up = False
+        session.counters.link_drops += 1
+        log_event(log, "link_down", level=logging.WARNING, device_id=device_id, patient_id=session.patient_id,
+                  reason=reason, at_s=round(self.clock() if at_s is None else at_s, 3))
 
     def session(self, device_id: str, transport: str = "loopback") -> DeviceSession:
         """The device's session (created on first contact)."""
@@ -386,19 +405,23 @@ class EdgeAgent:
             self.metrics.windows_processed.inc()
         session = self.sessions.get(result.window.device_id)
         if session is not None:
-            for alert in session.add_window(result.window, dict(result.model_versions)):
+            alerts = session.add_window(result.window, dict(result.model_versions), leads=result.leads12,
+                                        lead_names=result.lead_names, uncertainty=result.uncertainty,
+                                        reconstructed=result.reconstructed)
+            for alert in alerts:
                 self._alert(alert)
 
     def _deliver_rules_only(self, session: DeviceSession, window: Window) -> None:
         """No model: upload the band-passed measured leads; the window is still alarm evidence."""
         self.counters.windows_done += 1
-        counts = np.clip(np.rint(prepare_batch([window])[0] * 1000.0), -32768, 32767).astype(np.int16)
+        measured = prepare_batch([window])[0]
+        counts = np.clip(np.rint(measured * 1000.0), -32768, 32767).astype(np.int16)
         self.sink.put_window(EcgWindow(window.window_id, window.patient_id, window.device_id,
                                        int(round(window.t_gateway_s * 1e6)), int(round(window.fs)),
                                        window.leads, counts))
         if self.metrics is not None:
             self.metrics.windows_processed.inc()
-        for alert in session.add_window(window, dict(self._rules_versions)):
+        for alert in session.add_window(window, dict(self._rules_versions), leads=measured, lead_names=window.leads):
             self._alert(alert)
 
     # -- observation --------------------------------------------------------------------------------

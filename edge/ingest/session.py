@@ -51,6 +51,7 @@ from edge.alarms import (
     GapEvent,
     LeadQuality,
     QrsWidthMeter,
+    StMeasurement,
     TechnicalState,
     WindowEvidence,
 )
@@ -58,6 +59,7 @@ from edge.inference.windowing import Window, WindowConfig, Windower
 from edge.signal.filters import EcgFilter, FilterSpec
 from edge.signal.qrs import QrsDetector
 from edge.signal.rr import RrStats
+from edge.signal.st import StConfig, StResult, measure_st
 from edge.stream.quality import QualityReport
 from edge.stream.records import StreamOutput
 from edge.stream.state import StreamConfig, StreamFormatError, StreamState
@@ -70,6 +72,8 @@ log = logging.getLogger(__name__)
 
 _ELECTRODE_MEMORY = 4096
 """Frames whose lead-off electrodes are remembered until their samples are released."""
+_BEATS_KEPT = 512
+"""R peaks remembered for ST measurement (minutes at any heart rate: windows return within seconds)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ class SessionConfig:
     """Shortest non-interpolated gap reported to the alarm engine."""
     max_fill_s: float = 60.0
     """Longest gap fed to the detector as a held value; longer gaps restart the analysis."""
+    st: StConfig = field(default_factory=StConfig)
+    """ST measurement on each window's leads (:mod:`edge.signal.st`)."""
 
 
 @dataclass
@@ -111,6 +117,12 @@ class SessionCounters:
     """Gaps by reason (interpolated ones included), summed over restarts."""
     internal_errors: int = 0
     """Exceptions caught while processing this device's data (a bug: logged with its traceback)."""
+    link_drops: int = 0
+    """Times the transport reported the link down (BLE disconnections)."""
+    st_windows: int = 0
+    """Windows whose leads were given for ST measurement."""
+    st_measured: int = 0
+    """Of those, windows with an ST measurement (enough normal beats, narrow QRS)."""
 
 
 @dataclass
@@ -192,6 +204,8 @@ class DeviceSession:
         self._rr = RrStats(8, 16)
         self._rr_breaks: deque[tuple[int, int]] = deque(maxlen=64)
         self._last_beat: int | None = None
+        self._beat_times: deque[float] = deque(maxlen=_BEATS_KEPT)   # stream time of recent R peaks
+        self.last_st: StResult | None = None
         self._until_s = 0.0
         self._restarted = False                 # a format restart: the next analysis learns without silence
 
@@ -253,12 +267,40 @@ class DeviceSession:
         return out
 
     def add_window(self, window: Window, model_versions: dict[str, str], *,
-                   probabilities: dict[str, float] | None = None) -> list[Alert]:
-        """Evidence of a window that went through inference (its id is what alerts point at)."""
+                   probabilities: dict[str, float] | None = None, leads: np.ndarray | None = None,
+                   lead_names: tuple[str, ...] | None = None, uncertainty: np.ndarray | None = None,
+                   reconstructed: tuple[str, ...] = ()) -> list[Alert]:
+        """Evidence of a window that went through inference (its id is what alerts point at).
+
+        ``leads`` (``(len(lead_names), n)`` band-passed mV on the window's grid: the 12 leads of the
+        reconstruction, or the measured ones in rules-only mode), with ``uncertainty`` of the same
+        shape and the names of the ``reconstructed`` leads, are measured for ST deviation
+        (:func:`edge.signal.st.measure_st`) at the R peaks this session's detector found in the window.
+        """
         start = self._base_s + window.t_stream_s
+        st = {}
+        if leads is not None:
+            st = self._measure_st(window, start, leads, lead_names or window.leads, uncertainty, reconstructed)
         ev = WindowEvidence(window.window_id, start, start + window.n_samples / window.fs,
-                            probabilities=probabilities or {}, model_versions=model_versions)
+                            probabilities=probabilities or {}, st=st, model_versions=model_versions)
         return self._engine(self.engine.state.now_s, windows=[ev])
+
+    def window_beats(self, start_s: float, n_samples: int, fs: float) -> np.ndarray:
+        """R peaks found so far in ``[start_s, start_s + n_samples / fs)`` as sample indices of that grid."""
+        end_s = start_s + n_samples / fs
+        t = np.fromiter((b for b in self._beat_times if start_s <= b < end_s), dtype=np.float64)
+        return np.clip(np.rint((t - start_s) * fs).astype(np.int64), 0, n_samples - 1)
+
+    def _measure_st(self, window: Window, start_s: float, leads: np.ndarray, lead_names: tuple[str, ...],
+                    uncertainty: np.ndarray | None, reconstructed: tuple[str, ...]) -> dict[str, StMeasurement]:
+        self.counters.st_windows += 1
+        beats = self.window_beats(start_s, window.n_samples, window.fs)
+        result = measure_st(leads, window.fs, beats, lead_names=lead_names, uncertainty=uncertainty,
+                            reconstructed=reconstructed, config=self.config.st)
+        self.last_st = result
+        if result.measured:
+            self.counters.st_measured += 1
+        return result.st
 
     # -- views ----------------------------------------------------------------------------------
 
@@ -421,6 +463,7 @@ class DeviceSession:
                 if self._last_beat is None or beat > self._last_beat:
                     self._last_beat = beat
                 times.append(self._t(beat))
+                self._beat_times.append(times[-1])
             seen = an.offset + an.detector.samples_seen
             if not (an.restarted and an.detector.samples_seen < an.learn_samples):
                 self._until_s = max(self._until_s, self._t(seen))
