@@ -1,15 +1,23 @@
-"""What the demo and `ecgstream sim` listen with: decode every medium into a WardView.
+"""What the demo and `ecgstream sim` listen with.
 
-These stand where the edge gateway will stand. Each receiver decodes with
+``watch_*`` decode every medium into a :class:`WardView` (``ecgstream sim``: a simple receiver
+that counts what arrives). Each receiver decodes with
 :mod:`protocol` and counts a payload that does not decode as rejected for its
 device, so one device's garbage never stops the others.
+
+``feed_*`` hand the same media to the edge agent instead (``ecgstream demo``; MQTT goes through
+the agent's own :class:`edge.ingest.mqtt.MqttIngest`), and :func:`watch_uplink` counts what the
+agent's uplink delivers to the broker.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import aiomqtt
 
 from ecgstream.ward_view import WardView
+from edge.agent import EdgeAgent
 from edge.ble.link import BleDisconnected, BleLink
 from firmware_sim.transports.loopback import MessageKind, Subscription
 from protocol import ProtocolError, decode_frame, decode_pmd_ecg, decode_samples_payload
@@ -64,3 +72,31 @@ async def watch_ble(link: BleLink, device_id: str, kind: MessageKind, view: Ward
             _take(view, device_id, kind, payload)
     except BleDisconnected:
         view.stats(device_id).connected = False
+
+
+# -- the demo's edge gateway: the same media into the edge agent ------------------------------------------
+
+
+async def feed_loopback(sub: Subscription, agent: EdgeAgent) -> None:
+    """Hand a loopback subscription to ``agent`` (arrival: the agent's clock) until cancelled."""
+    async for message in sub:
+        agent.feed(message.device_id, message.data, str(message.kind), transport="loopback")
+
+
+async def feed_ble(link: BleLink, device_id: str, kind: MessageKind, agent: EdgeAgent) -> None:
+    """Hand one BLE link's notifications to ``agent`` until the link ends (then: link down)."""
+    try:
+        async for payload in link:
+            agent.feed(device_id, payload, str(kind), transport="ble")
+    except BleDisconnected as exc:
+        agent.link_down(device_id, str(exc))
+
+
+async def watch_uplink(client: aiomqtt.Client, counts: dict[str, int]) -> None:
+    """Count what the edge uplink delivered to the broker (patient alerts and windows), as a cloud would."""
+    await client.subscribe(subscription(Scope.PATIENT, Channel.ALERT), qos=1)
+    await client.subscribe(subscription(Scope.PATIENT, Channel.WINDOW), qos=1)
+    async for message in client.messages:
+        with contextlib.suppress(ProtocolError):
+            channel = str(parse_topic(str(message.topic)).channel)
+            counts[channel] = counts.get(channel, 0) + 1

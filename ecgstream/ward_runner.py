@@ -1,4 +1,5 @@
-"""Run a scenario or a recording end to end and report what arrived (CLI and demo)."""
+"""Run a scenario or a recording end to end and report what arrived (``ecgstream sim``) or what the
+edge gateway made of it (``ecgstream demo``)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ from pathlib import Path
 
 import click
 
-from ecgstream.streaming import Medium, TransportFactory, stream
-from ecgstream.ward_view import WardView
+from ecgstream.streaming import EdgeRun, EdgeSettings, Medium, TransportFactory, stream, stream_to_edge
+from ecgstream.ward_view import AlertLogEntry, EdgeWardView, WardView
 from firmware_sim.device import VirtualDevice
 from firmware_sim.fleet import FleetStats
 from firmware_sim.profiles import get_profile
 from firmware_sim.replay import ReplaySource
-from firmware_sim.scenario import Scenario
+from firmware_sim.scenario import PatientScript, Scenario
 from firmware_sim.ward import WardBed, build_ward, ground_truth
 
 
@@ -66,3 +67,130 @@ def _report(stats: FleetStats, view: WardView) -> None:
         f"received {got['frames']} frames, {got['lost_frames']} missing by sequence number, "
         f"{got['duplicates_or_late']} duplicate/late, {got['rejected']} rejected"
     )
+
+
+# -- the demo: the scenario through the edge gateway ---------------------------------------------------
+
+EXPECTED_ALERTS: dict[str, tuple[str, ...]] = {
+    "vt": ("vt",), "vf": ("vf", "vt"), "afib": ("af",), "aflutter": ("af", "extreme_tachycardia"),
+    "svt": ("extreme_tachycardia",), "asystole": ("asystole", "pause"), "pause": ("pause", "asystole"),
+    "stemi_anterior": ("st_change",), "stemi_inferior": ("st_change",), "stemi_lateral": ("st_change",),
+    "st_depression": ("st_change",),
+}
+"""Scripted rhythm → the alert families that should answer it (others are not alarm conditions)."""
+
+EVENT_ALERTS: dict[str, tuple[str, ...]] = {
+    "lead_off": ("lead_off",), "disconnect": ("device_disconnected", "data_gap"),
+}
+"""Scripted device event → the technical alert families that should answer it."""
+
+LATE_S = 20.0
+"""An alert counts as the answer to a scripted event if it comes at most this long after the event ends."""
+
+
+def run_scenario_on_edge(scenario: Scenario, medium: Medium, *, pace: float, seconds: float | None = None,
+                         truth: Path | None = None, live: bool | None = None,
+                         out_dir: Path = Path("out/demo")) -> EdgeRun:
+    """Stream every patient of ``scenario`` into the edge gateway, then report alerts against the script."""
+    beds: list[WardBed] = []
+    scripts = {p.device_id: p for p in scenario.patients}
+    view = EdgeWardView({p.device_id: p.patient_id for p in scenario.patients},
+                        lambda device_id, t_s: scripted_now(scripts[device_id], t_s) if device_id in scripts else "")
+
+    def build(transport: TransportFactory) -> list[VirtualDevice]:
+        beds.extend(build_ward(scenario, transport, duration_s=seconds))
+        return [bed.device for bed in beds]
+
+    duration = scenario.duration_s if seconds is None else min(seconds, scenario.duration_s)
+    settings = EdgeSettings(out_dir=out_dir, patients=dict(view.patients))
+    run = asyncio.run(stream_to_edge(build, medium, pace=pace, duration_s=duration, view=view, settings=settings,
+                                     live=live, title=f"{scenario.name} over {medium.transport} → edge gateway"))
+    click.echo(edge_report(scenario, view.alerts, duration, run))
+    late = run.stats.max_lateness_s * pace if pace != float("inf") else 0.0
+    if late > 5.0:
+        click.echo(f"note: this machine could not keep up with --pace {pace:g} (frames up to {late:.0f} s of stream "
+                   "time late); gateway-side timing (disconnection alarms, latencies) suffers: try a lower pace "
+                   "or --pace 0", err=True)
+    if truth is not None:
+        truth.parent.mkdir(parents=True, exist_ok=True)
+        truth.write_text(json.dumps(ground_truth(scenario, beds), indent=1) + "\n", encoding="utf-8")
+        click.echo(f"ground truth written to {truth}")
+    return run
+
+
+def scripted_now(script: PatientScript, t_s: float) -> str:
+    """What the scenario plays on this patient at stream time ``t_s``: rhythm, then any device event or noise."""
+    rhythm = next((c.rhythm for c in reversed(script.rhythm) if c.at_s <= t_s), script.rhythm[0].rhythm)
+    extra = [e.kind.replace("_", "-") + (f" {e.electrode}" if e.electrode else "")
+             for e in script.events if e.at_s <= t_s < e.until_s]
+    extra += [f"{n.kind} noise" for n in script.noise if n.at_s <= t_s < n.until_s and n.until_s - n.at_s < 60]
+    return " + ".join([rhythm, *extra])
+
+
+def edge_report(scenario: Scenario, alerts: list[AlertLogEntry], duration_s: float, run: EdgeRun) -> str:
+    """Alerts raised per patient against what was scripted, then where everything went."""
+    lines = [f"alerts against the script ({duration_s:g} s of {scenario.name}; alert times in stream seconds):"]
+    for script in scenario.patients:
+        raised = [a for a in alerts if a.device_id == script.device_id and a.event in ("raised", "escalated")]
+        used: set[int] = set()
+        scripted: list[tuple[float, float, str, tuple[str, ...]]] = []
+        changes = list(script.rhythm)
+        for i, c in enumerate(changes):
+            if c.at_s > 0 and c.rhythm in EXPECTED_ALERTS:
+                until = changes[i + 1].at_s if i + 1 < len(changes) else scenario.duration_s
+                scripted.append((c.at_s, until, c.rhythm.upper() if len(c.rhythm) <= 4 else c.rhythm,
+                                 EXPECTED_ALERTS[c.rhythm]))
+        for e in script.events:
+            if e.kind in EVENT_ALERTS:
+                label = e.kind.replace("_", "-") + (f" {e.electrode}" if e.electrode else "")
+                scripted.append((e.at_s, e.until_s, label, EVENT_ALERTS[e.kind]))
+        if scripted or raised:
+            lines.append(f"  {script.patient_id} ({script.device_id}, {' → '.join(c.rhythm for c in changes)}):")
+        for at, until, label, families in sorted(scripted):
+            if at >= duration_s:
+                lines.append(f"    {script.patient_id} {label} scripted at {at:g} s → not reached (run ended at {duration_s:g} s)")
+                continue
+            hit = next((i for i, a in enumerate(raised) if i not in used and a.alert_type in families
+                        and at - 1.0 <= a.at_s <= until + LATE_S), None)
+            if hit is None:
+                hit = next((i for i, a in enumerate(raised) if i not in used
+                            and _family(a) in families and at - 1.0 <= a.at_s <= until + LATE_S), None)
+            if hit is None:
+                lines.append(f"    {script.patient_id} {label} scripted at {at:g} s → no alert (missed)")
+                continue
+            used.add(hit)
+            a = raised[hit]
+            name = a.alert_type.upper() if len(a.alert_type) <= 4 else a.alert_type
+            lines.append(f"    {script.patient_id} {label} scripted at {at:g} s → {name} alert ({a.priority}) "
+                         f"after {a.at_s - at:.1f} s")
+        others = [a for i, a in enumerate(raised) if i not in used]
+        clinical = [a for a in others if a.category == "clinical"]
+        technical = [a for a in others if a.category != "clinical"]
+        if clinical:
+            lines.append(f"    {script.patient_id} unscripted clinical alerts: "
+                         + ", ".join(f"{a.alert_type} ({a.priority}) at {a.at_s:.1f} s" for a in clinical))
+        if technical:
+            lines.append(f"    {script.patient_id} other technical alerts: "
+                         + ", ".join(f"{a.alert_type} ({a.priority}) at {a.at_s:.1f} s" for a in technical))
+        if not scripted and not raised:
+            lines.append(f"  {script.patient_id} ({script.device_id}, {' → '.join(c.rhythm for c in changes)}): "
+                         "nothing scripted, no clinical alert")
+        elif not any(a.category == "clinical" for a in raised):
+            lines.append(f"    {script.patient_id}: no clinical alert")
+    agent, s = run.agent, run.stats
+    dropped = sum(agent.counters.windows_dropped.values())
+    lines += [
+        f"devices sent {s.frames_sent} frames ({s.frames_lost} lost to injected faults); the edge agent took "
+        f"{agent.counters.payloads} payloads ({sum(agent.counters.rejected.values())} rejected), "
+        f"{agent.counters.windows_done} windows through "
+        f"{'the reconstruction VAE' if agent.pipeline is not None else 'the rules only (no model)'}"
+        + (f" ({dropped} dropped)" if dropped else "") + f", {agent.counters.alerts} alert messages",
+        f"uplink to {run.broker}: {run.uplinked.get('alert', 0)} alerts and {run.uplinked.get('window', 0)} windows "
+        f"delivered, {run.outbox_depth} left in the outbox",
+        f"outbox: {run.settings.outbox_path}; status: {run.settings.status_path}; edge log: {run.settings.log_path}",
+    ]
+    return "\n".join(lines)
+
+
+def _family(a: AlertLogEntry) -> str:
+    return {"pause": "asystole"}.get(a.alert_type, a.alert_type)

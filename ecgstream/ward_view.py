@@ -1,26 +1,32 @@
-"""A live terminal view of a ward's streams, for the demo.
+"""Live terminal views of a ward, for ``ecgstream sim`` and the demo.
 
-It sits where the edge gateway will sit: it receives what the wearables send
+:class:`WardView` is the simple receiver's (``ecgstream sim run/replay``): it receives what the wearables send
 (MQTT samples payloads or BLE frames), decodes them with :mod:`protocol`, and
 shows per device what arrives: frames, lost frames (sequence gaps), duplicates
 and late frames, rejected payloads, battery, lead-off and a sparkline of the
 first lead. Nothing is dropped silently: every gap and rejection is counted.
+
+:class:`EdgeWardView` is the demo's: it shows what the edge agent made of each
+patient's stream (heart rate, signal quality, gaps, active alerts by priority)
+beside what the scenario scripted, and a log of the latest alerts.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from rich import box
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from protocol.ble_frame import EcgFrame
-from protocol.messages import DeviceStatus
+from protocol.messages import Alert, DeviceStatus
 from protocol.polar_pmd import PolarEcgFrame
 
 _SPARK = "▁▂▃▄▅▆▇█"
@@ -140,3 +146,149 @@ class WardView:
     def totals(self) -> dict[str, int]:
         keys = ("frames", "samples", "lost_frames", "duplicates_or_late", "rejected")
         return {k: sum(getattr(s, k) for s in self.streams.values()) for k in keys}
+
+
+# -- the demo's view of the edge gateway ---------------------------------------------------------------
+
+_PRIORITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan"}
+_PRIORITY_RANK = {"high": 0, "medium": 1, "low": 2}
+
+
+@dataclass(frozen=True)
+class AlertLogEntry:
+    """One alert message as the demo logs it (stream time from the alert's ``details['at_s']``)."""
+
+    at_s: float
+    patient_id: str
+    device_id: str
+    event: str
+    alert_type: str
+    priority: str
+    category: str
+    message: str
+    onset_s: float | None = None
+
+
+class EdgeWardView:
+    """What the edge agent knows about each patient, as a live table, plus a log of its alerts.
+
+    The demo attaches the running :class:`~edge.agent.EdgeAgent` (:meth:`attach`) and puts an
+    :class:`AlertTap` in front of the agent's sink, so every alert it raises or clears is logged here.
+    ``scripted(device_id, t_s)`` names what the scenario plays on that device at stream time ``t_s``
+    (the ground truth shown beside what the agent measures).
+    """
+
+    def __init__(self, patients: Mapping[str, str], scripted: Callable[[str, float], str] | None = None,
+                 *, log_lines: int = 8) -> None:
+        self.patients = dict(patients)
+        self.scripted = scripted
+        self.log: deque[AlertLogEntry] = deque(maxlen=log_lines)
+        self.alerts: list[AlertLogEntry] = []
+        self.windows = 0
+        self.agent: Any = None
+        self.clock: Callable[[], float] | None = None
+        self.uplinked: dict[str, int] = {"alert": 0, "window": 0}
+
+    def attach(self, agent: Any, clock: Callable[[], float]) -> None:
+        self.agent, self.clock = agent, clock
+
+    def record(self, alert: Alert) -> None:
+        d = alert.details
+        entry = AlertLogEntry(float(d.get("at_s", 0.0)), alert.patient_id, alert.device_id, str(d.get("event", "")),
+                              alert.alert_type, str(alert.priority), str(alert.category), alert.message,
+                              None if d.get("onset_s") is None else float(d["onset_s"]))
+        self.alerts.append(entry)
+        self.log.append(entry)
+
+    def stream_s(self) -> float:
+        """How far the agent has got in stream time (the furthest device)."""
+        if self.agent is None or not self.agent.sessions:
+            return 0.0
+        return max(s.stream_now_s for s in self.agent.sessions.values())
+
+    def _active(self, session: Any) -> tuple[Text, Text]:
+        clinical, technical = Text(), Text()
+        for a in sorted(session.engine.active.values(), key=lambda a: (_PRIORITY_RANK.get(str(a.priority), 3), a.alert_type)):
+            target = clinical if str(a.category) == "clinical" else technical
+            if target:
+                target.append(" ")
+            target.append(a.alert_type, style=_PRIORITY_STYLE.get(str(a.priority), ""))
+        return clinical, technical
+
+    def table(self, title: str = "ecgstream demo ward → edge gateway") -> RenderableType:
+        table = Table(title=title, expand=False, box=box.SIMPLE_HEAD, padding=(0, 1))
+        for column, justify in (("bed", "left"), ("device", "left"), ("scripted", "left"), ("HR", "right"),
+                                ("SQI", "right"), ("frames", "right"), ("gaps", "right"), ("lost", "right"),
+                                ("batt", "right"), ("off", "left"), ("clinical alerts", "left"),
+                                ("technical alerts", "left")):
+            table.add_column(column, no_wrap=True, justify=justify)  # type: ignore[arg-type]
+        agent = self.agent
+        if agent is not None:
+            now = self.clock() if self.clock is not None else None
+            snapshot = {s.device_id: s for s in agent.status(now).streams}
+            stream_s = self.stream_s()
+            for device_id in sorted(agent.sessions, key=lambda d: (self.patients.get(d, d), d)):
+                session, st = agent.sessions[device_id], snapshot.get(device_id)
+                c = session.stream.counters
+                fs = session.stream.fs or 0.0
+                hr = None if st is None else st.heart_rate_bpm
+                sqi = None if st is None else st.sqi
+                connected = st is not None and st.connected
+                clinical, technical = self._active(session)
+                table.add_row(
+                    session.patient_id,
+                    Text(device_id, style="green" if connected else "red"),
+                    self.scripted(device_id, stream_s) if self.scripted is not None else "",
+                    "–" if hr is None else f"{hr:.0f}",
+                    Text("–" if sqi is None else f"{sqi:.2f}",
+                         style="" if sqi is None else "green" if sqi >= 0.8 else "yellow" if sqi >= 0.5 else "red"),
+                    str(c.frames),
+                    Text(str(c.gaps), style="yellow" if c.gaps else ""),
+                    Text(f"{c.samples_lost / fs:.1f} s" if fs else "0", style="yellow" if c.samples_lost else ""),
+                    "?" if session.battery_pct is None else f"{session.battery_pct:.0f}%",
+                    Text(",".join(session.leads_off), style="bold red") if session.leads_off else "",
+                    clinical,
+                    technical,
+                )
+        log = Table(box=None, show_header=False, padding=(0, 1), title="last alerts", title_justify="left")
+        for _ in range(4):
+            log.add_column(no_wrap=True)
+        for e in self.log:
+            style = _PRIORITY_STYLE.get(e.priority, "") if e.event != "cleared" else "dim"
+            log.add_row(f"{e.at_s:6.1f} s", e.patient_id, Text(f"{e.event:9} {e.alert_type}", style=style),
+                        Text(f"{e.priority}, {e.category}: {e.message}", style="dim" if e.event == "cleared" else ""))
+        if not self.log:
+            log.add_row("", "", Text("none yet", style="dim"), "")
+        return Group(table, log)
+
+    def summary_line(self) -> str:
+        """One line for logs and pipes (no terminal)."""
+        agent = self.agent
+        if agent is None:
+            return "edge gateway starting"
+        frames = sum(s.stream.counters.frames for s in agent.sessions.values())
+        gaps = sum(s.stream.counters.gaps for s in agent.sessions.values())
+        active = [f"{s.patient_id}:{a.alert_type}" for s in agent.sessions.values() for a in s.engine.active.values()]
+        return (f"t={self.stream_s():.0f} s: {len(agent.sessions)} streams, {frames} frames, {gaps} gaps; "
+                f"{len(self.alerts)} alert messages, active: {', '.join(sorted(active)) or 'none'}; "
+                f"{agent.counters.windows_done} windows; uplinked {self.uplinked['alert']} alerts, "
+                f"{self.uplinked['window']} windows")
+
+
+class AlertTap:
+    """A sink in front of the agent's own: logs every alert in an :class:`EdgeWardView`, passes everything on."""
+
+    def __init__(self, sink: Any, view: EdgeWardView) -> None:
+        self.sink, self.view = sink, view
+        self.outbox = getattr(sink, "outbox", None)  # the agent's status reads the outbox depth from its sink
+
+    def put_alert(self, alert: Alert) -> None:
+        self.sink.put_alert(alert)
+        self.view.record(alert)
+
+    def put_window(self, window: Any) -> None:
+        self.sink.put_window(window)
+        self.view.windows += 1
+
+    def flush(self) -> None:
+        self.sink.flush()

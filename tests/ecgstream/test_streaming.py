@@ -119,7 +119,10 @@ def test_cli_refuses_a_real_adapter_for_a_whole_ward(capsys: pytest.CaptureFixtu
 
 def test_the_demo_runs_with_no_services_and_writes_its_truth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     truth = tmp_path / "demo.json"
-    assert main(["demo", "--pace", "0", "--seconds", "4", "--no-live", "--truth", str(truth)]) == 0
+    out = tmp_path / "edge"
+    assert main(["demo", "--pace", "0", "--seconds", "4", "--no-live", "--truth", str(truth), "--out", str(out)]) == 0
     patients = json.loads(truth.read_text())["patients"]
     assert len(patients) == 8 and all(p["device"]["frames_sent"] > 0 for p in patients.values())
-    assert "embedded MQTT broker on 127.0.0.1:" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "embedded MQTT broker on 127.0.0.1:" in captured.err
+    assert "the edge agent took" in captured.out and (out / "outbox.sqlite").exists()
