@@ -1,0 +1,1 @@
+"""Alembic migration scripts of the cloud store (run them with :func:`cloud.store.migrate.upgrade_database`)."""
