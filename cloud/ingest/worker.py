@@ -1,0 +1,269 @@
+"""The cloud ingest worker: an MQTT 5 shared subscription into the store.
+
+Several workers (processes, hosts) run with the same ``group`` and split the edge's traffic through
+the broker's shared subscription (``$share/{group}/ecgstream/v1/patient/+/alert`` and friends, QoS 1).
+The database de-duplicates by alert and window id (``INSERT … ON CONFLICT DO NOTHING``), so the
+edge's resends and the broker's redeliveries leave exactly one row; a duplicate is counted, not an
+error.
+
+**Acknowledgement after storage.** aiomqtt 2.5 has no manual-ack option: paho-mqtt sends the PUBACK
+of a QoS 1 message from inside its ``on_message`` callback, i.e. when aiomqtt puts the message on
+its queue, *before* the application iterates to it, so a crash or a storage failure after that
+would lose an acknowledged message. paho-mqtt ≥ 2.0 has ``manual_ack``; the worker turns it on on
+aiomqtt's underlying paho client (``client._client``, before connecting) and sends the PUBACK itself
+(``ack(mid, qos)``) only once the message is stored, found to be a duplicate, or rejected (a bad
+message is counted and then acknowledged: redelivering it could never succeed). Messages are handled
+one at a time in arrival order, so PUBACKs go out in order as MQTT 5 (§4.6) requires.
+
+**Storage errors.** A store exception other than the protocol's (database down, lock timeout) is
+counted in ``store_errors`` and logged, retried ``store_retries`` times with backoff, and if it still
+fails the message is *not* acknowledged: the worker drops the connection and reconnects with the
+same client id and ``clean_start=False``, and the broker redelivers every unacknowledged message of
+the persistent session (``session_expiry_s``). So a message is only ever lost by the broker's own
+session expiry, never by the worker.
+
+**Reconnects.** Any MQTT error (broker restart, network) ends the connection; the worker reconnects
+with exponential backoff (``backoff_initial_s`` doubling to ``backoff_max_s``, reset after a good
+connection). Cancelling :meth:`IngestWorker.run` stops it cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from cloud.ingest.validation import Accepted, Kind, Reason, Rejected, check_payload, check_registry
+from protocol.envelope import MAX_PAYLOAD_BYTES
+from protocol.errors import ProtocolError
+from protocol.messages import Alert, GatewayStatus
+from protocol.topics import Channel, Scope, shared_subscription, subscription
+from protocol.window_payload import EcgWindow
+
+log = logging.getLogger(__name__)
+
+TOPIC_FILTERS = (
+    subscription(Scope.PATIENT, Channel.ALERT),
+    subscription(Scope.PATIENT, Channel.WINDOW),
+    subscription(Scope.GATEWAY, Channel.STATUS),
+)
+"""What the cloud ingests (each joined as a shared subscription of the worker's group)."""
+
+
+@dataclass
+class IngestCounters:
+    """Everything one worker saw; ``received == stored + duplicates + stale_status + rejected_total``
+    plus any message whose storage failed (``store_errors`` counts attempts, not messages)."""
+
+    received: int = 0
+    alerts_stored: int = 0
+    windows_stored: int = 0
+    gateway_status_stored: int = 0
+    duplicates: int = 0
+    stale_status: int = 0
+    rejected: dict[str, int] = field(default_factory=lambda: {r.value: 0 for r in Reason})
+    store_errors: int = 0
+    unacked: int = 0
+    connects: int = 0
+    connection_errors: int = 0
+
+    @property
+    def stored(self) -> int:
+        return self.alerts_stored + self.windows_stored + self.gateway_status_stored
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "received": self.received, "stored": self.stored, "alerts_stored": self.alerts_stored,
+            "windows_stored": self.windows_stored, "gateway_status_stored": self.gateway_status_stored,
+            "duplicates": self.duplicates, "stale_status": self.stale_status, "rejected": dict(self.rejected),
+            "rejected_total": self.rejected_total, "store_errors": self.store_errors, "unacked": self.unacked,
+            "connects": self.connects, "connection_errors": self.connection_errors,
+        }
+
+
+def _failed(code: object) -> bool:
+    """A SUBACK reason code (paho ReasonCode, or an int granted QoS) that refuses the subscription."""
+    value = getattr(code, "value", code)
+    return not isinstance(value, int) or value >= 0x80
+
+
+class StoreFailure(Exception):
+    """Storing a valid message failed after the retries; it was not acknowledged."""
+
+
+class IngestWorker:
+    """One ingest worker. ``store`` is a :class:`cloud.store.Store` (or anything with its
+    ``store_alert``, ``store_window``, ``upsert_gateway_status`` and ``get_device``)::
+
+        async with Store(url) as store:
+            await IngestWorker(store, hostname="broker", client_id="ingest-1").run()
+    """
+
+    def __init__(self, store: Any, *, hostname: str = "127.0.0.1", port: int = 1883, group: str = "cloud",
+                 client_id: str, username: str | None = None, password: str | None = None,
+                 tls_context: ssl.SSLContext | None = None, enforce_registry: bool = True,
+                 max_payload_bytes: int = MAX_PAYLOAD_BYTES, session_expiry_s: int = 3600, keepalive_s: int = 30,
+                 backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0, store_retries: int = 3,
+                 store_retry_s: float = 0.2) -> None:
+        self.store = store
+        self.hostname, self.port = hostname, port
+        self.group, self.client_id = group, client_id
+        self.username, self.password, self.tls_context = username, password, tls_context
+        self.enforce_registry = enforce_registry
+        self.max_payload_bytes = max_payload_bytes
+        self.session_expiry_s = session_expiry_s
+        self.keepalive_s = keepalive_s
+        self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
+        self.store_retries, self.store_retry_s = store_retries, store_retry_s
+        self.counters = IngestCounters()
+        self.subscriptions = tuple(shared_subscription(group, f) for f in TOPIC_FILTERS)
+        self.subscribed = asyncio.Event()
+        """Set while the worker is connected and subscribed (tests and health checks wait on it)."""
+        self.manual_ack: bool | None = None
+        """True once the paho client confirmed manual acknowledgement (None before the first connect)."""
+        self._logged: dict[str, int] = {}
+
+    # -- one message ------------------------------------------------------------------------------
+
+    async def handle(self, topic: str, payload: bytes) -> str:
+        """Validate and store one message; returns ``"stored"``, ``"duplicate"``, ``"stale"`` or the
+        rejection reason's value. Raises :class:`StoreFailure` when a valid message could not be
+        stored (or the registry could not be read) after the retries."""
+        self.counters.received += 1
+        result: Accepted | Rejected = check_payload(topic, payload, max_bytes=self.max_payload_bytes)
+        if isinstance(result, Accepted) and self.enforce_registry:
+            result = await self._with_retries(lambda r=result: check_registry(r, self.store), topic)
+        if isinstance(result, Rejected):
+            return self._reject(topic, result)
+        try:
+            fresh = await self._with_retries(lambda: self._store(result), topic)
+        except ProtocolError as exc:  # the store's own checks (episode event, 63-bit range)
+            return self._reject(topic, Rejected(Reason.MALFORMED, str(exc)))
+        if fresh:
+            if result.kind is Kind.ALERT:
+                self.counters.alerts_stored += 1
+            elif result.kind is Kind.WINDOW:
+                self.counters.windows_stored += 1
+            else:
+                self.counters.gateway_status_stored += 1
+            return "stored"
+        if result.kind is Kind.GATEWAY_STATUS:
+            self.counters.stale_status += 1
+            return "stale"
+        self.counters.duplicates += 1
+        return "duplicate"
+
+    async def _store(self, accepted: Accepted) -> bool:
+        message = accepted.message
+        if isinstance(message, Alert):
+            return await self.store.store_alert(message)
+        if isinstance(message, EcgWindow):
+            return await self.store.store_window(accepted.payload)  # stored verbatim as received
+        assert isinstance(message, GatewayStatus)
+        return await self.store.upsert_gateway_status(message)
+
+    async def _with_retries(self, call: Any, topic: str) -> Any:
+        delay = self.store_retry_s
+        for attempt in range(self.store_retries + 1):
+            try:
+                return await call()
+            except ProtocolError:
+                raise
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - database errors of any driver
+                self.counters.store_errors += 1
+                log.error("ingest %s: storing a message from %s failed (attempt %d of %d): %s: %s", self.client_id,
+                          topic, attempt + 1, self.store_retries + 1, type(exc).__name__, exc)
+                if attempt == self.store_retries:
+                    raise StoreFailure(f"{topic}: {type(exc).__name__}: {exc}") from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff_max_s)
+        raise AssertionError("unreachable")
+
+    def _reject(self, topic: str, rejected: Rejected) -> str:
+        reason = rejected.reason.value
+        self.counters.rejected[reason] = self.counters.rejected.get(reason, 0) + 1
+        n = self._logged[reason] = self._logged.get(reason, 0) + 1
+        if n <= 10 or n % 1000 == 0:  # every reason is logged, a flood of one reason is not
+            log.warning("ingest %s: rejected a message on %s: %s (%s) [%d so far]", self.client_id, topic, reason,
+                        rejected.detail, self.counters.rejected[reason])
+        return reason
+
+    # -- the MQTT loop ----------------------------------------------------------------------------
+
+    def _client(self) -> aiomqtt.Client:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.session_expiry_s
+        client = aiomqtt.Client(
+            self.hostname, self.port, username=self.username, password=self.password, identifier=self.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=props, keepalive=self.keepalive_s,
+            tls_context=self.tls_context,
+        )
+        paho = getattr(client, "_client", None)
+        if paho is not None and hasattr(paho, "manual_ack_set") and hasattr(paho, "ack"):
+            paho.manual_ack_set(True)
+            self.manual_ack = True
+        else:  # pragma: no cover - an aiomqtt/paho without it: acks happen on receipt, before storage
+            self.manual_ack = False
+            log.warning("ingest %s: this paho-mqtt has no manual_ack; QoS 1 messages are acknowledged on receipt, "
+                        "before they are stored", self.client_id)
+        return client
+
+    def _ack(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        if self.manual_ack and message.qos > 0:
+            client._client.ack(message.mid, message.qos)  # noqa: SLF001 - see the module docstring
+
+    async def run_once(self) -> None:
+        """One connection: connect, subscribe, handle messages until the connection ends (raises
+        aiomqtt.MqttError) or a message cannot be stored (raises StoreFailure)."""
+        client = self._client()
+        async with client:
+            self.counters.connects += 1
+            codes = await client.subscribe([(s, SubscribeOptions(qos=1)) for s in self.subscriptions])
+            bad = [(s, str(c)) for s, c in zip(self.subscriptions, codes, strict=False) if _failed(c)]
+            if bad:
+                raise aiomqtt.MqttError(f"the broker refused the subscriptions {bad}")
+            log.info("ingest %s: subscribed to %s", self.client_id, ", ".join(self.subscriptions))
+            self.subscribed.set()
+            try:
+                async for message in client.messages:
+                    payload = message.payload if isinstance(message.payload, bytes | bytearray) else b""
+                    try:
+                        await self.handle(str(message.topic), bytes(payload))
+                    except StoreFailure:
+                        self.counters.unacked += 1
+                        raise  # leave it unacknowledged; the reconnect makes the broker redeliver it
+                    self._ack(client, message)
+            finally:
+                self.subscribed.clear()
+
+    async def run(self) -> None:
+        """Run until cancelled, reconnecting with exponential backoff."""
+        delay = self.backoff_initial_s
+        while True:
+            connects = self.counters.connects
+            try:
+                await self.run_once()
+            except (aiomqtt.MqttError, StoreFailure) as exc:
+                self.counters.connection_errors += 1
+                log.warning("ingest %s: connection ended (%s: %s); reconnecting in %.1f s", self.client_id,
+                            type(exc).__name__, exc, delay)
+            if self.counters.connects > connects:
+                delay = self.backoff_initial_s  # a connection worked: start the backoff again
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.backoff_max_s)
+
+
+__all__ = ["TOPIC_FILTERS", "IngestCounters", "IngestWorker", "StoreFailure"]
