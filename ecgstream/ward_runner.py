@@ -158,8 +158,8 @@ def edge_report(scenario: Scenario, alerts: list[AlertLogEntry], duration_s: flo
             if hit is None:
                 lines.append(f"    {script.patient_id} {label} scripted at {at:g} s → no alert (missed)")
                 continue
-            used.add(hit)
             a = raised[hit]
+            used.update(i for i, b in enumerate(raised) if b.episode_id == a.episode_id)  # its escalations
             name = a.alert_type.upper() if len(a.alert_type) <= 4 else a.alert_type
             lines.append(f"    {script.patient_id} {label} scripted at {at:g} s → {name} alert ({a.priority}) "
                          f"after {a.at_s - at:.1f} s")

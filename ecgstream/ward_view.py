@@ -167,6 +167,7 @@ class AlertLogEntry:
     category: str
     message: str
     onset_s: float | None = None
+    episode_id: str = ""
 
 
 class EdgeWardView:
@@ -196,7 +197,8 @@ class EdgeWardView:
         d = alert.details
         entry = AlertLogEntry(float(d.get("at_s", 0.0)), alert.patient_id, alert.device_id, str(d.get("event", "")),
                               alert.alert_type, str(alert.priority), str(alert.category), alert.message,
-                              None if d.get("onset_s") is None else float(d["onset_s"]))
+                              None if d.get("onset_s") is None else float(d["onset_s"]),
+                              str(d.get("episode_id", alert.alert_id)))
         self.alerts.append(entry)
         self.log.append(entry)
 
