@@ -16,11 +16,11 @@ import argparse
 import binascii
 import struct
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
+from bench.timing import best_time
 from protocol.ble_frame import (
     HEADER_SIZE,
     EcgFrame,
@@ -56,15 +56,6 @@ def naive_decode(data: bytes) -> list[int]:
     return [int.from_bytes(body[3 * i : 3 * i + 3], "little", signed=True) for i in range(len(body) // 3)]
 
 
-def _best(fn: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
 def bench_format(fmt: SampleFormat, n_frames: int, repeat: int) -> None:
     n = max_samples_per_frame(3, fmt)
     rng = np.random.default_rng(0)
@@ -85,15 +76,15 @@ def bench_format(fmt: SampleFormat, n_frames: int, repeat: int) -> None:
     def msps(seconds: float, count: int = total) -> float:
         return count / seconds / 1e6
 
-    naive_enc = msps(_best(lambda: [naive_encode(f) for f in frames[:naive_n]], repeat), naive_n * n * 3)
-    naive_dec = msps(_best(lambda: [naive_decode(b) for b in encoded[:naive_n]], repeat), naive_n * n * 3)
+    naive_enc = msps(best_time(lambda: [naive_encode(f) for f in frames[:naive_n]], repeat), naive_n * n * 3)
+    naive_dec = msps(best_time(lambda: [naive_decode(b) for b in encoded[:naive_n]], repeat), naive_n * n * 3)
     rows = [
         ("encode", "naive struct", naive_enc, naive_enc),
-        ("encode", "per-frame", msps(_best(lambda: [encode_frame(f) for f in frames], repeat)), naive_enc),
-        ("encode", "batch", msps(_best(lambda: encode_frames(batch), repeat)), naive_enc),
+        ("encode", "per-frame", msps(best_time(lambda: [encode_frame(f) for f in frames], repeat)), naive_enc),
+        ("encode", "batch", msps(best_time(lambda: encode_frames(batch), repeat)), naive_enc),
         ("decode", "naive struct", naive_dec, naive_dec),
-        ("decode", "per-frame", msps(_best(lambda: [decode_frame(b) for b in encoded], repeat)), naive_dec),
-        ("decode", "batch", msps(_best(lambda: decode_frames(encoded), repeat)), naive_dec),
+        ("decode", "per-frame", msps(best_time(lambda: [decode_frame(b) for b in encoded], repeat)), naive_dec),
+        ("decode", "batch", msps(best_time(lambda: decode_frames(encoded), repeat)), naive_dec),
     ]
     print(f"\n{fmt.name}: {n} samples x 3 leads per frame, {n_frames} frames ({total / 1e6:.2f} M samples)")
     for op, codec, rate, base in rows:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 
 import numpy as np
 
+from bench.timing import best_time
 from edge.signal.filters import EcgFilter
 from edge.signal.qrs import QrsDetector
 from firmware_sim.synthesis import NoiseSpec, synthesize
@@ -25,15 +25,6 @@ from firmware_sim.synthesis import NoiseSpec, synthesize
 FS = 250.0
 PACKET = 36
 LEADS = ("II", "V1", "V5")
-
-
-def _best(fn: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def _patient_streaming(x: np.ndarray) -> None:
@@ -62,8 +53,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"record: {args.seconds:g} s at {FS:g} Hz, {PACKET}-sample packets, best of {args.repeat}")
     print(f"{'work':<36} {'streamed (ksamples/s/lead)':>27} {'whole':>10} {'ratio':>7}")
     for label, x in (("filters + QRS, 1 lead", x1), ("3-lead filters + QRS on II (patient)", x3)):
-        t_stream = _best(partial(_patient_streaming, x), args.repeat)
-        t_whole = _best(partial(_patient_whole, x), args.repeat)
+        t_stream = best_time(partial(_patient_streaming, x), args.repeat)
+        t_whole = best_time(partial(_patient_whole, x), args.repeat)
         leads = x.shape[1]
         print(f"{label:<36} {n * leads / t_stream / 1e3:27.0f} {n * leads / t_whole / 1e3:10.0f} "
               f"{t_whole / t_stream:7.3f}")

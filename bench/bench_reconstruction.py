@@ -10,24 +10,13 @@ from __future__ import annotations
 
 import os
 import platform
-import time
-from collections.abc import Callable
 
 import numpy as np
 
+from bench.timing import best_time
 from models.runtime.onnx_model import ARTIFACTS, DEFAULT_RECONSTRUCTION, OnnxModel
 
 WINDOW = 1250
-
-
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def _torch_model():  # type: ignore[no-untyped-def]
@@ -66,15 +55,15 @@ def main() -> None:
     for batch in (1, 64):
         x = rng.normal(0, 0.5, (batch, 3, WINDOW)).astype(np.float32)
         reps = 200 if batch == 1 else 20
-        t_lin = best_time(lambda x=x: baseline.reconstruct(x), reps)
+        t_lin = best_time(lambda x=x: baseline.reconstruct(x), reps, warmup=True)
         rows = [("linear baseline (numpy)", t_lin)]
-        rows.append(("VAE, ONNX Runtime CPU FP32", best_time(lambda x=x: sess.run(inputs=x), reps)))
+        rows.append(("VAE, ONNX Runtime CPU FP32", best_time(lambda x=x: sess.run(inputs=x), reps, warmup=True)))
         if torch_model is not None:
             import torch
 
             with torch.no_grad():
                 xt = torch.from_numpy(x)
-                rows.append(("VAE, PyTorch eager CPU", best_time(lambda xt=xt: torch_model(xt), max(5, reps // 4))))
+                rows.append(("VAE, PyTorch eager CPU", best_time(lambda xt=xt: torch_model(xt), max(5, reps // 4), warmup=True)))
         for name, t in rows:
             print(f"{name:<34} {batch:>5} {t * 1e3:9.2f} {t * 1e3 / batch:10.3f} {batch / t:10.0f} {t / t_lin:15.1f}x")
 

@@ -8,26 +8,14 @@ ECGSYN) on the same duration and sampling rate. Goal: real-time factor ≥ 1000.
 
 from __future__ import annotations
 
-import time
 import warnings
-from collections.abc import Callable
 
+from bench.timing import best_time
 from firmware_sim.synthesis import NoiseSpec, synthesize
 
 SECONDS = 10.0
 FS = 500.0
 RHYTHMS = ("sinus", "afib", "pvc_bigeminy", "lbbb", "vt", "vf")
-
-
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """Best wall time (s) of ``repeats`` calls (after one warm-up call)."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def main() -> None:
@@ -36,9 +24,9 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t_nk12 = best_time(lambda: nk.ecg_simulate(duration=SECONDS, sampling_rate=int(FS), method="multileads",
-                                                   random_state=0), repeats=3)
+                                                   random_state=0), repeats=3, warmup=True)
         t_nk1 = best_time(lambda: nk.ecg_simulate(duration=SECONDS, sampling_rate=int(FS), method="ecgsyn",
-                                                  random_state=0), repeats=3)
+                                                  random_state=0), repeats=3, warmup=True)
     print(f"{SECONDS:.0f} s of ECG at {FS:.0f} Hz, best of repeats, one process")
     print(f"baseline neurokit2 multileads (12 leads): {t_nk12 * 1e3:8.1f} ms   real-time x{SECONDS / t_nk12:8.0f}")
     print(f"baseline neurokit2 ecgsyn (1 lead):       {t_nk1 * 1e3:8.1f} ms   real-time x{SECONDS / t_nk1:8.0f}")
@@ -46,7 +34,7 @@ def main() -> None:
     noisy = NoiseSpec(baseline_mv=0.1, emg_mv=0.03, motion_mv=0.3, powerline_mv=0.02)
     for rhythm in RHYTHMS:
         for label, noise in (("none", None), ("all", noisy)):
-            t = best_time(lambda r=rhythm, n=noise: synthesize(r, seconds=SECONDS, fs=FS, seed=1, noise=n), repeats=20)
+            t = best_time(lambda r=rhythm, n=noise: synthesize(r, seconds=SECONDS, fs=FS, seed=1, noise=n), repeats=20, warmup=True)
             print(f"{rhythm:<14} {label:<6} {t * 1e3:7.2f} {SECONDS / t:12.0f} {t_nk12 / t:13.0f}x {t_nk1 / t:12.0f}x")
 
 

@@ -35,6 +35,7 @@ from protocol.gatt import (
     ControlCommand,
 )
 from protocol.polar_pmd import START_ECG_COMMAND
+from tests.ble_support import take
 
 WAIT_S = 5.0
 GATT = {
@@ -177,18 +178,6 @@ def backend(radio: FakeRadio, **kwargs: Any) -> BleakBackend:
     return BleakBackend(client_class=client, scanner_class=scanner, **kwargs)
 
 
-async def next_payloads(link: Any, count: int) -> list[bytes]:
-    async def collect() -> list[bytes]:
-        got: list[bytes] = []
-        async for payload in link:
-            got.append(payload)
-            if len(got) == count:
-                break
-        return got
-
-    return await asyncio.wait_for(collect(), WAIT_S)
-
-
 # -- pieces ------------------------------------------------------------------------------
 
 
@@ -239,7 +228,7 @@ async def test_ecgstream_link_subscribes_starts_and_yields_in_order() -> None:
     assert (await link.read_info())["device_id"] == "wearable-01"
     for i in range(5):
         client.notify(bytes([i]) * 10)
-    assert await next_payloads(link, 5) == [bytes([i]) * 10 for i in range(5)]
+    assert await take(link, 5) == [bytes([i]) * 10 for i in range(5)]
     assert link.received == 5 and central.links == [link]
 
     await link.disconnect()
