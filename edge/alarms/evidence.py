@@ -57,7 +57,9 @@ class BeatEvidence:
     ``until_s``: stream time up to which the detector has seen samples (its ``samples_seen / fs``);
     ``beat_times_s``: R peaks reported now (s), in time order; ``qrs_width_ms``: one width per beat
     (ms, NaN unknown; :class:`edge.alarms.features.QrsWidthMeter`) or empty when not measured;
-    ``heart_rate_bpm`` and ``rr_irregularity``: the detector's running figures (NaN until known).
+    ``heart_rate_bpm`` and ``rr_irregularity``: the detector's running figures (NaN until known);
+    ``paced``: per beat, whether a pacemaker pulse precedes it (:mod:`edge.signal.pacing`), or empty
+    when pace pulses are not looked for.
     """
 
     until_s: float
@@ -65,10 +67,13 @@ class BeatEvidence:
     qrs_width_ms: tuple[float, ...] = ()
     heart_rate_bpm: float = math.nan
     rr_irregularity: float = math.nan
+    paced: tuple[bool, ...] = ()
 
     def __post_init__(self) -> None:
         if self.qrs_width_ms and len(self.qrs_width_ms) != len(self.beat_times_s):
             raise ValueError("qrs_width_ms needs one width per beat (or none at all)")
+        if self.paced and len(self.paced) != len(self.beat_times_s):
+            raise ValueError("paced needs one flag per beat (or none at all)")
 
 
 @dataclass(frozen=True)
@@ -150,10 +155,11 @@ class TechnicalState:
 
 @dataclass(frozen=True)
 class Beat:
-    """One accepted beat: R peak time (s) and QRS width (ms, NaN unknown)."""
+    """One accepted beat: R peak time (s), QRS width (ms, NaN unknown), and whether it was paced."""
 
     t_s: float
     width_ms: float
+    paced: bool = False
 
 
 class EvidenceState:
@@ -189,7 +195,8 @@ class EvidenceState:
 
     def add_beats(self, ev: BeatEvidence) -> None:
         widths = ev.qrs_width_ms or (math.nan,) * len(ev.beat_times_s)
-        self.beats.extend(Beat(t, w) for t, w in zip(ev.beat_times_s, widths, strict=True))
+        paced = ev.paced or (False,) * len(ev.beat_times_s)
+        self.beats.extend(Beat(t, w, p) for t, w, p in zip(ev.beat_times_s, widths, paced, strict=True))
         self.beats_until_s = max(self.beats_until_s, ev.until_s)
         self.data_until_s = max(self.data_until_s, ev.until_s)
         self.heart_rate_bpm, self.rr_irregularity = ev.heart_rate_bpm, ev.rr_irregularity

@@ -54,7 +54,9 @@ class AlarmConfig:
     VT (Philips/GE: a run of ≥ 5–6 ventricular beats at ≥ 100 bpm)
         ``vt_run_beats`` = 6 consecutive beats with QRS ≥ ``vt_wide_ms`` = 120 ms (the ventricular
         criterion) at ≥ ``vt_rate_bpm`` = 100; clears below ``vt_clear_rate_bpm`` = 90 or when fewer
-        than half of the last run are wide. Or classifier ``VT`` ≥ ``vt_prob`` = 0.8. High.
+        than half of the last run are wide. Paced beats (a pace pulse before the QRS,
+        :mod:`edge.signal.pacing`) are wide by nature and never count as ventricular. Or classifier
+        ``VT`` ≥ ``vt_prob`` = 0.8. High.
 
     VF
         classifier ``VF`` ≥ ``vf_prob`` = 0.8 in the latest window (without a classifier, VF's
@@ -203,8 +205,8 @@ class AsystoleRule(Rule):
 
 
 class VtRule(Rule):
-    """A run of wide fast beats, all after start-up and after the lead was last unusable, or the
-    classifier's VT probability."""
+    """A run of wide, fast, unpaced beats, all after start-up and after the lead was last unusable, or
+    the classifier's VT probability."""
 
     def assess(self, s: EvidenceState, c: AlarmConfig) -> Assessment:
         run = list(s.beats)[-c.vt_run_beats :]
@@ -213,7 +215,7 @@ class VtRule(Rule):
         if (trusted and len(run) == c.vt_run_beats and s.beats_until_s - run[-1].t_s <= c.beat_stale_s
                 and run[-1].t_s > run[0].t_s):
             rate = 60.0 * (len(run) - 1) / (run[-1].t_s - run[0].t_s)
-            wide = sum(b.width_ms >= c.vt_wide_ms for b in run)
+            wide = sum(b.width_ms >= c.vt_wide_ms and not b.paced for b in run)
         windows = s.latest_windows(1, c.window_max_age_s)
         p = _prob(windows[-1], "VT") if windows else None
         if wide == len(run) and rate >= c.vt_rate_bpm:

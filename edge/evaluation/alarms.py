@@ -35,8 +35,9 @@ episode). A reference episode is *detected* when an AF alarm's onset lies in
 (record time outside every reference episode). Also reported: ``detected_overlap`` (an AF alarm
 episode — from its onset to its clearing, or the record end — overlaps the reference episode: the
 EC57-style criterion, which credits an alarm that stays up across a short sinus interruption, and
-also one whose onset came before the annotated start) and each detection's delay (raise time − episode
-start). The record class (non AF / paroxysmal / persistent) is the header comment.
+also one whose onset came before the annotated start), the sensitivity over episodes of ≥ 30 s alone
+(``episodes_30s`` / ``detected_30s``: the guideline definition of an AF episode, and the shortest a
+30-s persistence can confirm inside it) and each detection's delay (raise time − episode start). The record class (non AF / paroxysmal / persistent) is the header comment.
 
 **Scoring, PhysioNet/CinC 2015**. The header names the alarm (``Asystole``,
 ``Ventricular_Tachycardia``, …) and whether it was true or false. For a false alarm the edge must
@@ -84,6 +85,8 @@ CHALLENGE2015_ALARMS = {
 }
 """PhysioNet/CinC 2015 alarm names (lower case) → the edge's ``alert_type``."""
 ACTIVE_EVENTS = ("raised", "escalated")
+CLINICAL_EPISODE_S = 30.0
+"""Shortest AF episode guidelines count (ESC 2020: an episode lasts ≥ 30 s); also reported on its own."""
 
 
 @dataclass(frozen=True)
@@ -268,6 +271,7 @@ def replay(rec: Recording, config: ReplayConfig | None = None, agent_config: Age
             "analysis_skipped_samples": s.counters.analysis_skipped_samples,
             "detector_resets": s.counters.detector_resets, "windows": s.counters.windows,
             "windows_unsupported": s.counters.windows_unsupported, "internal_errors": s.counters.internal_errors,
+            "paced_beats": s.counters.paced_beats,
         })
     return ReplayResult(rec.name, list(sink.alerts), stream)
 
@@ -391,7 +395,8 @@ def score_af(name: str, klass: str, episodes: Sequence[AfEpisode], result: Repla
     for e in episodes:
         hits = [a for a in alarms if e.start_s - tolerance_s <= a["onset_s"] <= e.end_s + tolerance_s]
         overlap = [a for a in alarms if a["onset_s"] <= e.end_s + tolerance_s and a["cleared_s"] >= e.start_s]
-        eps.append({"start_s": round(e.start_s, 3), "end_s": round(e.end_s, 3), "detected": bool(hits),
+        eps.append({"start_s": round(e.start_s, 3), "end_s": round(e.end_s, 3),
+                    "clinical": e.end_s - e.start_s >= CLINICAL_EPISODE_S, "detected": bool(hits),
                     "detected_overlap": bool(overlap),
                     "delay_s": round(hits[0]["at_s"] - e.start_s, 2) if hits else None})
     false = [a for a in alarms
@@ -405,6 +410,8 @@ def score_af(name: str, klass: str, episodes: Sequence[AfEpisode], result: Repla
         "class": klass, "duration_s": round(duration_s, 2), "af_s": round(af_s, 2),
         "non_af_s": round(max(0.0, duration_s - af_s), 2), "episodes": len(episodes),
         "detected": sum(e["detected"] for e in eps), "detected_overlap": sum(e["detected_overlap"] for e in eps),
+        "episodes_30s": sum(e["clinical"] for e in eps),
+        "detected_30s": sum(e["detected"] and e["clinical"] for e in eps),
         "false_alarms": len(false), "reference_episodes": eps,
         "af_alarms": [{k: round(v, 3) for k, v in a.items()} for a in alarms], "other_alarms": others,
         "stream": result.stream,
@@ -452,6 +459,7 @@ def evaluate(root: str | os.PathLike[str], config: ReplayConfig | None = None,
     episodes = sum(r["episodes"] for r in per_af.values())
     detected = sum(r["detected"] for r in per_af.values())
     overlap = sum(r["detected_overlap"] for r in per_af.values())
+    episodes_30, detected_30 = (sum(r[k] for r in per_af.values()) for k in ("episodes_30s", "detected_30s"))
     false = sum(r["false_alarms"] for r in per_af.values())
     non_af_h = sum(r["non_af_s"] for r in per_af.values()) / 3600.0
     by_class: dict[str, dict[str, Any]] = {}
@@ -471,7 +479,9 @@ def evaluate(root: str | os.PathLike[str], config: ReplayConfig | None = None,
         "records": len(found),
         "af": {"records": len(per_af), "episodes": episodes, "detected": detected,
                "sensitivity": _ratio(detected, episodes), "detected_overlap": overlap,
-               "sensitivity_overlap": _ratio(overlap, episodes), "false_alarms": false,
+               "sensitivity_overlap": _ratio(overlap, episodes), "episodes_30s": episodes_30,
+               "detected_30s": detected_30, "sensitivity_30s": _ratio(detected_30, episodes_30),
+               "false_alarms": false,
                "non_af_hours": round(non_af_h, 4), "false_alarms_per_hour": _ratio(false, non_af_h),
                "by_class": by_class, "per_record": per_af},
         "false_alarm_records": false_alarm,
@@ -504,7 +514,8 @@ def format_table(report: dict[str, Any]) -> list[str]:
 
         fah = af["false_alarms_per_hour"]
         lines.append(f"AF episodes {af['detected']}/{af['episodes']} detected (sensitivity {pct(af['sensitivity'])}; "
-                     f"overlap criterion {af['detected_overlap']}/{af['episodes']}), "
+                     f"overlap criterion {af['detected_overlap']}/{af['episodes']}; episodes ≥ 30 s "
+                     f"{af['detected_30s']}/{af['episodes_30s']}), "
                      f"{af['false_alarms']} false AF alarms in {af['non_af_hours']:.3f} h of non-AF signal "
                      f"({rate(fah)})")
         for klass, k in af["by_class"].items():

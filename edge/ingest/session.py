@@ -57,6 +57,7 @@ from edge.alarms import (
 )
 from edge.inference.windowing import Window, WindowConfig, Windower
 from edge.signal.filters import EcgFilter, FilterSpec
+from edge.signal.pacing import PACE_MIN_FS_HZ, PacePulseDetector
 from edge.signal.qrs import QrsDetector
 from edge.signal.rr import RrStats
 from edge.signal.st import StConfig, StResult, measure_st
@@ -123,6 +124,8 @@ class SessionCounters:
     """Windows whose leads were given for ST measurement."""
     st_measured: int = 0
     """Of those, windows with an ST measurement (enough normal beats, narrow QRS)."""
+    paced_beats: int = 0
+    """Beats with a pace pulse next to them (left out of the ventricular analysis; see edge.signal.pacing)."""
 
 
 @dataclass
@@ -168,6 +171,7 @@ class _Analysis:
         self.filter = EcgFilter(fs, 1, spec)
         self.detector = QrsDetector(fs)
         self.width = QrsWidthMeter(fs)
+        self.pace = PacePulseDetector(fs) if fs >= PACE_MIN_FS_HZ else None
         self.offset = offset
         self.restarted = restarted
         self.learn_samples = round((self.detector.config.learn_s + self.detector.config.lookahead_s) * fs)
@@ -445,6 +449,8 @@ class DeviceSession:
                 self._an = _Analysis(fs, start, self.config.filter, restarted=self._restarted)
             if len(raw):
                 self._an.last_raw = float(raw[-1])
+                if self._an.pace is not None:
+                    self._an.pace.push(raw)
                 chunks.append((self._an, self._an.filter.process(np.asarray(raw, dtype=np.float64)), filled))
         return chunks
 
@@ -455,6 +461,8 @@ class DeviceSession:
             r = an.detector.process(y)
             an.width.push(y)
             widths = an.width.widths(r.beats) if len(r.beats) else []
+            paced = an.pace.paced(r.beats) if an.pace is not None else []
+            self.counters.paced_beats += sum(paced)
             times: list[float] = []
             for beat in (r.beats + an.offset).tolist():
                 last = self._last_beat
@@ -468,7 +476,7 @@ class DeviceSession:
             if not (an.restarted and an.detector.samples_seen < an.learn_samples):
                 self._until_s = max(self._until_s, self._t(seen))
             ev = BeatEvidence(self._until_s, tuple(times), tuple(widths), self._rr.heart_rate_bpm,
-                              self._rr.irregularity)
+                              self._rr.irregularity, paced=tuple(paced))
             out.alerts += self._engine(self._until_s, beats=ev)
 
 

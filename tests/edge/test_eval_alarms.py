@@ -107,6 +107,8 @@ def test_scorer_finds_the_af_episode_without_false_alarms(synthetic: Path) -> No
     assert report["records"] == 2 and af["records"] == 1
     assert (af["episodes"], af["detected"], af["false_alarms"]) == (1, 1, 0)
     assert af["sensitivity"] == 1.0 and af["false_alarms_per_hour"] == 0.0
+    long_episode = AF_END_S - AF_START_S >= 30.0
+    assert (af["episodes_30s"], af["detected_30s"]) == ((1, 1) if long_episode else (0, 0))
     rec = af["per_record"]["cpsc2021/data_1_1"]
     assert rec["class"] == "paroxysmal AF"
     assert rec["non_af_s"] == pytest.approx(SECONDS - (AF_END_S - AF_START_S), abs=0.01)

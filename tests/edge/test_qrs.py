@@ -63,13 +63,29 @@ def test_heart_rate_is_robust_to_one_missed_beat_and_right_for_bigeminy() -> Non
     assert RrStats().heart_rate_bpm != RrStats().heart_rate_bpm   # NaN before any interval
 
 
-def test_rr_irregularity_separates_af_from_sinus() -> None:
+def test_rr_irregularity_separates_af_from_sinus_and_group_beating() -> None:
     fs = 250.0
     irregularity = {}
-    for rhythm in ("sinus", "afib"):
+    for rhythm in ("sinus", "afib", "pvc_bigeminy", "pvc_trigeminy"):
         _, _, _, det = _run(synthesize(rhythm, seconds=40, fs=fs, seed=3).lead("II"), fs)
         irregularity[rhythm] = det.rr.irregularity
-    assert irregularity["sinus"] < 0.1 < 0.15 < irregularity["afib"]
+    regular = max(irregularity["sinus"], irregularity["pvc_bigeminy"], irregularity["pvc_trigeminy"])
+    assert regular < 0.1 < 0.15 < irregularity["afib"], irregularity
+
+
+def test_rr_irregularity_reads_repeating_patterns_as_regular() -> None:
+    rng = np.random.default_rng(0)
+    for pattern in ((0.5, 1.0), (0.8, 0.8, 0.45), (0.8,)):      # bigeminy, trigeminy, sinus
+        stats = RrStats()
+        for rr in np.tile(pattern, 16)[:16] * (1 + 0.01 * rng.standard_normal(16)):
+            stats.add(float(rr))
+        assert stats.irregularity < 0.05, pattern
+    stats = RrStats()
+    for rr in rng.uniform(0.45, 1.1, 16):                        # AF: no pattern at any lag
+        stats.add(float(rr))
+    assert stats.irregularity > 0.2
+    with pytest.raises(ValueError, match="max_pattern_lag"):
+        RrStats(irregularity_intervals=4, max_pattern_lag=3)
 
 
 def test_no_beats_in_asystole() -> None:
