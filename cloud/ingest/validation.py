@@ -6,17 +6,20 @@ wrong maps to one reason, and the worker counts rejections per reason (nothing i
 
 Checks, in order (the first failure decides the reason):
 
-1. the topic parses and is one the cloud ingests (patient alert/window, gateway status): ``bad_topic``;
+1. the topic parses and is one the cloud ingests (patient alert/window, gateway status, device
+   status): ``bad_topic``;
 2. size, before anything is parsed: ``oversized`` above ``max_bytes`` (default the protocol's
    :data:`protocol.envelope.MAX_PAYLOAD_BYTES`) or, for the JSON messages, above
    :data:`protocol.messages.MAX_MESSAGE_BYTES`;
 3. the protocol's decoder: an unknown schema version gives ``unsupported_version``, anything else
    it refuses (not JSON, missing fields, corrupt window bytes, bad CRC of the zlib data) ``malformed``;
 4. the topic's id must equal the payload's (patient id for alerts and windows, gateway id for
-   gateway status): ``topic_mismatch`` (a sender publishing under someone else's topic);
+   gateway status, device id for device status): ``topic_mismatch`` (a sender publishing under
+   someone else's topic);
 5. with a registry (anything with ``async get_device(device_id)``, e.g. :class:`cloud.store.Store`),
-   the payload's device must be registered (``unknown_device``), active (``inactive_device``) and
-   worn by the payload's patient (``wrong_patient``). ``registry=None`` skips this step.
+   the payload's device must be registered (``unknown_device``), active (``inactive_device``) and,
+   for alerts and windows, worn by the payload's patient (``wrong_patient``). ``registry=None``
+   skips this step.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any, Protocol
 
 from protocol.envelope import MAX_PAYLOAD_BYTES
 from protocol.errors import ProtocolError, TopicError, UnsupportedVersionError
-from protocol.messages import MAX_MESSAGE_BYTES, Alert, GatewayStatus, decode_message
+from protocol.messages import MAX_MESSAGE_BYTES, Alert, DeviceStatus, GatewayStatus, decode_message
 from protocol.topics import Channel, Scope, Topic, parse_topic
 from protocol.window_payload import EcgWindow, decode_window
 
@@ -49,16 +52,17 @@ class Kind(StrEnum):
     ALERT = "alert"
     WINDOW = "window"
     GATEWAY_STATUS = "gateway_status"
+    DEVICE_STATUS = "device_status"
 
 
 @dataclass(frozen=True)
 class Accepted:
-    """A valid message: ``message`` is an Alert, an EcgWindow or a GatewayStatus; ``payload`` the
-    bytes as received (windows are stored verbatim)."""
+    """A valid message: ``message`` is an Alert, an EcgWindow, a GatewayStatus or a DeviceStatus;
+    ``payload`` the bytes as received (windows are stored verbatim)."""
 
     kind: Kind
     topic: Topic
-    message: Alert | EcgWindow | GatewayStatus
+    message: Alert | EcgWindow | GatewayStatus | DeviceStatus
     payload: bytes
 
 
@@ -79,6 +83,7 @@ _KINDS = {
     (Scope.PATIENT, Channel.ALERT): Kind.ALERT,
     (Scope.PATIENT, Channel.WINDOW): Kind.WINDOW,
     (Scope.GATEWAY, Channel.STATUS): Kind.GATEWAY_STATUS,
+    (Scope.DEVICE, Channel.STATUS): Kind.DEVICE_STATUS,
 }
 
 
@@ -100,11 +105,13 @@ def check_payload(topic: str, payload: bytes | bytearray | memoryview, *,
         return Rejected(Reason.OVERSIZED, f"{size} bytes > {limit}")
     data = bytes(payload)
     try:
-        message: Alert | EcgWindow | GatewayStatus
+        message: Alert | EcgWindow | GatewayStatus | DeviceStatus
         if kind is Kind.ALERT:
             message = decode_message(data, Alert)
         elif kind is Kind.WINDOW:
             message = decode_window(data)
+        elif kind is Kind.DEVICE_STATUS:
+            message = decode_message(data, DeviceStatus)
         else:
             message = decode_message(data, GatewayStatus)
     except UnsupportedVersionError as exc:
@@ -113,7 +120,12 @@ def check_payload(topic: str, payload: bytes | bytearray | memoryview, *,
         return Rejected(Reason.MALFORMED, str(exc))
     except Exception as exc:  # noqa: BLE001 - a decoder bug must not crash the worker either
         return Rejected(Reason.MALFORMED, f"{type(exc).__name__}: {exc}")
-    owner = message.gateway_id if isinstance(message, GatewayStatus) else message.patient_id
+    if isinstance(message, GatewayStatus):
+        owner = message.gateway_id
+    elif isinstance(message, DeviceStatus):
+        owner = message.device_id
+    else:
+        owner = message.patient_id
     if owner != parsed.ident:
         return Rejected(Reason.TOPIC_MISMATCH,
                         f"{kind} for {owner!r} published under {parsed.scope} {parsed.ident!r}")
@@ -130,6 +142,8 @@ async def check_registry(accepted: Accepted, registry: Registry) -> Accepted | R
         return Rejected(Reason.UNKNOWN_DEVICE, f"device {message.device_id!r} is not registered")
     if not getattr(device, "active", True):
         return Rejected(Reason.INACTIVE_DEVICE, f"device {message.device_id!r} is deactivated")
+    if isinstance(message, DeviceStatus):
+        return accepted  # a device's own status: no patient in it to check
     if device.patient_id != message.patient_id:
         return Rejected(Reason.WRONG_PATIENT,
                         f"device {message.device_id!r} is registered to {device.patient_id!r}, "

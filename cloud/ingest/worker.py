@@ -43,7 +43,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from cloud.ingest.validation import Accepted, Kind, Reason, Rejected, check_payload, check_registry
 from protocol.envelope import MAX_PAYLOAD_BYTES
 from protocol.errors import ProtocolError
-from protocol.messages import Alert, GatewayStatus
+from protocol.messages import Alert, DeviceStatus, GatewayStatus
 from protocol.topics import Channel, Scope, shared_subscription, subscription
 from protocol.window_payload import EcgWindow
 
@@ -53,6 +53,7 @@ TOPIC_FILTERS = (
     subscription(Scope.PATIENT, Channel.ALERT),
     subscription(Scope.PATIENT, Channel.WINDOW),
     subscription(Scope.GATEWAY, Channel.STATUS),
+    subscription(Scope.DEVICE, Channel.STATUS),
 )
 """What the cloud ingests (each joined as a shared subscription of the worker's group)."""
 
@@ -66,6 +67,7 @@ class IngestCounters:
     alerts_stored: int = 0
     windows_stored: int = 0
     gateway_status_stored: int = 0
+    device_status_stored: int = 0
     duplicates: int = 0
     stale_status: int = 0
     rejected: dict[str, int] = field(default_factory=lambda: {r.value: 0 for r in Reason})
@@ -76,7 +78,7 @@ class IngestCounters:
 
     @property
     def stored(self) -> int:
-        return self.alerts_stored + self.windows_stored + self.gateway_status_stored
+        return self.alerts_stored + self.windows_stored + self.gateway_status_stored + self.device_status_stored
 
     @property
     def rejected_total(self) -> int:
@@ -86,6 +88,7 @@ class IngestCounters:
         return {
             "received": self.received, "stored": self.stored, "alerts_stored": self.alerts_stored,
             "windows_stored": self.windows_stored, "gateway_status_stored": self.gateway_status_stored,
+            "device_status_stored": self.device_status_stored,
             "duplicates": self.duplicates, "stale_status": self.stale_status, "rejected": dict(self.rejected),
             "rejected_total": self.rejected_total, "store_errors": self.store_errors, "unacked": self.unacked,
             "connects": self.connects, "connection_errors": self.connection_errors,
@@ -155,10 +158,12 @@ class IngestWorker:
                 self.counters.alerts_stored += 1
             elif result.kind is Kind.WINDOW:
                 self.counters.windows_stored += 1
+            elif result.kind is Kind.DEVICE_STATUS:
+                self.counters.device_status_stored += 1
             else:
                 self.counters.gateway_status_stored += 1
             return "stored"
-        if result.kind is Kind.GATEWAY_STATUS:
+        if result.kind in (Kind.GATEWAY_STATUS, Kind.DEVICE_STATUS):
             self.counters.stale_status += 1
             return "stale"
         self.counters.duplicates += 1
@@ -170,6 +175,8 @@ class IngestWorker:
             return await self.store.store_alert(message)
         if isinstance(message, EcgWindow):
             return await self.store.store_window(accepted.payload)  # stored verbatim as received
+        if isinstance(message, DeviceStatus):
+            return await self.store.upsert_device_status(message)
         assert isinstance(message, GatewayStatus)
         return await self.store.upsert_gateway_status(message)
 

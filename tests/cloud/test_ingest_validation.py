@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from cloud.ingest import Accepted, Kind, Reason, Rejected, validate
-from protocol.messages import GatewayStatus, encode_message
-from protocol.topics import alert_topic, gateway_status_topic, window_topic
+from protocol.messages import DeviceStatus, GatewayStatus, encode_message
+from protocol.topics import alert_topic, device_status_topic, gateway_status_topic, window_topic
 from protocol.window_payload import encode_window
 from tests.cloud.conftest import make_alert, make_window
 
@@ -43,6 +43,9 @@ async def test_good_alert_window_and_gateway_status_are_accepted() -> None:
     status = GatewayStatus(gateway_id="gw-1", t_gateway_us=5, streams=3)
     got = await validate(gateway_status_topic("gw-1"), encode_message(status), REG)
     assert isinstance(got, Accepted) and got.message == status
+    device = DeviceStatus(device_id="dev-1", t_device_us=9, battery_pct=41, connected=True, lead_off=("V1",))
+    got = await validate(device_status_topic("dev-1"), encode_message(device), REG)
+    assert isinstance(got, Accepted) and got.kind is Kind.DEVICE_STATUS and got.message == device
 
 
 def _alert_json(**changes) -> bytes:
@@ -74,6 +77,12 @@ def _alert_json(**changes) -> bytes:
     (window_topic("pat-2"), encode_window(make_window("pat-1")), Reason.TOPIC_MISMATCH, {}),
     (gateway_status_topic("gw-2"), encode_message(GatewayStatus(gateway_id="gw-1", t_gateway_us=1)),
      Reason.TOPIC_MISMATCH, {}),
+    (device_status_topic("dev-2"), encode_message(DeviceStatus(device_id="dev-1", t_device_us=1)),
+     Reason.TOPIC_MISMATCH, {}),
+    (device_status_topic("dev-x"), encode_message(DeviceStatus(device_id="dev-x", t_device_us=1)),
+     Reason.UNKNOWN_DEVICE, {}),
+    (device_status_topic("dev-off"), encode_message(DeviceStatus(device_id="dev-off", t_device_us=1)),
+     Reason.INACTIVE_DEVICE, {}),
     (alert_topic("pat-1"), encode_message(make_alert(device_id="dev-x")), Reason.UNKNOWN_DEVICE, {}),
     (window_topic("pat-1"), encode_window(make_window(device_id="dev-x")), Reason.UNKNOWN_DEVICE, {}),
     (alert_topic("pat-1"), encode_message(make_alert(device_id="dev-off")), Reason.INACTIVE_DEVICE, {}),

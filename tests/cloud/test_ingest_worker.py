@@ -17,8 +17,8 @@ import pytest
 
 from cloud.ingest import IngestWorker, Reason
 from cloud.store import Store, upgrade_database
-from protocol.messages import GatewayStatus, encode_message
-from protocol.topics import alert_topic, gateway_status_topic, window_topic
+from protocol.messages import DeviceStatus, GatewayStatus, encode_message
+from protocol.topics import alert_topic, device_status_topic, gateway_status_topic, window_topic
 from protocol.window_payload import encode_window
 from tests.cloud.conftest import T0_US, make_alert, make_window
 
@@ -85,7 +85,9 @@ async def test_alerts_windows_and_status_are_stored_and_resends_deduplicated(mqt
             await pub.publish(alert_topic(pat), encode_message(alert), qos=1)
             await pub.publish(window_topic(pat), encode_window(window), qos=1)
             await pub.publish(gateway_status_topic(gw), encode_message(GatewayStatus(gw, T0_US, streams=1)), qos=1)
-            await until(lambda: w.counters.stored == 3, "three messages stored")
+            battery = DeviceStatus(dev, T0_US, battery_pct=37, connected=True, lead_off=("V1",))
+            await pub.publish(device_status_topic(dev), encode_message(battery), qos=1)
+            await until(lambda: w.counters.stored == 4, "four messages stored")
             # the edge resends after a reconnect: same alert id, even with different text
             await pub.publish(alert_topic(pat), encode_message(dataclasses.replace(alert, message="again")), qos=1)
             await pub.publish(window_topic(pat), encode_window(window), qos=1)
@@ -93,9 +95,11 @@ async def test_alerts_windows_and_status_are_stored_and_resends_deduplicated(mqt
         assert (await store.get_alert(alert.alert_id)).alert == alert
         assert await store.load_window(window.window_id) == window
         assert (await store.latest_gateway_status(gw)).streams == 1
+        assert await store.latest_device_status(dev) == battery
         assert (await store.count_alerts(), await store.count_windows()) == (1, 1)
         c = w.counters
-        assert (c.received, c.alerts_stored, c.windows_stored, c.gateway_status_stored) == (5, 1, 1, 1)
+        assert (c.received, c.alerts_stored, c.windows_stored, c.gateway_status_stored, c.device_status_stored) == (
+            6, 1, 1, 1, 1)
         assert (c.rejected_total, c.store_errors, c.unacked) == (0, 0, 0)
         assert w.manual_ack is True
 
@@ -165,7 +169,8 @@ async def test_bad_input_is_rejected_counted_and_disturbs_nothing(mqtt_broker, d
             await pub.publish(alert_topic(pat), encode_message(good[1]), qos=1)
             await pub.publish(topic, payload, qos=1)  # the same bad message again: counted again
             await pub.publish(alert_topic(other_pat), encode_message(other), qos=1)  # another patient, unaffected
-            await until(lambda: w.counters.received == 5, "five messages handled")
+            # ``received`` counts a message when its handling starts; wait until all five are done
+            await until(lambda: w.counters.alerts_stored + w.counters.rejected_total >= 5, "five messages handled")
         c = w.counters
         assert c.rejected[reason.value] == 2, c.as_dict()
         assert c.rejected_total == 2
