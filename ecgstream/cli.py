@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from ecgstream.commands.cloud import cloud
 from ecgstream.commands.demo import demo
 from ecgstream.commands.edge import edge
 from ecgstream.commands.eval import eval_group
@@ -43,6 +44,7 @@ cli.add_command(demo)
 cli.add_command(models)
 cli.add_command(eval_group)
 cli.add_command(edge)
+cli.add_command(cloud)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """The cloud store: SQLAlchemy 2 (async) over SQLite by default or PostgreSQL in production.
 
 - :mod:`cloud.store.schema`: the tables (registry, alerts, episodes, windows, latest status,
-  acknowledgements, audit log);
+  acknowledgements, audit log, staff users and sessions, login failures, model results);
 - :mod:`cloud.store.engine`: an async engine and sessions from one URL (drivers chosen here);
 - :mod:`cloud.store.migrate`: Alembic migrations run from code (``upgrade_database(url)``);
 - :mod:`cloud.store.repository`: :class:`Store`, the typed async API with idempotent,
@@ -22,17 +22,21 @@ from cloud.store.repository import (
     AckRecord,
     AuditRecord,
     EpisodeState,
+    Escalation,
+    ModelResult,
     NotFound,
+    PatientRecord,
     Store,
     StoreCounters,
     StoredAlert,
+    UserRecord,
     WindowMeta,
     episode_of,
 )
 
 __all__ = [
-    "DEFAULT_URL", "EVENTS", "PRIORITY_RANK", "AckRecord", "AuditRecord", "EpisodeState", "NotFound", "Store",
-    "StoreCounters", "StoredAlert", "WindowMeta", "async_url", "create_engine", "current_revision",
-    "downgrade_database", "episode_of", "head_revision", "schema_diff", "session_factory", "sync_url",
+    "DEFAULT_URL", "EVENTS", "PRIORITY_RANK", "AckRecord", "AuditRecord", "EpisodeState", "Escalation",
+    "ModelResult", "NotFound", "PatientRecord", "Store", "StoreCounters", "StoredAlert", "UserRecord", "WindowMeta",
+    "async_url", "create_engine", "current_revision", "downgrade_database", "episode_of", "head_revision", "schema_diff", "session_factory", "sync_url",
     "upgrade_database",
 ]

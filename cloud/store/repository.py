@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Select, case, func, or_, select, update
+from sqlalchemy import Select, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -48,7 +48,11 @@ from cloud.store.schema import (
     DeviceStatusRow,
     Episode,
     GatewayStatusRow,
+    LoginFailure,
+    ModelResultRow,
     Patient,
+    SessionRow,
+    User,
     WindowRow,
 )
 from protocol.errors import SchemaError
@@ -104,6 +108,8 @@ class EpisodeState:
     last_received_us: int
     acknowledged_by: str | None
     acknowledged_us: int | None
+    escalation_level: int = 0
+    escalated_us: int | None = None
 
     @property
     def active(self) -> bool:
@@ -150,6 +156,53 @@ class AuditRecord:
     action: str
     target: str
     details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A member of staff (the password hash stays inside :mod:`cloud.accounts`)."""
+
+    username: str
+    role: str
+    active: bool
+    created_us: int
+    password_hash: str = ""
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    patient_id: str
+    display_name: str
+    created_us: int
+    assigned_to: str | None
+    assigned_us: int | None
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """One escalation the cloud made: ``episode_id`` went to ``level`` at ``at_us``."""
+
+    episode_id: str
+    alert_id: str | None
+    patient_id: str
+    alert_type: str
+    priority: str
+    level: int
+    at_us: int
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """A cloud model's output for a window (and the alert it was run for, if any)."""
+
+    id: int
+    window_id: str
+    alert_id: str | None
+    patient_id: str
+    model: str
+    version: str
+    outputs: dict[str, Any]
+    created_us: int
 
 
 @dataclass
@@ -217,7 +270,23 @@ def _episode_from_row(r: Episode) -> EpisodeState:
         onset_gateway_us=r.onset_gateway_us, window_id=r.window_id, raised=bool(r.raised), cleared=bool(r.cleared),
         messages=r.messages, first_received_us=r.first_received_us, last_received_us=r.last_received_us,
         acknowledged_by=r.acknowledged_by, acknowledged_us=r.acknowledged_us,
+        escalation_level=int(r.escalation_level or 0), escalated_us=r.escalated_us,
     )
+
+
+def _user_from_row(r: User) -> UserRecord:
+    return UserRecord(username=r.username, role=r.role, active=bool(r.active), created_us=r.created_us,
+                      password_hash=r.password_hash)
+
+
+def _patient_from_row(r: Patient) -> PatientRecord:
+    return PatientRecord(patient_id=r.patient_id, display_name=r.display_name, created_us=r.created_us,
+                         assigned_to=r.assigned_to, assigned_us=r.assigned_us)
+
+
+def _result_from_row(r: ModelResultRow) -> ModelResult:
+    return ModelResult(id=r.id, window_id=r.window_id, alert_id=r.alert_id, patient_id=r.patient_id, model=r.model,
+                       version=r.version, outputs=dict(r.outputs), created_us=r.created_us)
 
 
 _WINDOW_META_COLS = (
@@ -257,6 +326,23 @@ class Store:
         self.dialect = self.engine.dialect.name
         self.clock = clock
         self.counters = StoreCounters()
+        self._listeners: list[Callable[[str], None]] = []
+
+    # -- change notification (in-process) -------------------------------------------------------
+
+    def add_listener(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(kind)`` after this Store commits a change (``"alert"``, ``"ack"``,
+        ``"escalation"``, ``"status"``, ``"assign"``). Only changes made through *this* instance are
+        seen: other processes' writes are found by polling (:meth:`alerts_after`, :meth:`audit_after`)."""
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[str], None]) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
+    def _changed(self, kind: str) -> None:
+        for callback in list(self._listeners):
+            callback(kind)
 
     async def close(self) -> None:
         if self._owns_engine:
@@ -304,10 +390,13 @@ class Store:
         async with self._sessions() as s:
             return await s.get(Device, device_id)
 
-    async def list_devices(self, *, patient_id: str | None = None) -> list[Device]:
+    async def list_devices(self, *, patient_id: str | None = None,
+                           patient_ids: Sequence[str] | None = None) -> list[Device]:
         q = select(Device).order_by(Device.device_id)
         if patient_id is not None:
             q = q.where(Device.patient_id == patient_id)
+        if patient_ids is not None:
+            q = q.where(Device.patient_id.in_(list(patient_ids)))
         async with self._sessions() as s:
             return list((await s.scalars(q)).all())
 
@@ -346,6 +435,7 @@ class Store:
                 return False
             await s.execute(self._episode_upsert(alert, episode_id, event, now))
         self.counters.alerts_stored += 1
+        self._changed("alert")
         return True
 
     def _episode_upsert(self, alert: Alert, episode_id: str, event: str, now: int) -> Any:
@@ -428,10 +518,15 @@ class Store:
         async with self._sessions() as s:
             return [_episode_from_row(r) for r in (await s.scalars(q)).all()]
 
-    async def acknowledge(self, episode_id: str, user: str, *, note: str = "") -> AckRecord:
+    async def acknowledge(self, episode_id: str, user: str, *, note: str = "",
+                          alert_id: str | None = None) -> AckRecord:
         """Record that ``user`` acknowledged an episode (every acknowledgement is kept; the episode
-        shows the first), and write the audit entry. Raises NotFound for an unknown episode."""
+        shows the first), and write the audit entry (with ``alert_id``, the message the user acted
+        on, when given). Raises NotFound for an unknown episode."""
         eid = _canonical_uuid(episode_id, "episode_id")
+        details: dict[str, Any] = {"note": note} if note else {}
+        if alert_id is not None:
+            details["alert_id"] = _canonical_uuid(alert_id, "alert_id")
         at = self.clock()
         async with self._sessions.begin() as s:
             first = await s.execute(
@@ -441,10 +536,11 @@ class Store:
                 raise NotFound(f"episode {episode_id} is not stored")
             ack = Acknowledgement(episode_id=eid, user=user, at_us=at, note=note)
             s.add(ack)
-            s.add(AuditEntry(at_us=at, user=user, action="acknowledge", target=f"episode:{eid}",
-                             details={"note": note} if note else {}))
+            s.add(AuditEntry(at_us=at, user=user, action="acknowledge", target=f"episode:{eid}", details=details))
             await s.flush()
-            return AckRecord(id=ack.id, episode_id=eid, user=user, at_us=at, note=note)
+            record = AckRecord(id=ack.id, episode_id=eid, user=user, at_us=at, note=note)
+        self._changed("ack")
+        return record
 
     async def acknowledgements(self, episode_id: str) -> list[AckRecord]:
         q = (select(Acknowledgement).where(Acknowledgement.episode_id == _canonical_uuid(episode_id, "episode_id"))
@@ -547,11 +643,15 @@ class Store:
                             connected=bool(r.connected), lead_off=tuple(r.lead_off), profile=r.profile,
                             firmware=r.firmware)
 
-    async def device_statuses(self, device_ids: Sequence[str] | None = None) -> dict[str, tuple[DeviceStatus, int]]:
-        """Latest status and its ``received_us`` per device (all devices, or those named)."""
+    async def device_statuses(self, device_ids: Sequence[str] | None = None, *, received_since_us: int | None = None
+                              ) -> dict[str, tuple[DeviceStatus, int]]:
+        """Latest status and its ``received_us`` per device (all devices, or those named; only those
+        received at or after ``received_since_us`` when given)."""
         q = select(DeviceStatusRow)
         if device_ids is not None:
             q = q.where(DeviceStatusRow.device_id.in_(list(device_ids)))
+        if received_since_us is not None:
+            q = q.where(DeviceStatusRow.received_us >= received_since_us)
         async with self._sessions() as s:
             rows = (await s.scalars(q)).all()
         return {r.device_id: (DeviceStatus(device_id=r.device_id, t_device_us=r.t_device_us,
@@ -590,6 +690,7 @@ class Store:
             updated = (await s.execute(stmt)).first() is not None
         if updated:
             self.counters.status_updated += 1
+            self._changed("status")
         else:
             self.counters.status_stale += 1
         return updated
@@ -621,12 +722,354 @@ class Store:
         async with self._sessions() as s:
             return [_audit_record(e) for e in (await s.scalars(q)).all()]
 
+    async def audit_after(self, after_id: int = 0, *, actions: Sequence[str] | None = None,
+                          limit: int | None = 1000) -> list[AuditRecord]:
+        """Audit entries with ``id > after_id`` in order (the live feed's cursor for acks and escalations)."""
+        q = select(AuditEntry).where(AuditEntry.id > after_id)
+        if actions is not None:
+            q = q.where(AuditEntry.action.in_(list(actions)))
+        q = q.order_by(AuditEntry.id)
+        if limit is not None:
+            q = q.limit(limit)
+        async with self._sessions() as s:
+            return [_audit_record(e) for e in (await s.scalars(q)).all()]
+
+    async def audit_by_ids(self, ids: Sequence[int], *, actions: Sequence[str] | None = None) -> list[AuditRecord]:
+        if not ids:
+            return []
+        q = select(AuditEntry).where(AuditEntry.id.in_(list(ids)))
+        if actions is not None:
+            q = q.where(AuditEntry.action.in_(list(actions)))
+        async with self._sessions() as s:
+            return [_audit_record(e) for e in (await s.scalars(q.order_by(AuditEntry.id))).all()]
+
+    async def alerts_by_seq(self, seqs: Sequence[int]) -> list[StoredAlert]:
+        """The stored alerts with these ``seq`` values (those that exist), in seq order."""
+        if not seqs:
+            return []
+        return await self._alerts(select(AlertRow).where(AlertRow.seq.in_(list(seqs))).order_by(AlertRow.seq), None)
+
+    async def last_audit_id(self) -> int:
+        async with self._sessions() as s:
+            return int(await s.scalar(select(func.max(AuditEntry.id))) or 0)
+
+    async def last_alert_seq(self) -> int:
+        async with self._sessions() as s:
+            return int(await s.scalar(select(func.max(AlertRow.seq))) or 0)
+
+    # -- alert and window queries for the alert service --------------------------------------------
+
+    async def query_alerts(self, *, patient_id: str | None = None, category: str | None = None,
+                           active: bool | None = None, after_seq: int | None = None,
+                           limit: int = 100) -> list[StoredAlert]:
+        """Alert messages filtered by patient, category and whether their episode is active; newest
+        first, or in storage order after ``after_seq`` when it is given."""
+        q = select(AlertRow)
+        if patient_id is not None:
+            q = q.where(AlertRow.patient_id == patient_id)
+        if category is not None:
+            q = q.where(AlertRow.category == category)
+        if active is not None:
+            is_active = (select(Episode.episode_id).where(
+                Episode.episode_id == AlertRow.episode_id, Episode.raised.is_(True), Episode.cleared.is_(False))
+                .exists())
+            q = q.where(is_active if active else ~is_active)
+        if after_seq is not None:
+            q = q.where(AlertRow.seq > after_seq).order_by(AlertRow.seq)
+        else:
+            q = q.order_by(AlertRow.seq.desc())
+        return await self._alerts(q, limit)
+
+    async def episodes(self, episode_ids: Sequence[str]) -> dict[str, EpisodeState]:
+        """The current state of each named episode that is stored."""
+        ids = sorted({_canonical_uuid(e, "episode_id") for e in episode_ids})
+        if not ids:
+            return {}
+        async with self._sessions() as s:
+            rows = (await s.scalars(select(Episode).where(Episode.episode_id.in_(ids)))).all()
+        return {r.episode_id: _episode_from_row(r) for r in rows}
+
+    async def latest_alerts(self, patient_ids: Sequence[str], *, depth: int = 1) -> dict[str, list[StoredAlert]]:
+        """Each named patient's ``depth`` alerts with the latest onset (then the latest stored), newest
+        first; patients without alerts are left out (one indexed query per patient:
+        ``ix_alerts_patient_onset``)."""
+        out: dict[str, list[StoredAlert]] = {}
+        async with self._sessions() as s:
+            for pid in sorted(set(patient_ids)):
+                rows = (await s.scalars(select(AlertRow).where(AlertRow.patient_id == pid)
+                                        .order_by(AlertRow.onset_gateway_us.desc(), AlertRow.seq.desc())
+                                        .limit(depth))).all()
+                if rows:
+                    out[pid] = [_alert_from_row(r) for r in rows]
+        return out
+
+    async def last_window_received(self, patient_ids: Sequence[str]) -> dict[str, int]:
+        """``received_us`` of each named patient's newest window (by ``t0_us``; ``ix_windows_patient_t0``)."""
+        out: dict[str, int] = {}
+        async with self._sessions() as s:
+            for pid in sorted(set(patient_ids)):
+                t = await s.scalar(select(WindowRow.received_us).where(WindowRow.patient_id == pid)
+                                   .order_by(WindowRow.t0_us.desc(), WindowRow.seq.desc()).limit(1))
+                if t is not None:
+                    out[pid] = int(t)
+        return out
+
+    async def list_windows(self, *, patient_id: str | None = None, t0_from: int | None = None,
+                           t0_to: int | None = None, limit: int = 100) -> list[WindowMeta]:
+        """Window metadata with ``t0_from <= t0_us < t0_to``, newest first."""
+        q = select(*_WINDOW_META_COLS)
+        if patient_id is not None:
+            q = q.where(WindowRow.patient_id == patient_id)
+        if t0_from is not None:
+            q = q.where(WindowRow.t0_us >= t0_from)
+        if t0_to is not None:
+            q = q.where(WindowRow.t0_us < t0_to)
+        q = q.order_by(WindowRow.t0_us.desc(), WindowRow.seq.desc()).limit(limit)
+        async with self._sessions() as s:
+            return [_window_meta(r) for r in (await s.execute(q)).all()]
+
+    async def window_meta(self, window_id: str) -> WindowMeta:
+        q = select(*_WINDOW_META_COLS).where(WindowRow.window_id == _canonical_uuid(window_id, "window_id"))
+        async with self._sessions() as s:
+            row = (await s.execute(q)).first()
+        if row is None:
+            raise NotFound(f"window {window_id} is not stored")
+        return _window_meta(row)
+
+    # -- patients: details and assignment ---------------------------------------------------------
+
+    async def get_patient(self, patient_id: str) -> PatientRecord | None:
+        async with self._sessions() as s:
+            row = await s.get(Patient, patient_id)
+        return None if row is None else _patient_from_row(row)
+
+    async def patients(self, patient_ids: Sequence[str] | None = None) -> list[PatientRecord]:
+        """Registered patients (all, or those named) with their assignment, by id."""
+        if patient_ids is None:
+            return [_patient_from_row(p) for p in await self.list_patients()]
+        q = select(Patient).where(Patient.patient_id.in_(list(patient_ids))).order_by(Patient.patient_id)
+        async with self._sessions() as s:
+            return [_patient_from_row(p) for p in (await s.scalars(q)).all()]
+
+    async def active_counts(self, patient_ids: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
+        """Active episodes per patient and category: ``{patient_id: {"clinical": n, "technical": m}}``."""
+        q = (select(Episode.patient_id, Episode.category, func.count())
+             .where(Episode.cleared.is_(False), Episode.raised.is_(True))
+             .group_by(Episode.patient_id, Episode.category))
+        if patient_ids is not None:
+            q = q.where(Episode.patient_id.in_(list(patient_ids)))
+        out: dict[str, dict[str, int]] = {}
+        async with self._sessions() as s:
+            for pid, category, n in (await s.execute(q)).all():
+                out.setdefault(pid, {})[category] = int(n)
+        return out
+
+    async def assign_patient(self, patient_id: str, username: str | None, *, by: str) -> PatientRecord:
+        """Make ``username`` (None: nobody) responsible for a patient, audited as ``assign`` by ``by``.
+        Raises NotFound for an unregistered patient."""
+        at = self.clock()
+        async with self._sessions.begin() as s:
+            res = await s.execute(update(Patient).where(Patient.patient_id == patient_id)
+                                  .values(assigned_to=username, assigned_us=at).returning(Patient))
+            row = res.scalar_one_or_none()
+            if row is None:
+                raise NotFound(f"patient {patient_id!r} is not registered")
+            s.add(AuditEntry(at_us=at, user=by, action="assign", target=f"patient:{patient_id}",
+                             details={"assigned_to": username}))
+            record = _patient_from_row(row)
+        self._changed("assign")
+        return record
+
+    # -- staff accounts and sessions ---------------------------------------------------------------
+
+    async def add_user(self, username: str, password_hash: str, role: str) -> bool:
+        """Add a member of staff; False if the name is taken (nothing changes)."""
+        stmt = _insert(self.dialect, User).values(
+            username=username, password_hash=password_hash, role=role, active=True, created_us=self.clock(),
+        ).on_conflict_do_nothing(index_elements=[User.username]).returning(User.username)
+        async with self._sessions.begin() as s:
+            return (await s.execute(stmt)).first() is not None
+
+    async def get_user(self, username: str) -> UserRecord | None:
+        async with self._sessions() as s:
+            row = await s.get(User, username)
+        return None if row is None else _user_from_row(row)
+
+    async def list_users(self) -> list[UserRecord]:
+        async with self._sessions() as s:
+            return [_user_from_row(u) for u in (await s.scalars(select(User).order_by(User.username))).all()]
+
+    async def set_password_hash(self, username: str, password_hash: str) -> None:
+        async with self._sessions.begin() as s:
+            res = await s.execute(update(User).where(User.username == username)
+                                  .values(password_hash=password_hash).returning(User.username))
+            if res.first() is None:
+                raise NotFound(f"user {username!r} does not exist")
+
+    async def delete_user(self, username: str) -> bool:
+        """Remove a user, their sessions and their patient assignments; False if there is no such user.
+        (Their acknowledgements and audit entries stay: those name the user, they do not point at them.)"""
+        async with self._sessions.begin() as s:
+            await s.execute(delete(SessionRow).where(SessionRow.username == username))
+            await s.execute(update(Patient).where(Patient.assigned_to == username)
+                            .values(assigned_to=None, assigned_us=self.clock()))
+            res = await s.execute(delete(User).where(User.username == username).returning(User.username))
+            return res.first() is not None
+
+    async def create_session(self, token_hash: str, username: str, expires_us: int, *, client: str = "") -> None:
+        """Store a session by the hash of its token (see :mod:`cloud.accounts.sessions`)."""
+        async with self._sessions.begin() as s:
+            s.add(SessionRow(token_hash=token_hash, username=username, created_us=self.clock(),
+                             expires_us=expires_us, client=client[:64]))
+
+    async def session_user(self, token_hash: str) -> UserRecord | None:
+        """The active user of an unexpired session, or None."""
+        q = (select(User).join(SessionRow, SessionRow.username == User.username)
+             .where(SessionRow.token_hash == token_hash, SessionRow.expires_us > self.clock(), User.active.is_(True)))
+        async with self._sessions() as s:
+            row = await s.scalar(q)
+        return None if row is None else _user_from_row(row)
+
+    async def delete_session(self, token_hash: str) -> bool:
+        async with self._sessions.begin() as s:
+            res = await s.execute(delete(SessionRow).where(SessionRow.token_hash == token_hash)
+                                  .returning(SessionRow.token_hash))
+            return res.first() is not None
+
+    async def purge_expired(self, *, login_failures_before_us: int | None = None) -> int:
+        """Delete expired sessions (and login failures older than the given time); returns rows deleted."""
+        async with self._sessions.begin() as s:
+            n = (await s.execute(delete(SessionRow).where(SessionRow.expires_us <= self.clock()))).rowcount or 0
+            if login_failures_before_us is not None:
+                n += (await s.execute(delete(LoginFailure)
+                                      .where(LoginFailure.at_us < login_failures_before_us))).rowcount or 0
+            return int(n)
+
+    async def record_login_failure(self, username: str, client: str) -> int:
+        """Remember one failed sign-in; returns its time (µs)."""
+        at = self.clock()
+        async with self._sessions.begin() as s:
+            s.add(LoginFailure(username=username[:128], client=client[:64], at_us=at))
+        return at
+
+    async def login_failures(self, username: str, client: str, since_us: int) -> tuple[list[int], list[int]]:
+        """Times (oldest first) of failed sign-ins since ``since_us``: for this user name, and from this client."""
+        base = select(LoginFailure.at_us).where(LoginFailure.at_us >= since_us).order_by(LoginFailure.at_us)
+        async with self._sessions() as s:
+            by_user = list((await s.scalars(base.where(LoginFailure.username == username[:128]))).all())
+            by_client = list((await s.scalars(base.where(LoginFailure.client == client[:64]))).all())
+        return by_user, by_client
+
+    async def clear_login_failures(self, username: str) -> None:
+        async with self._sessions.begin() as s:
+            await s.execute(delete(LoginFailure).where(LoginFailure.username == username[:128]))
+
+    # -- escalation --------------------------------------------------------------------------------
+
+    async def escalate_due(self, after_us: Mapping[str, int], *, max_level: int = 3,
+                           categories: Sequence[str] = ("clinical",), user: str = "system") -> list[Escalation]:
+        """Raise the escalation level of every active, unacknowledged episode of ``categories`` whose
+        priority has a threshold in ``after_us`` and that has waited that long since it was first
+        received (or last escalated), up to ``max_level``; audit each as ``escalate``.
+
+        One conditional ``UPDATE … WHERE <still due> RETURNING`` per priority decides: run by several
+        processes at once, a row goes up one level exactly once (SQLite serialises writers; on
+        PostgreSQL the due rows are first locked with ``FOR UPDATE SKIP LOCKED``, in id order, and
+        the UPDATE re-checks the condition), so nobody double-escalates and nobody deadlocks."""
+        now = self.clock()
+        done: list[Escalation] = []
+        async with self._sessions.begin() as s:
+            for priority, wait_us in sorted(after_us.items()):
+                due = (Episode.priority == priority, Episode.category.in_(list(categories)),
+                       Episode.raised.is_(True), Episode.cleared.is_(False), Episode.acknowledged_by.is_(None),
+                       Episode.escalation_level < max_level,
+                       func.coalesce(Episode.escalated_us, Episode.first_received_us) <= now - int(wait_us))
+                stmt = update(Episode).where(*due)
+                if self.dialect == "postgresql":
+                    # lock the due rows first, skipping those another process is escalating right now: two
+                    # multi-row UPDATEs locking rows in different orders could otherwise deadlock
+                    ids = list((await s.scalars(select(Episode.episode_id).where(*due).order_by(Episode.episode_id)
+                                                .with_for_update(skip_locked=True))).all())
+                    if not ids:
+                        continue
+                    stmt = stmt.where(Episode.episode_id.in_(ids))
+                stmt = (stmt.values(escalation_level=Episode.escalation_level + 1, escalated_us=now)
+                        .returning(Episode.episode_id, Episode.patient_id, Episode.alert_type, Episode.priority,
+                                   Episode.escalation_level))
+                rows = (await s.execute(stmt)).all()
+                if not rows:
+                    continue
+                first = dict((await s.execute(
+                    select(AlertRow.episode_id, func.min(AlertRow.seq)).where(
+                        AlertRow.episode_id.in_([r.episode_id for r in rows])).group_by(AlertRow.episode_id))).all())
+                ids = dict((await s.execute(select(AlertRow.seq, AlertRow.alert_id)
+                                            .where(AlertRow.seq.in_(list(first.values()))))).all())
+                for r in rows:
+                    alert_id = ids.get(first.get(r.episode_id))
+                    e = Escalation(episode_id=r.episode_id, alert_id=alert_id, patient_id=r.patient_id,
+                                   alert_type=r.alert_type, priority=r.priority, level=int(r.escalation_level),
+                                   at_us=now)
+                    s.add(AuditEntry(at_us=now, user=user, action="escalate", target=f"episode:{r.episode_id}",
+                                     details={"level": e.level, "alert_id": alert_id, "priority": r.priority,
+                                              "patient_id": r.patient_id}))
+                    done.append(e)
+        if done:
+            self._changed("escalation")
+        return done
+
+    # -- model results -----------------------------------------------------------------------------
+
+    async def store_model_result(self, window_id: str, model: str, version: str, outputs: Mapping[str, Any], *,
+                                 patient_id: str, alert_id: str | None = None) -> bool:
+        """Store what ``model`` ``version`` said about a window; False if that model version's result
+        for the window is already stored (unchanged)."""
+        stmt = _insert(self.dialect, ModelResultRow).values(
+            window_id=_canonical_uuid(window_id, "window_id"),
+            alert_id=None if alert_id is None else _canonical_uuid(alert_id, "alert_id"),
+            patient_id=patient_id, model=model, version=version, outputs=dict(outputs), created_us=self.clock(),
+        ).on_conflict_do_nothing(index_elements=["window_id", "model", "version"]).returning(ModelResultRow.id)
+        async with self._sessions.begin() as s:
+            return (await s.execute(stmt)).first() is not None
+
+    async def results_for_window(self, window_id: str) -> list[ModelResult]:
+        q = (select(ModelResultRow).where(ModelResultRow.window_id == _canonical_uuid(window_id, "window_id"))
+             .order_by(ModelResultRow.id))
+        async with self._sessions() as s:
+            return [_result_from_row(r) for r in (await s.scalars(q)).all()]
+
+    async def results_for_alerts(self, alerts: Sequence[StoredAlert]) -> dict[str, list[ModelResult]]:
+        """:meth:`results_for_alert` of many alerts in one query: ``{alert_id: [results]}``."""
+        alert_ids = sorted({_canonical_uuid(a.alert.alert_id, "alert_id") for a in alerts})
+        window_ids = sorted({_canonical_uuid(a.alert.window_id, "window_id") for a in alerts if a.alert.window_id})
+        if not alert_ids:
+            return {}
+        cond = ModelResultRow.alert_id.in_(alert_ids)
+        if window_ids:
+            cond = or_(cond, ModelResultRow.window_id.in_(window_ids))
+        async with self._sessions() as s:
+            rows = [_result_from_row(r) for r in (await s.scalars(select(ModelResultRow).where(cond)
+                                                                  .order_by(ModelResultRow.id))).all()]
+        out: dict[str, list[ModelResult]] = {}
+        for a in alerts:
+            aid = str(uuid.UUID(a.alert.alert_id))
+            wid = str(uuid.UUID(a.alert.window_id)) if a.alert.window_id else None
+            out[aid] = [r for r in rows if r.alert_id == aid or (wid is not None and r.window_id == wid)]
+        return out
+
+    async def results_for_alert(self, alert_id: str) -> list[ModelResult]:
+        """Results run for this alert, or for the window it points at."""
+        aid = _canonical_uuid(alert_id, "alert_id")
+        window = select(AlertRow.window_id).where(AlertRow.alert_id == aid).scalar_subquery()
+        q = (select(ModelResultRow).where(or_(ModelResultRow.alert_id == aid, ModelResultRow.window_id == window))
+             .order_by(ModelResultRow.id))
+        async with self._sessions() as s:
+            return [_result_from_row(r) for r in (await s.scalars(q)).all()]
 
 def _audit_record(e: AuditEntry) -> AuditRecord:
     return AuditRecord(id=e.id, at_us=e.at_us, user=e.user, action=e.action, target=e.target, details=dict(e.details))
 
 
 __all__ = [
-    "EVENTS", "PRIORITY_RANK", "AckRecord", "AuditRecord", "EpisodeState", "NotFound", "Store", "StoreCounters",
-    "StoredAlert", "WindowMeta", "episode_of", "now_us",
+    "EVENTS", "PRIORITY_RANK", "AckRecord", "AuditRecord", "EpisodeState", "Escalation", "ModelResult", "NotFound",
+    "PatientRecord", "Store", "StoreCounters", "StoredAlert", "UserRecord", "WindowMeta", "episode_of", "now_us",
 ]

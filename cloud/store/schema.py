@@ -36,13 +36,17 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ID_LEN = 64
 """Longest patient/device/gateway id (:func:`protocol.topics.validate_id`)."""
+USER_LEN = 128
+"""Longest staff user name (the ``user`` columns of acknowledgements and the audit log)."""
 
 # Constraint names are fixed so migrations name them the same on every backend.
 NAMING = {
@@ -71,6 +75,10 @@ class Patient(Base):
     patient_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
     display_name: Mapped[str] = mapped_column(String(200), default="")
     created_us: Mapped[int] = mapped_column(BigInteger)
+    assigned_to: Mapped[str | None] = mapped_column(String(USER_LEN))
+    """The member of staff responsible for this patient (a user name; no foreign key, so deleting a
+    user only clears the assignment, see :meth:`cloud.store.Store.delete_user`)."""
+    assigned_us: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Device(Base):
@@ -144,6 +152,10 @@ class Episode(Base):
     messages: Mapped[int] = mapped_column(Integer)
     acknowledged_by: Mapped[str | None] = mapped_column(String(128))
     acknowledged_us: Mapped[int | None] = mapped_column(BigInteger)
+    escalation_level: Mapped[int] = mapped_column(SmallInteger, default=0, server_default=text("0"))
+    """How many times the cloud escalated this episode because nobody acknowledged it (0: never)."""
+    escalated_us: Mapped[int | None] = mapped_column(BigInteger)
+    """When the cloud last escalated it (cloud clock); the next escalation counts from here."""
 
     __table_args__ = (
         Index("ix_episodes_open_patient", "cleared", "patient_id", "onset_gateway_us"),
@@ -226,3 +238,60 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(200), index=True)
     details: Mapped[dict[str, Any]] = mapped_column(Json)
+
+
+class User(Base):
+    """A member of staff who may sign in: an argon2 password hash (never the password) and a role."""
+
+    __tablename__ = "users"
+
+    username: Mapped[str] = mapped_column(String(USER_LEN), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class SessionRow(Base):
+    """A signed-in session: the SHA-256 of its bearer token (the token itself is never stored) and
+    its expiry. Shared by every API process, so a token works whichever process serves the request."""
+
+    __tablename__ = "sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(ForeignKey("users.username"), index=True)
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    expires_us: Mapped[int] = mapped_column(BigInteger, index=True)
+    client: Mapped[str] = mapped_column(String(64), default="")
+
+
+class LoginFailure(Base):
+    """One failed sign-in (for the login rate limiter, shared by every API process)."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(SeqKey, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(USER_LEN), index=True)
+    client: Mapped[str] = mapped_column(String(64), index=True)
+    at_us: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class ModelResultRow(Base):
+    """What a cloud model said about a window (and, optionally, the alert it was run for).
+
+    One row per window, model and model version (a re-run after a restart de-duplicates);
+    ``outputs`` is the model's JSON (class probabilities, a stress score, matched text, …).
+    """
+
+    __tablename__ = "model_results"
+
+    id: Mapped[int] = mapped_column(SeqKey, primary_key=True, autoincrement=True)
+    window_id: Mapped[str] = mapped_column(WireId)  # indexed by the unique constraint's first column
+    alert_id: Mapped[str | None] = mapped_column(WireId, index=True)
+    patient_id: Mapped[str] = mapped_column(String(ID_LEN))
+    model: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(64))
+    outputs: Mapped[dict[str, Any]] = mapped_column(Json)
+    created_us: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (UniqueConstraint("window_id", "model", "version"),)

@@ -1,0 +1,48 @@
+"""Roles and the rules for user names and passwords."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """``clinician``: reads everything, acknowledges, assigns patients. ``admin``: also manages users,
+    patients, devices and reads the audit log."""
+
+    CLINICIAN = "clinician"
+    ADMIN = "admin"
+
+
+USERNAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}"
+"""1–64 characters, letters, digits and ``_ . @ -``, starting with a letter or digit."""
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+"""Longer inputs are refused before hashing (argon2 would hash them, slowly, for nothing)."""
+
+_USERNAME = re.compile(USERNAME_PATTERN)
+
+
+class AccountError(ValueError):
+    """A user name, password or role that the rules refuse (the message says which rule)."""
+
+
+def validate_username(username: str) -> str:
+    if not isinstance(username, str) or not _USERNAME.fullmatch(username):
+        raise AccountError("user name must be 1-64 letters, digits or _ . @ -, starting with a letter or digit")
+    return username
+
+
+def validate_password(password: str) -> str:
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise AccountError(f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    if not password.strip():
+        raise AccountError("password must not be blank")
+    return password
+
+
+def validate_role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise AccountError(f"role must be one of {', '.join(r.value for r in Role)}, got {role!r}") from None

@@ -1,0 +1,139 @@
+"""The FastAPI application of the alert service: :func:`create_app`.
+
+The app gets an open :class:`cloud.store.Store` from its caller (``cloud run`` makes one per process;
+tests make one per test), so it needs no start-up hook and works under any ASGI server or httpx's
+``ASGITransport``. Routes (``docs/api.md``): auth and users, ward, registry, alerts, windows, live feed,
+audit, health and metrics; ``GET /`` serves the dashboard from :data:`cloud.dashboard.STATIC_DIR` when
+that package is installed, a short placeholder page otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, HTMLResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cloud.accounts import Accounts, LoginRateLimiter, PasswordHasher
+from cloud.api.context import ApiContext
+from cloud.api.errors import ApiError, error_response, install_error_handlers
+from cloud.api.metrics import ApiMetrics
+from cloud.api.routes import alerts, audit, auth, events, health, registry, ward, windows
+from cloud.config import CloudSettings
+from cloud.store import Store
+
+PLACEHOLDER = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>ecgstream</title></head>
+<body><h1>ecgstream cloud</h1><p>The dashboard is not installed in this build. The HTTP API is under
+<code>/api</code> (see docs/api.md); health at <a href="/healthz">/healthz</a>.</p></body></html>"""
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` (413 ``too_large``), by Content-Length or as they stream."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            state = getattr(scope.get("app"), "state", None)
+            response = error_response(413, "too_large", f"request bodies are limited to {self.max_bytes} bytes")
+            if state is not None and hasattr(state, "metrics"):
+                state.metrics.rejected("too_large")
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise ApiError(413, "too_large", f"request bodies are limited to {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class SecurityHeaders:
+    """``nosniff``, no framing, no referrer; ``no-store`` on API answers (patient data stays out of caches)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        api = scope.get("path", "").startswith("/api")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                extra = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                         (b"referrer-policy", b"no-referrer")]
+                if api:
+                    extra.append((b"cache-control", b"no-store"))
+                headers += [(k, v) for k, v in extra if k not in names]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def make_accounts(settings: CloudSettings, store: Store) -> Accounts:
+    a = settings.accounts
+    hasher = PasswordHasher(time_cost=a.argon2_time_cost, memory_kib=a.argon2_memory_kib,
+                            parallelism=a.argon2_parallelism)
+    limiter = LoginRateLimiter(store, max_failures=a.login_max_failures, window_s=a.login_window_s)
+    return Accounts(store, hasher=hasher, session_ttl_s=a.session_ttl_s, limiter=limiter)
+
+
+def create_app(settings: CloudSettings, store: Store, *, accounts: Accounts | None = None,
+               metrics: ApiMetrics | None = None, ingest: Any = None) -> FastAPI:
+    """The alert service's ASGI app over an open ``store``."""
+    # no Swagger page: it loads its assets from a CDN; the schema itself is at /api/openapi.json
+    app = FastAPI(title="ecgstream cloud", version="1", docs_url=None, redoc_url=None,
+                  openapi_url="/api/openapi.json")
+    ctx = ApiContext(settings=settings, store=store, accounts=accounts or make_accounts(settings, store),
+                     metrics=metrics or ApiMetrics(), ingest=ingest)
+    app.state.ctx = ctx
+    app.state.metrics = ctx.metrics
+    ctx.metrics.add_source("store", store.counters.as_dict)
+    if ingest is not None:
+        ctx.metrics.add_source("ingest", ingest.counters.as_dict)
+    install_error_handlers(app)
+    for module in (auth, ward, registry, alerts, windows, events, audit, health):
+        app.include_router(module.router)
+    _mount_dashboard(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.http.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+def _mount_dashboard(app: FastAPI) -> None:
+    try:
+        from cloud.dashboard import STATIC_DIR
+    except ImportError:
+        STATIC_DIR = None  # noqa: N806
+    index = STATIC_DIR / "index.html" if STATIC_DIR is not None else None
+    if index is not None and index.is_file():
+        from fastapi.staticfiles import StaticFiles
+
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+        @app.get("/", include_in_schema=False)
+        async def dashboard() -> FileResponse:
+            return FileResponse(index, headers={"Cache-Control": "no-cache"})
+        return
+
+    @app.get("/", include_in_schema=False)
+    async def placeholder() -> HTMLResponse:
+        return HTMLResponse(PLACEHOLDER)

@@ -1,0 +1,60 @@
+"""Alerts: list with filters, one alert (audited as viewed), acknowledge (audited, idempotent)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+
+from cloud.api.deps import CurrentUser, get_ctx
+from cloud.api.errors import not_found
+from cloud.api.schemas import ID_PATTERN, AckBody
+from cloud.api.views import ack_json, alerts_json, canonical_uuid
+from cloud.store import NotFound
+
+router = APIRouter(prefix="/api")
+
+
+@router.get("/alerts")
+async def list_alerts(
+    request: Request,
+    _: CurrentUser,
+    patient_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    category: Literal["clinical", "technical"] | None = None,
+    active: bool | None = None,
+    after_seq: Annotated[int | None, Query(ge=0, le=(1 << 62))] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Newest first; with ``after_seq``, the alerts stored after it in storage order (a cursor)."""
+    store = get_ctx(request).store
+    alerts = await store.query_alerts(patient_id=patient_id, category=category, active=active,
+                                      after_seq=after_seq, limit=limit)
+    return {"alerts": await alerts_json(store, alerts)}
+
+
+@router.get("/alerts/{alert_id}")
+async def get_alert(alert_id: str, request: Request, user: CurrentUser) -> dict[str, Any]:
+    store = get_ctx(request).store
+    aid = canonical_uuid(alert_id, "alert_id")
+    try:
+        alert = await store.get_alert(aid)
+    except NotFound:
+        raise not_found(f"alert {aid}") from None
+    await store.audit(user.username, "view_alert", f"alert:{aid}", {"patient_id": alert.alert.patient_id})
+    return (await alerts_json(store, [alert]))[0]
+
+
+@router.post("/alerts/{alert_id}/ack")
+async def acknowledge(alert_id: str, request: Request, user: CurrentUser,
+                      body: AckBody | None = None) -> dict[str, Any]:
+    """Acknowledge the alert's episode. Every acknowledgement is kept and audited; the episode shows the first."""
+    store = get_ctx(request).store
+    aid = canonical_uuid(alert_id, "alert_id")
+    try:
+        alert = await store.get_alert(aid)
+        ack = await store.acknowledge(alert.episode_id, user.username, note=body.note if body else "", alert_id=aid)
+    except NotFound:
+        raise not_found(f"alert {aid}") from None
+    episode = await store.get_episode(alert.episode_id)
+    return {**ack_json(ack, aid), "acknowledged_by": episode.acknowledged_by,
+            "acknowledged_us": episode.acknowledged_us}

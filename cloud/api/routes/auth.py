@@ -1,0 +1,91 @@
+"""Sign-in, sign-out, who am I, and (admin) user management."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from cloud.accounts import AccountError, BadCredentials, RateLimited, UserExists
+from cloud.api.deps import (
+    SESSION_COOKIE,
+    AdminUser,
+    CurrentUser,
+    client_address,
+    get_ctx,
+    request_token,
+)
+from cloud.api.errors import ApiError
+from cloud.api.schemas import CreateUserBody, LoginBody
+from cloud.api.views import user_json
+
+router = APIRouter(prefix="/api")
+
+
+@router.post("/auth/login")
+async def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
+    ctx = get_ctx(request)
+    client = client_address(request)
+    try:
+        result = await ctx.accounts.login(body.username, body.password, client=client)
+    except RateLimited as exc:
+        ctx.metrics.logins.labels(result="rate_limited").inc()
+        raise ApiError(429, "rate_limited", str(exc), {"Retry-After": str(math.ceil(exc.retry_after_s))}) from None
+    except BadCredentials:
+        ctx.metrics.logins.labels(result="bad_credentials").inc()
+        raise ApiError(401, "bad_credentials", "unknown user name or wrong password") from None
+    ctx.metrics.logins.labels(result="ok").inc()
+    await ctx.store.audit(result.user.username, "login", f"user:{result.user.username}", {"client": client})
+    response.set_cookie(SESSION_COOKIE, result.token, max_age=int(ctx.settings.accounts.session_ttl_s),
+                        httponly=True, samesite="strict", secure=ctx.settings.http.cookie_secure, path="/")
+    return {"token": result.token, "user": {"username": result.user.username, "role": result.user.role},
+            "expires_us": result.expires_us}
+
+
+@router.post("/auth/logout", status_code=204)
+async def logout(request: Request, user: CurrentUser) -> Response:
+    ctx = get_ctx(request)
+    token = request_token(request)
+    if token is not None:
+        await ctx.accounts.logout(token)
+    await ctx.store.audit(user.username, "logout", f"user:{user.username}")
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
+                           secure=ctx.settings.http.cookie_secure)
+    return response
+
+
+@router.get("/me")
+async def me(user: CurrentUser) -> dict[str, Any]:
+    return {"username": user.username, "role": user.role}
+
+
+@router.get("/users")
+async def list_users(request: Request, _: AdminUser) -> dict[str, Any]:
+    return {"users": [user_json(u) for u in await get_ctx(request).accounts.list_users()]}
+
+
+@router.post("/users", status_code=201)
+async def create_user(body: CreateUserBody, request: Request, admin: AdminUser
+                      ) -> dict[str, Any]:
+    ctx = get_ctx(request)
+    try:
+        user = await ctx.accounts.create_user(body.username, body.password, body.role)
+    except UserExists as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    except AccountError as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from None
+    await ctx.store.audit(admin.username, "create_user", f"user:{user.username}", {"role": user.role})
+    return user_json(user)
+
+
+@router.delete("/users/{username}", status_code=204)
+async def delete_user(username: str, request: Request, admin: AdminUser) -> Response:
+    ctx = get_ctx(request)
+    if username == admin.username:
+        raise ApiError(409, "conflict", "you cannot delete your own account")
+    if not await ctx.accounts.delete_user(username):
+        raise ApiError(404, "not_found", f"user {username[:80]!r} not found")
+    await ctx.store.audit(admin.username, "delete_user", f"user:{username}")
+    return Response(status_code=204)

@@ -1,0 +1,102 @@
+"""Patients and devices: everyone reads, admins write; clinicians and admins assign patients."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy.exc import IntegrityError
+
+from cloud.api.deps import AdminUser, CurrentUser, get_ctx
+from cloud.api.errors import ApiError, not_found
+from cloud.api.schemas import ID_PATTERN, AssignBody, CreateDeviceBody, CreatePatientBody, DevicePatientBody
+from cloud.store import NotFound, PatientRecord
+
+router = APIRouter(prefix="/api")
+
+
+def patient_json(p: PatientRecord) -> dict[str, Any]:
+    return {"patient_id": p.patient_id, "display_name": p.display_name, "assigned_to": p.assigned_to,
+            "assigned_us": p.assigned_us, "created_us": p.created_us}
+
+
+def device_json(d: Any) -> dict[str, Any]:
+    return {"device_id": d.device_id, "patient_id": d.patient_id, "profile": d.profile, "active": bool(d.active),
+            "created_us": d.created_us}
+
+
+@router.get("/patients")
+async def list_patients(request: Request, _: CurrentUser) -> dict[str, Any]:
+    return {"patients": [patient_json(p) for p in await get_ctx(request).store.patients()]}
+
+
+@router.post("/patients", status_code=201)
+async def create_patient(body: CreatePatientBody, request: Request, admin: AdminUser
+                         ) -> dict[str, Any]:
+    store = get_ctx(request).store
+    if not await store.add_patient(body.patient_id, body.display_name):
+        raise ApiError(409, "conflict", f"patient {body.patient_id!r} is already registered")
+    await store.audit(admin.username, "create_patient", f"patient:{body.patient_id}",
+                      {"display_name": body.display_name})
+    patient = await store.get_patient(body.patient_id)
+    assert patient is not None
+    return patient_json(patient)
+
+
+@router.post("/patients/{patient_id}/assign")
+async def assign_patient(patient_id: str, body: AssignBody, request: Request,
+                         user: CurrentUser) -> dict[str, Any]:
+    store = get_ctx(request).store
+    if await store.get_patient(patient_id) is None:
+        raise not_found(f"patient {patient_id[:80]!r}")
+    if body.username is not None:
+        target = await store.get_user(body.username)
+        if target is None or not target.active:
+            raise ApiError(404, "not_found", f"user {body.username!r} not found")
+    try:
+        patient = await store.assign_patient(patient_id, body.username, by=user.username)
+    except NotFound:
+        raise not_found(f"patient {patient_id[:80]!r}") from None
+    return patient_json(patient)
+
+
+@router.get("/devices")
+async def list_devices(request: Request, _: CurrentUser) -> dict[str, Any]:
+    return {"devices": [device_json(d) for d in await get_ctx(request).store.list_devices()]}
+
+
+@router.post("/devices", status_code=201)
+async def create_device(body: CreateDeviceBody, request: Request, admin: AdminUser
+                        ) -> dict[str, Any]:
+    store = get_ctx(request).store
+    if body.patient_id is not None and await store.get_patient(body.patient_id) is None:
+        raise not_found(f"patient {body.patient_id!r}")
+    try:
+        fresh = await store.add_device(body.device_id, body.patient_id, profile=body.profile)
+    except IntegrityError:  # the patient was deleted between the check and the insert
+        raise not_found(f"patient {body.patient_id!r}") from None
+    if not fresh:
+        raise ApiError(409, "conflict", f"device {body.device_id!r} is already registered")
+    await store.audit(admin.username, "create_device", f"device:{body.device_id}",
+                      {"patient_id": body.patient_id, "profile": body.profile})
+    device = await store.get_device(body.device_id)
+    return device_json(device)
+
+
+@router.put("/devices/{device_id}/patient")
+async def set_device_patient(device_id: str, body: DevicePatientBody, request: Request,
+                             admin: AdminUser) -> dict[str, Any]:
+    store = get_ctx(request).store
+    if not re.fullmatch(ID_PATTERN, device_id) or await store.get_device(device_id) is None:
+        raise not_found(f"device {device_id[:80]!r}")
+    if body.patient_id is not None and await store.get_patient(body.patient_id) is None:
+        raise not_found(f"patient {body.patient_id!r}")
+    try:
+        await store.assign_device(device_id, body.patient_id)
+    except NotFound:
+        raise not_found(f"device {device_id!r}") from None
+    except IntegrityError:
+        raise not_found(f"patient {body.patient_id!r}") from None
+    await store.audit(admin.username, "assign_device", f"device:{device_id}", {"patient_id": body.patient_id})
+    return device_json(await store.get_device(device_id))

@@ -1,0 +1,18 @@
+"""``GET /api/ward``: one row per patient with device state, active alarms and the latest alert."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from cloud.api.deps import CurrentUser, get_ctx
+from cloud.api.views import ward_rows
+
+router = APIRouter(prefix="/api")
+
+
+@router.get("/ward")
+async def ward(request: Request, _: CurrentUser) -> dict[str, Any]:
+    ctx = get_ctx(request)
+    return {"patients": await ward_rows(ctx.store, offline_after_s=ctx.settings.ward.offline_after_s)}

@@ -1,0 +1,52 @@
+"""ECG windows: list (metadata) and one window's samples in mV with the reconstruction's uncertainty."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from cloud.api.deps import CurrentUser, get_ctx
+from cloud.api.errors import ApiError, not_found
+from cloud.api.schemas import ID_PATTERN
+from cloud.api.views import canonical_uuid, result_json, window_json, window_meta_json
+from cloud.store import NotFound
+from protocol.errors import ProtocolError
+
+router = APIRouter(prefix="/api")
+
+_US = Query(ge=0, le=(1 << 63) - 1)
+
+
+@router.get("/windows")
+async def list_windows(
+    request: Request,
+    _: CurrentUser,
+    patient_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    from_us: Annotated[int | None, _US] = None,
+    to_us: Annotated[int | None, _US] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Newest first, ``from_us <= t0_us < to_us``."""
+    if from_us is not None and to_us is not None and to_us < from_us:
+        raise ApiError(422, "invalid_request", "to_us must not be before from_us")
+    windows = await get_ctx(request).store.list_windows(patient_id=patient_id, t0_from=from_us, t0_to=to_us,
+                                                         limit=limit)
+    return {"windows": [window_meta_json(w) for w in windows]}
+
+
+@router.get("/windows/{window_id}")
+async def get_window(window_id: str, request: Request, user: CurrentUser) -> dict[str, Any]:
+    store = get_ctx(request).store
+    wid = canonical_uuid(window_id, "window_id")
+    try:
+        meta = await store.window_meta(wid)
+        window = await store.load_window(wid)
+    except NotFound:
+        raise not_found(f"window {wid}") from None
+    except ProtocolError as exc:  # stored bytes no longer decode: say so rather than 500
+        raise ApiError(409, "conflict", f"window {wid} is stored but cannot be decoded: {exc}") from None
+    await store.audit(user.username, "view_window", f"window:{wid}", {"patient_id": window.patient_id})
+    body = window_json(window, meta)
+    body["results"] = [result_json(r) for r in await store.results_for_window(wid)]
+    return body

@@ -1,0 +1,53 @@
+"""Request bodies: strict pydantic models (unknown keys refused, lengths and id patterns enforced)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from cloud.accounts.roles import MAX_PASSWORD, MIN_PASSWORD, USERNAME_PATTERN
+
+ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+"""Patient and device ids (:func:`protocol.topics.validate_id`)."""
+
+Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+Username = Annotated[str, StringConstraints(pattern=f"^{USERNAME_PATTERN}$")]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginBody(Body):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=MAX_PASSWORD)]
+
+
+class CreateUserBody(Body):
+    username: Username
+    password: Annotated[str, StringConstraints(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)]
+    role: Literal["clinician", "admin"]
+
+
+class CreatePatientBody(Body):
+    patient_id: Ident
+    display_name: Annotated[str, StringConstraints(max_length=200)] = ""
+
+
+class CreateDeviceBody(Body):
+    device_id: Ident
+    patient_id: Ident | None = None
+    profile: Annotated[str, StringConstraints(max_length=64)] = ""
+
+
+class DevicePatientBody(Body):
+    patient_id: Ident | None
+
+
+class AssignBody(Body):
+    username: Username | None
+
+
+class AckBody(Body):
+    note: Annotated[str, StringConstraints(max_length=2000)] = ""
