@@ -19,7 +19,7 @@ from cloud.accounts import Accounts, LoginRateLimiter, PasswordHasher
 from cloud.api.context import ApiContext
 from cloud.api.errors import ApiError, error_response, install_error_handlers
 from cloud.api.metrics import ApiMetrics
-from cloud.api.routes import alerts, audit, auth, events, health, registry, ward, windows
+from cloud.api.routes import alerts, audit, auth, events, fhir, health, registry, ward, windows
 from cloud.config import CloudSettings
 from cloud.store import Store
 
@@ -110,7 +110,7 @@ def create_app(settings: CloudSettings, store: Store, *, accounts: Accounts | No
     if ingest is not None:
         ctx.metrics.add_source("ingest", ingest.counters.as_dict)
     install_error_handlers(app)
-    for module in (auth, ward, registry, alerts, windows, events, audit, health):
+    for module in (auth, ward, registry, alerts, windows, fhir, events, audit, health):
         app.include_router(module.router)
     _mount_dashboard(app)
     app.add_middleware(BodyLimit, max_bytes=settings.http.max_body_bytes)
