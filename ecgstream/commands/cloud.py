@@ -118,3 +118,39 @@ def users_delete(config_path: Path | None, username: str) -> None:
     if not asyncio.run(_with_accounts(_settings(config_path), remove)):
         raise click.ClickException(f"no user {username!r}")
     click.echo(f"deleted {username}")
+
+
+@cloud.command("broker-auth")
+@_CONFIG
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the Mosquitto password_file (passwd) and acl_file (acl).")
+@click.option("--accounts", "accounts_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TOML with the gateway and service accounts (services = [...], [gateways.<id>] patients = [...]).")
+@click.option("--rotate", multiple=True, metavar="ACCOUNT", help="Give this account a new password (repeatable).")
+def broker_auth(config_path: Path | None, out_dir: Path, accounts_path: Path | None, rotate: tuple[str, ...]) -> None:
+    """Write Mosquitto password and ACL files from the device registry (devices publish only their own topics).
+
+    New passwords are written once to a 0600 credentials file for provisioning, never printed. Run
+    it as the broker's user (or chown the files), then reload the broker (SIGHUP).
+    """
+    from cloud.broker_auth import BrokerAuthError, generate_broker_auth, load_accounts
+    from cloud.store import Store
+
+    settings = _settings(config_path)
+    try:
+        gateways, services = load_accounts(accounts_path) if accounts_path else ([], [])
+    except BrokerAuthError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    async def generate() -> Any:
+        async with Store(settings.database.url) as store:
+            return await generate_broker_auth(store, out_dir, gateways=gateways, services=services, rotate=rotate)
+
+    try:
+        result = asyncio.run(generate())
+    except BrokerAuthError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {result.password_file} and {result.acl_file}: {len(result.kept)} accounts kept, "
+               f"{len(result.created)} created, {len(result.dropped)} dropped")
+    if result.credentials_file is not None:
+        click.echo(f"new passwords in {result.credentials_file} (0600): hand them to provisioning, then delete it")

@@ -423,3 +423,35 @@ async def test_a_deregistered_device_is_locked_out_after_regeneration(deployment
             await asyncio.sleep(0.05)
     async with broker.client("dev-b", pw["dev-b"]) as dev_b:  # kept hashes: old passwords still work
         await dev_b.publish("ecgstream/v1/device/dev-b/status", b"{}", qos=1)
+
+
+def test_cli_writes_the_files_from_the_registry_and_never_prints_passwords(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from ecgstream.cli import cli
+
+    url = f"sqlite:///{tmp_path / 'cloud.db'}"
+    upgrade_database(url)
+
+    async def register() -> None:
+        async with Store(url) as store:
+            await store.add_patient("pat-a")
+            await store.add_device("dev-a", "pat-a")
+
+    asyncio.run(register())
+    (tmp_path / "accounts.toml").write_text('services = ["cloud-ingest"]\n[gateways.gw-1]\npatients = ["pat-a"]\n')
+    monkeypatch.setenv("ECGSTREAM_CLOUD__DATABASE__URL", url)
+    out = tmp_path / "auth"
+    args = ["cloud", "broker-auth", "--out-dir", str(out), "--accounts", str(tmp_path / "accounts.toml")]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert "3 created" in first.output
+    creds = json.loads(next(out.glob("credentials-*.json")).read_text())
+    secrets = [c["password"] for c in creds["accounts"]]
+    assert len(secrets) == 3 and not any(s in first.output for s in secrets)
+    acl = (out / "acl").read_text()
+    assert "topic write ecgstream/v1/device/dev-a/#" in acl and "user gw-1" in acl
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0 and "3 accounts kept, 0 created" in again.output
+    missing = CliRunner().invoke(cli, [*args[:4], "--accounts", str(tmp_path / "nope.toml")])
+    assert missing.exit_code == 2 and "nope.toml" in missing.output
