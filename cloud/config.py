@@ -140,12 +140,36 @@ class WardConfig:
 
 
 @dataclass(frozen=True)
+class ModelWorkerConfig:
+    """The heavy models run on the windows behind stored alerts (:mod:`cloud.model_worker`).
+
+    ``models``: ``[[model_worker.models]]`` tables (name, path, kind, threshold, …; see
+    :class:`cloud.model_worker.ModelSpec`); left out, the shipped full-precision edge classifier is
+    hosted when its artifact exists. ``partition``: ``"i/n"``, this process takes the alerts whose
+    sequence number is i modulo n (n processes split the work; "0/1" takes all).
+    """
+
+    poll_s: float = field(default=0.5, metadata=_positive())
+    max_batch: int = field(default=16, metadata=_positive())
+    window_wait_s: float = field(default=60.0, metadata=_rule(lambda v: v >= 0, "must be >= 0"))
+    partition: str = field(default="0/1", metadata=_rule(
+        lambda v: len(p := v.split("/")) == 2 and all(x.isdigit() for x in p) and int(p[0]) < int(p[1]),
+        "must be i/n with 0 <= i < n"))
+    models: tuple[Any, ...] | None = None
+
+    def partition_tuple(self) -> tuple[int, int]:
+        i, n = self.partition.split("/")
+        return int(i), int(n)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Which parts this process runs (several processes may split them, or all run everything)."""
 
     ingest: bool = True
     api: bool = True
     escalation: bool = True
+    models: bool = True
 
 
 @dataclass(frozen=True)
@@ -166,6 +190,7 @@ class CloudSettings:
     ward: WardConfig = field(default_factory=WardConfig)
     run: RunConfig = field(default_factory=RunConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    model_worker: ModelWorkerConfig = field(default_factory=ModelWorkerConfig)
     source: str = "defaults"
 
     def client_id(self) -> str:
@@ -210,9 +235,28 @@ def parse_settings(text: str, *, source: str = "<memory>", base_dir: Path | None
             raise ConfigError(f"{source}: unknown table [{name}] (allowed: {', '.join(_tables())})")
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: {name} must be a table [{name}]")
+        models = value.pop("models", None) if name == "model_worker" else None
         tables[name] = _build(hints[name], value, name, source, origins)
+        if models is not None:
+            tables[name] = replace(tables[name], models=_model_specs(models, source, base_dir))
     settings = CloudSettings(**tables, source=source)
     return _finish(settings, doc, source, base_dir, origins)
+
+
+def _model_specs(raw: Any, source: str, base_dir: Path | None) -> tuple[Any, ...]:
+    """``[[model_worker.models]]`` tables → :class:`cloud.model_worker.ModelSpec` (checked now, loaded at start)."""
+    from cloud.model_worker import ModelConfigError, ModelSpec
+
+    if not isinstance(raw, list) or not all(isinstance(m, dict) for m in raw):
+        raise ConfigError(f"{source}: [model_worker] models must be an array of tables ([[model_worker.models]])")
+    try:
+        specs = tuple(ModelSpec.from_mapping(m, base_dir=base_dir) for m in raw)
+    except (ModelConfigError, TypeError) as exc:
+        raise ConfigError(f"{source}: [model_worker] {exc}") from None
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source}: [model_worker] model names must be unique, got {names}")
+    return specs
 
 
 def _tables() -> list[str]:
@@ -341,6 +385,7 @@ def sqlite_path(url: str) -> Path | None:
 
 __all__ = [
     "DEFAULT_DATABASE_URL", "ENV_PREFIX", "AccountsConfig", "BrokerConfig", "CloudSettings", "ConfigError",
-    "DatabaseConfig", "EscalationConfig", "FeedConfig", "HttpConfig", "LogConfig", "RunConfig", "WardConfig",
+    "DatabaseConfig", "EscalationConfig", "FeedConfig", "HttpConfig", "LogConfig", "ModelWorkerConfig", "RunConfig",
+    "WardConfig",
     "load_settings", "parse_settings", "sqlite_path",
 ]

@@ -10,6 +10,9 @@ Start-up: create the SQLite folder if needed, run the migrations (``[database] m
   free one, logged as ``serving HTTP on http://host:port``).
 - **escalation**: a :class:`cloud.escalation.Escalator`; safe in every process (one conditional UPDATE
   decides each escalation).
+- **models**: a :class:`cloud.model_worker.ModelWorker` hosting the ``[[model_worker.models]]`` (by
+  default the shipped full-precision edge classifier) on the windows behind stored alerts; several
+  processes split it with ``[model_worker] partition``.
 - **housekeeping**: expired sessions and aged-out login failures are deleted every few minutes.
 
 Several such processes (on one host or many) share the load: they share the database, split the
@@ -40,6 +43,7 @@ from cloud.api import create_app
 from cloud.config import CloudSettings, sqlite_path
 from cloud.escalation import Escalator
 from cloud.ingest import IngestWorker
+from cloud.model_worker import HostedModel, ModelSpec, ModelWorker
 from cloud.store import Store, upgrade_database
 
 log = logging.getLogger("cloud.service")
@@ -155,6 +159,9 @@ async def _serve(settings: CloudSettings, store: Store, stop: asyncio.Event,
     if settings.run.escalation:
         escalator = Escalator(store, settings.escalation)
         background["escalation"] = asyncio.create_task(escalator.run(), name="cloud-escalation")
+    models = _model_worker(store, settings) if settings.run.models else None
+    if models is not None:
+        background["models"] = asyncio.create_task(models.run(), name="cloud-models")
     background["housekeeping"] = asyncio.create_task(_housekeeping(store, settings), name="cloud-housekeeping")
 
     app = server = server_task = None
@@ -163,6 +170,8 @@ async def _serve(settings: CloudSettings, store: Store, stop: asyncio.Event,
         app = create_app(settings, store, ingest=ingest)
         if escalator is not None:
             app.state.ctx.metrics.add_source("escalation", escalator.counters.as_dict)
+        if models is not None:
+            app.state.ctx.metrics.add_source("models", models.counters.as_dict)
         try:
             sock = _bind(settings.http.host, settings.http.port)
         except OSError:
@@ -184,7 +193,7 @@ async def _serve(settings: CloudSettings, store: Store, stop: asyncio.Event,
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         log.info("serving HTTP on %s (API under /api, dashboard at /)", url)
     parts = [p for p, on in (("ingest", settings.run.ingest), ("api", settings.run.api),
-                             ("escalation", settings.run.escalation)) if on]
+                             ("escalation", settings.run.escalation), ("models", models is not None)) if on]
     log.info("ecgstream cloud running: %s; database %s", ", ".join(parts) or "nothing",
                 _redact(settings.database.url))
     if on_ready is not None:
@@ -217,6 +226,25 @@ async def _serve(settings: CloudSettings, store: Store, stop: asyncio.Event,
         log.info("ecgstream cloud stopped")
     if problems:
         raise RuntimeError("; ".join(problems))
+
+
+def _model_worker(store: Store, settings: CloudSettings) -> ModelWorker | None:
+    """The model worker as configured; the shipped FP32 classifier when no model is configured (and it
+    exists); None when there is nothing to host. A model that cannot be loaded is a start-up error."""
+    from models.runtime.classifier import DEFAULT_CLASSIFIER
+
+    mw = settings.model_worker
+    specs = mw.models
+    if specs is None:
+        if not DEFAULT_CLASSIFIER.is_file():
+            log.info("model worker: no [[model_worker.models]] and no %s; not hosting models", DEFAULT_CLASSIFIER)
+            return None
+        specs = (ModelSpec(name="classifier", path=DEFAULT_CLASSIFIER),)
+    if not specs:
+        return None
+    hosted = [HostedModel.load(spec) for spec in specs]
+    return ModelWorker(store, hosted, poll_s=mw.poll_s, max_batch=mw.max_batch, window_wait_s=mw.window_wait_s,
+                       partition=mw.partition_tuple())
 
 
 def _bind(host: str, port: int) -> socket.socket:

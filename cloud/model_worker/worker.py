@@ -22,6 +22,7 @@ but cancellation.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -50,6 +51,9 @@ class ModelWorkerCounters:
     rejected: dict[str, int] = field(default_factory=dict)
     """Windows a model could not take, by model."""
     errors: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
 
 
 @dataclass

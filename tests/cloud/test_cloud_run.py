@@ -236,6 +236,11 @@ def test_file_and_environment_overrides(tmp_path: Path) -> None:
     assert (s.http.port, s.run.ingest, s.escalation.high_s, s.escalation.medium_s) == (9000, False, 30.0, 0.5)
     example = load_settings(REPO / "docs" / "cloud.example.toml", env={})
     assert example.http.port == 8080 and example.escalation.max_level == 3
+    (model,) = example.model_worker.models
+    assert model.name == "classifier" and model.path.resolve() == (REPO / "models/artifacts/classifier_mamba.onnx")
+    assert load_settings(None, env={}).model_worker.models is None   # default: the shipped classifier
+    split = parse_settings('[model_worker]\npartition = "1/3"\n', env={})
+    assert split.model_worker.partition_tuple() == (1, 3)
 
 
 @pytest.mark.parametrize("text,env,message", [
@@ -252,6 +257,12 @@ def test_file_and_environment_overrides(tmp_path: Path) -> None:
     ("", {"ECGSTREAM_CLOUD__PORT": "1"}, "expected ECGSTREAM_CLOUD__<TABLE>__<KEY>"),
     ("not toml [", {}, "not valid TOML"),
     ("[broker]\nhost = \"embedded\"\n", {}, "cannot serve the cloud's shared subscription"),
+    ("[model_worker]\npartition = \"2/2\"\n", {}, "[model_worker] partition 2/2 must be i/n"),
+    ("[model_worker]\nmodels = \"x.onnx\"\n", {}, "models must be an array of tables"),
+    ("[[model_worker.models]]\nname = \"a\"\n", {}, "each model needs a name and a path"),
+    ("[[model_worker.models]]\nname = \"a\"\npath = \"a.onnx\"\nkind = \"magic\"\n", {}, "kind 'magic'"),
+    ("[[model_worker.models]]\nname = \"a\"\npath = \"a.onnx\"\n[[model_worker.models]]\nname = \"a\"\n"
+     "path = \"b.onnx\"\n", {}, "model names must be unique"),
 ])
 def test_bad_settings_name_the_place(text: str, env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as err:
