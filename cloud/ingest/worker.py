@@ -12,8 +12,15 @@ its queue, *before* the application iterates to it, so a crash or a storage fail
 would lose an acknowledged message. paho-mqtt ≥ 2.0 has ``manual_ack``; the worker turns it on on
 aiomqtt's underlying paho client (``client._client``, before connecting) and sends the PUBACK itself
 (``ack(mid, qos)``) only once the message is stored, found to be a duplicate, or rejected (a bad
-message is counted and then acknowledged: redelivering it could never succeed). Messages are handled
-one at a time in arrival order, so PUBACKs go out in order as MQTT 5 (§4.6) requires.
+message is counted and then acknowledged: redelivering it could never succeed). PUBACKs go out in
+arrival order, as MQTT 5 (§4.6) requires.
+
+**Batches.** Whatever has queued up while the last batch was being stored (up to ``max_batch``) is
+handled as one batch: each message validated, each device looked up once, and the valid alerts and
+windows written in one transaction (:meth:`cloud.store.Store.store_batch`), then all acknowledged.
+One commit per batch rather than per message is what lets a worker keep up under load; under light
+load a batch is one message and nothing waits. If the store refuses a batch as a whole (one item
+fails the store's own checks, or the database errors), its messages go one by one as before.
 
 **Storage errors.** A store exception other than the protocol's (database down, lock timeout) is
 counted in ``store_errors`` and logged, retried ``store_retries`` times with backoff, and if it still
@@ -101,6 +108,28 @@ def _failed(code: object) -> bool:
     return not isinstance(value, int) or value >= 0x80
 
 
+def _payload(message: aiomqtt.Message) -> bytes:
+    return bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""
+
+
+def _bulk_item(accepted: Accepted) -> Alert | bytes:
+    """What :meth:`cloud.store.Store.store_batch` takes: the alert, or the window payload as received."""
+    return accepted.message if isinstance(accepted.message, Alert) else accepted.payload
+
+
+class _BatchRegistry:
+    """The registry as one batch sees it: each device looked up once per batch."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self._seen: dict[str, Any] = {}
+
+    async def get_device(self, device_id: str) -> Any:
+        if device_id not in self._seen:
+            self._seen[device_id] = await self._store.get_device(device_id)
+        return self._seen[device_id]
+
+
 class StoreFailure(Exception):
     """Storing a valid message failed after the retries; it was not acknowledged."""
 
@@ -118,7 +147,10 @@ class IngestWorker:
                  tls_context: ssl.SSLContext | None = None, enforce_registry: bool = True,
                  max_payload_bytes: int = MAX_PAYLOAD_BYTES, session_expiry_s: int = 3600, keepalive_s: int = 30,
                  backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0, store_retries: int = 3,
-                 store_retry_s: float = 0.2) -> None:
+                 store_retry_s: float = 0.2, max_batch: int = 64) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be >= 1")
+        self.max_batch = max_batch
         self.store = store
         self.hostname, self.port = hostname, port
         self.group, self.client_id = group, client_id
@@ -144,15 +176,25 @@ class IngestWorker:
         rejection reason's value. Raises :class:`StoreFailure` when a valid message could not be
         stored (or the registry could not be read) after the retries."""
         self.counters.received += 1
-        result: Accepted | Rejected = check_payload(topic, payload, max_bytes=self.max_payload_bytes)
-        if isinstance(result, Accepted) and self.enforce_registry:
-            result = await self._with_retries(lambda r=result: check_registry(r, self.store), topic)
+        result = await self._check(topic, payload, self.store)
         if isinstance(result, Rejected):
             return self._reject(topic, result)
+        return await self._store_one(topic, result)
+
+    async def _check(self, topic: str, payload: bytes, registry: Any) -> Accepted | Rejected:
+        result: Accepted | Rejected = check_payload(topic, payload, max_bytes=self.max_payload_bytes)
+        if isinstance(result, Accepted) and self.enforce_registry:
+            result = await self._with_retries(lambda r=result: check_registry(r, registry), topic)
+        return result
+
+    async def _store_one(self, topic: str, result: Accepted) -> str:
         try:
             fresh = await self._with_retries(lambda: self._store(result), topic)
         except ProtocolError as exc:  # the store's own checks (episode event, 63-bit range)
             return self._reject(topic, Rejected(Reason.MALFORMED, str(exc)))
+        return self._count_stored(result, fresh)
+
+    def _count_stored(self, result: Accepted, fresh: bool) -> str:
         if fresh:
             if result.kind is Kind.ALERT:
                 self.counters.alerts_stored += 1
@@ -168,6 +210,38 @@ class IngestWorker:
             return "stale"
         self.counters.duplicates += 1
         return "duplicate"
+
+    async def handle_batch(self, messages: list[tuple[str, bytes]]) -> list[str]:
+        """Validate ``(topic, payload)`` messages and store the valid alerts and windows in one
+        transaction (:meth:`cloud.store.Store.store_batch`); statuses, and every message of a batch
+        the store refuses as a whole, go one by one through the same path as :meth:`handle`. Returns
+        one outcome per message, in order. Raises :class:`StoreFailure` like :meth:`handle`; the
+        caller then acknowledges none of the batch (the broker redelivers it, and the ids de-duplicate)."""
+        registry = _BatchRegistry(self.store)
+        checked: list[Accepted | Rejected] = []
+        for topic, payload in messages:
+            self.counters.received += 1
+            checked.append(await self._check(topic, payload, registry))
+        outcomes: list[str | None] = [None] * len(messages)
+        bulk = [i for i, r in enumerate(checked) if isinstance(r, Accepted) and r.kind in (Kind.ALERT, Kind.WINDOW)]
+        if len(bulk) > 1:
+            items = [_bulk_item(checked[i]) for i in bulk]  # type: ignore[arg-type]
+            try:
+                fresh = await self.store.store_batch(items)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one bad item or a database error: one by one below
+                log.info("ingest %s: a batch of %d was refused as a whole (%s: %s); storing one by one",
+                         self.client_id, len(items), type(exc).__name__, exc)
+            else:
+                for i, new in zip(bulk, fresh, strict=True):
+                    outcomes[i] = self._count_stored(checked[i], new)  # type: ignore[arg-type]
+        for i, ((topic, _), result) in enumerate(zip(messages, checked, strict=True)):
+            if outcomes[i] is not None:
+                continue
+            outcomes[i] = self._reject(topic, result) if isinstance(result, Rejected) else \
+                await self._store_one(topic, result)
+        return [o for o in outcomes if o is not None]
 
     async def _store(self, accepted: Accepted) -> bool:
         message = accepted.message
@@ -246,13 +320,16 @@ class IngestWorker:
             self.subscribed.set()
             try:
                 async for message in client.messages:
-                    payload = message.payload if isinstance(message.payload, bytes | bytearray) else b""
+                    batch = [message]
+                    while len(batch) < self.max_batch and len(client.messages):
+                        batch.append(await anext(client.messages))
                     try:
-                        await self.handle(str(message.topic), bytes(payload))
+                        await self.handle_batch([(str(m.topic), _payload(m)) for m in batch])
                     except StoreFailure:
-                        self.counters.unacked += 1
-                        raise  # leave it unacknowledged; the reconnect makes the broker redeliver it
-                    self._ack(client, message)
+                        self.counters.unacked += len(batch)
+                        raise  # leave them unacknowledged; the reconnect makes the broker redeliver them
+                    for m in batch:
+                        self._ack(client, m)
             finally:
                 self.subscribed.clear()
 

@@ -409,6 +409,10 @@ class Store:
     async def store_alert(self, alert: Alert, *, received_us: int | None = None) -> bool:
         """Store one alert message and merge it into its episode. True if new, False if its
         ``alert_id`` was already stored (nothing changes). Invalid alerts raise SchemaError."""
+        return (await self.store_batch([alert], received_us=received_us))[0]
+
+    def _alert_write(self, alert: Alert, now: int) -> tuple[Any, Any]:
+        """(insert, episode upsert) for one alert; SchemaError (counted) when it is invalid."""
         try:
             encode_message(alert)  # the protocol's own field checks (types, ranges, ids)
             episode_id, event = episode_of(alert)
@@ -417,10 +421,8 @@ class Store:
         except SchemaError:
             self.counters.alerts_rejected += 1
             raise
-        alert_id = str(uuid.UUID(alert.alert_id))
-        now = self.clock() if received_us is None else received_us
         row = dict(
-            alert_id=alert_id, episode_id=episode_id, event=event, patient_id=alert.patient_id,
+            alert_id=str(uuid.UUID(alert.alert_id)), episode_id=episode_id, event=event, patient_id=alert.patient_id,
             device_id=alert.device_id, alert_type=alert.alert_type, category=str(alert.category),
             priority=str(alert.priority), onset_gateway_us=alert.onset_gateway_us,
             onset_device_us=alert.onset_device_us, window_id=alert.window_id, message=alert.message,
@@ -429,14 +431,62 @@ class Store:
         )
         ins = (_insert(self.dialect, AlertRow).values(**row)
                .on_conflict_do_nothing(index_elements=[AlertRow.alert_id]).returning(AlertRow.seq))
+        return ins, self._episode_upsert(alert, episode_id, event, now)
+
+    def _window_write(self, window: bytes | bytearray | memoryview | EcgWindow, now: int) -> Any:
+        """The insert of one window payload; the protocol's error (counted) when it is invalid."""
+        try:
+            if isinstance(window, EcgWindow):
+                payload = encode_window(window)
+                decoded = window
+            else:
+                payload = bytes(window)
+                decoded = decode_window(payload)
+            _check_range(decoded.t0_us, "t0_us")
+        except ValueError:  # ProtocolError and its subclasses are ValueErrors
+            self.counters.windows_rejected += 1
+            raise
+        return _insert(self.dialect, WindowRow).values(
+            window_id=str(uuid.UUID(decoded.window_id)), patient_id=decoded.patient_id, device_id=decoded.device_id,
+            t0_us=decoded.t0_us, fs_hz=decoded.fs_hz, lead_mask=lead_mask(decoded.leads),
+            reconstructed_mask=lead_mask(decoded.reconstructed), n_samples=decoded.n_samples,
+            lsb_nv=decoded.lsb_nv, has_uncertainty=decoded.uncertainty is not None, payload=payload,
+            received_us=now,
+        ).on_conflict_do_nothing(index_elements=[WindowRow.window_id]).returning(WindowRow.seq)
+
+    async def store_batch(self, items: Sequence[Alert | EcgWindow | bytes | bytearray | memoryview], *,
+                          received_us: int | None = None) -> list[bool]:
+        """Store alerts and windows (EcgWindow or payload bytes) in **one transaction**; per item, True
+        if new, False if its id was already stored. Everything is checked before anything is written:
+        one invalid item raises its error (SchemaError, FrameError, …) and stores nothing, as does a
+        database error. One commit per batch instead of per message is what lets one ingest worker keep
+        up with hundreds of patients (``bench/bench_cloud_ingest.py``)."""
+        now = self.clock() if received_us is None else received_us
+        writes = [self._alert_write(i, now) if isinstance(i, Alert) else self._window_write(i, now) for i in items]
+        fresh: list[bool] = []
         async with self._sessions.begin() as s:
-            if (await s.execute(ins)).first() is None:
-                self.counters.alerts_duplicate += 1
-                return False
-            await s.execute(self._episode_upsert(alert, episode_id, event, now))
-        self.counters.alerts_stored += 1
-        self._changed("alert")
-        return True
+            for item, write in zip(items, writes, strict=True):
+                if isinstance(item, Alert):
+                    ins, episode = write
+                    new = (await s.execute(ins)).first() is not None
+                    if new:
+                        await s.execute(episode)
+                else:
+                    new = (await s.execute(write)).first() is not None
+                fresh.append(new)
+        for item, new in zip(items, fresh, strict=True):
+            if isinstance(item, Alert):
+                if new:
+                    self.counters.alerts_stored += 1
+                else:
+                    self.counters.alerts_duplicate += 1
+            elif new:
+                self.counters.windows_stored += 1
+            else:
+                self.counters.windows_duplicate += 1
+        if any(new and isinstance(item, Alert) for item, new in zip(items, fresh, strict=True)):
+            self._changed("alert")
+        return fresh
 
     def _episode_upsert(self, alert: Alert, episode_id: str, event: str, now: int) -> Any:
         family = alert.details.get("family")
@@ -556,31 +606,7 @@ class Store:
         """Store a window payload (as received) or an EcgWindow (encoded here). True if new, False if
         its ``window_id`` is already stored. Payload bytes are decoded first, so corrupt or invalid
         data raises the protocol's error (FrameError, SchemaError, …) and stores nothing."""
-        try:
-            if isinstance(window, EcgWindow):
-                payload = encode_window(window)
-                decoded = window
-            else:
-                payload = bytes(window)
-                decoded = decode_window(payload)
-            _check_range(decoded.t0_us, "t0_us")
-        except ValueError:  # ProtocolError and its subclasses are ValueErrors
-            self.counters.windows_rejected += 1
-            raise
-        ins = _insert(self.dialect, WindowRow).values(
-            window_id=str(uuid.UUID(decoded.window_id)), patient_id=decoded.patient_id, device_id=decoded.device_id,
-            t0_us=decoded.t0_us, fs_hz=decoded.fs_hz, lead_mask=lead_mask(decoded.leads),
-            reconstructed_mask=lead_mask(decoded.reconstructed), n_samples=decoded.n_samples,
-            lsb_nv=decoded.lsb_nv, has_uncertainty=decoded.uncertainty is not None, payload=payload,
-            received_us=self.clock() if received_us is None else received_us,
-        ).on_conflict_do_nothing(index_elements=[WindowRow.window_id]).returning(WindowRow.seq)
-        async with self._sessions.begin() as s:
-            fresh = (await s.execute(ins)).first() is not None
-        if fresh:
-            self.counters.windows_stored += 1
-        else:
-            self.counters.windows_duplicate += 1
-        return fresh
+        return (await self.store_batch([window], received_us=received_us))[0]
 
     async def windows_for_patient(self, patient_id: str, t0_from: int | None = None, t0_to: int | None = None,
                                   *, limit: int | None = None) -> list[WindowMeta]:

@@ -212,3 +212,26 @@ async def test_a_store_failure_is_not_acknowledged_and_the_broker_redelivers(mqt
         assert c.connects >= 2 and c.connection_errors >= 1
         assert c.received == 2  # the first delivery and the redelivery
         assert await real.count_alerts() == 1
+
+
+async def test_a_batch_stores_valid_messages_together_and_a_bad_one_falls_back_alone(db_url, unique_id) -> None:
+    pat, dev = f"{unique_id}p", f"{unique_id}d"
+    async with Store(db_url) as store:
+        await register(store, pat, dev)
+        worker = IngestWorker(store, client_id=f"{unique_id}-batch")
+        alerts = [make_alert(pat, device_id=dev, onset_us=T0_US + i) for i in range(3)]
+        window = make_window(pat, device_id=dev)
+        # the protocol accepts this alert, the store refuses it (its episode event is not one it knows)
+        odd = dataclasses.replace(make_alert(pat, device_id=dev), details={"event": "paused", "episode_id": alerts[0].alert_id})
+        batch = [(alert_topic(pat), encode_message(a)) for a in alerts]
+        batch += [(window_topic(pat), encode_window(window)), (alert_topic(pat), encode_message(alerts[1])),
+                  (alert_topic(pat), b"{broken"), (device_status_topic(dev), encode_message(DeviceStatus(dev, 5))),
+                  (alert_topic(pat), encode_message(odd))]
+        outcomes = await worker.handle_batch(batch)
+        assert outcomes == ["stored"] * 4 + ["duplicate", "malformed", "stored", "malformed"]
+        assert await store.count_alerts() == 3 and await store.count_windows() == 1
+        clean = await worker.handle_batch(batch[:4])        # the edge resends the whole batch
+        assert clean == ["duplicate"] * 4
+        c = worker.counters
+        assert (c.received, c.alerts_stored, c.windows_stored, c.duplicates) == (12, 3, 1, 5)
+        assert c.rejected["malformed"] == 2
