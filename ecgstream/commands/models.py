@@ -37,6 +37,36 @@ def train_reconstruction_cmd(config_path: Path, out: Path, resume: bool, quiet: 
     train_reconstruction(cfg, out, resume=resume, progress=not quiet, echo=click.echo)
 
 
+@train.command("classifier")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML config (models/configs/classifier_{tiny,full}.toml).")
+@click.option("--arch", type=click.Choice(["mamba", "resnet", "both"]), default="mamba", show_default=True,
+              help="ECG-Mamba, the 1-D ResNet baseline, or both one after the other.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/classifier"),
+              show_default=True, help="Folder for the ONNX models (FP32, INT8), weights and metrics.")
+@click.option("--checkpoints", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the per-epoch checkpoints (default: OUT/checkpoints).")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint.")
+@click.option("--device", default="cpu", show_default=True, help="Training device: cpu, cuda, cuda:1 ...")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train_classifier_cmd(config_path: Path, arch: str, out: Path, checkpoints: Path | None, resume: bool,
+                         device: str, quiet: bool) -> None:
+    """Train the arrhythmia classifier on synthetic edge-view windows, export FP32 + INT8 ONNX."""
+    from models.classifier.config import load_config
+
+    try:
+        cfg = load_config(config_path)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        from models.classifier.train import train_classifier
+    except ImportError as exc:
+        raise click.ClickException(f"training needs the train extras (pip install -e '.[train]'): {exc}") from None
+    for one in (["mamba", "resnet"] if arch == "both" else [arch]):
+        train_classifier(cfg, one, out, checkpoint_dir=checkpoints, resume=resume, progress=not quiet,
+                         device=device, echo=click.echo)
+
+
 @models.group("eval")
 def eval_() -> None:
     """Evaluate a model on real records."""
@@ -68,3 +98,41 @@ def eval_reconstruction_cmd(data: Path, json_out: Path, model_path: Path | None,
     json_out.write_text(json.dumps(result, indent=2) + "\n")
     click.echo(f"wrote {json_out}")
 
+
+@eval_.command("classifier")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of CinC 2020/2021 records (.hea with '# Dx:' SNOMED CT codes + .mat), searched recursively.")
+@click.option("--json", "json_out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report here (JSON).")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Classifier ONNX (default: models/artifacts/classifier_mamba.onnx).")
+@click.option("--reconstruction", "reconstruction_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Reconstruction VAE ONNX for the edge path (default: models/artifacts/reconstruction_vae.onnx).")
+@click.option("--bootstrap", type=click.IntRange(0, 100_000), default=1000, show_default=True,
+              help="Bootstrap resamples (over records) for the 95 % intervals; 0: none.")
+@click.option("--synthetic", "synthetic_config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Also score the held-out synthetic test set of this training config.")
+def eval_classifier_cmd(data: Path, json_out: Path, model_path: Path | None, reconstruction_path: Path | None,
+                        bootstrap: int, synthetic_config: Path | None) -> None:
+    """Per-class and macro AUROC/AUPRC on real records: true 12 leads, and the edge path (II, V1, V5 → VAE)."""
+    from models.classifier.evaluate import evaluate_records, evaluate_synthetic, format_table
+    from models.data.records import DatasetError
+    from models.runtime.classifier import DEFAULT_CLASSIFIER
+
+    model_path = model_path or DEFAULT_CLASSIFIER
+    if not model_path.exists():
+        raise click.ClickException(f"classifier {model_path} not found (train it or pass --model)")
+    try:
+        result = evaluate_records(data, model_path, reconstruction_path, bootstrap=bootstrap)
+    except (DatasetError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{result['records']} records ({result['skipped_records']} skipped), {result['windows']} windows; "
+               "AUROC [95 % CI over records]")
+    click.echo(format_table(result))
+    if synthetic_config is not None:
+        result["synthetic"] = evaluate_synthetic(model_path, synthetic_config)
+        click.echo(f"held-out synthetic ({result['synthetic']['windows']} windows)")
+        click.echo(format_table(result["synthetic"]))
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(result, indent=2) + "\n")
+    click.echo(f"wrote {json_out}")

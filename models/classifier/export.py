@@ -1,0 +1,104 @@
+"""Export a trained classifier to ONNX: fixed 1250-sample windows, dynamic batch, sigmoid output.
+
+Input ``leads12`` float32 (B, 12, 1250): band-passed mV at 125 Hz in standard lead order (what the
+edge pipeline's reconstruction stage hands on). Output ``probabilities`` float32 (B, 18), one
+per class of :data:`models.data.labels.CLASSES`. The ``ecgstream`` metadata entry says so (classes,
+SNOMED CT codes, rate, leads, version), so the edge and cloud read the classes from the file; a
+top-level ``version`` entry names the model for the edge's result records.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from models.classifier import INPUT_NAME, OUTPUT_NAME, class_metadata
+from models.preprocessing import MODEL_FS, WINDOW_SAMPLES
+from protocol.leads import STANDARD_LEADS
+
+OPSET = 17
+FP32_TOLERANCE = 1e-4
+"""ONNX Runtime vs PyTorch (FP32): largest allowed absolute difference of any probability."""
+
+
+class WithSigmoid(nn.Module):
+    """A logits model → probabilities (what ships)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.sigmoid(self.model(x))
+
+
+def export_onnx(model: nn.Module, path: str | Path, info: dict[str, Any]) -> Path:
+    """Write ``model`` (logits out; put in eval mode here) as ONNX with the ``ecgstream`` metadata.
+
+    ``info`` must hold at least ``architecture`` and ``config_hash``; it is merged into the metadata.
+    """
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapped = WithSigmoid(model.eval()).eval().cpu()
+    dummy = torch.zeros(2, len(STANDARD_LEADS), WINDOW_SAMPLES)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapped, (dummy,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=OPSET, dynamo=False,
+        )
+    proto = onnx.load(str(path))
+    set_metadata(proto, info)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+    return path
+
+
+def set_metadata(proto: Any, info: dict[str, Any]) -> None:
+    """Replace the model's metadata with the ``ecgstream`` JSON entry and a top-level ``version``."""
+    arch = info.get("architecture", "mamba")
+    version = f"classifier_{arch}{'_int8' if info.get('precision') == 'int8' else ''}@{info.get('config_hash', 'unknown')}"
+    meta = {
+        "task": "multi-label arrhythmia classification of one 10 s 12-lead window",
+        **class_metadata(),
+        "fs_hz": MODEL_FS, "samples": WINDOW_SAMPLES, "leads": list(STANDARD_LEADS), "units": "mV",
+        "input": INPUT_NAME, "output": OUTPUT_NAME, "output_kind": "sigmoid probability per class",
+        "preprocessing": "models.preprocessing.prepare_window (125 Hz, 0.5-40 Hz band-pass)",
+        "training_data": "SYNTHETIC (ecgstream simulator; II, V1, V5 reconstructed by the VAE)",
+        "not_a_medical_device": True, "version": version, "precision": "fp32",
+        **info,
+    }
+    meta["version"] = version
+    del proto.metadata_props[:]
+    for key, value in (("ecgstream", json.dumps(meta)), ("version", version)):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.producer_name = "ecgstream"
+
+
+def torch_probabilities(model: nn.Module, x: np.ndarray, batch: int = 128, device: str = "cpu") -> np.ndarray:
+    """(n, 12, 1250) → (n, 18) probabilities from the torch model (eval mode, no grad)."""
+    model = model.eval().to(device)
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(x), batch):
+            xb = torch.as_tensor(np.ascontiguousarray(x[s : s + batch]), dtype=torch.float32, device=device)
+            out.append(torch.sigmoid(model(xb)).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 18), dtype=np.float32)
+
+
+def max_difference(model: nn.Module, path: str | Path, x: np.ndarray) -> float:
+    """Largest |ONNX Runtime − PyTorch| probability for input ``x`` (B, 12, 1250)."""
+    from models.runtime.classifier import ClassifierModel
+
+    ref = torch_probabilities(model, x)
+    got = ClassifierModel.load(path, providers=["cpu"]).predict(x)
+    return float(np.abs(got - ref).max())
