@@ -405,9 +405,10 @@ class EdgeAgent:
             self.metrics.windows_processed.inc()
         session = self.sessions.get(result.window.device_id)
         if session is not None:
+            probabilities = (result.second_stage or {}).get("probabilities")
             alerts = session.add_window(result.window, dict(result.model_versions), leads=result.leads12,
                                         lead_names=result.lead_names, uncertainty=result.uncertainty,
-                                        reconstructed=result.reconstructed)
+                                        reconstructed=result.reconstructed, probabilities=probabilities)
             for alert in alerts:
                 self._alert(alert)
 

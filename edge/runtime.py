@@ -35,6 +35,7 @@ from edge.ble import BleError, BleIngest, default_backend
 from edge.ble.manager import BackendFactory
 from edge.config.schema import BrokerConfig, EdgeConfig
 from edge.inference import InferencePipeline, select_backend
+from edge.inference.classifier_stage import ClassifierStage
 from edge.ingest.mqtt import MqttIngest
 from edge.observability.exporter import start_exporter
 from edge.observability.logging import log_event
@@ -60,14 +61,21 @@ def tls_context(broker: BrokerConfig) -> ssl.SSLContext | None:
 
 
 def open_pipeline(config: EdgeConfig) -> InferencePipeline | None:
-    """The reconstruction pipeline, or None (rules only) when the model file is missing."""
+    """The reconstruction pipeline (with the classifier as its second stage when that file exists), or
+    None (rules only) when the reconstruction model is missing."""
     p = config.processing
     if not Path(p.reconstruction_model).is_file():
         log_event(log, "rules_only", level=logging.WARNING, reason=f"no model at {p.reconstruction_model}")
         return None
     backend = select_backend(p.backend, p.reconstruction_model, max_batch=p.max_batch)
     log_event(log, "inference_backend", backend=backend.name, model=str(p.reconstruction_model))
-    return InferencePipeline(backend, max_batch=p.max_batch, deadline_ms=p.latency_deadline_ms)
+    stage = None
+    if Path(p.classifier_model).is_file():
+        stage = ClassifierStage(select_backend(p.backend, p.classifier_model, max_batch=p.max_batch))
+        log_event(log, "classifier", backend=stage.backend.name, model=str(p.classifier_model), version=stage.version)
+    else:
+        log_event(log, "no_classifier", level=logging.WARNING, reason=f"no model at {p.classifier_model}")
+    return InferencePipeline(backend, second_stage=stage, max_batch=p.max_batch, deadline_ms=p.latency_deadline_ms)
 
 
 async def run_gateway(

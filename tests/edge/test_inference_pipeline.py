@@ -142,3 +142,22 @@ async def test_end_to_end_frames_to_12_leads_with_a_disconnect(backend) -> None:
         ref = prepare_window(truth[a : a + 3000], 250.0)
         assert np.abs(w.model_input() - ref).max() < 0.01  # < 10 µV: quantisation, streaming resampler at the ends
         assert np.isfinite(r.leads12).all() and np.abs(r.leads12).max() < 10
+
+
+def test_the_default_pipeline_classifies_what_the_wearable_streams() -> None:
+    """The shipped classifier runs after the VAE and its classes reach each window's result."""
+    from edge.config import EdgeConfig
+    from edge.inference.classifier_stage import ClassifierStage
+    from edge.runtime import open_pipeline
+
+    pipeline = open_pipeline(EdgeConfig())
+    assert pipeline is not None and isinstance(pipeline.second_stage, ClassifierStage)
+    assert pipeline.model_versions["classifier"].startswith("classifier@")
+    probs = {}
+    for rhythm, seed in (("sinus", 1), ("afib", 2), ("vt", 3)):
+        windows = stream_windows(rhythm, 23.0, seed=seed, rhythm=rhythm)[0]
+        results = pipeline.run_batch(windows[-1:])
+        probs[rhythm] = results[0].second_stage["probabilities"]
+    assert set(probs["sinus"]) >= {"NSR", "AF", "VT"}
+    assert probs["afib"]["AF"] > max(probs["sinus"]["AF"], probs["vt"]["AF"])
+    assert probs["vt"]["VT"] > max(probs["sinus"]["VT"], probs["afib"]["VT"])
