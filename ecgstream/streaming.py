@@ -362,7 +362,7 @@ async def stream_to_edge(
         await agent.start()
         uplink = Uplink(outbox, hostname=host, port=port, gateway_id=settings.gateway_id,
                         username=medium.broker.username, password=medium.broker.password, tls_context=tls,
-                        poll_s=0.2, heartbeat_s=10.0, software=_version())
+                        poll_s=0.2, heartbeat_s=10.0, software=_version(), device_statuses=agent.device_statuses)
         tasks.append(asyncio.create_task(uplink.run(), name="uplink"))
         cloud = await _connect(medium.broker, host, port, tls, "ecgstream-demo-cloud", stack)
         tasks.append(asyncio.create_task(watch_uplink(cloud, view.uplinked), name="cloud"))

@@ -443,6 +443,22 @@ class EdgeAgent:
     def connected(self, s: DeviceSession, now_s: float) -> bool:
         return (s.link_up and s.last_arrival_s is not None and now_s - s.last_arrival_s <= self.config.stale_s)
 
+    def device_statuses(self, now_s: float | None = None) -> list[DeviceStatus]:
+        """Each device's status as the cloud's ward shows it (battery, connection, leads off), for the
+        uplink to publish on the device's status topic on its behalf. ``t_device_us`` is the device
+        clock extrapolated to now, so every report is newer than the last (a disconnection too)."""
+        now = self.clock() if now_s is None else now_s
+        out = []
+        for s in self.sessions.values():
+            anchor = s.last_device_us
+            if anchor is None or s.last_arrival_s is None:
+                continue
+            t_device = anchor + max(0, round((now - s.last_arrival_s) * 1e6))
+            battery = None if s.battery_pct is None else int(round(min(100.0, max(0.0, s.battery_pct))))
+            out.append(DeviceStatus(device_id=s.device_id, t_device_us=t_device, battery_pct=battery,
+                                    connected=self.connected(s, now), lead_off=tuple(s.leads_off)))
+        return out
+
     def status(self, now_s: float | None = None) -> StatusSnapshot:
         """The status snapshot (``ecgstream edge status``)."""
         now = self.clock() if now_s is None else now_s

@@ -97,7 +97,8 @@ async def run_gateway(
         if uplink is not None:
             up = Uplink(outbox, hostname=uplink.host, port=uplink.port, gateway_id=config.uplink.client_id or config.gateway_id,
                         username=config.uplink.username, password=config.uplink.password,
-                        tls_context=tls_context(config.uplink), software=version)
+                        tls_context=tls_context(config.uplink), software=version,
+                        device_statuses=agent.device_statuses)
             tasks.append(asyncio.create_task(up.run(), name="uplink"))
         if ingest is not None and config.ingest.mqtt.enabled:
             mi = MqttIngest(agent, hostname=ingest.host, port=ingest.port, client_id=f"{config.gateway_id}-ingest",

@@ -214,7 +214,10 @@ def device_acl(device_id: str) -> list[str]:
 
 
 def gateway_acl(access: GatewayAccess) -> list[str]:
-    return ([f"topic read {_PREFIX}/device/{d}/#" for d in sorted(set(access.devices))]
+    devices = sorted(set(access.devices))
+    return ([f"topic read {_PREFIX}/device/{d}/#" for d in devices]
+            # the gateway reports its BLE devices' battery and connection on their behalf
+            + [f"topic write {_PREFIX}/device/{d}/status" for d in devices]
             + [f"topic write {_PREFIX}/gateway/{access.gateway_id}/#"]
             + [f"topic write {_PREFIX}/patient/{p}/#" for p in sorted(set(access.patients))])
 
@@ -236,8 +239,8 @@ def render_acl(devices: Iterable[str], gateways: Iterable[GatewayAccess], servic
     _check_unique([*devices, *(g.gateway_id for g in gateways), *services])
     lines = [
         "# ecgstream broker ACL: generated from the device registry by cloud.broker_auth; do not edit.",
-        "# Devices write only their own device/<id>/ branch; gateways read their devices and write their",
-        "# patients' and their own topics; cloud services read everything. Nobody else anything.",
+        "# Devices write only their own device/<id>/ branch; gateways read their devices, write their",
+        "# devices' status, their patients' and their own topics; cloud services read everything.",
         "",
     ]
     for d in devices:

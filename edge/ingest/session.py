@@ -213,6 +213,11 @@ class DeviceSession:
         self._until_s = 0.0
         self._restarted = False                 # a format restart: the next analysis learns without silence
 
+    @property
+    def last_device_us(self) -> int | None:
+        """Device time (µs) of the latest block received, or None before the first."""
+        return None if self._anchor is None else int(self._anchor[1])
+
     # -- input ----------------------------------------------------------------------------------
 
     def push_frame(self, frame: EcgFrame | PolarEcgFrame, arrival_s: float) -> SessionOutput:

@@ -29,13 +29,14 @@ import logging
 import random
 import ssl
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import aiomqtt
 
 from edge.uplink.outbox import Kind, Outbox, OutboxMessage
-from protocol.messages import Alert, GatewayStatus, encode_message
-from protocol.topics import alert_topic, gateway_status_topic, validate_id, window_topic
+from protocol.messages import Alert, DeviceStatus, GatewayStatus, encode_message
+from protocol.topics import alert_topic, device_status_topic, gateway_status_topic, validate_id, window_topic
 from protocol.window_payload import EcgWindow, encode_window
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class Uplink:
         gateway_id: this gateway's id; also the MQTT client id of its persistent session.
         max_inflight: most messages published and not yet acknowledged.
         heartbeat_s: period of the gateway status message (``None``: no heartbeat).
+        device_statuses: called each heartbeat; each :class:`DeviceStatus` it gives is published on
+            that device's status topic (battery, connection, leads off for the cloud's ward).
         ack_timeout_s: a PUBACK later than this means the link is dead: reconnect.
         backoff_initial_s, backoff_max_s: reconnect delay, doubled per failure up to the cap.
         poll_s: how often an idle uplink looks for messages put by others than :meth:`submit`.
@@ -83,6 +86,7 @@ class Uplink:
         tls_context: ssl.SSLContext | None = None,
         max_inflight: int = 20,
         heartbeat_s: float | None = 30.0,
+        device_statuses: Callable[[], Sequence[DeviceStatus]] | None = None,
         ack_timeout_s: float = 10.0,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
@@ -100,6 +104,7 @@ class Uplink:
         self._username, self._password, self._tls = username, password, tls_context
         self._max_inflight = max_inflight
         self._heartbeat_s = heartbeat_s
+        self._device_statuses = device_statuses
         self._ack_timeout_s = ack_timeout_s
         self._backoff = (backoff_initial_s, backoff_max_s)
         self._poll_s = poll_s
@@ -250,8 +255,9 @@ class Uplink:
         self._inflight.clear()
 
     async def _heartbeat(self, client: aiomqtt.Client, period_s: float) -> None:
-        """Publish GatewayStatus (with the outbox depth) now and every ``period_s``; live only,
-        never stored: a heartbeat that waited out an outage would report a stale state."""
+        """Publish GatewayStatus (with the outbox depth), and each device's status when the gateway was
+        given ``device_statuses``, now and every ``period_s``; live only, never stored: a heartbeat
+        that waited out an outage would report a stale state."""
         while True:
             status = GatewayStatus(
                 gateway_id=self.gateway_id,
@@ -260,6 +266,8 @@ class Uplink:
                 software=self._software,
             )
             await client.publish(gateway_status_topic(self.gateway_id), encode_message(status), qos=1)
+            for device in self._device_statuses() if self._device_statuses is not None else ():
+                await client.publish(device_status_topic(device.device_id), encode_message(device), qos=1)
             await asyncio.sleep(period_s)
 
     def _count(self, **deltas: int) -> None:

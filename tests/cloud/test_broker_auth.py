@@ -125,7 +125,8 @@ def test_acl_grants_exactly_the_scheme():
     assert blocks == {
         "dev-a": ["topic write ecgstream/v1/device/dev-a/#"],
         "dev-b": ["topic write ecgstream/v1/device/dev-b/#"],
-        "gw-1": ["topic read ecgstream/v1/device/dev-a/#", "topic write ecgstream/v1/gateway/gw-1/#",
+        "gw-1": ["topic read ecgstream/v1/device/dev-a/#", "topic write ecgstream/v1/device/dev-a/status",
+                 "topic write ecgstream/v1/gateway/gw-1/#",
                  "topic write ecgstream/v1/patient/pat-a/#"],
         "cloud": ["topic read ecgstream/v1/#"],
     }

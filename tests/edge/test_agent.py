@@ -238,3 +238,16 @@ def test_format_change_starts_a_new_stream_and_is_counted() -> None:
     assert s.counters.format_restarts == 1 and s.stream.fs == 500
     assert math.isclose(s.stream_now_s, 24.0, abs_tol=0.5)
     assert [a for a in agent.sink.alerts if a.category is AlertCategory.CLINICAL] == []  # type: ignore[attr-defined]
+
+
+def test_device_statuses_report_battery_connection_and_always_move_forward() -> None:
+    agent, _ = _run(FAULTY_SINUS)
+    now = max(s.last_arrival_s or 0.0 for s in agent.sessions.values())
+    first = {d.device_id: d for d in agent.device_statuses(now)}
+    assert set(first) == {"d-loss", "d-drift", "polar-1"}
+    shown = {s.device_id: s for s in agent.status(now).streams}          # what `ecgstream edge status` shows
+    assert all(first[k].connected == shown[k].connected for k in first)
+    assert all(first[k].battery_pct == round(shown[k].battery_pct) for k in first)
+    later = {d.device_id: d for d in agent.device_statuses(now + 3600.0)}   # an hour of silence
+    assert not any(d.connected for d in later.values())
+    assert all(later[k].t_device_us > first[k].t_device_us for k in first)  # newer: the cloud keeps it

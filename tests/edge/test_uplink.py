@@ -18,8 +18,16 @@ import numpy as np
 import pytest
 
 from edge.uplink import Kind, Outbox, Uplink
-from protocol.messages import Alert, AlertCategory, GatewayStatus, Priority, decode_message, encode_message
-from protocol.topics import alert_topic, gateway_status_topic, window_topic
+from protocol.messages import (
+    Alert,
+    AlertCategory,
+    DeviceStatus,
+    GatewayStatus,
+    Priority,
+    decode_message,
+    encode_message,
+)
+from protocol.topics import alert_topic, device_status_topic, gateway_status_topic, window_topic
 from protocol.window_payload import EcgWindow, decode_window
 from tests.conftest import MosquittoProcess, MqttBroker
 
@@ -264,3 +272,19 @@ async def test_mosquitto_default_queue_drops_qos1_beyond_1000_and_the_project_co
     _restart_with(mosquitto_process, tmp_path, conf)
     sent, received = await _publish_while_offline(mosquitto_process, tmp_path, f"{unique_id}b", 1500)
     assert received == sent
+
+
+async def test_heartbeat_publishes_each_devices_status_on_its_topic(
+        tmp_path: Path, mqtt_broker: MqttBroker, unique_id: str) -> None:
+    dev = f"{unique_id}-dev"
+    reports = [DeviceStatus(dev, 1_000, battery_pct=64, connected=True, lead_off=("V1",))]
+    uplink = _uplink(Outbox(tmp_path / "o.db"), mqtt_broker, unique_id, heartbeat_s=0.2,
+                     device_statuses=lambda: reports)
+    async with _subscribed(mqtt_broker, f"{unique_id}-cloud", device_status_topic(dev)) as sub, _running(uplink):
+        await _until(lambda: len(sub.received) >= 1, 20, "the device status")
+        reports[:] = [DeviceStatus(dev, 2_000, battery_pct=63, connected=False)]
+        await _until(lambda: any(decode_message(p, DeviceStatus).t_device_us == 2_000 for _, p in sub.received),
+                     20, "the next report")
+    assert decode_message(sub.received[0][1], DeviceStatus) == DeviceStatus(dev, 1_000, battery_pct=64, connected=True,
+                                                                            lead_off=("V1",))
+    assert decode_message(sub.received[-1][1], DeviceStatus).connected is False
