@@ -312,7 +312,10 @@ class IngestWorker:
         client = self._client()
         async with client:
             self.counters.connects += 1
-            codes = await client.subscribe([(s, SubscribeOptions(qos=1)) for s in self.subscriptions])
+            # retainHandling 2: no retained messages replayed at each (re)subscribe (a device's last will, say):
+            # ingest is a stream of events; the next status report brings the current state.
+            opts = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+            codes = await client.subscribe([(s, opts) for s in self.subscriptions])
             bad = [(s, str(c)) for s, c in zip(self.subscriptions, codes, strict=False) if _failed(c)]
             if bad:
                 raise aiomqtt.MqttError(f"the broker refused the subscriptions {bad}")
