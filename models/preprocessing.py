@@ -10,6 +10,7 @@ service. numpy/scipy only: the edge runs this without torch.
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 
 import numpy as np
@@ -38,10 +39,16 @@ def resample(signals: np.ndarray, fs: float, target_fs: float = MODEL_FS) -> np.
     return sps.resample_poly(signals, ratio.numerator, ratio.denominator, axis=0, padtype="line")
 
 
+@functools.lru_cache(maxsize=32)
+def _band_sos(fs: float, low: float, high: float) -> np.ndarray:
+    """The band-pass design, once per rate (designing costs more than filtering one window)."""
+    return sps.butter(_FILTER_ORDER, (low, high), btype="bandpass", fs=fs, output="sos")
+
+
 def bandpass(signals: np.ndarray, fs: float, band: tuple[float, float] = BAND_HZ) -> np.ndarray:
     """Zero-phase Butterworth band-pass along axis 0."""
     high = min(band[1], 0.45 * fs)
-    sos = sps.butter(_FILTER_ORDER, (band[0], high), btype="bandpass", fs=fs, output="sos")
+    sos = _band_sos(float(fs), float(band[0]), float(high))
     signals = np.asarray(signals, dtype=np.float64)
     # Odd extension over up to 2 s lets the 0.5 Hz high-pass settle before the data starts.
     padlen = min(signals.shape[0] - 1, int(PAD_S * fs))

@@ -446,6 +446,18 @@ class DeviceSession:
                 filled = True
             else:
                 raw = payload
+                # one filter/detector call for a run of contiguous blocks instead of one per frame: the
+                # filters and the detector are exactly streaming, so the beats are the same
+                run = [raw]
+                end = start + len(raw)
+                while (self._pending and not isinstance(self._pending[0][1], int) and self._pending[0][0] == end
+                       and (stop is None or end < stop)):
+                    nxt = self._pending.popleft()[1]
+                    assert not isinstance(nxt, int)
+                    run.append(nxt)
+                    end += len(nxt)
+                if len(run) > 1:
+                    raw = np.concatenate(run)
                 if stop is not None and start + len(raw) > stop:
                     self._pending.appendleft((stop, raw[stop - start :]))
                     raw = raw[: stop - start]

@@ -33,6 +33,7 @@ runs it over consecutive windows of received (not interpolated) samples.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -63,6 +64,12 @@ def leads_off(electrodes: Iterable[str], leads: Sequence[str]) -> np.ndarray:
     return np.array([bool(LEAD_ELECTRODES[lead] & off) for lead in leads], dtype=bool)
 
 
+@functools.lru_cache(maxsize=16)
+def _band_sos(fs: float, high: float) -> np.ndarray:
+    """The quality band-pass, designed once per rate (a filter design costs more than filtering 2 s)."""
+    return sps.butter(2, (_LOW_HZ, high), btype="bandpass", fs=fs, output="sos")
+
+
 def signal_quality(
     x_mv: np.ndarray, fs: float, full_scale_mv: float | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -82,7 +89,7 @@ def signal_quality(
     if len(x) < fs:
         return (~bad).astype(np.float64), flat, saturated
     high = min(_HIGH_HZ, 0.45 * fs)
-    sos = sps.butter(2, (_LOW_HZ, high), btype="bandpass", fs=fs, output="sos")
+    sos = _band_sos(float(fs), high)
     band = sps.sosfiltfilt(sos, x - x.mean(axis=0), axis=0)
     freqs, psd = sps.welch(x - x.mean(axis=0), fs=fs, nperseg=min(len(x), int(2 * fs)), axis=0)
     in_band = (freqs >= _LOW_HZ) & (freqs <= high)
