@@ -18,6 +18,8 @@ from collections import deque
 import numpy as np
 from scipy import signal as sps
 
+from edge.signal.filters import ZeroPhase
+
 
 class QrsWidthMeter:
     """Streaming QRS width (ms) of each beat of one filtered lead sampled at ``fs`` Hz.
@@ -39,7 +41,7 @@ class QrsWidthMeter:
         self._buf = np.zeros(0)
         self._start = 0
         self._segments: deque[np.ndarray] = deque(maxlen=template_beats)
-        self._smooth = sps.butter(2, min(25.0, 0.4 * fs), fs=fs, output="sos")
+        self._smooth = ZeroPhase(sps.butter(2, min(25.0, 0.4 * fs), fs=fs, output="sos"))
 
     def push(self, filtered: np.ndarray) -> None:
         """Append the next filtered samples (mV)."""
@@ -64,7 +66,7 @@ class QrsWidthMeter:
         return out
 
     def _width_ms(self, template: np.ndarray) -> float:
-        slope = np.abs(np.gradient(sps.sosfiltfilt(self._smooth, template)))
+        slope = np.abs(np.gradient(self._smooth(template)))
         c = self._half
         threshold = self._fraction * slope[c - self._core : c + self._core].max()
         if threshold <= 0.0:

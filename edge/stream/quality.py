@@ -40,6 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal as sps
 
+from edge.signal.filters import ZeroPhase
+
 _LIMB = frozenset({"RA", "LA", "LL"})
 LEAD_ELECTRODES: dict[str, frozenset[str]] = {
     "I": frozenset({"RA", "LA", "RL"}),
@@ -65,9 +67,9 @@ def leads_off(electrodes: Iterable[str], leads: Sequence[str]) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def _band_sos(fs: float, high: float) -> np.ndarray:
+def _band_filter(fs: float, high: float) -> ZeroPhase:
     """The quality band-pass, designed once per rate (a filter design costs more than filtering 2 s)."""
-    return sps.butter(2, (_LOW_HZ, high), btype="bandpass", fs=fs, output="sos")
+    return ZeroPhase(sps.butter(2, (_LOW_HZ, high), btype="bandpass", fs=fs, output="sos"))
 
 
 def signal_quality(
@@ -89,8 +91,7 @@ def signal_quality(
     if len(x) < fs:
         return (~bad).astype(np.float64), flat, saturated
     high = min(_HIGH_HZ, 0.45 * fs)
-    sos = _band_sos(float(fs), high)
-    band = sps.sosfiltfilt(sos, x - x.mean(axis=0), axis=0)
+    band = _band_filter(float(fs), high)(x - x.mean(axis=0))
     freqs, psd = sps.welch(x - x.mean(axis=0), fs=fs, nperseg=min(len(x), int(2 * fs)), axis=0)
     in_band = (freqs >= _LOW_HZ) & (freqs <= high)
     ecg = (freqs >= _ECG_BAND[0]) & (freqs <= _ECG_BAND[1])

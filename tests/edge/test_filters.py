@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import signal as sps
 
-from edge.signal.filters import EcgFilter, FilterSpec, SosStream
+from edge.signal.filters import EcgFilter, FilterSpec, SosStream, ZeroPhase
 
 
 def _stream(filt: SosStream, x: np.ndarray, cuts: list[int]) -> np.ndarray:
@@ -70,3 +70,16 @@ def test_bad_configuration_and_shapes_raise_clear_errors() -> None:
         EcgFilter(0.0, 1)
     with pytest.raises(ValueError, match="shape"):
         EcgFilter(250.0, 3).process(np.zeros((10, 2)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(16, 600), channels=st.integers(0, 3), seed=st.integers(0, 2**16),
+       band=st.sampled_from([("lowpass", 25.0), ("bandpass", (0.5, 40.0)), ("highpass", 0.67)]))
+def test_zero_phase_equals_sosfiltfilt(n: int, channels: int, seed: int, band: tuple[str, object]) -> None:
+    sos = sps.butter(2, band[1], btype=band[0], fs=250.0, output="sos")
+    zero = ZeroPhase(sos)
+    shape = (n,) if channels == 0 else (n, channels)
+    x = np.random.default_rng(seed).normal(size=shape)
+    np.testing.assert_allclose(zero(x), sps.sosfiltfilt(sos, x, axis=0), rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="samples"):
+        zero(x[: zero.padlen])
