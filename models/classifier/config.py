@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from models.config_toml import read_toml, section
 
 ARCHITECTURES = ("mamba", "resnet")
 
@@ -79,25 +80,16 @@ class ClassifierConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _section(cls: type, raw: dict[str, Any], name: str) -> Any:
-    known = {f.name for f in fields(cls)}
-    unknown = set(raw) - known
-    if unknown:
-        raise ValueError(f"config [{name}]: unknown key(s) {', '.join(sorted(unknown))}")
-    raw = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
-    return cls(**raw)
-
-
 def config_from_dict(raw: dict[str, Any]) -> ClassifierConfig:
     """Build and check a config; unknown sections or keys are an error."""
     unknown = set(raw) - {"data", "mamba", "resnet", "train"}
     if unknown:
         raise ValueError(f"config: unknown section(s) {', '.join(sorted(unknown))}")
     cfg = ClassifierConfig(
-        data=_section(DataConfig, raw.get("data", {}), "data"),
-        mamba=_section(MambaConfig, raw.get("mamba", {}), "mamba"),
-        resnet=_section(ResNetConfig, raw.get("resnet", {}), "resnet"),
-        train=_section(TrainConfig, raw.get("train", {}), "train"),
+        data=section(DataConfig, raw.get("data", {}), "data"),
+        mamba=section(MambaConfig, raw.get("mamba", {}), "mamba"),
+        resnet=section(ResNetConfig, raw.get("resnet", {}), "resnet"),
+        train=section(TrainConfig, raw.get("train", {}), "train"),
     )
     d, t = cfg.data, cfg.train
     if d.train_windows < 16 or d.test_windows < 16 or d.calib_windows < 1:
@@ -113,11 +105,5 @@ def config_from_dict(raw: dict[str, Any]) -> ClassifierConfig:
 
 def load_config(path: str | Path) -> ClassifierConfig:
     """Read a TOML config; unknown keys are an error (a typo must not silently use a default)."""
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"config file {path} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: invalid TOML: {exc}") from None
+    raw = read_toml(path)
     return config_from_dict(raw)

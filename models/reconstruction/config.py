@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from models.config_toml import read_toml, section
 
 
 @dataclass(frozen=True)
@@ -46,22 +47,14 @@ class ReconstructionConfig:
         return asdict(self)
 
 
-def _section(cls: type, raw: dict[str, Any], name: str) -> Any:
-    known = {f.name for f in fields(cls)}
-    unknown = set(raw) - known
-    if unknown:
-        raise ValueError(f"config [{name}]: unknown key(s) {', '.join(sorted(unknown))}")
-    return cls(**raw)
-
-
 def config_from_dict(raw: dict[str, Any]) -> ReconstructionConfig:
     unknown = set(raw) - {"data", "model", "train"}
     if unknown:
         raise ValueError(f"config: unknown section(s) {', '.join(sorted(unknown))}")
     cfg = ReconstructionConfig(
-        data=_section(DataConfig, raw.get("data", {}), "data"),
-        model=_section(ModelConfig, raw.get("model", {}), "model"),
-        train=_section(TrainConfig, raw.get("train", {}), "train"),
+        data=section(DataConfig, raw.get("data", {}), "data"),
+        model=section(ModelConfig, raw.get("model", {}), "model"),
+        train=section(TrainConfig, raw.get("train", {}), "train"),
     )
     t = cfg.train
     if t.epochs < 1 or t.batch_size < 1 or t.lr <= 0 or t.crop_samples < 64 or t.crop_samples % 8:
@@ -73,11 +66,5 @@ def config_from_dict(raw: dict[str, Any]) -> ReconstructionConfig:
 
 def load_config(path: str | Path) -> ReconstructionConfig:
     """Read a TOML config; unknown keys are an error (a typo must not silently use a default)."""
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"config file {path} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: invalid TOML: {exc}") from None
+    raw = read_toml(path)
     return config_from_dict(raw)
