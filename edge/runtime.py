@@ -75,7 +75,8 @@ def open_pipeline(config: EdgeConfig) -> InferencePipeline | None:
         log_event(log, "classifier", backend=stage.backend.name, model=str(p.classifier_model), version=stage.version)
     else:
         log_event(log, "no_classifier", level=logging.WARNING, reason=f"no model at {p.classifier_model}")
-    return InferencePipeline(backend, second_stage=stage, max_batch=p.max_batch, deadline_ms=p.latency_deadline_ms)
+    return InferencePipeline(backend, second_stage=stage, max_batch=p.max_batch, deadline_ms=p.latency_deadline_ms,
+                             calibration_dir=p.calibration_dir)
 
 
 async def run_gateway(

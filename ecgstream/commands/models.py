@@ -67,6 +67,43 @@ def train_classifier_cmd(config_path: Path, arch: str, out: Path, checkpoints: P
                          device=device, echo=click.echo)
 
 
+@models.group()
+def calibrate() -> None:
+    """Fit a model to one patient from their own recordings."""
+
+
+@calibrate.command("reconstruction")
+@click.option("--reference", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The patient's 12-lead ECG (WFDB .hea, EDF or CSV; any rate; at least 10 s), e.g. the admission ECG.")
+@click.option("--patient", "patient_id", required=True, help="Patient id, as the edge knows the patient.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out/edge/calibrations"),
+              show_default=True, help="Folder the edge reads calibrations from ([processing] calibration_dir).")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Reconstruction ONNX the edge runs (default: models/artifacts/reconstruction_vae.onnx).")
+@click.option("--seconds", type=click.FloatRange(10, None), default=None,
+              help="Use only the first SECONDS of the reference (whole 10 s windows; default: all).")
+def calibrate_reconstruction_cmd(reference: Path, patient_id: str, out_dir: Path, model_path: Path | None,
+                                 seconds: float | None) -> None:
+    """Calibrate the 3→12 reconstruction to one patient; the edge picks it up for that patient's windows."""
+    from models.reconstruction.patient_calibration import CalibrationError, calibrate_from_record
+    from protocol.topics import validate_id
+
+    try:
+        validate_id(patient_id, "patient id")
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        cal = calibrate_from_record(reference, patient_id=patient_id, model_path=model_path, seconds=seconds)
+    except CalibrationError as exc:
+        raise click.ClickException(str(exc)) from None
+    path = cal.save(out_dir / f"{patient_id}.json")
+    click.echo(f"patient {patient_id}: {cal.calibration_s:g} s of {reference.name}; fit r generic → calibrated:")
+    for lead in cal.in_sample_r:
+        click.echo(f"  {lead:<3} {cal.generic_r[lead]:.3f} → {cal.in_sample_r[lead]:.3f}   "
+                   f"band ×{cal.band_scale[list(cal.in_sample_r).index(lead)]:.2f}")
+    click.echo(f"wrote {path}")
+
+
 @models.group("eval")
 def eval_() -> None:
     """Evaluate a model on real records."""
@@ -81,7 +118,11 @@ def eval_() -> None:
               help="ONNX model (default: models/artifacts/reconstruction_vae.onnx).")
 @click.option("--baseline", "baseline_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Linear baseline JSON (default: reconstruction_linear.json beside the model).")
-def eval_reconstruction_cmd(data: Path, json_out: Path, model_path: Path | None, baseline_path: Path | None) -> None:
+@click.option("--calibration-seconds", "calibration_s", type=click.FloatRange(0, 9), default=5.0, show_default=True,
+              help="Also score patient-calibrated models: calibrate on the first S s of each window's 12 leads, "
+                   "score the rest; 0: off.")
+def eval_reconstruction_cmd(data: Path, json_out: Path, model_path: Path | None, baseline_path: Path | None,
+                            calibration_s: float) -> None:
     """Per-lead r and RMSE (µV) of the linear baseline and the VAE on real 12-lead records (II, V1, V5 in)."""
     from models.reconstruction.evaluate import evaluate_records, format_table
     from models.runtime.onnx_model import DEFAULT_RECONSTRUCTION
@@ -90,10 +131,18 @@ def eval_reconstruction_cmd(data: Path, json_out: Path, model_path: Path | None,
     baseline_path = baseline_path or model_path.with_name("reconstruction_linear.json")
     if not baseline_path.exists():
         raise click.ClickException(f"linear baseline {baseline_path} not found (pass --baseline)")
-    result = evaluate_records(data, model_path, baseline_path)
+    try:
+        result = evaluate_records(data, model_path, baseline_path, calibration_s=calibration_s)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"{result['records']} records ({result['skipped_records']} skipped: not 12-lead or < 10 s), "
                f"{result['windows']} windows of 10 s")
     click.echo(format_table(result))
+    cal = result.get("patient_calibrated")
+    if cal:
+        click.echo(f"\npatient-calibrated on the first {cal['calibration_s']:g} s of each window, scored on the "
+                   f"last {cal['scored_s']:g} s ({cal['not_calibrated']} windows could not be calibrated):")
+        click.echo(format_table(cal, ("baseline", "vae", "baseline_calibrated", "vae_calibrated")))
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(result, indent=2) + "\n")
     click.echo(f"wrote {json_out}")

@@ -126,6 +126,9 @@ class ProcessingConfig:
     reconstruction_model: Path = ARTIFACTS / "reconstruction_vae.onnx"
     classifier_model: Path = ARTIFACTS / "classifier_mamba.onnx"
     """A missing model file means rules only, not an error."""
+    calibration_dir: Path = Path("out/edge/calibrations")
+    """Patient calibrations of the reconstruction, ``<patient_id>.json`` each (``ecgstream models calibrate
+    reconstruction``); a patient without one, or a missing folder, gets the generic model."""
     backend: InferenceBackend = "auto"
     max_batch: int = field(default=64, metadata=rule(lambda v: 1 <= v <= 65536, "must be 1-65536"))
     latency_deadline_ms: float = field(default=200.0, metadata=_positive())

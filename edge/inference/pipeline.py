@@ -15,7 +15,10 @@ as int16 counts of ``lsb_nv`` nV (default 1000: 1 µV per count, ±32.767 mV;
 samples beyond are clipped and counted in :attr:`PipelineStats.clipped_samples`);
 ``reconstructed`` = the 9 leads the wearable does not measure, with the
 model's uncertainty (half-width of its calibrated 90 % band) for each, in the
-same counts. The measured leads II, V1, V5 are the band-passed input,
+same counts. Where the patient has a calibration from their own 12-lead ECG
+(``<calibration_dir>/<patient_id>.json``, :mod:`models.reconstruction.patient_calibration`), it corrects
+the generic output and its band before the second stage, and the window's
+model versions name it (``reconstruction_calibration``). The measured leads II, V1, V5 are the band-passed input,
 quantised (the model passes them through unchanged). ``t0_us`` is the gateway
 time (Unix µs) of the window's first sample. The float 12-lead array stays in
 the result for the classifier and ST measurement.
@@ -27,6 +30,7 @@ import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -34,6 +38,7 @@ import numpy as np
 from edge.inference.backends import InferenceBackend
 from edge.inference.batcher import BatcherStats, Completed, MicroBatcher
 from edge.inference.windowing import Window, prepare_batch
+from models.reconstruction.patient_calibration import CalibrationStore
 from protocol.leads import STANDARD_LEADS, WEARABLE_LEADS
 from protocol.window_payload import EcgWindow
 
@@ -147,6 +152,8 @@ class PipelineStats:
     """Samples (12-lead, uncertainty included) beyond ±32767 counts, clipped."""
     rejected: int = 0
     """Windows refused at submit (wrong geometry, leads or non-finite samples)."""
+    calibrated: int = 0
+    """Windows reconstructed with their patient's own calibration (the rest: the generic model)."""
 
 
 class InferencePipeline:
@@ -160,6 +167,7 @@ class InferencePipeline:
     def __init__(
         self, backend: InferenceBackend, *, second_stage: SecondStage | None = None, max_batch: int | None = None,
         deadline_ms: float = 50.0, max_queue: int = 1024, lsb_nv: int = 1000,
+        calibration_dir: str | Path | None = None,
     ) -> None:
         if not 1 <= lsb_nv <= 65535:
             raise ValueError("lsb_nv must be in 1..65535")
@@ -170,6 +178,8 @@ class InferencePipeline:
         self.batcher: MicroBatcher[Window, WindowResult] = MicroBatcher(
             self.run_batch, max_batch=max_batch or backend.max_batch, deadline_ms=deadline_ms, max_queue=max_queue,
         )
+        self.calibrations = None if calibration_dir is None else CalibrationStore(
+            calibration_dir, model_version=str(self.reconstruction.info.get("config_hash", "unknown")))
         versions = {"reconstruction": self.reconstruction.version, "backend": backend.name}
         if second_stage is not None:
             versions[second_stage.name] = second_stage.version
@@ -229,8 +239,9 @@ class InferencePipeline:
         rec = self.reconstruction
         x = prepare_batch(windows, leads=rec.inputs)
         leads12, unc = rec(x)
-        leads12 = np.asarray(leads12, dtype=np.float32)
-        unc = np.asarray(unc, dtype=np.float32)
+        leads12 = np.array(leads12, dtype=np.float32)
+        unc = np.array(unc, dtype=np.float32)
+        versions = self._calibrate(windows, x, leads12, unc)
         second: Sequence[Mapping[str, Any] | None] = [None] * len(windows)
         if self.second_stage is not None:
             second = self.second_stage(StageBatch(windows, x, leads12, unc, rec.outputs))
@@ -252,9 +263,24 @@ class InferencePipeline:
             )
             out.append(WindowResult(
                 window=w, ecg_window=ecg, leads12=leads12[i], uncertainty=unc[i], lead_names=rec.outputs,
-                reconstructed=rec.reconstructed, model_versions=self.model_versions, second_stage=second[i],
+                reconstructed=rec.reconstructed, model_versions=versions[i], second_stage=second[i],
                 clipped_samples=int(clipped[i]),
             ))
         self.stats.windows += len(windows)
         self.stats.clipped_samples += int(clipped.sum())
         return out
+
+    def _calibrate(self, windows: Sequence[Window], x: np.ndarray, leads12: np.ndarray,
+                   unc: np.ndarray) -> list[Mapping[str, str]]:
+        """Apply each patient's calibration in place (where one exists); each window's model versions."""
+        versions: list[Mapping[str, str]] = [self.model_versions] * len(windows)
+        if self.calibrations is None:
+            return versions
+        for i, w in enumerate(windows):
+            cal = self.calibrations.get(w.patient_id)
+            if cal is None:
+                continue
+            leads12[i], unc[i] = cal.apply(x[i], leads12[i], unc[i])
+            versions[i] = {**self.model_versions, "reconstruction_calibration": cal.version}
+            self.stats.calibrated += 1
+        return versions

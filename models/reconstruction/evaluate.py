@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,9 +19,13 @@ from models.preprocessing import prepare_record, split_windows
 from models.reconstruction import INPUT_INDEX, RECONSTRUCTED_LEADS
 from protocol.leads import STANDARD_LEADS
 
+if TYPE_CHECKING:
+    from firmware_sim.records import Recording
+
 log = logging.getLogger(__name__)
 
 Reconstructor = Callable[[np.ndarray], np.ndarray]
+Generic = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 """(B, 3, 1250) II, V1, V5 → (B, 12, 1250) standard leads."""
 
 
@@ -79,6 +83,21 @@ def evaluate_windows(windows: np.ndarray, models: dict[str, Reconstructor], batc
     return {"windows": int(windows.shape[0]), **{name: acc.result() for name, acc in accs.items()}}
 
 
+def record_windows(rec: Recording) -> np.ndarray:
+    """A 12-lead recording (standard lead order) → its non-overlapping 10 s model windows (n, 12, 1250).
+
+    Any rate (resampled to 125 Hz); short NaN gaps interpolated, others zero; ``prepare_record``
+    preprocessing. Fewer than 10 s gives no window.
+    """
+    from firmware_sim.records import fill_gaps
+
+    rec, _ = fill_gaps(rec)
+    sig = np.nan_to_num(np.asarray(rec.signals, dtype=np.float64))
+    if sig.shape[0] < rec.fs * 10:
+        return np.zeros((0, 12, 1250), dtype=np.float32)
+    return split_windows(prepare_record(sig, rec.fs))
+
+
 def real_windows(folder: str | Path) -> tuple[np.ndarray, int, int, list[str]]:
     """Every 12-lead record under ``folder`` → (windows (n, 12, 1250), records used, records skipped, names).
 
@@ -86,14 +105,7 @@ def real_windows(folder: str | Path) -> tuple[np.ndarray, int, int, list[str]]:
     non-overlapping 10 s windows. Records lacking any of the 12 standard leads, or shorter than 10 s,
     are skipped and counted.
     """
-    from firmware_sim.records import (
-        MissingLeadError,
-        RecordError,
-        fill_gaps,
-        iter_records,
-        read_record,
-        select_leads,
-    )
+    from firmware_sim.records import MissingLeadError, RecordError, iter_records, read_record, select_leads
 
     out: list[np.ndarray] = []
     used, skipped, names = 0, 0, []
@@ -108,12 +120,7 @@ def real_windows(folder: str | Path) -> tuple[np.ndarray, int, int, list[str]]:
             log.warning("skipping %s: %s", path, exc)
             skipped += 1
             continue
-        rec, _ = fill_gaps(rec)
-        sig = np.nan_to_num(np.asarray(rec.signals, dtype=np.float64))
-        if sig.shape[0] < rec.fs * 10:
-            skipped += 1
-            continue
-        w = split_windows(prepare_record(sig, rec.fs))
+        w = record_windows(rec)
         if w.shape[0] == 0:
             skipped += 1
             continue
@@ -124,10 +131,12 @@ def real_windows(folder: str | Path) -> tuple[np.ndarray, int, int, list[str]]:
     return windows, used, skipped, names
 
 
-def evaluate_records(folder: str | Path, model_path: str | Path, baseline_path: str | Path) -> dict[str, Any]:
+def evaluate_records(folder: str | Path, model_path: str | Path, baseline_path: str | Path, *,
+                     calibration_s: float = 5.0) -> dict[str, Any]:
     """The report of ``ecgstream models eval reconstruction``: baseline vs VAE on every 12-lead record.
 
-    Raises ValueError when ``folder`` holds no usable record.
+    With ``calibration_s`` > 0 the report also has ``patient_calibrated`` (see
+    :func:`evaluate_patient_calibrated`). Raises ValueError when ``folder`` holds no usable record.
     """
     from models.reconstruction.calibration import coverage
     from models.reconstruction.linear import LinearBaseline
@@ -139,14 +148,74 @@ def evaluate_records(folder: str | Path, model_path: str | Path, baseline_path: 
     if used == 0:
         raise ValueError(f"no 12-lead record of at least 10 s under {folder} ({skipped} skipped)")
     leads12, unc = vae.reconstruct(np.ascontiguousarray(windows[:, list(INPUT_INDEX)]))
-    result = {"records": used, "skipped_records": skipped, "windows": int(windows.shape[0]),
+    result: dict[str, Any] = {"records": used, "skipped_records": skipped, "windows": int(windows.shape[0]),
               "baseline": lead_metrics(windows, _batched(baseline.reconstruct, windows)),
               "vae": lead_metrics(windows, leads12)}
     cov = coverage(windows - leads12, unc)
     result["vae"]["coverage_90"] = {lead: round(float(cov[STANDARD_LEADS.index(lead)]), 4)
                                     for lead in RECONSTRUCTED_LEADS}
     result["model"] = str(model_path)
+    if calibration_s > 0:
+        result["patient_calibrated"] = evaluate_patient_calibrated(
+            windows, vae.reconstruct, baseline.reconstruct, calibration_s=calibration_s,
+            model_version=str(vae.info.get("config_hash", "unknown")))
     return result
+
+
+def evaluate_patient_calibrated(windows: np.ndarray, vae: Generic, baseline: Reconstructor, *,
+                                calibration_s: float, model_version: str = "unknown",
+                                fs: float = 125.0) -> dict[str, Any]:
+    """Generic vs patient-calibrated models, scored on the part of each window the calibration did not see.
+
+    Per window: the first ``calibration_s`` seconds of its 12 leads calibrate the model for that
+    patient (:mod:`models.reconstruction.patient_calibration`, as an admission 12-lead would); every
+    model sees the window's II, V1, V5 whole; r and RMSE are taken over the remaining samples only.
+    A window whose start cannot calibrate (flat inputs) keeps the generic model and is counted.
+    """
+    from models.reconstruction.calibration import coverage
+    from models.reconstruction.patient_calibration import CalibrationError, fit_calibration
+
+    n = windows.shape[2]
+    n_cal = int(round(calibration_s * fs))
+    if not 0 < n_cal < n - int(fs):
+        raise ValueError(f"calibration_s must leave at least 1 s of a {n / fs:g} s window to score")
+    mask = np.zeros((1, n), dtype=bool)
+    mask[:, :n_cal] = True
+    x = np.ascontiguousarray(windows[:, list(INPUT_INDEX)], dtype=np.float32)
+    g12, gunc = vae(x)
+    b12 = _batched(baseline, windows)
+    ones = np.ones_like(gunc)
+
+    def baseline_generic(xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return baseline(xi), ones[: len(xi)]
+
+    c12, cunc, b12c = np.empty_like(g12), np.empty_like(gunc), np.empty_like(b12)
+    failed = 0
+    for i in range(len(windows)):
+        try:
+            cal = fit_calibration(windows[i : i + 1], vae, patient_id=f"w{i}", model_version=model_version,
+                                  mask=mask, fs=fs)
+            bcal = fit_calibration(windows[i : i + 1], baseline_generic, patient_id=f"w{i}",
+                                   model_version="linear", mask=mask, fs=fs)
+        except CalibrationError:
+            failed += 1
+            c12[i], cunc[i], b12c[i] = g12[i], gunc[i], b12[i]
+            continue
+        c12[i], cunc[i] = cal.apply(x[i], g12[i], gunc[i])
+        b12c[i] = bcal.apply(x[i], b12[i], ones[i])[0]
+    tail = slice(n_cal, None)
+    truth = windows[..., tail]
+    out: dict[str, Any] = {
+        "calibration_s": calibration_s, "scored_s": round((n - n_cal) / fs, 3), "windows": int(len(windows)),
+        "not_calibrated": failed,
+        "baseline": lead_metrics(truth, b12[..., tail]), "vae": lead_metrics(truth, g12[..., tail]),
+        "baseline_calibrated": lead_metrics(truth, b12c[..., tail]),
+        "vae_calibrated": lead_metrics(truth, c12[..., tail]),
+    }
+    cov = coverage(truth - c12[..., tail], cunc[..., tail])
+    out["vae_calibrated"]["coverage_90"] = {lead: round(float(cov[STANDARD_LEADS.index(lead)]), 4)
+                                            for lead in RECONSTRUCTED_LEADS}
+    return out
 
 
 def _batched(fn: Reconstructor, windows: np.ndarray, batch: int = 64) -> np.ndarray:

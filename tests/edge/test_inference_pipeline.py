@@ -161,3 +161,39 @@ def test_the_default_pipeline_classifies_what_the_wearable_streams() -> None:
     assert set(probs["sinus"]) >= {"NSR", "AF", "VT"}
     assert probs["afib"]["AF"] > max(probs["sinus"]["AF"], probs["vt"]["AF"])
     assert probs["vt"]["VT"] > max(probs["sinus"]["VT"], probs["afib"]["VT"])
+
+
+async def test_patient_calibration_applies_to_its_patient_only_and_is_named_in_the_versions(  # type: ignore[no-untyped-def]
+        backend, tmp_path) -> None:
+    from models.reconstruction.patient_calibration import PatientCalibration
+
+    windows = {p: stream_windows(p, 13.0, seed=i)[0][0] for i, p in enumerate(("p0", "p1", "p2"))}
+    generic = InferencePipeline(backend).run_batch(list(windows.values()))
+    seen: list[np.ndarray] = []
+
+    class Spy:
+        name, version = "spy", "1"
+
+        def __call__(self, batch: StageBatch) -> list[dict]:
+            seen.append(batch.leads12.copy())
+            return [{} for _ in batch.windows]
+
+    pipe = InferencePipeline(backend, calibration_dir=tmp_path, second_stage=Spy())
+    model_version = str(pipe.reconstruction.info["config_hash"])
+    w = np.array([[0.1, 0.0, 0.2], [0.0, 0.3, 0.0], [0.0, 0.0, 0.1], [0.2, 0.0, 0.0], [0.0, -0.1, 0.0]])
+    cal = PatientCalibration(patient_id="p0", weights=w, bias=np.zeros(5), band_scale=np.full(5, 2.0),
+                             calibration_s=10.0, model_version=model_version)
+    cal.save(tmp_path / "p0.json")
+    PatientCalibration(**{**cal.__dict__, "patient_id": "p2", "model_version": "another"}).save(tmp_path / "p2.json")
+    results = pipe.run_batch(list(windows.values()))
+    g0, c0 = generic[0], results[0]
+    x = windows["p0"].model_input()
+    lead_i = STANDARD_LEADS.index("I")
+    np.testing.assert_allclose(c0.leads12[lead_i], g0.leads12[lead_i] + w[0] @ x, atol=1e-5)
+    np.testing.assert_allclose(c0.uncertainty[lead_i], 2 * g0.uncertainty[lead_i], rtol=1e-5)
+    assert c0.model_versions["reconstruction_calibration"] == cal.version
+    np.testing.assert_allclose(seen[0][0], c0.leads12)                     # the classifier sees calibrated leads
+    for k in (1, 2):                                                       # no file / another model: generic
+        np.testing.assert_array_equal(results[k].leads12, generic[k].leads12)
+        assert "reconstruction_calibration" not in results[k].model_versions
+    assert pipe.stats.calibrated == 1 and "another" in pipe.calibrations.problems["p2"]

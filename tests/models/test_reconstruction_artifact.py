@@ -73,3 +73,33 @@ def test_eval_cli_writes_the_report_schema(data: Path, tmp_path: Path) -> None:
         for v in rep[name]["per_lead"].values():
             assert -1 <= v["r"] <= 1 and v["rmse_uv"] > 0
         assert {"mean_r", "mean_rmse_uv"} <= set(rep[name])
+    cal = rep["patient_calibrated"]              # on by default: first 5 s calibrate, last 5 s scored
+    assert cal["calibration_s"] == 5.0 and cal["scored_s"] == 5.0 and cal["windows"] == rep["windows"]
+    for name in ("baseline", "vae", "baseline_calibrated", "vae_calibrated"):
+        assert set(cal[name]["per_lead"]) == set(RECONSTRUCTED_LEADS)
+    assert set(cal["vae_calibrated"]["coverage_90"]) == set(RECONSTRUCTED_LEADS)
+    off = tmp_path / "off.json"
+    assert main(["models", "eval", "reconstruction", "--data", str(subset), "--json", str(off),
+                 "--calibration-seconds", "0"]) == 0
+    assert "patient_calibrated" not in json.loads(off.read_text())
+
+
+@pytest.mark.shared_data
+def test_calibrate_cli_writes_what_the_edge_reads_and_refuses_a_two_lead_record(data: Path, tmp_path: Path,
+                                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from ecgstream.cli import main
+    from models.reconstruction.patient_calibration import CalibrationStore
+
+    out = tmp_path / "cal"
+    assert main(["models", "calibrate", "reconstruction", "--reference", str(data / "ptbdb" / "s0010_re.hea"),
+                 "--patient", "bed-3", "--out", str(out)]) == 0
+    vae = ReconstructionModel.load(DEFAULT_RECONSTRUCTION, providers=["cpu"])
+    cal = CalibrationStore(out, model_version=str(vae.info["config_hash"])).get("bed-3")
+    assert cal is not None and cal.calibration_s == 30.0 and cal.reference.endswith("s0010_re.hea")
+    assert all(cal.in_sample_r[lead] >= cal.generic_r[lead] for lead in cal.in_sample_r)
+    assert "wrote" in capsys.readouterr().out
+    assert main(["models", "calibrate", "reconstruction", "--reference", str(data / "mitdb" / "100.hea"),
+                 "--patient", "bed-4", "--out", str(out)]) != 0
+    assert "has no leads" in capsys.readouterr().err and not (out / "bed-4.json").exists()
+    assert main(["models", "calibrate", "reconstruction", "--reference", str(data / "ptbdb" / "s0010_re.hea"),
+                 "--patient", "../escape", "--out", str(out)]) != 0
