@@ -121,8 +121,11 @@ def eval_() -> None:
 @click.option("--calibration-seconds", "calibration_s", type=click.FloatRange(0, 9), default=5.0, show_default=True,
               help="Also score patient-calibrated models: calibrate on the first S s of each window's 12 leads, "
                    "score the rest; 0: off.")
+@click.option("--ceiling", is_flag=True,
+              help="Also report a linear map fitted on these very records (leave one out): a bound on what any "
+                   "patient-generic map could reach here, not a model.")
 def eval_reconstruction_cmd(data: Path, json_out: Path, model_path: Path | None, baseline_path: Path | None,
-                            calibration_s: float) -> None:
+                            calibration_s: float, ceiling: bool) -> None:
     """Per-lead r and RMSE (µV) of the linear baseline and the VAE on real 12-lead records (II, V1, V5 in)."""
     from models.reconstruction.evaluate import evaluate_records, format_table
     from models.runtime.onnx_model import DEFAULT_RECONSTRUCTION
@@ -132,12 +135,12 @@ def eval_reconstruction_cmd(data: Path, json_out: Path, model_path: Path | None,
     if not baseline_path.exists():
         raise click.ClickException(f"linear baseline {baseline_path} not found (pass --baseline)")
     try:
-        result = evaluate_records(data, model_path, baseline_path, calibration_s=calibration_s)
+        result = evaluate_records(data, model_path, baseline_path, calibration_s=calibration_s, ceiling=ceiling)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{result['records']} records ({result['skipped_records']} skipped: not 12-lead or < 10 s), "
                f"{result['windows']} windows of 10 s")
-    click.echo(format_table(result))
+    click.echo(format_table(result, ("baseline", "vae", "linear_ceiling_loo")))
     cal = result.get("patient_calibrated")
     if cal:
         click.echo(f"\npatient-calibrated on the first {cal['calibration_s']:g} s of each window, scored on the "

@@ -132,11 +132,12 @@ def real_windows(folder: str | Path) -> tuple[np.ndarray, int, int, list[str]]:
 
 
 def evaluate_records(folder: str | Path, model_path: str | Path, baseline_path: str | Path, *,
-                     calibration_s: float = 5.0) -> dict[str, Any]:
+                     calibration_s: float = 5.0, ceiling: bool = False) -> dict[str, Any]:
     """The report of ``ecgstream models eval reconstruction``: baseline vs VAE on every 12-lead record.
 
     With ``calibration_s`` > 0 the report also has ``patient_calibrated`` (see
-    :func:`evaluate_patient_calibrated`). Raises ValueError when ``folder`` holds no usable record.
+    :func:`evaluate_patient_calibrated`); with ``ceiling``, ``linear_ceiling_loo`` (see
+    :func:`linear_ceiling`). Raises ValueError when ``folder`` holds no usable record.
     """
     from models.reconstruction.calibration import coverage
     from models.reconstruction.linear import LinearBaseline
@@ -155,11 +156,30 @@ def evaluate_records(folder: str | Path, model_path: str | Path, baseline_path: 
     result["vae"]["coverage_90"] = {lead: round(float(cov[STANDARD_LEADS.index(lead)]), 4)
                                     for lead in RECONSTRUCTED_LEADS}
     result["model"] = str(model_path)
+    if ceiling and len(windows) > 1:
+        result["linear_ceiling_loo"] = linear_ceiling(windows)
     if calibration_s > 0:
         result["patient_calibrated"] = evaluate_patient_calibrated(
             windows, vae.reconstruct, baseline.reconstruct, calibration_s=calibration_s,
             model_version=str(vae.info.get("config_hash", "unknown")))
     return result
+
+
+def linear_ceiling(windows: np.ndarray) -> dict[str, Any]:
+    """What any patient-generic linear map could reach here: least squares fitted on the other windows
+    of this very set (leave one out), scored on the left-out one.
+
+    A diagnostic bound for the model card, never a model: it is fitted on the test records.
+    """
+    from models.reconstruction.linear import LinearBaseline
+
+    w = np.asarray(windows, dtype=np.float64)
+    pred = np.empty_like(w)
+    for k in range(len(w)):
+        rest = np.ones(len(w), dtype=bool)
+        rest[k] = False
+        pred[k] = LinearBaseline.fit(w[rest]).reconstruct(w[k : k + 1, list(INPUT_INDEX)])[0]
+    return lead_metrics(w, pred)
 
 
 def evaluate_patient_calibrated(windows: np.ndarray, vae: Generic, baseline: Reconstructor, *,
