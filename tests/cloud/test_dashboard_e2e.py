@@ -274,6 +274,7 @@ async def test_login_live_alert_strip_and_acknowledge(chromium: Path, service: S
                 else:
                     await expect(label).to_have_text(lead)
             await expect(detail.get_by_test_id("strip-caption")).to_contain_text("reconstructed (not measured)")
+            await expect(detail).to_contain_text("generic (not calibrated to this patient")
             await strip.screenshot(path=str(out / "e2e_strip.png"))
             await page.screenshot(path=str(out / "e2e_dashboard.png"), full_page=True)
 

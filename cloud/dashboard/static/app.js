@@ -465,6 +465,12 @@ function refreshDetailFacts() {
     facts.push(["Rests on reconstructed leads",
       recon.map(([lead, u]) => `${lead} (±${Number(u).toFixed(3)} mV)`).join(", ")]);
   }
+  const mv = a.model_versions || {};
+  if (mv.reconstruction) {
+    facts.push(["Reconstruction", mv.reconstruction_calibration
+      ? `calibrated to this patient's own 12-lead ECG (${mv.reconstruction_calibration})`
+      : "generic (not calibrated to this patient; less accurate)"]);
+  }
   const versions = Object.entries(a.model_versions || {});
   if (versions.length) facts.push(["Models", versions.map(([k, v]) => `${k} ${v}`).join(", ")]);
   for (const r of a.results || []) {
