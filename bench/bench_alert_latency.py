@@ -17,8 +17,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,29 +29,12 @@ import aiomqtt
 import httpx
 import numpy as np
 
+from bench.services import free_port, start_mosquitto
 from protocol.messages import Alert, AlertCategory, Priority, encode_message
 from protocol.topics import alert_topic
 
 PATIENT, DEVICE = "bench-pat", "bench-dev"
 USER = ("bench-admin", "bench-password-1")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _broker(workdir: Path) -> tuple[int, subprocess.Popen[bytes]]:
-    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-    if binary is None:
-        raise RuntimeError("no mosquitto binary")
-    port = _free_port()
-    (workdir / "mosquitto.conf").write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-    proc = subprocess.Popen([binary, "-c", str(workdir / "mosquitto.conf")], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
-    return port, proc
 
 
 def _alert(seq: int) -> Alert:
@@ -116,8 +97,8 @@ def _stats(xs: list[float]) -> tuple[float, float, float]:
 async def amain(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        port, broker = _broker(work)
-        http_port = _free_port()
+        port, broker = start_mosquitto(work)
+        http_port = free_port()
         env = {**os.environ, "ECGSTREAM_CLOUD__DATABASE__URL": f"sqlite:///{work / 'cloud.db'}",
                "ECGSTREAM_CLOUD__BROKER__PORT": str(port), "ECGSTREAM_CLOUD__HTTP__PORT": str(http_port),
                "ECGSTREAM_CLOUD__RUN__MODELS": "false", "ECGSTREAM_CLOUD__LOG__LEVEL": "warning"}

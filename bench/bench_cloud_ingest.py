@@ -18,9 +18,6 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
-import shutil
-import socket
-import subprocess
 import tempfile
 import time
 import uuid
@@ -30,6 +27,7 @@ from pathlib import Path
 import aiomqtt
 import numpy as np
 
+from bench.services import start_mosquitto
 from protocol.leads import STANDARD_LEADS
 from protocol.messages import Alert, AlertCategory, Priority, encode_message
 from protocol.topics import alert_topic, window_topic
@@ -37,36 +35,6 @@ from protocol.window_payload import EcgWindow, encode_window
 
 PATIENTS = 50
 PG_ADMIN = os.environ.get("ECGSTREAM_BENCH_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
-
-
-def _port_open(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.3)
-        return s.connect_ex((host, port)) == 0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_broker(workdir: Path) -> tuple[int, subprocess.Popen[bytes] | None]:
-    """A private Mosquitto on a free port with no queue limit (the default 1000-message queue per
-    client drops QoS 1 messages a slower worker has not taken yet), so no other traffic is measured."""
-    binary = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if Path(p).exists()), None)
-    if binary is None:
-        raise RuntimeError("no MQTT broker: nothing on 127.0.0.1:1883 and no mosquitto binary")
-    port = _free_port()
-    conf = workdir / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        if _port_open("127.0.0.1", port):
-            return port, proc
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("mosquitto did not start")
 
 
 def postgres_url() -> str | None:
@@ -204,7 +172,7 @@ async def measure(url: str, port: int, workers: int, alerts: int, windows: int, 
 
 async def amain(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        port, broker = start_broker(Path(tmp))
+        port, broker = start_mosquitto(Path(tmp))
         try:
             pg = postgres_url()
             sqlite = f"sqlite:///{Path(tmp) / 'bench.db'}"

@@ -1,0 +1,170 @@
+"""Edge alert latency: from the last sample an alarm decision rests on to the alert arriving from the broker.
+
+The real gateway path (:func:`edge.runtime.run_gateway`, what ``ecgstream edge run`` runs: async agent,
+VAE + classifier micro-batched under their deadline, SQLite outbox, QoS 1 uplink with a persistent
+session) on a private Mosquitto. In this process, ``--patients`` ecgstream-250 wearables stream in
+real time: each frame is fed when its last sample falls due, stamped with the wall clock, as a BLE
+notification would arrive. ``--events`` of them switch from sinus rhythm to VT, and as many to
+asystole, at ``--onset`` s plus up to 5 s; the rest stay in sinus rhythm (load). An MQTT client subscribed to every
+patient's alert topic timestamps each alert.
+
+Latency of one alert = its receipt time − the gateway time of the last sample its decision rested on
+(``details.at_s``, mapped to gateway time through the alert's own onset: ``onset_gateway +
+(at_s − onset_s)``). So the rule's own persistence (VT must last, asystole must reach 3 s) is not
+counted; what is counted is what the gateway adds: waiting for the tick, filtering and detection,
+the rules, the outbox write, the uplink and the broker. Baseline in the same run: the broker hop
+alone (publish → plain subscriber). Run: ``python -m bench.bench_edge_alert_latency``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import aiomqtt
+import numpy as np
+
+from bench.bench_alert_latency import broker_only
+from bench.services import start_mosquitto
+from edge.agent import EdgeAgent
+from edge.config import EdgeConfig
+from edge.runtime import Endpoint, run_gateway
+from firmware_sim.packetizer import Packetizer, quantize_blocks
+from firmware_sim.profiles import get_profile
+from firmware_sim.synthesis import NoiseSpec, RhythmSegment, synthesize_timeline
+from protocol.frame_batch import encode_frames
+from protocol.messages import Alert, decode_message
+from protocol.topics import subscription
+
+
+def frames(segments: Sequence[RhythmSegment], seconds: float, seed: int) -> list[tuple[float, bytes]]:
+    """One wearable's encoded frames with the stream time (s) of each frame's last sample."""
+    prof = get_profile("ecgstream-250")
+    syn = synthesize_timeline(segments, seconds=seconds, fs=prof.fs_hz, seed=seed, noise=NoiseSpec(emg_mv=0.02))
+    x = np.stack([syn.lead(lead) for lead in prof.leads], axis=1)
+    batch = quantize_blocks(prof, Packetizer(prof).frame_blocks(x)[:1])
+    spf = batch.frame(0).n_samples
+    return [((i + 1) * spf / prof.fs_hz, d) for i, d in enumerate(encode_frames(batch))]
+
+
+def _stats(xs: Sequence[float]) -> tuple[float, float, float]:
+    a = np.asarray(xs) * 1e3
+    return float(np.percentile(a, 50)), float(np.percentile(a, 99)), float(a.max())
+
+
+async def _feed(agent: EdgeAgent, schedule: list[tuple[float, str, bytes]], t0: float) -> float:
+    """Feed every frame when it falls due (wall clock); returns the worst lateness seen (s)."""
+    i, late = 0, 0.0
+    while i < len(schedule):
+        now = time.time()
+        while i < len(schedule) and t0 + schedule[i][0] <= now:
+            due, device, data = schedule[i]
+            late = max(late, now - (t0 + due))
+            agent.feed(device, data, "frame", time.time(), transport="ble")
+            i += 1
+        await asyncio.sleep(0.005)
+    return late
+
+
+async def gateway_run(port: int, work: Path, args: argparse.Namespace) -> tuple[list[float], dict[str, int], float]:
+    run = uuid.uuid4().hex[:6]
+    sinus = [RhythmSegment(0.0, "sinus")]
+    rng = np.random.default_rng(7)
+    background = [frames(sinus, args.seconds, seed) for seed in range(6)]
+    schedule: list[tuple[float, str, bytes]] = []
+    expected: dict[str, str] = {}
+    for p in range(args.patients):
+        kind = "vt" if p < args.events else "asystole" if p < 2 * args.events else None
+        device = f"lat-{run}-{p:04d}"
+        onset = args.onset + float(rng.uniform(0.0, 5.0))    # spread over ticks and frames
+        fr = (frames([RhythmSegment(0.0, "sinus"), RhythmSegment(onset, kind)], args.seconds, 100 + p) if kind
+              else background[p % len(background)])
+        if kind:
+            expected[device] = kind
+        schedule += [(end, device, data) for end, data in fr]
+    schedule.sort(key=lambda m: m[0])
+
+    config = EdgeConfig(gateway_id=f"bench-gw-{run}")
+    config = replace(config, uplink=replace(config.uplink, outbox_path=work / "outbox.sqlite"),
+                     observability=replace(config.observability, status_file=work / "status.json"))
+    stop = asyncio.Event()
+    ready: asyncio.Future[EdgeAgent] = asyncio.get_running_loop().create_future()
+    latencies: list[float] = []
+    raised: dict[str, int] = {}
+    async with aiomqtt.Client("127.0.0.1", port, identifier=f"bench-alerts-{run}") as sub:
+        await sub.subscribe(subscription("patient", "alert"), qos=1)
+
+        async def listen() -> None:
+            async for message in sub.messages:
+                got = time.time()
+                alert = decode_message(bytes(message.payload), Alert)  # type: ignore[arg-type]
+                d = alert.details or {}
+                if d.get("event") != "raised" or alert.category != "clinical":
+                    continue
+                raised[alert.alert_type] = raised.get(alert.alert_type, 0) + 1
+                decided = alert.onset_gateway_us / 1e6 + (float(d["at_s"]) - float(d["onset_s"]))
+                latencies.append(got - decided)
+
+        listener = asyncio.create_task(listen())
+        gw = asyncio.create_task(run_gateway(config, ingest=None, uplink=Endpoint("127.0.0.1", port), stop=stop,
+                                             on_ready=ready.set_result))
+        agent = await asyncio.wait_for(ready, 60)
+        late = await _feed(agent, schedule, time.time() + 0.5)
+        await asyncio.sleep(args.drain)
+        stop.set()
+        await gw
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+    return latencies, raised, late
+
+
+async def amain(args: argparse.Namespace) -> None:
+    logging.getLogger("mqtt").setLevel(logging.ERROR)    # aiomqtt's "pending publish calls" chatter
+    logging.getLogger("edge").setLevel(logging.ERROR)    # the gateway's per-alert log lines
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        port, broker = start_mosquitto(work)
+        try:
+            hop = await broker_only(port, 200, 50.0)
+            lat, raised, late = await gateway_run(port, work, args)
+        finally:
+            broker.kill()
+    print(f"  {args.patients} patients in real time for {args.seconds:g} s; {args.events} switch to VT and "
+          f"{args.events} to asystole at {args.onset:g}–{args.onset + 5:g} s; VAE + classifier; worst feed lateness {late * 1e3:.0f} ms")
+    print(f"  clinical alerts raised: {dict(sorted(raised.items()))}")
+    b50, b99, bmax = _stats(hop)
+    print(f"  {'broker hop only (baseline)':<46} p50 {b50:7.1f} ms  p99 {b99:7.1f} ms  max {bmax:7.1f} ms")
+    if not lat:
+        print("  no clinical alert arrived")
+        return
+    p50, p99, pmax = _stats(lat)
+    print(f"  {'deciding sample → alert from the broker':<46} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  max {pmax:7.1f} ms"
+          f"  (x{p50 / b50:.1f} / x{p99 / b99:.1f}; {len(lat)} alerts)")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run with ``argv`` options (defaults when None, as ``python -m bench`` calls it)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=100)
+    parser.add_argument("--events", type=int, default=10, help="patients switching to VT (and as many to asystole)")
+    parser.add_argument("--seconds", type=float, default=40.0)
+    parser.add_argument("--onset", type=float, default=20.0)
+    parser.add_argument("--drain", type=float, default=3.0, help="seconds to wait after the last frame")
+    args = parser.parse_args([] if argv is None else argv)
+    if not 0 <= 2 * args.events <= args.patients:
+        parser.error("--events must be at most half of --patients")
+    asyncio.run(amain(args))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
