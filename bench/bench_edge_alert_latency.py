@@ -116,7 +116,7 @@ async def gateway_run(port: int, work: Path, args: argparse.Namespace) -> tuple[
 
         listener = asyncio.create_task(listen())
         gw = asyncio.create_task(run_gateway(config, ingest=None, uplink=Endpoint("127.0.0.1", port), stop=stop,
-                                             on_ready=ready.set_result))
+                                             on_ready=ready.set_result, tick_s=args.tick))
         agent = await asyncio.wait_for(ready, 60)
         late = await _feed(agent, schedule, time.time() + 0.5)
         await asyncio.sleep(args.drain)
@@ -140,7 +140,7 @@ async def amain(args: argparse.Namespace) -> None:
         finally:
             broker.kill()
     print(f"  {args.patients} patients in real time for {args.seconds:g} s; {args.events} switch to VT and "
-          f"{args.events} to asystole at {args.onset:g}–{args.onset + 5:g} s; VAE + classifier; worst feed lateness {late * 1e3:.0f} ms")
+          f"{args.events} to asystole at {args.onset:g}–{args.onset + 5:g} s; VAE + classifier; tick {args.tick:g} s; worst feed lateness {late * 1e3:.0f} ms")
     print(f"  clinical alerts raised: {dict(sorted(raised.items()))}")
     b50, b99, bmax = _stats(hop)
     print(f"  {'broker hop only (baseline)':<46} p50 {b50:7.1f} ms  p99 {b99:7.1f} ms  max {bmax:7.1f} ms")
@@ -160,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--onset", type=float, default=20.0)
     parser.add_argument("--drain", type=float, default=3.0, help="seconds to wait after the last frame")
+    parser.add_argument("--tick", type=float, default=0.5, help="the gateway's tick (s), as ecgstream edge run uses")
     args = parser.parse_args([] if argv is None else argv)
     if not 0 <= 2 * args.events <= args.patients:
         parser.error("--events must be at most half of --patients")
