@@ -48,6 +48,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -116,11 +117,20 @@ class MemorySink:
 
 
 class OutboxSink:
-    """Writes to an :class:`~edge.uplink.outbox.Outbox`: alerts at once (durable), windows per flush."""
+    """Writes to an :class:`~edge.uplink.outbox.Outbox`: alerts at once (durable), windows per flush.
 
-    def __init__(self, outbox: Outbox) -> None:
+    Windows are encoded (int16 deltas, zlib) by ``encode_workers`` threads while the agent goes on
+    (zlib releases the GIL, so on a two-core gateway the compression of a tick's windows overlaps
+    the ST measurement and alarm work of the main thread); :meth:`flush` waits for them and writes
+    them in the order they were put, in one transaction, as before. ``encode_workers=0`` encodes
+    in the caller's thread.
+    """
+
+    def __init__(self, outbox: Outbox, *, encode_workers: int = 2) -> None:
         self.outbox = outbox
-        self._windows: list[tuple[Kind, str, bytes]] = []
+        self._windows: list[tuple[str, str, Future[bytes] | bytes]] = []
+        self._workers = max(0, encode_workers)
+        self._pool: ThreadPoolExecutor | None = None
         self.encode_errors = 0
 
     def put_alert(self, alert: Alert) -> None:
@@ -128,15 +138,43 @@ class OutboxSink:
 
     def put_window(self, window: EcgWindow) -> None:
         try:
-            self._windows.append((Kind.WINDOW, window_topic(window.patient_id), encode_window(window)))
+            topic = window_topic(window.patient_id)
         except ProtocolError as exc:
-            self.encode_errors += 1
-            log.error("window_not_encodable window_id=%s: %s", window.window_id, exc)
+            self._encode_error(window.window_id, exc)
+            return
+        if self._workers == 0:
+            try:
+                self._windows.append((window.window_id, topic, encode_window(window)))
+            except ProtocolError as exc:
+                self._encode_error(window.window_id, exc)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="window-encode")
+        self._windows.append((window.window_id, topic, self._pool.submit(encode_window, window)))
 
     def flush(self) -> None:
-        items, self._windows = self._windows, []
+        pending, self._windows = self._windows, []
+        items: list[tuple[Kind, str, bytes]] = []
+        for window_id, topic, payload in pending:
+            try:
+                data = payload if isinstance(payload, bytes) else payload.result()
+            except ProtocolError as exc:
+                self._encode_error(window_id, exc)
+                continue
+            items.append((Kind.WINDOW, topic, data))
         if items:
             self.outbox.put_many(items)
+
+    def close(self) -> None:
+        """Write what is pending and stop the encoding threads."""
+        self.flush()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _encode_error(self, window_id: str, exc: ProtocolError) -> None:
+        self.encode_errors += 1
+        log.error("window_not_encodable window_id=%s: %s", window_id, exc)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal as sps
 
+try:  # the kernel behind scipy.signal.sosfilt; its checks and axis juggling cost more than the filtering
+    from scipy.signal._sosfilt import _sosfilt as _sosfilt_kernel
+except ImportError:  # pragma: no cover - another scipy layout: the public function does the same
+    _sosfilt_kernel = None
+
 NOTCH_Q = 30.0
 """Quality factor of the powerline notch: −3 dB width = f0 / Q (≈1.7 Hz at 50 Hz)."""
 
@@ -54,6 +59,37 @@ class FilterSpec:
         return np.concatenate(parts)
 
 
+def sosfilt_axis0(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``scipy.signal.sosfilt(sos, x, axis=0, zi=zi)`` for float64 ``sos``, ``x`` and ``zi``.
+
+    The same kernel on the same copies (so the same numbers bit for bit), without the per-call input
+    validation and array-namespace dispatch, which cost several times the filtering of one BLE frame
+    or one beat. Anything else (another dtype, no kernel) goes to ``scipy.signal.sosfilt``.
+    """
+    if (_sosfilt_kernel is None or x.dtype != np.float64 or zi.dtype != np.float64 or sos.dtype != np.float64
+            or x.ndim == 0 or sos.ndim != 2 or sos.shape[1] != 6 or zi.shape != (sos.shape[0], 2, *x.shape[1:])):
+        return sps.sosfilt(sos, x, axis=0, zi=zi)  # type: ignore[no-any-return]
+    n_sections = sos.shape[0]
+    if x.ndim == 2:   # (n, leads): the kernel wants one C-contiguous row per lead
+        y = np.array(x.T, dtype=np.float64, order="C")                            # copied: filtered in place
+        z = np.array(zi.transpose(2, 0, 1), dtype=np.float64, order="C")          # copied: the caller keeps zi
+        _sosfilt_kernel(sos if sos.flags.c_contiguous else np.ascontiguousarray(sos), y, z)
+        return y.T, z.transpose(1, 2, 0)
+    if x.ndim == 1:
+        y = np.array(x[None, :], dtype=np.float64, order="C")
+        z = np.array(zi[None], dtype=np.float64, order="C")
+        _sosfilt_kernel(sos if sos.flags.c_contiguous else np.ascontiguousarray(sos), y, z)
+        return y[0], z[0]
+    xt = np.moveaxis(x, 0, -1)
+    x_shape = xt.shape
+    y = np.array(xt.reshape(-1, x_shape[-1]), dtype=np.float64, order="C")
+    zt = np.moveaxis(zi, (0, 1), (-2, -1))
+    z_shape = zt.shape
+    z = np.array(zt.reshape(-1, n_sections, 2), dtype=np.float64, order="C")
+    _sosfilt_kernel(np.ascontiguousarray(sos), y, z)
+    return np.moveaxis(y.reshape(x_shape), -1, 0), np.moveaxis(z.reshape(z_shape), (-2, -1), (0, 1))
+
+
 class SosStream:
     """One cascade of second-order sections applied packet by packet to ``n_leads`` leads.
 
@@ -91,7 +127,7 @@ class SosStream:
             return x[:, 0].copy() if one_lead else x.copy()
         if self._zi is None:
             self._zi = self.initial_state(x[0])
-        y, self._zi = sps.sosfilt(self.sos, x, axis=0, zi=self._zi)
+        y, self._zi = sosfilt_axis0(self.sos, x, self._zi)
         return y[:, 0] if one_lead else y
 
     def reset(self) -> None:
@@ -130,7 +166,7 @@ class ZeroPhase:
             raise ValueError(f"need more than {self.padlen} samples, got {x.shape[0]}")
         ext = np.concatenate([2 * x[:1] - x[self.padlen:0:-1], x, 2 * x[-1:] - x[-2:-self.padlen - 2:-1]])
         zi = self._zi.reshape(self._zi.shape + (1,) * (x.ndim - 1))
-        y, _ = sps.sosfilt(self.sos, ext, axis=0, zi=zi * ext[:1])
+        y, _ = sosfilt_axis0(self.sos, ext, zi * ext[:1])
         y = y[::-1]
-        y, _ = sps.sosfilt(self.sos, y, axis=0, zi=zi * y[:1])
+        y, _ = sosfilt_axis0(self.sos, y, zi * y[:1])
         return y[::-1][self.padlen:-self.padlen]

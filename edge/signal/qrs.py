@@ -236,7 +236,7 @@ class QrsDetector:
         d = self._d
         if not d.qrs_peaks:
             return 0.0  # nothing learnt yet: the amplitude floor alone decides
-        spk, npk = float(np.median(d.qrs_peaks)), float(np.median(d.noise_peaks))
+        spk, npk = _median(d.qrs_peaks), _median(d.noise_peaks)
         return npk + self.config.threshold_ratio * (spk - npk)
 
     def _classify(self, c: _Candidate, beats: list[tuple[int, bool]]) -> None:
@@ -283,3 +283,13 @@ class QrsDetector:
         d.searchable = [s for s in d.searchable if s.i > c.i]
         d.deadline = c.i + self.config.searchback_rr * self._mean_rr_s() * self.fs
         beats.append((c.r, searchback))
+
+
+def _median(values: deque[float]) -> float:
+    """``float(np.median(values))`` for the few peaks kept (exactly: the middle value, or the mean of the
+    two middle ones), without converting them to an array on every candidate."""
+    s = sorted(values)
+    if any(v != v for v in s):
+        return float("nan")
+    n = len(s)
+    return float(s[n // 2]) if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0

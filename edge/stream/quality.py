@@ -72,6 +72,35 @@ def _band_filter(fs: float, high: float) -> ZeroPhase:
     return ZeroPhase(sps.butter(2, (_LOW_HZ, high), btype="bandpass", fs=fs, output="sos"))
 
 
+@functools.lru_cache(maxsize=16)
+def _welch_plan(fs: float, nperseg: int) -> tuple[sps.ShortTimeFFT, np.ndarray, np.ndarray, np.ndarray]:
+    """The short-time FFT ``scipy.signal.welch`` builds on every call, built once per (rate, segment).
+
+    Also the frequency masks of the two bands, which depend only on the plan's frequencies.
+    """
+    sft = sps.ShortTimeFFT(sps.get_window("hann_periodic", nperseg), nperseg - nperseg // 2, fs,
+                           fft_mode="onesided", mfft=nperseg, scale_to="psd", phase_shift=None)
+    freqs = sft.f
+    high = min(_HIGH_HZ, 0.45 * fs)
+    in_band = (freqs >= _LOW_HZ) & (freqs <= high)
+    ecg = (freqs >= _ECG_BAND[0]) & (freqs <= _ECG_BAND[1])
+    return sft, freqs, in_band, ecg
+
+
+def _welch(x: np.ndarray, plan: sps.ShortTimeFFT, nperseg: int) -> np.ndarray:
+    """``scipy.signal.welch(x, fs, nperseg=nperseg, axis=0)[1]`` (Hann, half overlap, constant detrend,
+    density, mean), with the plan made once instead of per call: the same calls on the same plan, so
+    the same numbers bit for bit (a test checks it against ``welch``)."""
+    n = x.shape[0]
+    noverlap = nperseg // 2
+    p = plan.spectrogram(x, x, detr="constant", p0=0, p1=(n - noverlap) // plan.hop, k_offset=nperseg // 2, axis=0)
+    p = np.moveaxis(p, 0, -1)
+    p[..., 1:-1 if plan.mfft % 2 == 0 else None] *= 2
+    p = np.moveaxis(p, -1, 0)
+    p = p.mean(axis=-1) if p.shape[-1] > 1 else p.reshape(p.shape[:-1])
+    return p.astype(np.result_type(x, np.complex64)).real
+
+
 def signal_quality(
     x_mv: np.ndarray, fs: float, full_scale_mv: float | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -83,18 +112,20 @@ def signal_quality(
     SQI of 0 or 1 from them.
     """
     x = np.asarray(x_mv, dtype=np.float64)
-    flat = np.ptp(x, axis=0) < FLAT_MV if len(x) else np.ones(x.shape[1], dtype=bool)
+    n = len(x)
+    flat = (x.max(axis=0) - x.min(axis=0)) < FLAT_MV if n else np.ones(x.shape[1], dtype=bool)
     saturated = np.zeros(x.shape[1], dtype=bool)
-    if full_scale_mv is not None and len(x):
-        saturated = np.mean(np.abs(x) >= 0.99 * full_scale_mv, axis=0) > SATURATED_FRACTION
+    if full_scale_mv is not None and n:
+        saturated = np.count_nonzero(np.abs(x) >= 0.99 * full_scale_mv, axis=0) / n > SATURATED_FRACTION
     bad = flat | saturated
-    if len(x) < fs:
+    if n < fs:
         return (~bad).astype(np.float64), flat, saturated
     high = min(_HIGH_HZ, 0.45 * fs)
-    band = _band_filter(float(fs), high)(x - x.mean(axis=0))
-    freqs, psd = sps.welch(x - x.mean(axis=0), fs=fs, nperseg=min(len(x), int(2 * fs)), axis=0)
-    in_band = (freqs >= _LOW_HZ) & (freqs <= high)
-    ecg = (freqs >= _ECG_BAND[0]) & (freqs <= _ECG_BAND[1])
+    centred = x - x.mean(axis=0)
+    band = _band_filter(float(fs), high)(centred)
+    nperseg = min(n, int(2 * fs))
+    plan, _, in_band, ecg = _welch_plan(float(fs), nperseg)
+    psd = _welch(centred, plan, nperseg)
     total = psd[in_band].sum(axis=0)
     ratio = np.divide(psd[ecg].sum(axis=0), total, out=np.zeros_like(total), where=total > 0)
     var = band.var(axis=0)

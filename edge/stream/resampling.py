@@ -45,6 +45,12 @@ class StreamingResampler:
             else sps.firwin(2 * self._half + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * self.up
         )
         self._taps = -(-len(self._h) // self.up) + 1
+        # coefficient of tap t for an output sample of phase p = (m·down + half) mod up: h[p + t·up]
+        # (0 past the end); a table per phase instead of one gather of h per block
+        h_idx = np.arange(self.up)[:, None] + np.arange(self._taps)[None, :] * self.up
+        self._coef = np.where(h_idx < len(self._h), self._h[np.minimum(h_idx, len(self._h) - 1)], 0.0)
+        self._tap_range = np.arange(self._taps)
+        self._plans: dict[int, tuple[np.ndarray, np.ndarray]] = {}   # up == 1: (gather offsets, coef) per count
         self._pad = self._taps + 1
         self._n_channels = n_channels
         self._buf = np.empty((0, n_channels))
@@ -94,12 +100,23 @@ class StreamingResampler:
         """Output samples ``[self._m, stop)``; trims the input history they no longer need."""
         if stop <= self._m:
             return np.empty((0, self._n_channels))
-        m = np.arange(self._m, stop)
-        j_hi = (m * self.down + self._half) // self.up
-        j = j_hi[:, None] - np.arange(self._taps)
-        h_idx = m[:, None] * self.down + self._half - j * self.up
-        coef = np.where(h_idx < len(self._h), self._h[np.minimum(h_idx, len(self._h) - 1)], 0.0)
-        y = np.einsum("mt,mtc->mc", coef, self._buf[j - self._buf_start])
+        if self.up == 1:
+            # one phase: the gather pattern and coefficients of a run of k outputs depend on k only
+            # (a frame gives the same k every time), so they are made once per k
+            k = stop - self._m
+            plan = self._plans.get(k)
+            if plan is None:
+                plan = ((np.arange(k) * self.down)[:, None] - self._tap_range, np.repeat(self._coef, k, axis=0))
+                if len(self._plans) < 64:
+                    self._plans[k] = plan
+            offsets, coef = plan
+            idx = offsets + (self._m * self.down + self._half - self._buf_start)
+        else:
+            m = np.arange(self._m, stop)
+            pos = m * self.down + self._half
+            idx = (pos // self.up)[:, None] - self._tap_range - self._buf_start
+            coef = self._coef[pos % self.up]
+        y = np.einsum("mt,mtc->mc", coef, np.take(self._buf, idx, axis=0))   # take: the same copy as [idx], faster
         self._m = stop
         keep_from = (self._m * self.down + self._half) // self.up - self._taps - self._buf_start
         if keep_from > 0:

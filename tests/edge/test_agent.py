@@ -251,3 +251,23 @@ def test_device_statuses_report_battery_connection_and_always_move_forward() -> 
     later = {d.device_id: d for d in agent.device_statuses(now + 3600.0)}   # an hour of silence
     assert not any(d.connected for d in later.values())
     assert all(later[k].t_device_us > first[k].t_device_us for k in first)  # newer: the cloud keeps it
+
+
+def test_outbox_sink_writes_windows_encoded_in_threads_in_order_and_counts_bad_ones(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from protocol.window_payload import EcgWindow, encode_window
+
+    rng = np.random.default_rng(0)
+    windows = [EcgWindow(f"00000000-0000-4000-8000-{i:012d}", f"p{i % 3}", f"d{i % 3}", 1_700_000_000_000_000 + i,
+                         125, ("II", "V1", "V5"), rng.integers(-2000, 2000, size=(3, 1250)).astype(np.int16))
+               for i in range(12)]
+    bad = EcgWindow("not-a-uuid", "p0", "d0", 0, 125, ("II", "V1", "V5"), np.zeros((3, 1250), dtype=np.int16))
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    sink = OutboxSink(outbox, encode_workers=2)
+    for w in windows[:6] + [bad] + windows[6:]:
+        sink.put_window(w)
+    sink.flush()
+    stored = outbox.peek(100)
+    assert [m.payload for m in stored] == [encode_window(w) for w in windows]
+    assert all(m.kind is Kind.WINDOW for m in stored) and sink.encode_errors == 1
+    sink.close()
+    outbox.close()

@@ -194,3 +194,18 @@ def test_every_alert_carries_ids_onsets_and_versions() -> None:
     again = [a for _, a in replay(syn).raised() if a.alert_type == "vt"]
     assert [a.alert_id for a in again] == [vt.alert_id]      # deterministic: a replay cannot duplicate
     assert not math.isnan(vt.details["rate_bpm"])
+
+
+def test_qrs_width_of_several_beats_at_once_equals_one_beat_at_a_time() -> None:
+    """The width meter filters all templates of a call together; the widths must not depend on it."""
+    fs = 250.0
+    x = synthesize("pvc_bigeminy", seconds=20, fs=fs, seed=3).lead("II")
+    y = EcgFilter(fs, 1, FilterSpec(notch_hz=None, lowpass_hz=40.0)).process(x)
+    beats = QrsDetector(fs).process(y).beats
+    assert len(beats) > 10
+    together, apart = QrsWidthMeter(fs, history_s=30.0), QrsWidthMeter(fs, history_s=30.0)
+    together.push(y)
+    apart.push(y)
+    one_by_one = [w for b in beats for w in apart.widths(np.array([b]))]
+    np.testing.assert_array_equal(together.widths(beats), one_by_one)
+    assert 40.0 < float(np.nanmedian(one_by_one)) < 250.0

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import signal as sps
 
-from edge.signal.filters import EcgFilter, FilterSpec, SosStream, ZeroPhase
+from edge.signal.filters import EcgFilter, FilterSpec, SosStream, ZeroPhase, sosfilt_axis0
 
 
 def _stream(filt: SosStream, x: np.ndarray, cuts: list[int]) -> np.ndarray:
@@ -83,3 +83,18 @@ def test_zero_phase_equals_sosfiltfilt(n: int, channels: int, seed: int, band: t
     np.testing.assert_allclose(zero(x), sps.sosfiltfilt(sos, x, axis=0), rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match="samples"):
         zero(x[: zero.padlen])
+
+
+@pytest.mark.parametrize("shape", [(500,), (500, 3), (37, 1), (1, 2), (60, 2, 3)])
+def test_sosfilt_axis0_is_scipy_sosfilt_bit_for_bit_and_leaves_zi_alone(shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(len(shape))
+    sos = FilterSpec(lowpass_hz=40.0).sos(250.0)
+    x = rng.normal(size=shape)
+    zi = rng.normal(size=(sos.shape[0], 2, *shape[1:]))
+    before = zi.copy()
+    y, zf = sosfilt_axis0(sos, x, zi)
+    y_ref, zf_ref = sps.sosfilt(sos, x, axis=0, zi=zi)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(zf, zf_ref)
+    np.testing.assert_array_equal(zi, before)
+

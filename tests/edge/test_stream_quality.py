@@ -65,3 +65,41 @@ def test_streaming_resampler_equals_batch(fs: int) -> None:
     np.testing.assert_allclose(y, sps.resample_poly(x, r.up, r.down, axis=0, padtype="edge"), atol=1e-9)
     edge = 10 * max(r.up, r.down) // r.down + 2
     np.testing.assert_allclose(y[edge:-edge], resample(x, fs)[edge:-edge], atol=1e-9)
+
+
+def _sqi_reference(x: np.ndarray, fs: float, full_scale_mv: float | None) -> np.ndarray:
+    """The SQI as first written: ``scipy.signal.welch`` and ``sosfiltfilt`` called on every window."""
+    flat = np.ptp(x, axis=0) < 0.02
+    saturated = np.zeros(x.shape[1], dtype=bool)
+    if full_scale_mv is not None:
+        saturated = np.mean(np.abs(x) >= 0.99 * full_scale_mv, axis=0) > 0.01
+    high = min(45.0, 0.45 * fs)
+    band = sps.sosfiltfilt(sps.butter(2, (1.0, high), btype="bandpass", fs=fs, output="sos"), x - x.mean(axis=0), axis=0)
+    freqs, psd = sps.welch(x - x.mean(axis=0), fs=fs, nperseg=min(len(x), int(2 * fs)), axis=0)
+    total = psd[(freqs >= 1.0) & (freqs <= high)].sum(axis=0)
+    ratio = np.divide(psd[(freqs >= 1.0) & (freqs <= 15.0)].sum(axis=0), total, out=np.zeros_like(total), where=total > 0)
+    var = band.var(axis=0)
+    kurt = np.divide(np.mean((band - band.mean(axis=0)) ** 4, axis=0), var**2, out=np.zeros_like(var), where=var > 0)
+    score = 0.5 * np.clip((ratio - 0.5) / 0.3, 0, 1) + 0.5 * np.clip((kurt - 4.0) / 4.0, 0, 1)
+    return np.where(flat | saturated, 0.0, score)
+
+
+@pytest.mark.parametrize(("fs", "n"), [(250.0, 500), (250.0, 1000), (250.0, 777), (130.0, 260), (500.0, 1000)])
+def test_sqi_with_cached_plans_equals_the_reference(fs: float, n: int) -> None:
+    syn = synthesize("sinus", seconds=n / fs, fs=fs, seed=4, noise=NoiseSpec(emg_mv=0.05))
+    x = np.stack([syn.lead("II"), syn.lead("V1"), syn.lead("V5")], axis=1)[:n]
+    # the Welch part is the same computation bit for bit; the band-pass matches sosfiltfilt to rounding
+    np.testing.assert_allclose(signal_quality(x, fs, 32.767)[0], _sqi_reference(x, fs, 32.767), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("fs", "n"), [(250.0, 500), (250.0, 1000), (130.0, 260)])
+def test_cached_welch_plan_gives_scipy_welch_bit_for_bit(fs: float, n: int) -> None:
+    from edge.stream.quality import _welch, _welch_plan
+
+    x = np.random.default_rng(int(fs)).normal(size=(n, 3))
+    x -= x.mean(axis=0)
+    nperseg = min(n, int(2 * fs))
+    plan, freqs, _, _ = _welch_plan(fs, nperseg)
+    f_ref, p_ref = sps.welch(x, fs=fs, nperseg=nperseg, axis=0)
+    np.testing.assert_array_equal(freqs, f_ref)
+    np.testing.assert_array_equal(_welch(x, plan, nperseg), p_ref)
