@@ -88,7 +88,8 @@ async def run_gateway(
     obs = config.observability
     metrics = EdgeMetrics(config.gateway_id, version=version)
     outbox = Outbox(config.uplink.outbox_path, max_bytes=int(config.uplink.disk_budget_mb * 1024 * 1024))
-    agent = EdgeAgent(AgentConfig.from_edge_config(config), OutboxSink(outbox), pipeline=open_pipeline(config),
+    sink = OutboxSink(outbox)
+    agent = EdgeAgent(AgentConfig.from_edge_config(config), sink, pipeline=open_pipeline(config),
                       metrics=metrics, mode="async", version=version, clock=clock)
     ble: BleIngest | None = None
     exporter = start_exporter(metrics, obs.metrics_port, obs.metrics_host, status=agent.status)
@@ -135,6 +136,7 @@ async def run_gateway(
         await agent.close()
         if exporter is not None:
             exporter.close()
+        sink.close()          # the window-encoding threads
         outbox.close()
         remove_status(obs.status_file)
         log_event(log, "agent_stopped", gateway_id=config.gateway_id, alerts=agent.counters.alerts,
