@@ -27,9 +27,9 @@ from pathlib import Path
 
 import aiomqtt
 import httpx
-import numpy as np
 
 from bench.services import free_port, start_mosquitto
+from bench.timing import latency_ms
 from protocol.messages import Alert, AlertCategory, Priority, encode_message
 from protocol.topics import alert_topic
 
@@ -89,10 +89,6 @@ async def end_to_end(port: int, base: str, token: str, n: int, rate: float) -> l
     return got
 
 
-def _stats(xs: list[float]) -> tuple[float, float, float]:
-    a = np.asarray(xs) * 1e3
-    return float(np.percentile(a, 50)), float(np.percentile(a, 99)), float(a.max())
-
 
 async def amain(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -128,8 +124,8 @@ async def amain(args: argparse.Namespace) -> None:
             service.terminate()
             service.wait(15)
             broker.kill()
-        b50, b99, bmax = _stats(base_lat)
-        e50, e99, emax = _stats(e2e)
+        b50, b99, bmax = latency_ms(base_lat)
+        e50, e99, emax = latency_ms(e2e)
         print(f"  {args.alerts} alerts at {args.rate:g}/s; {os.cpu_count()} CPUs; SQLite; one cloud process")
         print(f"  broker hop only (baseline)      p50 {b50:7.1f} ms   p99 {b99:7.1f} ms   max {bmax:7.1f} ms")
         print(f"  edge publish -> dashboard feed  p50 {e50:7.1f} ms   p99 {e99:7.1f} ms   max {emax:7.1f} ms   "

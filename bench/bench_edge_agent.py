@@ -22,30 +22,19 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
+from bench.bench_edge_alert_latency import frames
 from edge.agent import AgentConfig, EdgeAgent, OutboxSink
 from edge.config import EdgeConfig
 from edge.runtime import open_pipeline
 from edge.uplink import Outbox
-from firmware_sim.packetizer import Packetizer, quantize_blocks
-from firmware_sim.profiles import get_profile
-from firmware_sim.synthesis import NoiseSpec, synthesize
-from protocol.frame_batch import encode_frames
+from firmware_sim.synthesis import RhythmSegment
 
 T0 = 1_700_000_000.0
 
 
 def patient_frames(seconds: float, seed: int) -> list[tuple[bytes, float]]:
-    """One wearable's encoded frames and their stream end times (s)."""
-    prof = get_profile("ecgstream-250")
-    syn = synthesize("sinus", seconds=seconds, fs=prof.fs_hz, seed=seed, noise=NoiseSpec(emg_mv=0.02))
-    x = np.stack([syn.lead(lead) for lead in prof.leads], axis=1)
-    blocks = Packetizer(prof).frame_blocks(x)
-    batch = quantize_blocks(prof, blocks[:1])   # the whole frames (a short remainder is left out)
-    data = encode_frames(batch)
-    spf = batch.frame(0).n_samples
-    return [(d, (i + 1) * spf / prof.fs_hz) for i, d in enumerate(data)]
+    """One sinus wearable's encoded frames and their stream end times (s)."""
+    return [(data, end) for end, data in frames([RhythmSegment(0.0, "sinus")], seconds, seed)]
 
 
 def _messages(patients: int, frames: list[list[tuple[bytes, float]]]) -> list[tuple[str, bytes, str, float]]:

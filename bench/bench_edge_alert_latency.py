@@ -35,6 +35,7 @@ import numpy as np
 
 from bench.bench_alert_latency import broker_only
 from bench.services import start_mosquitto
+from bench.timing import latency_ms
 from edge.agent import EdgeAgent
 from edge.config import EdgeConfig
 from edge.runtime import Endpoint, run_gateway
@@ -55,10 +56,6 @@ def frames(segments: Sequence[RhythmSegment], seconds: float, seed: int) -> list
     spf = batch.frame(0).n_samples
     return [((i + 1) * spf / prof.fs_hz, d) for i, d in enumerate(encode_frames(batch))]
 
-
-def _stats(xs: Sequence[float]) -> tuple[float, float, float]:
-    a = np.asarray(xs) * 1e3
-    return float(np.percentile(a, 50)), float(np.percentile(a, 99)), float(a.max())
 
 
 async def _feed(agent: EdgeAgent, schedule: list[tuple[float, str, bytes]], t0: float) -> float:
@@ -142,12 +139,12 @@ async def amain(args: argparse.Namespace) -> None:
     print(f"  {args.patients} patients in real time for {args.seconds:g} s; {args.events} switch to VT and "
           f"{args.events} to asystole at {args.onset:g}–{args.onset + 5:g} s; VAE + classifier; tick {args.tick:g} s; worst feed lateness {late * 1e3:.0f} ms")
     print(f"  clinical alerts raised: {dict(sorted(raised.items()))}")
-    b50, b99, bmax = _stats(hop)
+    b50, b99, bmax = latency_ms(hop)
     print(f"  {'broker hop only (baseline)':<46} p50 {b50:7.1f} ms  p99 {b99:7.1f} ms  max {bmax:7.1f} ms")
     if not lat:
         print("  no clinical alert arrived")
         return
-    p50, p99, pmax = _stats(lat)
+    p50, p99, pmax = latency_ms(lat)
     print(f"  {'deciding sample → alert from the broker':<46} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  max {pmax:7.1f} ms"
           f"  (x{p50 / b50:.1f} / x{p99 / b99:.1f}; {len(lat)} alerts)")
 
