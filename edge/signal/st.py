@@ -44,6 +44,7 @@ wave starts right after the QRS (up to +0.22 mV in V4 for one of 30 synthetic pa
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
@@ -123,6 +124,21 @@ def _mean_between(seg: np.ndarray, p0: float, p1: float, step: float = 0.25) -> 
     return (seg[..., i0] * (1.0 - w) + seg[..., i0 + 1] * w).mean(axis=-1)
 
 
+@functools.lru_cache(maxsize=32)
+def _spline_derivative(fs: float, pre: int, post: int) -> tuple[np.ndarray, np.ndarray]:
+    """The 1 ms grid of a beat segment (samples ``-pre … post`` around R at ``fs``) and the matrix ``D``
+    with ``y @ D`` = the first derivative, on that grid, of the not-a-knot cubic spline through ``y``.
+
+    A cubic spline is linear in the values it interpolates, so its derivative on a fixed grid is one
+    matrix, made once per (rate, segment) by fitting the spline to the identity: per window this is a
+    small matrix product instead of a spline fit (equal to ``CubicSpline(t, y, axis=1)(grid, 1)`` to
+    rounding).
+    """
+    t = np.arange(-pre, post + 1) / fs
+    grid = np.arange(t[0], t[-1], 0.001)
+    return grid, np.ascontiguousarray(CubicSpline(t, np.eye(t.size), axis=1)(grid, 1))
+
+
 def measure_st(
     leads: np.ndarray,
     fs: float,
@@ -155,12 +171,11 @@ def measure_st(
     pre = _samples(c.pr_search_s + c.max_qrs_s + 0.02, fs)
     post = _samples(c.j_range_s[1] + c.j_offset_s + c.st_half_s, fs) + 2
     power = (x[measured] ** 2).sum(axis=0)
-    refined = []
-    for b in given.tolist():
-        lo, hi = max(0, b - search), min(n, b + search + 1)
-        if hi > lo:
-            refined.append(lo + int(np.argmax(power[lo:hi])))
-    r = np.unique(np.asarray(refined, dtype=np.int64))
+    given = given[(given >= 0) & (given < n)]
+    around = given[:, None] + np.arange(-search, search + 1)               # (beats, 2·search + 1)
+    inside = (around >= 0) & (around < n)
+    candidates = np.where(inside, power[np.clip(around, 0, n - 1)], -np.inf)
+    r = np.unique(np.take_along_axis(around, candidates.argmax(axis=1)[:, None], axis=1)[:, 0])
     rr = np.diff(r)
     keep = (r - pre >= 0) & (r + post < n)
     if rr.size >= 2:
@@ -186,24 +201,26 @@ def measure_st(
     # is the slope), in seconds relative to R
     median_beat = np.median(seg[:, measured], axis=0)                      # (measured, L)
     t = offsets / fs
-    spline = CubicSpline(t, median_beat, axis=1)
-    grid = np.arange(t[0], t[-1], 0.001)
-    slope = np.abs(spline(grid, 1)).sum(axis=0)
+    grid, derivative = _spline_derivative(float(fs), pre, post)
+    slope = np.abs(median_beat @ derivative).sum(axis=0)
     centre = int(np.argmin(np.abs(grid)))
     core = _ms(0.03)
     peak = float(slope[max(0, centre - core) : centre + core + 1].max())
     quiet = max(1, _ms(c.quiet_s))
     threshold = c.slope_fraction * peak
 
+    # runs of ``quiet`` ms below threshold: run_starts[s] when slope[s : s + quiet] is all below
+    below = np.concatenate([[0], np.cumsum(slope < threshold)])
+    run_starts = np.flatnonzero(below[quiet:] - below[:-quiet] == quiet)
+
     def walk(step: int) -> float | None:
-        """Time (s from R) of the first of ``quiet`` ms below threshold walking out from R; None if none."""
-        i, run = centre, 0
-        while 0 < i < slope.size - 1:
-            i += step
-            run = run + 1 if slope[i] < threshold else 0
-            if run == quiet:
-                return float(grid[i - step * (quiet - 1)])
-        return None
+        """Time (s from R) of the first of ``quiet`` ms below threshold walking out from R (the sample
+        of such a run nearest R, on R's side of it excluded); None if none."""
+        if step > 0:
+            after = run_starts[run_starts > centre]
+            return float(grid[after[0]]) if after.size else None
+        before = run_starts[run_starts + quiet - 1 < centre]
+        return float(grid[before[-1] + quiet - 1]) if before.size else None
 
     onset = walk(-1) if peak > 0 else None
     offset = walk(+1) if peak > 0 else None

@@ -35,8 +35,9 @@ from the estimate at the time they are emitted.
 
 **Quality** (:class:`~edge.stream.quality.QualityTracker`) runs on received
 samples; **model rate**: every contiguous segment (received + interpolated
-samples) goes through a :class:`~edge.stream.resampling.StreamingResampler`,
-flushed at each non-interpolated gap and at :meth:`StreamState.flush`.
+samples) goes through a :class:`~edge.stream.resampling.StreamingResampler`
+in chunks of ``model_chunk_s`` (and at each :meth:`StreamState.poll`), flushed at
+each non-interpolated gap and at :meth:`StreamState.flush`.
 
 A frame whose rate or leads differ from the stream's first frame raises
 :class:`StreamFormatError` and changes nothing: the caller counts it and, if
@@ -100,11 +101,18 @@ class StreamConfig:
     """Device seconds per clock-fit bucket."""
     model_fs: float = MODEL_FS
     """Rate of the model-rate blocks (Hz)."""
+    model_chunk_s: float = 0.5
+    """Samples (stream s) gathered before they go through the resampler: model-rate blocks come in
+    chunks of at least this much, and at every :meth:`StreamState.poll`, gap and flush. One resampler
+    call per chunk instead of one per 36-sample frame (the resampler is exactly streaming, so the
+    samples are the same); windows are cut up to this much later. 0: every frame at once."""
 
     def __post_init__(self) -> None:
         for name in ("max_hold_s", "interpolate_max_s", "disconnect_s", "timestamp_tolerance_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"StreamConfig.{name} must be >= 0")
+        if self.model_chunk_s < 0:
+            raise ValueError("StreamConfig.model_chunk_s must be >= 0")
         if self.reorder_window < 1 or self.quality_window_s <= 0 or self.clock_bucket_s <= 0 or self.model_fs <= 0:
             raise ValueError("reorder_window, quality_window_s, clock_bucket_s and model_fs must be positive")
 
@@ -136,6 +144,9 @@ class StreamState:
         self._stale_late = 0
         self._quality: QualityTracker | None = None
         self._resampler: StreamingResampler | None = None
+        self._unsampled: list[np.ndarray] = []  # device-rate samples not yet through the resampler
+        self._unsampled_n = 0
+        self._chunk = 1
         self._segment_start = 0
         self._segment_t0_us = 0.0
         self._next_index = 0
@@ -170,6 +181,7 @@ class StreamState:
         """Release frames held past the hold time at gateway time ``now_s`` (call periodically)."""
         out = StreamOutput()
         self._handle(self._reorder.poll(now_s), out)
+        self._resample_held(out)
         self._sync()
         return out
 
@@ -191,6 +203,7 @@ class StreamState:
         if self.fs is None:
             self.fs, self.leads = float(fs), tuple(leads)
             self._quality = QualityTracker(self.fs, len(leads), self.config.quality_window_s, full_scale_mv)
+            self._chunk = max(1, round(self.config.model_chunk_s * self.fs))
         elif fs != self.fs or tuple(leads) != self.leads:
             raise StreamFormatError(f"frame at {fs} Hz with leads {leads} on a stream at {self.fs} Hz with {self.leads}")
 
@@ -322,12 +335,24 @@ class StreamState:
 
     def _end_segment(self, out: StreamOutput) -> None:
         if self._resampler is not None:
+            self._resample_held(out)
             self._model_block(self._resampler.flush(), out)
             self._resampler = None
 
     def _resample(self, x: np.ndarray, out: StreamOutput) -> None:
+        """Hold ``x`` for the resampler; resample what is held once it reaches ``model_chunk_s``."""
+        self._unsampled.append(x)
+        self._unsampled_n += len(x)
+        if self._unsampled_n >= self._chunk:
+            self._resample_held(out)
+
+    def _resample_held(self, out: StreamOutput) -> None:
+        if not self._unsampled_n:
+            return
         assert self._resampler is not None
-        self._model_block(self._resampler.push(x), out)
+        held = self._unsampled[0] if len(self._unsampled) == 1 else np.concatenate(self._unsampled)
+        self._unsampled, self._unsampled_n = [], 0
+        self._model_block(self._resampler.push(held), out)
 
     def _model_block(self, y: np.ndarray, out: StreamOutput) -> None:
         if not len(y):
