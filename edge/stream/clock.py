@@ -102,7 +102,9 @@ class ClockEstimator:
         x = (t_device_us - self._ref_us) * 1e-6
         delay = (arrival_s - self._ref_gw_s) - x
         index = math.floor(x / self.bucket_s)
-        bucket = next((b for b in reversed(self._buckets) if b.index == index), None)
+        newest = self._buckets[-1] if self._buckets else None     # nearly every pair lands in the newest bucket
+        bucket = newest if newest is not None and newest.index == index else next(
+            (b for b in reversed(self._buckets) if b.index == index), None)
         if bucket is None:
             if self._buckets and index < self._buckets[0].index:
                 return

@@ -61,9 +61,16 @@ _LOW_HZ, _HIGH_HZ = 1.0, 45.0
 
 
 def leads_off(electrodes: Iterable[str], leads: Sequence[str]) -> np.ndarray:
-    """Which of ``leads`` use any of the detached ``electrodes``: bool array, one per lead."""
-    off = frozenset(electrodes)
-    return np.array([bool(LEAD_ELECTRODES[lead] & off) for lead in leads], dtype=bool)
+    """Which of ``leads`` use any of the detached ``electrodes``: bool array, one per lead (read-only:
+    the same array is returned for the same electrodes and leads, as every frame asks)."""
+    return _leads_off(frozenset(electrodes), tuple(leads))
+
+
+@functools.lru_cache(maxsize=256)
+def _leads_off(off: frozenset[str], leads: tuple[str, ...]) -> np.ndarray:
+    flags = np.array([bool(LEAD_ELECTRODES[lead] & off) for lead in leads], dtype=bool)
+    flags.setflags(write=False)
+    return flags
 
 
 @functools.lru_cache(maxsize=16)
