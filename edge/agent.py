@@ -119,6 +119,9 @@ class MemorySink:
 class OutboxSink:
     """Writes to an :class:`~edge.uplink.outbox.Outbox`: alerts at once (durable), windows per flush.
 
+    ``on_stored`` (e.g. :meth:`edge.uplink.Uplink.notify`) is called after each write, so the uplink
+    sends an alert at once instead of at its next look into the outbox.
+
     Windows are encoded (int16 deltas, zlib) by ``encode_workers`` threads while the agent goes on
     (zlib releases the GIL, so on a two-core gateway the compression of a tick's windows overlaps
     the ST measurement and alarm work of the main thread); :meth:`flush` waits for them and writes
@@ -126,8 +129,9 @@ class OutboxSink:
     in the caller's thread.
     """
 
-    def __init__(self, outbox: Outbox, *, encode_workers: int = 2) -> None:
+    def __init__(self, outbox: Outbox, *, encode_workers: int = 2, on_stored: Callable[[], None] | None = None) -> None:
         self.outbox = outbox
+        self.on_stored = on_stored
         self._windows: list[tuple[str, str, Future[bytes] | bytes]] = []
         self._workers = max(0, encode_workers)
         self._pool: ThreadPoolExecutor | None = None
@@ -135,6 +139,8 @@ class OutboxSink:
 
     def put_alert(self, alert: Alert) -> None:
         self.outbox.put(Kind.ALERT, alert_topic(alert.patient_id), encode_message(alert))
+        if self.on_stored is not None:
+            self.on_stored()
 
     def put_window(self, window: EcgWindow) -> None:
         try:
@@ -164,6 +170,8 @@ class OutboxSink:
             items.append((Kind.WINDOW, topic, data))
         if items:
             self.outbox.put_many(items)
+            if self.on_stored is not None:
+                self.on_stored()
 
     def close(self) -> None:
         """Write what is pending and stop the encoding threads."""

@@ -101,6 +101,7 @@ async def run_gateway(
                         username=config.uplink.username, password=config.uplink.password,
                         tls_context=tls_context(config.uplink), software=version,
                         device_statuses=agent.device_statuses)
+            sink.on_stored = up.notify           # alerts leave as soon as they are stored
             tasks.append(asyncio.create_task(up.run(), name="uplink"))
         if ingest is not None and config.ingest.mqtt.enabled:
             mi = MqttIngest(agent, hostname=ingest.host, port=ingest.port, client_id=f"{config.gateway_id}-ingest",

@@ -69,7 +69,8 @@ class Uplink:
             that device's status topic (battery, connection, leads off for the cloud's ward).
         ack_timeout_s: a PUBACK later than this means the link is dead: reconnect.
         backoff_initial_s, backoff_max_s: reconnect delay, doubled per failure up to the cap.
-        poll_s: how often an idle uplink looks for messages put by others than :meth:`submit`.
+        poll_s: how often an idle uplink looks for messages put by others than :meth:`submit`
+            (who may call :meth:`notify` instead, as the gateway does after every write).
         keepalive_s: MQTT keepalive.
         software: software version reported in the heartbeat.
     """
@@ -125,6 +126,12 @@ class Uplink:
         message_id = await asyncio.to_thread(self.outbox.put, kind, topic, payload)
         self._wake.set()
         return message_id
+
+    def notify(self) -> None:
+        """Wake the sender now: a message was put into the outbox by someone else (the agent's
+        :class:`~edge.agent.OutboxSink` writes alerts directly). Without it the sender finds such a
+        message only at its next ``poll_s`` look. Call from the event loop's thread."""
+        self._wake.set()
 
     async def submit_alert(self, alert: Alert) -> int:
         """Queue an alert on its patient's alert topic."""

@@ -130,6 +130,26 @@ async def test_messages_arrive_in_order_alerts_first_and_the_outbox_empties(
     assert counters.acked == counters.published == 20 and counters.depth == 0 and counters.retries == 0
 
 
+async def test_an_alert_the_agent_stores_is_sent_at_once_not_at_the_next_poll(
+        tmp_path: Path, mqtt_broker: MqttBroker, unique_id: str) -> None:
+    """The gateway's sink writes alerts straight into the outbox and notifies the uplink; an uplink that
+    would otherwise look into the outbox only once an hour still sends them at once."""
+    from edge.agent import OutboxSink
+
+    box = Outbox(tmp_path / "o.db")
+    uplink = _uplink(box, mqtt_broker, unique_id, poll_s=3600.0)
+    sink = OutboxSink(box, on_stored=uplink.notify)
+    async with _subscribed(mqtt_broker, f"{unique_id}-cloud", f"ecgstream/v1/+/{unique_id}/#") as sub, \
+            _running(uplink):
+        await _until(lambda: uplink.counters.connected, 10, "the uplink to connect")
+        await asyncio.sleep(0.2)                     # the sender found the outbox empty and waits
+        alert = _alert(unique_id)
+        sink.put_alert(alert)
+        await _until(lambda: len(sub.received) >= 1, 10, "the alert")
+    assert sub.alert_ids() == [alert.alert_id]
+    sink.close()
+
+
 @pytest.fixture
 def store() -> Iterator[Path]:
     """A persistence folder mosquitto can write even after dropping root for its ``mosquitto``
