@@ -3,7 +3,11 @@
 Episode life cycle, per rule family, all in stream time (s):
 
 - **persistence**: an assessment must stay SET for the rule's ``persist_s`` (clinical rules: counting
-  only analysable time, after ``unusable_until_s``) before the episode is raised;
+  only analysable time, after ``unusable_until_s``) before the episode is raised; counted from the
+  assessment's ``onset_s`` when the rule knows when its condition began (a silence, a VT run; never
+  before an explicit :meth:`AlarmEngine.clear`), else from the first SET. The episode's onset is that
+  start, or the rule's earlier ``began_s`` estimate (the start of an irregular RR run), within the
+  same bounds;
 - **suppression**: while the analysed lead is not analysable (off, saturated, artefact, gap,
   disconnected), clinical rules accumulate nothing and raise nothing — the technical alarm says why —
   and an active clinical episode is neither advanced nor cleared by artefact;
@@ -74,6 +78,8 @@ class _Track:
     pending_since: float | None = None
     clear_since: float | None = None
     episode: _Episode | None = None
+    rearmed_s: float = float("-inf")
+    """Explicit :meth:`AlarmEngine.clear` time: persistence counts from no earlier, whatever onset a rule reports."""
 
 
 class AlarmEngine:
@@ -85,7 +91,7 @@ class AlarmEngine:
         self.config = c = config or AlarmConfig()
         self.rules = tuple(rules) if rules is not None else default_rules(c)
         self.state = EvidenceState(c.analysis_lead, suppress_sqi=c.suppress_sqi, quiet_rms_mv=c.quiet_rms_mv,
-                                   recovery_s=c.quality_recovery_s)
+                                   recovery_s=c.quality_recovery_s, irregular_threshold=c.af_irregularity)
         self._tracks = {r.family: _Track() for r in self.rules}
 
     # -- public -------------------------------------------------------------------------------
@@ -131,6 +137,7 @@ class AlarmEngine:
         afresh to raise a new episode."""
         t = self._tracks[family]
         t.pending_since = None
+        t.rearmed_s = self.state.now_s
         return [] if t.episode is None else [self._close(family, t, "caller")]
 
     # -- episode machine ------------------------------------------------------------------------
@@ -167,12 +174,14 @@ class AlarmEngine:
             return []
         if t.pending_since is None:
             t.pending_since = s.now_s
-        start = t.pending_since if a.onset_s is None else a.onset_s
+        start = max(t.pending_since if a.onset_s is None else a.onset_s, t.rearmed_s)
         if clinical:
             start = max(start, s.unusable_until_s)
         persist = rule.persist_s if a.persist_s is None else a.persist_s
         if s.now_s - start < persist:
             return []
+        if a.began_s is not None:
+            start = max(min(start, a.began_s), t.rearmed_s, s.unusable_until_s if clinical else -float("inf"))
         return [self._raise(rule, t, a, start)]
 
     def _raise(self, rule: Rule, t: _Track, a: Assessment, onset_s: float) -> Alert:

@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
 
 class ClockMap(Protocol):
     """Maps stream time (s) to device and gateway clocks (µs); the edge's clock estimator implements it."""
@@ -171,10 +173,16 @@ class EvidenceState:
     so for ``recovery_s`` after it last was not (artefact flickers: one clean quality window inside a
     noise burst must not let noise beats through). ``unusable_until_s`` is the end of that recovery
     (or of the latest data gap); no clinical condition may count time before it.
+
+    ``irregular_since_s``: while ``rr_irregularity`` ≥ ``irregular_threshold``, the estimated start of
+    the irregular run (else None), so an AF alarm raised after persistence points at when the rhythm
+    became irregular, not at when a 32-RR window had filled up enough to show it (see
+    :meth:`irregular_run_start`). Fixed when the run is first seen; cleared when irregularity drops.
     """
 
     def __init__(self, analysis_lead: str, *, suppress_sqi: float, quiet_rms_mv: float, recovery_s: float,
-                 beats_kept: int = 64, windows_kept: int = 16) -> None:
+                 beats_kept: int = 64, windows_kept: int = 16, irregular_threshold: float = math.inf,
+                 irregular_window: int = 32) -> None:
         self.analysis_lead = analysis_lead
         self.recovery_s = recovery_s
         self.suppress_sqi = suppress_sqi
@@ -190,6 +198,9 @@ class EvidenceState:
         self.analysable = False
         self.unusable_until_s = 0.0
         self.recent_gaps: deque[GapEvent] = deque(maxlen=16)
+        self.irregular_threshold = irregular_threshold
+        self.irregular_window = irregular_window
+        self.irregular_since_s: float | None = None
 
     # -- ingestion -------------------------------------------------------------------------------
 
@@ -200,6 +211,10 @@ class EvidenceState:
         self.beats_until_s = max(self.beats_until_s, ev.until_s)
         self.data_until_s = max(self.data_until_s, ev.until_s)
         self.heart_rate_bpm, self.rr_irregularity = ev.heart_rate_bpm, ev.rr_irregularity
+        if not ev.rr_irregularity >= self.irregular_threshold:           # below, or NaN
+            self.irregular_since_s = None
+        elif self.irregular_since_s is None:
+            self.irregular_since_s = self.irregular_run_start()
 
     def add_window(self, ev: WindowEvidence) -> None:
         self.windows.append(ev)
@@ -229,6 +244,38 @@ class EvidenceState:
 
     def last_beat_s(self) -> float | None:
         return self.beats[-1].t_s if self.beats else None
+
+    def irregular_run_start(self) -> float | None:
+        """Estimated start (s) of the irregular RR run that the irregularity has just detected.
+
+        A robust (median) irregularity over a window of ``irregular_window`` RR crosses its threshold
+        about when half the window's successive differences are irregular, i.e. some 10–16 beats into
+        AF. The start is the change point of log |ΔRR| (floored at 1 % of the mean RR, about the
+        fiducial jitter) over the last ``irregular_window`` RR: the split
+        into an earlier and a later part, the later the more irregular, with the least squared error
+        about the two parts' means (a one-change least-squares segmentation, vectorised with cumulative
+        sums); the onset is the first beat of the later part that came at an irregular time (the end of
+        its first RR: the beat before belongs to the rhythm that preceded, whose annotation ends there). Chosen on 30 synthetic
+        sinus → AF transitions (CV 0.15–0.3) against |ΔRR|, √|ΔRR| and a thresholded |ΔRR|: error (then
+        taken at the beat before) median −0.2 s, 10th–90th percentile −1.4 … +3.9 s (|ΔRR| itself: up
+        to +10 s at the 90th); about one beat later as now taken.
+        """
+        if len(self.beats) < 5:
+            return None
+        t = np.fromiter((b.t_s for b in list(self.beats)[-(self.irregular_window + 1):]), dtype=np.float64)
+        rr = np.diff(t)
+        d = np.log(np.abs(np.diff(rr)) + 0.01 * float(rr.mean()))   # log |ΔRR|; d[j]: RR[j+1] − RR[j]
+        n = d.size
+        c1, c2 = np.cumsum(d), np.cumsum(d * d)
+        k = np.arange(1, n)                                # split: d[:k] | d[k:]
+        left_sse = c2[k - 1] - c1[k - 1] ** 2 / k
+        right_sum, right_sq = c1[-1] - c1[k - 1], c2[-1] - c2[k - 1]
+        right_sse = right_sq - right_sum ** 2 / (n - k)
+        rising = right_sum / (n - k) > c1[k - 1] / k
+        if not rising.any():
+            return float(t[0])
+        best = int(k[rising][np.argmin((left_sse + right_sse)[rising])])
+        return float(t[best + 2])                          # the beat ending RR[best+1]: the first mistimed one
 
     def latest_windows(self, n: int, max_age_s: float) -> list[WindowEvidence]:
         """The last ``n`` windows (oldest first) that ended within ``max_age_s`` of now."""

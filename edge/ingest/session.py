@@ -205,7 +205,7 @@ class DeviceSession:
         self._electrodes: OrderedDict[float, tuple[str, ...]] = OrderedDict()
         self._window_electrodes: set[str] = set()
         self._engine_gaps: list[GapEvent] = []
-        self._rr = RrStats(8, 16)
+        self._rr = RrStats()                     # 8 RR for the rate, 32 for the irregularity (edge.signal.rr)
         self._rr_breaks: deque[tuple[int, int]] = deque(maxlen=64)
         self._last_beat: int | None = None
         self._beat_times: deque[float] = deque(maxlen=_BEATS_KEPT)   # stream time of recent R peaks

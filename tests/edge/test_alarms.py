@@ -24,6 +24,7 @@ from edge.alarms import (
 )
 from edge.signal.filters import EcgFilter, FilterSpec
 from edge.signal.qrs import QrsDetector
+from edge.signal.rr import RrStats
 from edge.stream.quality import leads_off, signal_quality
 from firmware_sim.synthesis import (
     NoiseEpisode,
@@ -64,6 +65,7 @@ def replay(syn: Synthesis, *, config: AlarmConfig | None = None, battery: float 
     x = syn.lead("II")
     filt, det, width = EcgFilter(FS, 1, FilterSpec(notch_hz=None, lowpass_hz=40.0)), QrsDetector(FS), QrsWidthMeter(FS)
     engine = AlarmEngine("patient-1", "dev-1", CLOCK, config)
+    rr, last = RrStats(), None          # like the session: its own RR statistics from the detector's beats
     run = Run(engine=engine)
     off_events = [e for e in syn.events if e.kind == "lead_off"]
     block = int(BLOCK_S * FS)
@@ -81,8 +83,12 @@ def replay(syn: Synthesis, *, config: AlarmConfig | None = None, battery: float 
             seg = y[p0 : p0 + PACKET]
             r = det.process(seg)
             width.push(seg)
+            for b in r.beats.tolist():
+                if last is not None:
+                    rr.add((b - last) / FS)
+                last = b
             ev = BeatEvidence(det.samples_seen / FS, tuple((r.beats / FS).tolist()), tuple(width.widths(r.beats)),
-                              r.heart_rate_bpm, r.rr_irregularity)
+                              rr.heart_rate_bpm, rr.irregularity)
             now = det.samples_seen / FS
             run.alerts += [(now, a) for a in engine.update(now, beats=ev)]
     return run

@@ -7,6 +7,7 @@ import math
 import uuid
 
 from edge.alarms import (
+    RULES_VERSION,
     AlarmEngine,
     BeatEvidence,
     GapEvent,
@@ -132,7 +133,7 @@ def test_classifier_evidence_raises_vt_vf_af_with_window_and_model_versions() ->
     f.run(20, 80)
     (af,) = [a for a in f.run(1, 80, windows=(window(21, AF=0.9),)) + f.run(1, 80, windows=(window(22, AF=0.95),))]
     assert af.alert_type == "af" and af.window_id == window(22).window_id
-    assert af.model_versions == {"alarm_rules": "1", "classifier": "mamba-0.3"} and af.details["source"] == "classifier"
+    assert af.model_versions == {"alarm_rules": RULES_VERSION, "classifier": "mamba-0.3"} and af.details["source"] == "classifier"
     (vf,) = [a for a in f.run(1, 80, windows=(window(23, VF=0.97),)) if a.alert_type == "vf"]
     assert vf.priority is Priority.HIGH and vf.window_id == window(23).window_id
 

@@ -1,0 +1,166 @@
+"""AF detection from RR intervals: the irregularity of :class:`edge.signal.rr.RrStats` and the AF rule.
+
+Beats are the simulator's true R-peak times (plus 4 ms of fiducial jitter, as a QRS detector
+gives), RR as the session computes them, one packet of evidence per second into a real
+:class:`AlarmEngine`: what is tested is the RR statistic and the rule, not QRS detection (that is
+``test_alarms.py``, end to end).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge.alarms import AlarmConfig, AlarmEngine, BeatEvidence, LeadQuality, LinearClock, TechnicalState
+from edge.signal.rr import RrStats, irregularity
+from firmware_sim.synthesis import RhythmSegment, synthesize_timeline
+from protocol.messages import Alert
+
+FS = 250.0
+GOOD = {"II": LeadQuality(0.8, rms_mv=0.3)}
+CONFIG = AlarmConfig()
+
+
+def beat_times(segments: list[RhythmSegment], seconds: float, seed: int) -> np.ndarray:
+    """True R-peak times (s) of a synthetic timeline, with 4 ms SD fiducial jitter."""
+    syn = synthesize_timeline(segments, seconds=seconds, fs=FS, seed=seed)
+    t = syn.beats / FS
+    return np.sort(t + np.random.default_rng(seed).normal(0.0, 0.004, t.size))
+
+
+def run_engine(times: np.ndarray, seconds: float) -> list[Alert]:
+    """Feed beats one 1-s packet at a time; the irregularity comes from a session-sized RrStats."""
+    engine = AlarmEngine("p", "d", LinearClock())
+    rr = RrStats()
+    alerts: list[Alert] = []
+    last: float | None = None
+    for t0 in np.arange(0.0, seconds, 1.0):
+        packet = times[(times >= t0) & (times < t0 + 1.0)]
+        for b in packet.tolist():
+            if last is not None:
+                rr.add(b - last)
+            last = b
+        tech = TechnicalState(float(t0), float(t0) + 1.0, GOOD)
+        ev = BeatEvidence(float(t0) + 1.0, tuple(packet.tolist()), (90.0,) * packet.size, rr.heart_rate_bpm,
+                          rr.irregularity)
+        alerts += engine.update(float(t0) + 1.0, beats=ev, technical=tech)
+    return alerts
+
+
+def af_raised(alerts: list[Alert]) -> list[Alert]:
+    return [a for a in alerts if a.alert_type == "af" and a.details["event"] == "raised"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_af_after_sinus_raises_within_55_s_with_the_onset_near_the_start_of_af(seed: int) -> None:
+    start = 40.0
+    times = beat_times([RhythmSegment(0.0, "sinus"), RhythmSegment(start, "afib", {"rr_cv": 0.15 + 0.03 * seed})],
+                       120.0, seed)
+    raised = af_raised(run_engine(times, 120.0))
+    assert len(raised) == 1, [a.details for a in raised]
+    at, onset = raised[0].details["at_s"], raised[0].details["onset_s"]
+    assert start + CONFIG.af_persist_s <= at <= start + 55.0, (at, onset)
+    # the onset points at the start of the irregular run, not at when the 32-RR window showed it
+    assert start - 3.0 <= onset <= start + 10.0, onset
+
+
+@pytest.mark.parametrize("rhythm,params", [
+    ("sinus", {}), ("sinus_brady", {}), ("sinus_tachy", {}),
+    ("pac", {"pac_prob": 0.3}), ("pvc", {"pvc_prob": 0.25}),
+    ("pvc_bigeminy", {}), ("pvc_trigeminy", {}),
+])
+@pytest.mark.parametrize("seed", range(3))
+def test_sinus_ectopy_and_group_beating_raise_no_af(rhythm: str, params: dict[str, float], seed: int) -> None:
+    times = beat_times([RhythmSegment(0.0, rhythm, params)], 180.0, 100 + seed)
+    assert af_raised(run_engine(times, 180.0)) == []
+
+
+def test_af_clears_after_a_minute_of_sinus_and_a_new_episode_raises_again() -> None:
+    segs = [RhythmSegment(0.0, "sinus"), RhythmSegment(20.0, "afib"), RhythmSegment(100.0, "sinus"),
+            RhythmSegment(200.0, "afib")]
+    alerts = run_engine(beat_times(segs, 280.0, 7), 280.0)
+    events = [(a.details["event"], round(a.details["onset_s"])) for a in alerts if a.alert_type == "af"]
+    assert [e for e, _ in events] == ["raised", "cleared", "raised"], events
+    assert 17 <= events[0][1] <= 35 and 197 <= events[2][1] <= 215, events
+
+
+def test_persistence_counts_from_the_run_start_but_never_from_before_an_explicit_clear() -> None:
+    times = beat_times([RhythmSegment(0.0, "afib", {"rr_cv": 0.25})], 150.0, 3)
+    engine = AlarmEngine("p", "d", LinearClock())
+    rr, last, raised_at = RrStats(), None, []
+    for t0 in range(150):
+        packet = times[(times >= t0) & (times < t0 + 1)]
+        for b in packet.tolist():
+            if last is not None:
+                rr.add(b - last)
+            last = b
+        out = engine.update(t0 + 1.0, beats=BeatEvidence(t0 + 1.0, tuple(packet.tolist()), (), rr.heart_rate_bpm,
+                                                         rr.irregularity), technical=TechnicalState(t0, t0 + 1.0, GOOD))
+        raised_at += [t0 + 1 for a in out if a.alert_type == "af" and a.details["event"] == "raised"]
+        if t0 == 60:
+            assert engine.clear("af")                    # staff reset while AF goes on
+    assert len(raised_at) == 2 and raised_at[1] >= 61 + CONFIG.af_persist_s, raised_at
+
+
+# -- the irregularity figure -------------------------------------------------------------------------
+
+def test_figures_are_nan_until_enough_intervals_and_the_rate_is_a_trimmed_mean() -> None:
+    s = RrStats()
+    assert math.isnan(s.heart_rate_bpm) and math.isnan(s.irregularity) and s.mean_s(4) is None
+    for rr in (0.8, 0.8, 1.6) + (0.8,) * 12:               # one missed beat
+        s.add(rr)
+    assert s.heart_rate_bpm == pytest.approx(75.0)
+    assert math.isnan(s.irregularity)                      # 15 < 16 intervals: half the 32-RR window
+    s.add(0.8)
+    assert s.irregularity == pytest.approx(0.0, abs=1e-12)  # one missed beat does not move a median
+
+
+def test_ring_buffer_keeps_the_latest_intervals_in_order() -> None:
+    s = RrStats(4, 6, max_pattern_lag=2)
+    for k in range(1, 20):
+        s.add(float(k))
+        assert s.last(6).tolist() == [float(x) for x in range(max(1, k - 5), k + 1)]
+        assert s.mean_s(3) == pytest.approx(np.mean(range(max(1, k - 2), k + 1)))
+
+
+rr_lists = st.lists(st.floats(0.3, 2.0), min_size=6, max_size=40)
+
+
+@settings(max_examples=80, deadline=None)
+@given(rr=rr_lists, scale=st.floats(0.25, 4.0))
+def test_irregularity_is_scale_invariant(rr: list[float], scale: float) -> None:
+    a, b = irregularity(np.array(rr)), irregularity(np.array(rr) * scale)
+    assert a == pytest.approx(b, rel=1e-9, abs=1e-12)
+
+
+@settings(max_examples=80, deadline=None)
+@given(rr=rr_lists)
+def test_rrstats_irregularity_is_that_of_its_last_window(rr: list[float]) -> None:
+    s = RrStats(8, 16)
+    for x in rr:
+        s.add(x)
+    expect = irregularity(np.array(rr[-16:]), 4, 0.85, 8)
+    assert (math.isnan(expect) and math.isnan(s.irregularity)) or s.irregularity == pytest.approx(expect)
+
+
+@settings(max_examples=60, deadline=None)
+@given(base=st.floats(0.4, 1.5), pattern=st.lists(st.floats(0.5, 1.5), min_size=1, max_size=4), reps=st.integers(8, 12))
+def test_any_repeating_pattern_of_up_to_4_beats_is_regular(base: float, pattern: list[float], reps: int) -> None:
+    rr = np.tile(base * np.array(pattern), reps)[:32]
+    assert irregularity(rr) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_independent_rr_read_as_their_rmssd_and_isolated_ectopy_does_not() -> None:
+    rng = np.random.default_rng(0)
+    af = 0.8 * np.exp(rng.normal(0.0, 0.2, (200, 32)))
+    values = np.array([irregularity(w) for w in af])
+    rmssd = np.sqrt(np.mean(np.diff(af, axis=1) ** 2, axis=1)) / af.mean(axis=1)
+    assert 0.6 <= np.median(values / rmssd) <= 0.9       # about ¾ of RMSSD / mean in AF (see RrStats)
+    sinus = 0.8 + 0.01 * rng.standard_normal(32)
+    sinus[[5, 17, 26]] *= 0.6                                                 # three PACs …
+    sinus[[6, 18, 27]] *= 1.05 / 1.0                                          # … resetting pauses
+    assert irregularity(sinus) < 0.5 * CONFIG.af_clear_irregularity < CONFIG.af_irregularity < float(np.median(values))
