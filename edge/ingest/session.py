@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,8 +71,6 @@ from protocol.polar_pmd import PolarEcgFrame
 
 log = logging.getLogger(__name__)
 
-_ELECTRODE_MEMORY = 4096
-"""Frames whose lead-off electrodes are remembered until their samples are released."""
 _BEATS_KEPT = 512
 """R peaks remembered for ST measurement (minutes at any heart rate: windows return within seconds)."""
 
@@ -202,7 +200,6 @@ class DeviceSession:
         self._ii: int | None = None             # column of the analysis lead
         self._bound = False
         self._pending: deque[tuple[int, np.ndarray | int]] = deque()   # (start, samples) or (start, gap length)
-        self._electrodes: OrderedDict[float, tuple[str, ...]] = OrderedDict()
         self._window_electrodes: set[str] = set()
         self._engine_gaps: list[GapEvent] = []
         self._rr = RrStats()                     # 8 RR for the rate, 32 for the irregularity (edge.signal.rr)
@@ -231,9 +228,6 @@ class DeviceSession:
             if frame.battery_pct is not None:
                 self.battery_pct = float(frame.battery_pct)
             self.leads_off = tuple(frame.lead_off)
-            self._electrodes[float(frame.t0_us)] = tuple(frame.lead_off)
-            while len(self._electrodes) > _ELECTRODE_MEMORY:
-                self._electrodes.popitem(last=False)
         try:
             so = self.stream.push(frame, arrival_s)
         except StreamFormatError as exc:
@@ -382,7 +376,7 @@ class DeviceSession:
             items.append((g.start, 0, g.length))
         for b in so.blocks:
             if not b.interpolated:
-                self._window_electrodes.update(self._electrodes.pop(b.t_device_us, ()))
+                self._window_electrodes.update(b.electrodes)
                 self._anchor = (self._t(b.start), b.t_device_us)
             if self._ii is None:
                 self.counters.analysis_skipped_samples += b.n

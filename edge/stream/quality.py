@@ -181,6 +181,11 @@ class QualityTracker:
         self._start: int | None = None
         self._lead_off = np.zeros(n_leads, dtype=bool)
 
+    @property
+    def remaining(self) -> int:
+        """Received samples still needed to complete the current window."""
+        return self._size - self._n
+
     def push(self, start: int, samples_mv: np.ndarray, lead_off: np.ndarray) -> list[QualityReport]:
         """Add a block of received samples (first index ``start``); returns the windows it completes."""
         out: list[QualityReport] = []

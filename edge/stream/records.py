@@ -46,7 +46,8 @@ class SampleBlock:
     ``t_device_us``: device time of the first sample (µs); ``t_gateway_s``:
     its gateway time (s) under the clock estimate at emission. ``interpolated``:
     linear fill of a short gap, not measured. ``lead_off``: bool per lead,
-    flagged by the device (for a fill: the frame after it).
+    flagged by the device (for a fill: the frame after it); ``electrodes``: the
+    detached electrodes the device flagged (the same in every frame of the block).
     """
 
     start: int
@@ -55,6 +56,7 @@ class SampleBlock:
     t_gateway_s: float
     interpolated: bool
     lead_off: np.ndarray
+    electrodes: tuple[str, ...] = ()
 
     @property
     def n(self) -> int:

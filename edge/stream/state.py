@@ -33,6 +33,14 @@ A gap after the last received frame cannot be seen until a later frame arrives.
 to a :class:`~edge.stream.clock.ClockEstimator`; blocks carry gateway times
 from the estimate at the time they are emitted.
 
+**Runs.** Consecutive received frames with the same lead-off flags are emitted
+as one :class:`~edge.stream.records.SampleBlock` (one quality, resampler and
+caller step per run instead of per 36-sample frame): a run is emitted when it
+completes a quality window (so quality reports come with the frame that
+completes them, as if each frame were emitted at once), before a gap, when the
+lead-off flags change, and at every :meth:`StreamState.poll` and
+:meth:`StreamState.flush`.
+
 **Quality** (:class:`~edge.stream.quality.QualityTracker`) runs on received
 samples; **model rate**: every contiguous segment (received + interpolated
 samples) goes through a :class:`~edge.stream.resampling.StreamingResampler`
@@ -144,6 +152,11 @@ class StreamState:
         self._stale_late = 0
         self._quality: QualityTracker | None = None
         self._resampler: StreamingResampler | None = None
+        self._run: list[np.ndarray] = []          # received frames not yet emitted (one run, see the docstring)
+        self._run_n = 0
+        self._run_start = 0
+        self._run_t0_us = 0.0
+        self._run_off = np.zeros(0, dtype=bool)
         self._unsampled: list[np.ndarray] = []  # device-rate samples not yet through the resampler
         self._unsampled_n = 0
         self._chunk = 1
@@ -181,6 +194,7 @@ class StreamState:
         """Release frames held past the hold time at gateway time ``now_s`` (call periodically)."""
         out = StreamOutput()
         self._handle(self._reorder.poll(now_s), out)
+        self._emit_run(out)
         self._resample_held(out)
         self._sync()
         return out
@@ -293,23 +307,42 @@ class StreamState:
         off = leads_off(electrodes, self.leads)
         n = len(mv)
         self.clock.update(t0_us + n * 1e6 / self._fs, arrival_s)
+        detached = frozenset(electrodes)
+        if gap > 0 or detached != self._electrodes_off:
+            self._emit_run(out)
         if gap > 0:
-            self._emit_gap(gap, reason, mv[0], off, out)
+            self._emit_gap(gap, reason, mv[0], off, tuple(sorted(detached)), out)
         if self._resampler is None:
             self._start_segment(t0_us)
-        if frozenset(electrodes) - self._electrodes_off:
+        if detached - self._electrodes_off:
             self.counters.lead_off_intervals += 1
-        self._electrodes_off = frozenset(electrodes)
-        block = SampleBlock(self._next_index, mv, float(t0_us), self.clock.to_gateway(t0_us), False, off)
-        out.blocks.append(block)
-        assert self._quality is not None
-        out.quality += self._quality.push(block.start, mv, off)
-        self._resample(mv, out)
+        self._electrodes_off = detached
+        if not self._run_n:
+            self._run_start, self._run_t0_us, self._run_off = self._next_index, float(t0_us), off
+        self._run.append(mv)
+        self._run_n += n
         self._next_index += n
         self.counters.samples += n
         self._last = _Last(float(t0_us), n, mv[-1], arrival_s, None)
+        assert self._quality is not None
+        if self._run_n >= self._quality.remaining:
+            self._emit_run(out)
 
-    def _emit_gap(self, length: int, reason: GapReason, next_row: np.ndarray, off: np.ndarray, out: StreamOutput) -> None:
+    def _emit_run(self, out: StreamOutput) -> None:
+        """Emit the received frames held as one block: quality, then the resampler."""
+        if not self._run_n:
+            return
+        mv = self._run[0] if len(self._run) == 1 else np.concatenate(self._run)
+        block = SampleBlock(self._run_start, mv, self._run_t0_us, self.clock.to_gateway(self._run_t0_us), False,
+                            self._run_off, tuple(sorted(self._electrodes_off)))
+        self._run, self._run_n = [], 0
+        out.blocks.append(block)
+        assert self._quality is not None
+        out.quality += self._quality.push(block.start, mv, block.lead_off)
+        self._resample(mv, out)
+
+    def _emit_gap(self, length: int, reason: GapReason, next_row: np.ndarray, off: np.ndarray,
+                  electrodes: tuple[str, ...], out: StreamOutput) -> None:
         assert self._last is not None
         last = self._last
         t_dev = last.t0_us + last.n * self._us_per_sample
@@ -318,7 +351,7 @@ class StreamState:
         if interpolated:
             frac = (np.arange(1, length + 1) / (length + 1))[:, None]
             fill = (last.row + (next_row - last.row) * frac).astype(np.float32)
-            out.blocks.append(SampleBlock(self._next_index, fill, t_dev, t_gw, True, off))
+            out.blocks.append(SampleBlock(self._next_index, fill, t_dev, t_gw, True, off, electrodes))
             self._resample(fill, out)
             self.counters.samples_interpolated += length
         else:
@@ -334,6 +367,7 @@ class StreamState:
         self._segment_t0_us = float(t0_us)
 
     def _end_segment(self, out: StreamOutput) -> None:
+        self._emit_run(out)
         if self._resampler is not None:
             self._resample_held(out)
             self._model_block(self._resampler.flush(), out)

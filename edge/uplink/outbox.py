@@ -139,9 +139,10 @@ class Outbox:
             self._evict_over_budget(db)
         return ids
 
-    def claim(self, n: int, *, exclude: Iterable[int] = ()) -> list[OutboxMessage]:
+    def claim(self, n: int, *, exclude: Iterable[int] = (), max_windows: int | None = None) -> list[OutboxMessage]:
         """The next ``n`` messages in send order, skipping ``exclude`` (in flight), with
-        their ``attempts`` counted up by one (the caller is about to send them)."""
+        their ``attempts`` counted up by one (the caller is about to send them); at most
+        ``max_windows`` of them windows (None: no limit)."""
         skip = set(exclude)
         with self._lock, self._transaction() as db:
             rows = db.execute(
@@ -150,6 +151,10 @@ class Outbox:
                 (n + len(skip),),
             ).fetchall()
             messages = [_message(r) for r in rows if r[0] not in skip][:n]
+            if max_windows is not None:       # windows come last in send order: drop the surplus
+                windows = [m for m in messages if m.kind is Kind.WINDOW]
+                if len(windows) > max_windows:
+                    messages = messages[: len(messages) - (len(windows) - max(0, max_windows))]
             db.executemany("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", [(m.id,) for m in messages])
         return messages
 

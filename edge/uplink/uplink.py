@@ -64,6 +64,9 @@ class Uplink:
         hostname, port, username, password, tls_context: the broker.
         gateway_id: this gateway's id; also the MQTT client id of its persistent session.
         max_inflight: most messages published and not yet acknowledged.
+        reserved_for_alerts: of those, send slots windows may not take, so that an alert (or status)
+            never waits for windows' PUBACKs (a backlog of windows after an outage, a busy gateway);
+            default a fifth of ``max_inflight``.
         heartbeat_s: period of the gateway status message (``None``: no heartbeat).
         device_statuses: called each heartbeat; each :class:`DeviceStatus` it gives is published on
             that device's status topic (battery, connection, leads off for the cloud's ward).
@@ -86,6 +89,7 @@ class Uplink:
         password: str | None = None,
         tls_context: ssl.SSLContext | None = None,
         max_inflight: int = 20,
+        reserved_for_alerts: int | None = None,
         heartbeat_s: float | None = 30.0,
         device_statuses: Callable[[], Sequence[DeviceStatus]] | None = None,
         ack_timeout_s: float = 10.0,
@@ -97,6 +101,10 @@ class Uplink:
     ) -> None:
         if max_inflight < 1:
             raise ValueError(f"max_inflight must be >= 1, got {max_inflight}")
+        if reserved_for_alerts is None:
+            reserved_for_alerts = max_inflight // 5
+        if not 0 <= reserved_for_alerts < max_inflight:
+            raise ValueError(f"reserved_for_alerts must be in [0, max_inflight), got {reserved_for_alerts}")
         if not 0 < backoff_initial_s <= backoff_max_s:
             raise ValueError("backoff must satisfy 0 < backoff_initial_s <= backoff_max_s")
         self.outbox = outbox
@@ -104,6 +112,7 @@ class Uplink:
         self._hostname, self._port = hostname, port
         self._username, self._password, self._tls = username, password, tls_context
         self._max_inflight = max_inflight
+        self._reserved = reserved_for_alerts
         self._heartbeat_s = heartbeat_s
         self._device_statuses = device_statuses
         self._ack_timeout_s = ack_timeout_s
@@ -115,6 +124,7 @@ class Uplink:
         self._wake = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._inflight: set[int] = set()
+        self._inflight_windows: set[int] = set()
         self._acked: list[int] = []
         self._ack_ready = asyncio.Event()
         self._ack_write: asyncio.Future[int] | None = None
@@ -206,8 +216,8 @@ class Uplink:
 
     async def _drain(self, client: aiomqtt.Client, tg: asyncio.TaskGroup) -> None:
         """Claim messages in send order and start one publish task each, keeping at most
-        ``max_inflight`` unacknowledged; publish() is called in task-start order, so on
-        the wire messages keep outbox order."""
+        ``max_inflight`` unacknowledged, of them at most ``max_inflight − reserved_for_alerts``
+        windows; publish() is called in task-start order, so on the wire messages keep outbox order."""
         while True:
             free = self._max_inflight - len(self._inflight)
             if free <= 0:
@@ -215,7 +225,9 @@ class Uplink:
                 await self._slot_free.wait()
                 continue
             self._wake.clear()
-            batch = await asyncio.to_thread(self.outbox.claim, free, exclude=set(self._inflight))
+            window_room = self._max_inflight - self._reserved - len(self._inflight_windows)
+            batch = await asyncio.to_thread(self.outbox.claim, free, exclude=set(self._inflight),
+                                            max_windows=max(0, window_room))
             if not batch:
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll_s)
@@ -224,6 +236,8 @@ class Uplink:
                 continue
             for message in batch:
                 self._inflight.add(message.id)
+                if message.kind is Kind.WINDOW:
+                    self._inflight_windows.add(message.id)
                 tg.create_task(self._publish(client, message))
 
     async def _publish(self, client: aiomqtt.Client, message: OutboxMessage) -> None:
@@ -232,6 +246,7 @@ class Uplink:
             await client.publish(message.topic, message.payload, qos=1, timeout=self._ack_timeout_s)
         except BaseException:
             self._inflight.discard(message.id)
+            self._inflight_windows.discard(message.id)
             raise
         self._count(acked=1)
         self._acked.append(message.id)
@@ -251,7 +266,9 @@ class Uplink:
             self._ack_write = asyncio.ensure_future(asyncio.to_thread(self.outbox.ack, ids))
             await asyncio.shield(self._ack_write)
         self._inflight.difference_update(ids)
+        self._inflight_windows.difference_update(ids)
         self._slot_free.set()
+        self._wake.set()                 # freed window slots: more windows may be claimed
 
     async def _settle(self) -> None:
         """After a session: finish the ack write in progress, write the remaining acks, forget in-flight."""
@@ -260,6 +277,7 @@ class Uplink:
             self._ack_write = None
         await self._flush_acks()
         self._inflight.clear()
+        self._inflight_windows.clear()
 
     async def _heartbeat(self, client: aiomqtt.Client, period_s: float) -> None:
         """Publish GatewayStatus (with the outbox depth), and each device's status when the gateway was

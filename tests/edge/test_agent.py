@@ -254,7 +254,7 @@ def test_device_statuses_report_battery_connection_and_always_move_forward() -> 
 
 
 def test_outbox_sink_writes_windows_encoded_in_threads_in_order_and_counts_bad_ones(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from protocol.window_payload import EcgWindow, encode_window
+    from protocol.window_payload import EcgWindow, decode_window
 
     rng = np.random.default_rng(0)
     windows = [EcgWindow(f"00000000-0000-4000-8000-{i:012d}", f"p{i % 3}", f"d{i % 3}", 1_700_000_000_000_000 + i,
@@ -267,7 +267,7 @@ def test_outbox_sink_writes_windows_encoded_in_threads_in_order_and_counts_bad_o
         sink.put_window(w)
     sink.flush()
     stored = outbox.peek(100)
-    assert [m.payload for m in stored] == [encode_window(w) for w in windows]
+    assert [decode_window(m.payload) for m in stored] == windows
     assert all(m.kind is Kind.WINDOW for m in stored) and sink.encode_errors == 1
     sink.close()
     outbox.close()

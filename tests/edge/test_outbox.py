@@ -6,6 +6,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,24 @@ def test_ack_deletes_and_claim_counts_attempts(tmp_path: Path) -> None:
         assert [m.id for m in box.peek(5)] == [ids[1]]
     with Outbox(tmp_path / "o.db") as box:  # totals are rebuilt from the file
         assert box.depth()[Kind.WINDOW] == 1 and box.bytes()[Kind.WINDOW] == 23
+
+
+@given(windows=st.integers(0, 12), alerts=st.integers(0, 6), n=st.integers(1, 15), max_windows=st.integers(0, 10))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_claim_limits_windows_but_never_alerts(tmp_path: Path, windows: int, alerts: int, n: int,
+                                                max_windows: int) -> None:
+    """The uplink keeps send slots for alerts: a claim with ``max_windows`` takes every alert it can and
+    no more windows than that, still in send order."""
+    with Outbox(tmp_path / f"{uuid.uuid4().hex}.db") as box:
+        for i in range(windows):
+            box.put(Kind.WINDOW, "w", b"w%d" % i)
+        for i in range(alerts):
+            box.put(Kind.ALERT, "a", b"a%d" % i)
+        claimed = box.claim(n, max_windows=max_windows)
+    kinds = [m.kind for m in claimed]
+    assert kinds.count(Kind.ALERT) == min(alerts, n)
+    assert kinds.count(Kind.WINDOW) == min(windows, max_windows, n - min(alerts, n))
+    assert kinds == sorted(kinds, key=lambda k: k is Kind.WINDOW)
 
 
 def test_bad_input_and_closed_outbox_raise_clear_errors(tmp_path: Path) -> None:
