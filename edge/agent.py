@@ -363,7 +363,11 @@ class EdgeAgent:
     def flush(self) -> None:
         """End of every stream (replay end): release and analyse everything held."""
         for s in self.sessions.values():
-            self._handle(s, s.flush())
+            try:
+                self._handle(s, s.flush())
+            except Exception:  # noqa: BLE001 - one device's failure must not stop the others
+                s.counters.internal_errors += 1
+                log.exception("internal_error device_id=%s (flush)", s.device_id)
         self._run_queued()
         self.sink.flush()
 

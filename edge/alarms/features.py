@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
-from scipy import signal as sps
 
-from edge.signal.filters import ZeroPhase
+from edge.signal.filters import ZeroPhase, butter_sos
+from edge.signal.median import median, median_rows
 
 
 class QrsWidthMeter:
@@ -41,7 +41,7 @@ class QrsWidthMeter:
         self._buf = np.zeros(0)
         self._start = 0
         self._segments: deque[np.ndarray] = deque(maxlen=template_beats)
-        self._smooth = ZeroPhase(sps.butter(2, min(25.0, 0.4 * fs), fs=fs, output="sos"))
+        self._smooth = ZeroPhase(butter_sos(2, min(25.0, 0.4 * fs), "lowpass", self.fs))
 
     def push(self, filtered: np.ndarray) -> None:
         """Append the next filtered samples (mV)."""
@@ -63,8 +63,8 @@ class QrsWidthMeter:
             if lo < 0 or hi > self._buf.size:
                 continue
             seg = self._buf[lo:hi]
-            self._segments.append(seg - _median(seg))
-            templates.append(_median_rows(np.stack(self._segments)))
+            self._segments.append(seg - median(seg))
+            templates.append(median_rows(np.stack(self._segments)))
             columns.append(len(out) - 1)
         if templates:
             # one zero-phase filter call and one gradient for all templates of the call (column-wise:
@@ -92,28 +92,3 @@ class QrsWidthMeter:
             i += step
             quiet = 0 if above[i] else quiet + 1
         return i, quiet
-
-
-def _median(x: np.ndarray) -> float:
-    """``np.median(x)`` of a 1-D array (same partition, same mean of the two middle values), without
-    ``np.median``'s generic axis handling, which costs more than the partition on one beat."""
-    n = x.size
-    k = n // 2
-    part = np.partition(x, (k - 1, k, n - 1) if n % 2 == 0 else (k, n - 1))
-    if np.isnan(part[-1]):
-        return float("nan")
-    return float(part[k]) if n % 2 else float((part[k - 1] + part[k]) / 2.0)
-
-
-def _median_rows(x: np.ndarray) -> np.ndarray:
-    """``np.median(x, axis=0)`` for the few (≤ ``template_beats``) rows of aligned beats."""
-    m = x.shape[0]
-    if m == 1:
-        return x[0].copy()
-    if m == 2:
-        return (x[0] + x[1]) / 2.0
-    k = m // 2
-    if m % 2:                                   # the middle row of each column: np.median's value exactly
-        return np.partition(x, k, axis=0)[k]
-    part = np.partition(x, (k - 1, k), axis=0)
-    return (part[k - 1] + part[k]) / 2.0

@@ -8,6 +8,7 @@ of a packet are filtered in one call. Units: samples in mV, frequencies in Hz.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,15 +49,32 @@ class FilterSpec:
             if f is not None and not 0.0 < f < nyquist:
                 raise ValueError(f"FilterSpec.{name}={f} Hz must lie in (0, {nyquist:g}) Hz at fs={fs:g} Hz "
                                  f"(use None to leave that stage out)")
-        parts = [np.zeros((0, 6))]
-        if self.baseline_hz is not None:
-            parts.append(sps.butter(self.baseline_order, self.baseline_hz, btype="highpass", fs=fs, output="sos"))
-        if self.notch_hz is not None:
-            b, a = sps.iirnotch(self.notch_hz, NOTCH_Q, fs=fs)
-            parts.append(sps.tf2sos(b, a))
-        if self.lowpass_hz is not None:
-            parts.append(sps.butter(self.lowpass_order, self.lowpass_hz, btype="lowpass", fs=fs, output="sos"))
-        return np.concatenate(parts)
+        return _chain_sos(self, float(fs)).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _chain_sos(spec: FilterSpec, fs: float) -> np.ndarray:
+    parts = [np.zeros((0, 6))]
+    if spec.baseline_hz is not None:
+        parts.append(_butter_sos(spec.baseline_order, spec.baseline_hz, "highpass", fs))
+    if spec.notch_hz is not None:
+        b, a = sps.iirnotch(spec.notch_hz, NOTCH_Q, fs=fs)
+        parts.append(sps.tf2sos(b, a))
+    if spec.lowpass_hz is not None:
+        parts.append(_butter_sos(spec.lowpass_order, spec.lowpass_hz, "lowpass", fs))
+    return np.concatenate(parts)
+
+
+def butter_sos(order: int, wn: float | tuple[float, float], btype: str, fs: float) -> np.ndarray:
+    """``scipy.signal.butter(order, wn, btype, fs=fs, output="sos")``, designed once per arguments (every
+    new stream designs the same few filters, and a design costs more than a second of filtering); a
+    copy of the cached design, so callers may own it."""
+    return _butter_sos(order, wn, btype, fs).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _butter_sos(order: int, wn: float | tuple[float, float], btype: str, fs: float) -> np.ndarray:
+    return sps.butter(order, wn, btype=btype, fs=fs, output="sos")
 
 
 def sosfilt_axis0(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

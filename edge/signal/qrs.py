@@ -40,7 +40,7 @@ import numpy as np
 from scipy import signal as sps
 from scipy.ndimage import maximum_filter1d
 
-from edge.signal.filters import SosStream
+from edge.signal.filters import SosStream, butter_sos
 from edge.signal.rr import RrStats
 
 
@@ -110,7 +110,7 @@ class QrsDetector:
             raise ValueError(f"QrsDetector works at 100–1000 Hz, got fs={fs!r}")
         self.fs = float(fs)
         self.config = c = config or QrsConfig()
-        self._band = SosStream(sps.butter(1, c.band_hz, btype="bandpass", fs=self.fs, output="sos"), 1,
+        self._band = SosStream(butter_sos(1, tuple(c.band_hz), "bandpass", self.fs), 1,
                                initial="zero")
         w = self._samples(c.integration_s)
         self._w = w

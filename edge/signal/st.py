@@ -52,6 +52,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from edge.alarms.evidence import StMeasurement
+from edge.signal.median import median, median_rows
 from protocol.leads import STANDARD_LEADS, WEARABLE_LEADS
 
 
@@ -116,12 +117,14 @@ def _ms(s: float) -> int:
 
 def _mean_between(seg: np.ndarray, p0: float, p1: float, step: float = 0.25) -> np.ndarray:
     """Mean of ``seg`` (last axis = samples) over fractional sample positions [p0, p1], linearly
-    interpolated every ``step`` samples."""
+    interpolated every ``step`` samples: a weighted sum of a few samples, so one product with the
+    weights instead of two gathers of every beat and lead."""
     pos = np.arange(p0, p1 + 1e-9, step) if p1 > p0 else np.array([p0])
     pos = np.clip(pos, 0.0, seg.shape[-1] - 1.000001)
     i0 = np.floor(pos).astype(np.int64)
     w = pos - i0
-    return (seg[..., i0] * (1.0 - w) + seg[..., i0 + 1] * w).mean(axis=-1)
+    weights = np.bincount(i0, 1.0 - w, seg.shape[-1]) + np.bincount(i0 + 1, w, seg.shape[-1])
+    return seg @ (weights / pos.size)
 
 
 @functools.lru_cache(maxsize=32)
@@ -179,7 +182,7 @@ def measure_st(
     rr = np.diff(r)
     keep = (r - pre >= 0) & (r + post < n)
     if rr.size >= 2:
-        keep &= ~np.concatenate([[False], rr < c.premature_rr * np.median(rr)])
+        keep &= ~np.concatenate([[False], rr < c.premature_rr * median(rr)])
     r = r[keep]
     if r.size < c.min_beats:
         return fail(f"{r.size} complete regular beats in the window, {c.min_beats} needed")
@@ -188,7 +191,7 @@ def measure_st(
     # 2. beats like the median beat on the measured leads over the QRS
     q_lo, q_hi = pre - _samples(0.06, fs), pre + _samples(0.08, fs) + 1
     qrs = seg[:, measured, q_lo:q_hi].reshape(r.size, -1)
-    template = np.median(qrs, axis=0)
+    template = median_rows(qrs)
     qc = qrs - qrs.mean(axis=1, keepdims=True)
     tc = template - template.mean()
     denom = np.linalg.norm(qc, axis=1) * np.linalg.norm(tc)
@@ -199,7 +202,7 @@ def measure_st(
         return fail(f"{r.size} beats match the median beat, {c.min_beats} needed", int(r.size))
     # fiducials on the median beat of the measured leads, on a 1 ms grid (cubic spline: its derivative
     # is the slope), in seconds relative to R
-    median_beat = np.median(seg[:, measured], axis=0)                      # (measured, L)
+    median_beat = median_rows(seg[:, measured])                           # (measured, L)
     t = offsets / fs
     grid, derivative = _spline_derivative(float(fs), pre, post)
     slope = np.abs(median_beat @ derivative).sum(axis=0)
@@ -249,7 +252,7 @@ def measure_st(
     st0, st1 = j + c.j_offset_s - c.st_half_s, j + c.j_offset_s + c.st_half_s
     level = _mean_between(seg, (st0 - t[0]) * fs, (st1 - t[0]) * fs) \
         - _mean_between(seg, (b0 - t[0]) * fs, (b1 - t[0]) * fs)          # (beats, leads)
-    deviation = np.median(level, axis=0)
+    deviation = median_rows(level)
     # 5. uncertainty of reconstructed leads over the ST samples of the kept beats
     unc = np.zeros(len(names))
     if uncertainty is not None and recon:

@@ -217,6 +217,26 @@ def test_garbage_from_one_device_does_not_disturb_the_others() -> None:
     assert [a for a in dirty.alerts if a.device_id == "d-bad" and a.category is AlertCategory.CLINICAL] == []
 
 
+def test_a_session_failing_at_the_end_of_a_replay_does_not_stop_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in one device's session (injected: its flush raises) is counted and logged; the other
+    patients' held samples are still analysed and their windows delivered."""
+    clean_agent, clean = _run(GARBAGE_WARD)
+    from edge.ingest.session import DeviceSession
+
+    real_flush = DeviceSession.flush
+
+    def flush(self: DeviceSession):  # type: ignore[no-untyped-def]
+        if self.device_id == "d-bad":
+            raise RuntimeError("injected failure")
+        return real_flush(self)
+
+    monkeypatch.setattr(DeviceSession, "flush", flush)
+    agent, sink = _run(GARBAGE_WARD)
+    assert agent.sessions["d-bad"].counters.internal_errors == 1
+    assert [(w.t0_us, w.samples.tobytes()) for w in sink.windows if w.device_id == "d-ok"] == \
+        [(w.t0_us, w.samples.tobytes()) for w in clean.windows if w.device_id == "d-ok"]
+
+
 def test_format_change_starts_a_new_stream_and_is_counted() -> None:
     from firmware_sim.packetizer import Packetizer
     from firmware_sim.profiles import get_profile
