@@ -238,7 +238,12 @@ class Uplink:
                 self._inflight.add(message.id)
                 if message.kind is Kind.WINDOW:
                     self._inflight_windows.add(message.id)
-                tg.create_task(self._publish(client, message))
+                publish = self._publish(client, message)
+                try:
+                    tg.create_task(publish)
+                except RuntimeError:          # the session is ending (broker lost): the message stays stored
+                    publish.close()
+                    raise
 
     async def _publish(self, client: aiomqtt.Client, message: OutboxMessage) -> None:
         self._count(published=1, retries=1 if message.attempts > 0 else 0)
