@@ -238,3 +238,29 @@ def test_any_fault_mix_keeps_the_accounting(faults: FaultConfig, spf: int, first
         assert [(g.start, g.length) for g in run.out.gaps] == expected_gaps(run)
     limit = int(StreamConfig().interpolate_max_s * 250 + 1e-9)
     assert all(g.length <= limit for g in run.out.gaps if g.interpolated)
+
+
+def test_frames_leave_in_runs_but_quality_comes_with_the_frame_that_completes_its_window() -> None:
+    """Received frames are emitted as runs (one block for many frames), yet each quality report comes
+    out of the very push whose frame completes its 2-s window, and a poll emits what is held."""
+    prof = get_profile("ecgstream-250")
+    syn = synthesize("sinus", seconds=13, fs=prof.fs_hz, seed=2)
+    n = 12 * prof.fs_hz // prof.samples_per_frame * prof.samples_per_frame
+    x = np.stack([syn.lead(lead) for lead in prof.leads], axis=1)[:n]
+    (block,) = Packetizer(prof).frame_blocks(x)
+    batch = quantize_blocks(prof, [block])
+    state, window = StreamState(), round(StreamConfig().quality_window_s * prof.fs_hz)
+    blocks, pushed = [], 0
+    for i in range(len(batch)):
+        frame = batch.frame(i)
+        out = state.push(frame, GATEWAY_T0 + i * 0.144)
+        pushed += frame.n_samples
+        completed = pushed // window - (pushed - frame.n_samples) // window
+        assert [q.stop for q in out.quality] == [window * (pushed // window)] * completed
+        blocks += out.blocks
+        if i == len(batch) // 2:
+            held = state.poll(GATEWAY_T0 + i * 0.144)          # a tick: nothing stays behind
+            assert sum(b.n for b in blocks + held.blocks) == pushed
+            blocks += held.blocks
+    assert len(blocks) < len(batch) // 4                          # runs, not frames
+    assert [b.start for b in blocks] == list(np.cumsum([0] + [b.n for b in blocks[:-1]]))
