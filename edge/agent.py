@@ -266,6 +266,7 @@ class EdgeAgent:
         self._inflight: set[asyncio.Future[Any]] = set()
         self._seen: dict[str, dict[str, Any]] = {}
         self._rules_versions = {"reconstruction": "none (rules only)"}
+        self._metric_children: dict[tuple[str, str], Any] = {}
         self.ble: Any = None
         """The :class:`~edge.ble.BleIngest` feeding this agent, when :func:`edge.runtime.run_gateway` runs one."""
 
@@ -295,12 +296,14 @@ class EdgeAgent:
         arrival = self.clock() if arrival_s is None else arrival_s
         self.counters.payloads += 1
         self._metric("frames_received", transport)
-        try:
-            validate_id(device_id, "device id")
-        except TopicError:
-            self._reject(INVALID_DEVICE, "invalid_device", f"invalid device id {device_id!r}")
-            return
-        session = self.session(device_id, transport)
+        session = self.sessions.get(device_id)         # a known device's id was validated when it first came
+        if session is None:
+            try:
+                validate_id(device_id, "device id")
+            except TopicError:
+                self._reject(INVALID_DEVICE, "invalid_device", f"invalid device id {device_id!r}")
+                return
+            session = self.session(device_id, transport)
         try:
             k = PayloadKind(kind)
             if k is PayloadKind.STATUS:
@@ -492,7 +495,10 @@ class EdgeAgent:
 
     def _metric(self, name: str, transport: str) -> None:
         if self.metrics is not None:
-            getattr(self.metrics, name).labels(transport).inc()
+            child = self._metric_children.get((name, transport))
+            if child is None:         # labels() looks the child up under a lock: once per (metric, transport)
+                child = self._metric_children[(name, transport)] = getattr(self.metrics, name).labels(transport)
+            child.inc()
 
     def active_alerts(self) -> int:
         return sum(len(s.engine.active) for s in self.sessions.values())
