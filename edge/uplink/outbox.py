@@ -181,14 +181,14 @@ class Outbox:
         return [_message(r) for r in rows if r[0] not in skip][:n]
 
     def depth(self) -> dict[Kind, int]:
-        """Pending messages per kind."""
-        with self._lock:
-            return dict(self._count)
+        """Pending messages per kind. A snapshot of the running totals, read without the store's lock
+        (copying a dict is one step under the GIL), so the gateway's event loop, which asks on every
+        tick, never waits for the uplink thread's commit and fsync."""
+        return dict(self._count)
 
     def bytes(self) -> dict[Kind, int]:
-        """Stored topic + payload bytes per kind (what the budget counts)."""
-        with self._lock:
-            return dict(self._bytes)
+        """Stored topic + payload bytes per kind (what the budget counts); a snapshot, as :meth:`depth`."""
+        return dict(self._bytes)
 
     @property
     def total_depth(self) -> int:
