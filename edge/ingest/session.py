@@ -187,7 +187,8 @@ class DeviceSession:
         self.config = c = config or SessionConfig()
         self.counters = SessionCounters()
         self.stream = StreamState(c.stream)
-        self.engine = AlarmEngine(patient_id, device_id, _SessionClock(self), c.alarms)
+        self._clock_map = _SessionClock(self)
+        self.engine = AlarmEngine(patient_id, device_id, self._clock_map, c.alarms)
         self.windower: Windower | None = None
         self.battery_pct: float | None = None
         self.last_arrival_s: float | None = None
@@ -212,8 +213,9 @@ class DeviceSession:
 
     @property
     def last_device_us(self) -> int | None:
-        """Device time (µs) of the latest block received, or None before the first."""
-        return None if self._anchor is None else int(self._anchor[1])
+        """Device time (µs) just after the latest sample received (the device clock extrapolated from the
+        last block the stream state emitted, which may hold several frames), or None before the first."""
+        return None if self._anchor is None else self._clock_map.device_us(self.stream_now_s)
 
     # -- input ----------------------------------------------------------------------------------
 
