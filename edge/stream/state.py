@@ -43,9 +43,9 @@ lead-off flags change, and at every :meth:`StreamState.poll` and
 
 **Quality** (:class:`~edge.stream.quality.QualityTracker`) runs on received
 samples; **model rate**: every contiguous segment (received + interpolated
-samples) goes through a :class:`~edge.stream.resampling.StreamingResampler`
-in chunks of ``model_chunk_s`` (and at each :meth:`StreamState.poll`), flushed at
-each non-interpolated gap and at :meth:`StreamState.flush`.
+samples) goes through a :class:`~edge.stream.resampling.StreamingResampler`,
+one run (or interpolated fill) at a time, flushed at each non-interpolated gap
+and at :meth:`StreamState.flush`.
 
 A frame whose rate or leads differ from the stream's first frame raises
 :class:`StreamFormatError` and changes nothing: the caller counts it and, if
@@ -109,18 +109,11 @@ class StreamConfig:
     """Device seconds per clock-fit bucket."""
     model_fs: float = MODEL_FS
     """Rate of the model-rate blocks (Hz)."""
-    model_chunk_s: float = 0.5
-    """Samples (stream s) gathered before they go through the resampler: model-rate blocks come in
-    chunks of at least this much, and at every :meth:`StreamState.poll`, gap and flush. One resampler
-    call per chunk instead of one per 36-sample frame (the resampler is exactly streaming, so the
-    samples are the same); windows are cut up to this much later. 0: every frame at once."""
 
     def __post_init__(self) -> None:
         for name in ("max_hold_s", "interpolate_max_s", "disconnect_s", "timestamp_tolerance_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"StreamConfig.{name} must be >= 0")
-        if self.model_chunk_s < 0:
-            raise ValueError("StreamConfig.model_chunk_s must be >= 0")
         if self.reorder_window < 1 or self.quality_window_s <= 0 or self.clock_bucket_s <= 0 or self.model_fs <= 0:
             raise ValueError("reorder_window, quality_window_s, clock_bucket_s and model_fs must be positive")
 
@@ -157,9 +150,6 @@ class StreamState:
         self._run_start = 0
         self._run_t0_us = 0.0
         self._run_off = np.zeros(0, dtype=bool)
-        self._unsampled: list[np.ndarray] = []  # device-rate samples not yet through the resampler
-        self._unsampled_n = 0
-        self._chunk = 1
         self._segment_start = 0
         self._segment_t0_us = 0.0
         self._next_index = 0
@@ -195,7 +185,6 @@ class StreamState:
         out = StreamOutput()
         self._handle(self._reorder.poll(now_s), out)
         self._emit_run(out)
-        self._resample_held(out)
         self._sync()
         return out
 
@@ -217,7 +206,6 @@ class StreamState:
         if self.fs is None:
             self.fs, self.leads = float(fs), tuple(leads)
             self._quality = QualityTracker(self.fs, len(leads), self.config.quality_window_s, full_scale_mv)
-            self._chunk = max(1, round(self.config.model_chunk_s * self.fs))
         elif fs != self.fs or tuple(leads) != self.leads:
             raise StreamFormatError(f"frame at {fs} Hz with leads {leads} on a stream at {self.fs} Hz with {self.leads}")
 
@@ -369,24 +357,12 @@ class StreamState:
     def _end_segment(self, out: StreamOutput) -> None:
         self._emit_run(out)
         if self._resampler is not None:
-            self._resample_held(out)
             self._model_block(self._resampler.flush(), out)
             self._resampler = None
 
     def _resample(self, x: np.ndarray, out: StreamOutput) -> None:
-        """Hold ``x`` for the resampler; resample what is held once it reaches ``model_chunk_s``."""
-        self._unsampled.append(x)
-        self._unsampled_n += len(x)
-        if self._unsampled_n >= self._chunk:
-            self._resample_held(out)
-
-    def _resample_held(self, out: StreamOutput) -> None:
-        if not self._unsampled_n:
-            return
         assert self._resampler is not None
-        held = self._unsampled[0] if len(self._unsampled) == 1 else np.concatenate(self._unsampled)
-        self._unsampled, self._unsampled_n = [], 0
-        self._model_block(self._resampler.push(held), out)
+        self._model_block(self._resampler.push(x), out)
 
     def _model_block(self, y: np.ndarray, out: StreamOutput) -> None:
         if not len(y):
