@@ -28,9 +28,12 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not mosquitto"
 
+# The guard rails CI runs before the tests: style, the layering contract (pyproject's
+# [tool.importlinter]) and types on every package.
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy protocol firmware_sim ecgstream
+	$(BIN)/lint-imports
+	$(BIN)/mypy settings protocol firmware_sim models edge cloud evaluation ecgstream bench
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -38,7 +38,7 @@ def _sequential_scan_runner(folder: Path) -> Callable[[np.ndarray], np.ndarray] 
     if not weights.exists():
         return None
     model = load_trained(weights)
-    model.set_reference_scan(True)
+    model.set_reference_scan(True)  # type: ignore[operator]  # load_trained returns the ECGMamba as nn.Module
     path = export_onnx(model, folder / "sequential.onnx", {"architecture": "mamba", "config_hash": "sequential"})
     return ort_runner(path, THREADS)
 

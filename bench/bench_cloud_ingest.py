@@ -22,6 +22,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Sequence
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
 import aiomqtt
@@ -68,9 +69,9 @@ def make_messages(n_alerts: int, n_windows: int, seed: int = 0) -> list[tuple[st
         pid = f"pat-{i % PATIENTS}"
         samples = (base[None, :] + rng.integers(-30, 30, (12, 1250))).astype(np.int16)
         unc = rng.integers(20, 90, (len(reconstructed), 1250)).astype(np.int16)
-        w = EcgWindow(EcgWindow.new_id(), pid, f"dev-{i % PATIENTS}", t0 + i * 10_000_000, 125, STANDARD_LEADS,
-                      samples, reconstructed, unc)
-        out.append((window_topic(pid), encode_window(w)))
+        window = EcgWindow(EcgWindow.new_id(), pid, f"dev-{i % PATIENTS}", t0 + i * 10_000_000, 125,
+                           STANDARD_LEADS, samples, reconstructed, unc)
+        out.append((window_topic(pid), encode_window(window)))
     alerts = []
     for i in range(n_alerts):
         pid = f"pat-{i % PATIENTS}"
@@ -90,8 +91,7 @@ def make_messages(n_alerts: int, n_windows: int, seed: int = 0) -> list[tuple[st
     return merged
 
 
-def _worker_main(url: str, port: int, group: str, index: int, ready: mp.Event,  # type: ignore[valid-type]
-                 stop: mp.Event) -> None:  # type: ignore[valid-type]
+def _worker_main(url: str, port: int, group: str, index: int, ready: EventType, stop: EventType) -> None:
     from cloud.ingest import IngestWorker
     from cloud.store import Store
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+from functools import partial
 
 import numpy as np
 
@@ -55,15 +56,15 @@ def main() -> None:
     for batch in (1, 64):
         x = rng.normal(0, 0.5, (batch, 3, WINDOW)).astype(np.float32)
         reps = 200 if batch == 1 else 20
-        t_lin = best_time(lambda x=x: baseline.reconstruct(x), reps, warmup=True)
+        t_lin = best_time(partial(baseline.reconstruct, x), reps, warmup=True)
         rows = [("linear baseline (numpy)", t_lin)]
-        rows.append(("VAE, ONNX Runtime CPU FP32", best_time(lambda x=x: sess.run(inputs=x), reps, warmup=True)))
+        rows.append(("VAE, ONNX Runtime CPU FP32", best_time(partial(sess.run, inputs=x), reps, warmup=True)))
         if torch_model is not None:
             import torch
 
             with torch.no_grad():
                 xt = torch.from_numpy(x)
-                rows.append(("VAE, PyTorch eager CPU", best_time(lambda xt=xt: torch_model(xt), max(5, reps // 4), warmup=True)))
+                rows.append(("VAE, PyTorch eager CPU", best_time(partial(torch_model, xt), max(5, reps // 4), warmup=True)))
         for name, t in rows:
             print(f"{name:<34} {batch:>5} {t * 1e3:9.2f} {t * 1e3 / batch:10.3f} {batch / t:10.0f} {t / t_lin:15.1f}x")
 

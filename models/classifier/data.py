@@ -126,8 +126,8 @@ def build_windows(
     n = signals.shape[0]
     y = targets(rhythms).astype(np.float32)
     rhythms = list(rhythms)
-    noisy = rng.random(n) < noise_fraction
-    edge = rng.random(n) < edge_fraction  # drawn either way: the same windows get the same noise in every view
+    noisy = np.asarray(rng.random(n) < noise_fraction)
+    edge = np.asarray(rng.random(n) < edge_fraction)  # drawn either way: the same windows get the same noise in every view
     if reconstruct is None:
         edge[:] = False
     x = np.array(signals, dtype=np.float32, copy=True)

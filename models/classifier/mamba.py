@@ -60,6 +60,12 @@ class Mamba2Mixer(nn.Module):
     """One direction of a Mamba-2 layer: input projection, short causal depthwise conv, selective scan
     with input-dependent Δ (softplus), B and C, per-head decay ``A < 0``, skip ``D``, SiLU gate."""
 
+    # the chunked scan's masks, registered as buffers in __init__
+    intra_strict: Tensor
+    intra_upper: Tensor
+    inter_strict: Tensor
+    inter_upper: Tensor
+
     def __init__(self, d_model: int, d_state: int = 16, expand: int = 2, headdim: int = 32, d_conv: int = 4,
                  chunk: int = 32) -> None:
         super().__init__()

@@ -42,6 +42,8 @@ class _Stage(nn.Module):
 
 
 class ReconstructionVAE(nn.Module):
+    band_scale: torch.Tensor  # a buffer (register_buffer in __init__)
+
     def __init__(self, width: int = 16, latent_channels: int = 8) -> None:
         super().__init__()
         w0, w1, w2, w3 = width, int(1.5 * width), 2 * width, 3 * width
@@ -57,6 +59,7 @@ class ReconstructionVAE(nn.Module):
         self.d1 = _conv(w2 + w1, w1, 3)
         self.d0 = _conv(w1 + w0, w0, 5)
         self.head = nn.Conv1d(w0, 10, 1)
+        assert self.head.bias is not None and self.mix.bias is not None  # Conv1d's default bias=True
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
         self.register_buffer("band_scale", torch.ones(5))
@@ -66,6 +69,7 @@ class ReconstructionVAE(nn.Module):
         """Start the linear path at the least-squares baseline (5×3 weights, 5 bias)."""
         with torch.no_grad():
             self.mix.weight.copy_(torch.as_tensor(weights, dtype=torch.float32)[:, :, None])
+            assert self.mix.bias is not None
             self.mix.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
 
     def encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
