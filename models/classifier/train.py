@@ -7,9 +7,10 @@ One call (``ecgstream models train classifier --config … --arch mamba``) does 
 * ``classifier_<arch>_metrics.json`` — held-out synthetic AUROC/AUPRC per class (true 12 leads and edge
   view; PyTorch, ONNX FP32, ONNX INT8), the INT8 change, sizes, training history and time, the config.
 
-Checkpoints go to ``checkpoints/classifier_<arch>_last.pt`` (under ``checkpoint_dir``) after every epoch;
-``resume=True`` continues from there and gives the same weights as an uninterrupted run (per-epoch seeded
-shuffling, gains and dropout). Training data is synthetic (:mod:`models.classifier.data`).
+The loop is the shared one (:mod:`models.training`): checkpoints go to ``checkpoints/classifier_<arch>_last.pt``
+(under ``checkpoint_dir``) after every epoch; ``resume=True`` continues from there and gives the same weights
+as an uninterrupted run (per-epoch seeded shuffling, gains and dropout). Training data is synthetic
+(:mod:`models.classifier.data`).
 """
 
 from __future__ import annotations
@@ -32,8 +33,16 @@ from models.classifier.export import FP32_TOLERANCE, export_onnx, max_difference
 from models.classifier.mamba import ECGMamba, count_parameters
 from models.classifier.metrics import multilabel_report
 from models.classifier.resnet import ResNet1D
+from models.training import (
+    EpochContext,
+    IndexedBatches,
+    LoopSettings,
+    StepOutput,
+    run_training,
+    warmup_cosine_scheduler,
+)
 
-WARMUP_STEPS = 100
+GRAD_CLIP = 2.0
 
 
 def onnx_name(arch: str, int8: bool = False) -> str:
@@ -76,15 +85,6 @@ def load_trained(path: str | Path, device: str = "cpu") -> nn.Module:
     return model.to(device).eval()
 
 
-def _lr_lambda(total_steps: int) -> Callable[[int], float]:
-    def f(step: int) -> float:
-        if step < WARMUP_STEPS:
-            return (step + 1) / WARMUP_STEPS
-        p = min(1.0, (step - WARMUP_STEPS) / max(1, total_steps - WARMUP_STEPS))
-        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p))
-    return f
-
-
 def _load_data(cfg: ClassifierConfig, progress: bool) -> tuple[WindowSet, WindowSet, WindowSet]:
     d = cfg.data
     train = load_split(d.train_windows, d.train_seed, edge_fraction=d.edge_fraction,
@@ -92,6 +92,26 @@ def _load_data(cfg: ClassifierConfig, progress: bool) -> tuple[WindowSet, Window
     true12, edge = test_views(d.test_windows, d.test_seed, noise_fraction=d.noise_fraction, cache_dir=d.cache_dir,
                               progress=progress)
     return train, true12, edge
+
+
+def _epoch_batches(train: WindowSet, cfg: ClassifierConfig, steps: int,
+                   device: str) -> Callable[[int], IndexedBatches[tuple[torch.Tensor, torch.Tensor]]]:
+    """Epoch ``e``'s batches: a permutation and per-window gains drawn from ``default_rng([seed, e])``."""
+    t = cfg.train
+
+    def plan(epoch: int) -> IndexedBatches[tuple[torch.Tensor, torch.Tensor]]:
+        rng = np.random.default_rng([t.seed, epoch])
+        order = rng.permutation(len(train))
+        gains = rng.uniform(1 - t.amplitude_jitter, 1 + t.amplitude_jitter, len(train)).astype(np.float32)
+
+        def batch(b: int) -> tuple[torch.Tensor, torch.Tensor]:
+            idx = np.sort(order[b * t.batch_size : (b + 1) * t.batch_size])
+            xb = torch.from_numpy(train.x[idx] * gains[idx, None, None]).to(device)
+            return xb, torch.from_numpy(train.y[idx]).to(device)
+
+        return IndexedBatches(steps, batch)
+
+    return plan
 
 
 def _onnx_probabilities(path: Path, x: np.ndarray) -> np.ndarray:
@@ -135,64 +155,29 @@ def train_classifier(
     t = cfg.train
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     steps_per_epoch = math.ceil(len(train) / t.batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(steps_per_epoch * t.epochs))
-    start_epoch, history = 0, []
-    if resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ckpt["config_hash"] != config_hash:
-            raise ValueError(f"{ckpt_path} was saved with another config; remove it or train without --resume")
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        start_epoch, history = ckpt["epoch"] + 1, ckpt["history"]
-        echo(f"resuming from {ckpt_path} after epoch {start_epoch}")
-    elif resume:
-        echo(f"no checkpoint at {ckpt_path}: training from the start")
-
+    sched = warmup_cosine_scheduler(opt, steps_per_epoch * t.epochs)
     loss_fn = nn.BCEWithLogitsLoss()
-    bs = t.batch_size
-    for epoch in range(start_epoch, t.epochs):
-        t0 = time.perf_counter()
-        model.train()
-        rng = np.random.default_rng([t.seed, epoch])
-        torch.manual_seed(t.seed * 100_003 + epoch)
-        order = rng.permutation(len(train))
-        gains = rng.uniform(1 - t.amplitude_jitter, 1 + t.amplitude_jitter, len(train)).astype(np.float32)
-        bar = None
-        if progress:
-            from tqdm import tqdm
 
-            bar = tqdm(total=steps_per_epoch, desc=f"{arch} epoch {epoch + 1}/{t.epochs}", unit="batch",
-                       dynamic_ncols=True)
-        total = 0.0
-        for b in range(steps_per_epoch):
-            idx = np.sort(order[b * bs : (b + 1) * bs])
-            xb = torch.from_numpy(train.x[idx] * gains[idx, None, None]).to(device)
-            yb = torch.from_numpy(train.y[idx]).to(device)
-            loss = loss_fn(model(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 2.0)
-            opt.step()
-            sched.step()
-            total += loss.item()
-            if bar is not None:
-                bar.update(1)
-                if b % 20 == 0:
-                    bar.set_postfix(loss=f"{total / (b + 1):.4f}")
-        if bar is not None:
-            bar.close()
-        history.append({"epoch": epoch + 1, "train_loss": round(total / steps_per_epoch, 5),
-                        "seconds": round(time.perf_counter() - t0, 1)})
-        echo(f"{arch} epoch {epoch + 1}: loss {history[-1]['train_loss']}, {history[-1]['seconds']} s")
-        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(), "history": history, "config_hash": config_hash,
-                    "config": cfg.to_dict(), "architecture": arch}, tmp)
-        tmp.replace(ckpt_path)
-        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
-            return None
+    def step(batch: tuple[torch.Tensor, torch.Tensor], _ctx: EpochContext) -> StepOutput:
+        xb, yb = batch
+        loss = loss_fn(model(xb), yb)
+        return StepOutput(loss, {"loss": loss})
+
+    settings = LoopSettings(
+        epochs=t.epochs, seed=t.seed, clip_grad_norm=GRAD_CLIP, checkpoint_path=ckpt_path,
+        identity={"config_hash": config_hash}, extra={"config": cfg.to_dict(), "architecture": arch},
+        resume=resume, map_location=device, progress=progress, desc=f"{arch} epoch", stop_after_epoch=stop_after_epoch,
+    )
+    run = run_training(
+        model, opt, sched, _epoch_batches(train, cfg, steps_per_epoch, device), step, settings,
+        summarize=lambda m: {"train_loss": round(m["loss"], 5)},
+        describe=lambda e: f"{arch} epoch {e['epoch']}: loss {e['train_loss']}, {e['seconds']} s",
+        postfix=lambda m: {"loss": f"{m['loss']:.4f}"},
+        echo=echo,
+    )
+    if not run.completed:
+        return None
+    history = run.history
     t_train = sum(h["seconds"] for h in history)
     model = model.cpu().eval()
     return finish(model, arch, cfg, out, train, test12, test_edge, history=history, t_data=t_data,
@@ -229,7 +214,7 @@ def finish(model: nn.Module, arch: str, cfg: ClassifierConfig, out: Path, train:
         }
     int8_change = {name: round(held_out[name]["onnx_int8"]["macro_auroc"] - held_out[name]["onnx_fp32"]["macro_auroc"], 4)
                    for name in views}
-    result = {
+    result: dict[str, Any] = {
         "architecture": arch,
         "training_data": "SYNTHETIC windows from the ecgstream simulator (models.data.synthetic); "
                          f"{cfg.data.edge_fraction:.0%} seen through the VAE (II, V1, V5 -> 12 leads), "

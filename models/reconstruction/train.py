@@ -6,8 +6,9 @@ One call (``ecgstream models train reconstruction --config …``) does everythin
 * ``reconstruction_vae.onnx`` — the calibrated model (ONNX, FP32);
 * ``reconstruction_metrics.json`` — held-out synthetic metrics (baseline vs VAE), band coverage,
   training time, sizes, the config;
-* ``checkpoints/last.pt`` — saved after every epoch; ``resume=True`` continues from it and gives
-  the same weights as an uninterrupted run (per-epoch seeded shuffling, crops and latent noise).
+* ``checkpoints/last.pt`` — saved after every epoch by the shared loop (:mod:`models.training`);
+  ``resume=True`` continues from it and gives the same weights as an uninterrupted run (per-epoch
+  seeded shuffling, crops and latent noise).
 
 Training data is synthetic (``models.data.synthetic``); nothing here reads real records.
 """
@@ -35,13 +36,23 @@ from models.reconstruction.evaluate import evaluate_windows
 from models.reconstruction.export import FP32_TOLERANCE_MV, export_onnx, max_difference
 from models.reconstruction.linear import LinearBaseline
 from models.reconstruction.vae import ReconstructionVAE
+from models.training import (
+    EpochContext,
+    IndexedBatches,
+    LoopSettings,
+    StepOutput,
+    run_training,
+    warmup_cosine_scheduler,
+)
 from protocol.leads import STANDARD_LEADS
 
 ONNX_NAME = "reconstruction_vae.onnx"
 LINEAR_NAME = "reconstruction_linear.json"
 METRICS_NAME = "reconstruction_metrics.json"
 CHECKPOINT = Path("checkpoints") / "last.pt"
-WARMUP_STEPS = 100
+GRAD_CLIP = 5.0
+
+Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -63,13 +74,26 @@ def _split(signals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _lr_lambda(total_steps: int) -> Callable[[int], float]:
-    def f(step: int) -> float:
-        if step < WARMUP_STEPS:
-            return (step + 1) / WARMUP_STEPS
-        p = min(1.0, (step - WARMUP_STEPS) / max(1, total_steps - WARMUP_STEPS))
-        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p))
-    return f
+def _epoch_batches(x: np.ndarray, y: np.ndarray, cfg: ReconstructionConfig,
+                   steps: int) -> Callable[[int], IndexedBatches[Batch]]:
+    """Epoch ``e``'s batches: a permutation and random crops drawn from ``default_rng([seed, e])``."""
+    crop, bs = cfg.train.crop_samples, cfg.train.batch_size
+
+    def plan(epoch: int) -> IndexedBatches[Batch]:
+        rng = np.random.default_rng([cfg.train.seed, epoch])
+        order = rng.permutation(len(x))
+        starts = rng.integers(0, WINDOW_SAMPLES - crop + 1, len(x))
+
+        def batch(b: int) -> Batch:
+            idx = order[b * bs : (b + 1) * bs]
+            cols = starts[idx][:, None] + np.arange(crop)[None, :]
+            xb = torch.from_numpy(np.take_along_axis(x[idx], cols[:, None, :], axis=2))
+            yb = torch.from_numpy(np.take_along_axis(y[idx], cols[:, None, :], axis=2))
+            return xb, yb
+
+        return IndexedBatches(steps, batch)
+
+    return plan
 
 
 def torch_reconstructor(model: ReconstructionVAE) -> Callable[[np.ndarray], np.ndarray]:
@@ -121,70 +145,33 @@ def train_reconstruction(
     model.init_mix(baseline.weights, baseline.bias)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / cfg.train.batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(steps_per_epoch * cfg.train.epochs))
-    start_epoch, history = 0, []
-    if resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, weights_only=False)
-        if ckpt["config_hash"] != _config_hash(cfg):
-            raise ValueError(f"{ckpt_path} was saved with another config; remove it or train without --resume")
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        start_epoch, history = ckpt["epoch"] + 1, ckpt["history"]
-        echo(f"resuming from {ckpt_path} after epoch {start_epoch}")
-    elif resume:
-        echo(f"no checkpoint at {ckpt_path}: training from the start")
+    sched = warmup_cosine_scheduler(opt, steps_per_epoch * cfg.train.epochs)
 
-    crop, bs = cfg.train.crop_samples, cfg.train.batch_size
-    for epoch in range(start_epoch, cfg.train.epochs):
-        t0 = time.perf_counter()
-        model.train()
-        rng = np.random.default_rng([cfg.train.seed, epoch])
-        gen = torch.Generator().manual_seed(cfg.train.seed * 100_003 + epoch)
-        order = rng.permutation(len(x_train))
-        starts = rng.integers(0, WINDOW_SAMPLES - crop + 1, len(x_train))
-        bar = None
-        if progress:
-            from tqdm import tqdm
+    def step(batch: Batch, ctx: EpochContext) -> StepOutput:
+        xb, yb = batch
+        mean, logvar, kl = model.forward_train(xb, ctx.generator)
+        mse = (mean - yb).pow(2).mean()
+        nll = 0.5 * (logvar + (yb - mean.detach()).pow(2) * torch.exp(-logvar)).mean()
+        loss = mse + nll + cfg.train.kl_weight * kl
+        return StepOutput(loss, {"mse": mse, "nll": nll, "kl": kl})
 
-            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="batch",
-                       dynamic_ncols=True)
-        sums = np.zeros(3)
-        for b in range(steps_per_epoch):
-            idx = order[b * bs : (b + 1) * bs]
-            cols = starts[idx][:, None] + np.arange(crop)[None, :]
-            xb = torch.from_numpy(np.take_along_axis(x_train[idx], cols[:, None, :], axis=2))
-            yb = torch.from_numpy(np.take_along_axis(y_train[idx], cols[:, None, :], axis=2))
-            mean, logvar, kl = model.forward_train(xb, gen)
-            mse = (mean - yb).pow(2).mean()
-            nll = 0.5 * (logvar + (yb - mean.detach()).pow(2) * torch.exp(-logvar)).mean()
-            loss = mse + nll + cfg.train.kl_weight * kl
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            sched.step()
-            sums += [mse.item(), nll.item(), kl.item()]
-            if bar is not None:
-                bar.update(1)
-                if b % 20 == 0:
-                    bar.set_postfix(rmse_uv=f"{math.sqrt(sums[0] / (b + 1)) * 1000:.1f}", nll=f"{sums[1] / (b + 1):.2f}")
-        if bar is not None:
-            bar.close()
-        m = sums / steps_per_epoch
-        history.append({"epoch": epoch + 1, "train_rmse_uv": round(math.sqrt(m[0]) * 1000, 2),
-                        "train_nll": round(float(m[1]), 4), "kl": round(float(m[2]), 4),
-                        "seconds": round(time.perf_counter() - t0, 1)})
-        echo(f"epoch {epoch + 1}: train RMSE {history[-1]['train_rmse_uv']} µV, NLL {history[-1]['train_nll']}, "
-             f"{history[-1]['seconds']} s")
-        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(), "history": history, "config_hash": _config_hash(cfg),
-                    "config": cfg.to_dict()}, tmp)
-        tmp.replace(ckpt_path)
-        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
-            return None
+    settings = LoopSettings(
+        epochs=cfg.train.epochs, seed=cfg.train.seed, clip_grad_norm=GRAD_CLIP, checkpoint_path=ckpt_path,
+        identity={"config_hash": _config_hash(cfg)}, extra={"config": cfg.to_dict()}, resume=resume,
+        progress=progress, desc="epoch", stop_after_epoch=stop_after_epoch,
+    )
+    run = run_training(
+        model, opt, sched, _epoch_batches(x_train, y_train, cfg, steps_per_epoch), step, settings,
+        summarize=lambda m: {"train_rmse_uv": round(math.sqrt(m["mse"]) * 1000, 2),
+                             "train_nll": round(float(m["nll"]), 4), "kl": round(float(m["kl"]), 4)},
+        describe=lambda e: (f"epoch {e['epoch']}: train RMSE {e['train_rmse_uv']} µV, NLL {e['train_nll']}, "
+                            f"{e['seconds']} s"),
+        postfix=lambda m: {"rmse_uv": f"{math.sqrt(m['mse']) * 1000:.1f}", "nll": f"{m['nll']:.2f}"},
+        echo=echo,
+    )
+    if not run.completed:
+        return None
+    history = run.history
     t_train = sum(h["seconds"] for h in history)
 
     model.eval()
