@@ -2,8 +2,9 @@
 
 Commands live in :mod:`ecgstream.commands`, one module per tier; they parse
 arguments and call the packages, nothing more. Every error a user can cause
-(bad file, bad option value, unreachable broker) ends as one line on stderr
-and exit status 2; ``-v`` shows the traceback as well.
+(bad file, bad option value, unreachable broker, an account that already
+exists) ends as one line on stderr, ``ecgstream: error: …``, and exit status 2;
+``-v`` shows the traceback as well.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ecgstream.commands.demo import demo
 from ecgstream.commands.edge import edge
 from ecgstream.commands.eval import eval_group
 from ecgstream.commands.models import models
+from ecgstream.commands.plot import plot
 from ecgstream.commands.sim import sim
 
 _traceback = False
@@ -45,6 +47,7 @@ cli.add_command(models)
 cli.add_command(eval_group)
 cli.add_command(edge)
 cli.add_command(cloud)
+cli.add_command(plot)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,9 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("ecgstream: aborted", err=True)
         return 130
+    except click.UsageError as exc:
+        where = f"ecgstream {' '.join(exc.ctx.command_path.split()[1:])}".strip() if exc.ctx else "ecgstream"
+        click.echo(f"ecgstream: error: {_one_line(exc.format_message())} (see '{where} --help')", err=True)
+        return 2
     except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        click.echo(f"ecgstream: error: {_one_line(exc.format_message())}", err=True)
+        return 2
     except KeyboardInterrupt:
         click.echo("ecgstream: interrupted", err=True)
         return 130
@@ -68,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException | str) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 

@@ -1,18 +1,28 @@
 """Replay a recorded ECG as a :class:`~firmware_sim.source.SignalSource`.
 
-The recording is prepared once, up front: leads picked, gaps filled by linear
-interpolation (counted in :attr:`ReplaySource.filled_samples`), resampled to the
-device rate. Blocks are then handed out in order, once or looping. Pace is the
-device's business: the source hands out samples whenever it is read.
+The recording is prepared once, up front: leads picked (or mapped from the
+record's channels, see ``channels``), gaps filled by linear interpolation (counted
+in :attr:`ReplaySource.filled_samples`), resampled to the device rate. Blocks are
+then handed out in order, once or looping. Pace is the device's business: the
+source hands out samples whenever it is read.
+
+A 1- or 2-lead record (MIT-BIH, SVDB, CPSC 2021) replays on a 3-lead wearable
+through a channel map, e.g. ``{"II": "MLII", "V5": "V5"}``: the leads the map
+leaves out are streamed as zeros and listed in :attr:`ReplaySource.absent_leads`,
+and :func:`absent_lead_electrodes` names the electrodes a device should flag as
+detached for them (so the gateway sees lead-off, not a flat ECG).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from firmware_sim.faults import LEAD_ELECTRODES, LeadOff
 from firmware_sim.records import (
     Recording,
     ReplayError,
@@ -21,6 +31,7 @@ from firmware_sim.records import (
     resample,
     select_leads,
 )
+from firmware_sim.records.recording import channel_name
 from firmware_sim.source import ArraySource
 from protocol.leads import WEARABLE_LEADS
 
@@ -37,9 +48,13 @@ class ReplaySource:
             :meth:`read` returns fewer rows, then none, once the recording ends.
         derive: compute missing limb leads from two present ones (see
             :func:`~firmware_sim.records.select_leads`).
+        channels: map of lead (one of ``leads``) -> the record's channel to stream
+            as it (``{"II": "MLII", "V5": "V5"}``); leads it leaves out are streamed
+            as zeros (:attr:`absent_leads`). ``None``: every lead from the channel of
+            the same name.
 
     Raises:
-        MissingLeadError: the record lacks one of ``leads``.
+        MissingLeadError: the record lacks one of ``leads`` (or a channel of ``channels``).
         ReplayError: a selected channel is not in mV, or the recording is empty.
         RecordError: the record cannot be read, filled or resampled.
     """
@@ -52,10 +67,15 @@ class ReplaySource:
         fs: float | None = None,
         loop: bool = False,
         derive: bool = False,
+        channels: Mapping[str, str] | None = None,
     ) -> None:
         if not isinstance(recording, Recording):
             recording = read_record(recording)
-        selected = select_leads(recording, leads, derive=derive)
+        self._absent: tuple[str, ...] = ()
+        if channels is None:
+            selected = select_leads(recording, leads, derive=derive)
+        else:
+            selected, self._absent = _map_channels(recording, leads, channels, derive=derive)
         not_mv = [
             f"{lead} ({unit})"
             for lead, unit in zip(selected.lead_names, selected.units, strict=True)
@@ -71,6 +91,11 @@ class ReplaySource:
             self._recording.signals, self._recording.fs, self._recording.lead_names, loop=loop
         )
         self._loop = loop
+
+    @property
+    def absent_leads(self) -> tuple[str, ...]:
+        """Leads the channel map left out: streamed as zeros (flag them as lead-off)."""
+        return self._absent
 
     @property
     def fs(self) -> float:
@@ -140,3 +165,48 @@ def open_replay(
 ) -> ReplaySource:
     """Read the record at ``path`` and replay ``leads`` at ``fs`` Hz (see :class:`ReplaySource`)."""
     return ReplaySource(read_record(path), leads=leads, fs=fs, loop=loop)
+
+
+def _map_channels(
+    recording: Recording, leads: Sequence[str], channels: Mapping[str, str], *, derive: bool
+) -> tuple[Recording, tuple[str, ...]]:
+    """``recording`` as ``leads``, each from its mapped channel or zeros; and the leads left as zeros."""
+    wanted = tuple(channel_name(lead) for lead in leads)
+    mapping = {channel_name(lead): channel for lead, channel in channels.items()}
+    stray = [lead for lead in mapping if lead not in wanted]
+    if stray:
+        raise ReplayError(
+            f"cannot map channels to {', '.join(stray)}: the device streams {', '.join(wanted)}"
+        )
+    if not mapping:
+        raise ReplayError("the channel map names no lead")
+    mapped = [lead for lead in wanted if lead in mapping]
+    picked = select_leads(recording, [mapping[lead] for lead in mapped], derive=derive)
+    n = recording.n_samples
+    columns = [
+        picked.signals[:, mapped.index(lead)] if lead in mapping else np.zeros(n) for lead in wanted
+    ]
+    units = tuple(picked.units[mapped.index(lead)] if lead in mapping else "mV" for lead in wanted)
+    absent = tuple(lead for lead in wanted if lead not in mapping)
+    selected = dataclasses.replace(
+        recording, signals=np.column_stack(columns), lead_names=wanted, units=units
+    )
+    return selected, absent
+
+
+def absent_lead_electrodes(absent: Iterable[str], present: Iterable[str]) -> tuple[str, ...]:
+    """Electrodes to flag as detached so the ``absent`` leads read as lead-off and the ``present`` ones do not.
+
+    A lead whose electrodes are all shared with present leads (II when V1 is present: both
+    use RA and LL) cannot be flagged alone and contributes none.
+    """
+    keep = set().union(*(LEAD_ELECTRODES[lead] for lead in present)) if present else set()
+    off = set().union(*(LEAD_ELECTRODES[lead] - keep for lead in absent))
+    return tuple(sorted(off))
+
+
+def absent_lead_off(source: ReplaySource) -> LeadOff | None:
+    """A lead-off interval covering the whole replay for ``source``'s absent leads (None when none apply)."""
+    present = [lead for lead in source.lead_names if lead not in source.absent_leads]
+    electrodes = absent_lead_electrodes(source.absent_leads, present)
+    return LeadOff(0.0, math.inf, electrodes) if electrodes else None

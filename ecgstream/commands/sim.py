@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import math
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ecgstream.commands.options import broker_address, broker_options, pace_option, transport_options
 from protocol.leads import STANDARD_LEADS
+
+if TYPE_CHECKING:
+    from ecgstream.streaming import Medium
+    from firmware_sim.faults import FaultConfig
+    from firmware_sim.fleet import FleetStats
+    from firmware_sim.replay import ReplaySource
 
 
 @click.group()
@@ -39,8 +52,14 @@ def rhythms() -> None:
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Record path without extension.")
 def synth(rhythm: str, seconds: float, fs: float, seed: int, heart_rate: float | None,
           noise_kinds: tuple[str, ...], snr_db: float, out: Path) -> None:
-    """Write a synthetic 12-lead WFDB record (I … V6, mV) and its ground truth (OUT.json)."""
+    """Write a synthetic 12-lead WFDB record (I … V6, mV), its ground truth (OUT.json) and annotations (OUT.atr).
+
+    OUT.atr has a beat annotation per synthesised beat (N, V, A … as the simulator made it) and a
+    rhythm change ('+' with "(N", "(AFIB", "(VT" …) at each rhythm episode start, so any WFDB tool
+    shows the labels.
+    """
     from firmware_sim.export import write_wfdb_with_truth
+    from firmware_sim.records import rhythm_aux, write_annotations
     from firmware_sim.synthesis import NoiseSpec, synthesize
 
     levels = {f"{k}_mv": getattr(NoiseSpec.from_snr(k, snr_db), f"{k}_mv") for k in noise_kinds}
@@ -51,7 +70,11 @@ def synth(rhythm: str, seconds: float, fs: float, seed: int, heart_rate: float |
         out, result.signals, fs, STANDARD_LEADS, truth,
         comments=[f"ecgstream synthetic: rhythm={rhythm} seed={seed}", "Not a real patient."],
     )
-    click.echo(f"wrote {header} ({seconds:g} s, {len(STANDARD_LEADS)} leads, {fs:g} Hz) and {truth_path}")
+    changes = [(round(e.onset_s * fs), rhythm_aux(e.label)) for e in result.events if e.kind == "rhythm"]
+    beats = list(zip((int(b) for b in result.beats), result.beat_labels, strict=True))
+    annotations = write_annotations(header.with_suffix(""), fs, beats, changes)
+    click.echo(f"wrote {header} ({seconds:g} s, {len(STANDARD_LEADS)} leads, {fs:g} Hz), {truth_path} "
+               f"and {annotations}")
 
 
 @sim.command()
@@ -91,6 +114,37 @@ def run(scenario: Path | None, transport: str, hci: str, broker: str, username: 
     run_scenario(loaded, medium, pace=pace, seconds=seconds, truth=truth, live=live)
 
 
+def parse_lead_map(value: str | None) -> dict[str, str] | None:
+    """``II=MLII,V5=V5`` (lead=channel, or a bare name for the same on both sides) to a dict."""
+    if value is None:
+        return None
+    mapping: dict[str, str] = {}
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        lead, _, channel = item.partition("=")
+        if not lead.strip() or (_ and not channel.strip()):
+            raise click.BadParameter(f"{item!r} is not LEAD=CHANNEL", param_hint="--leads")
+        mapping[lead.strip()] = channel.strip() or lead.strip()
+    if not mapping:
+        raise click.BadParameter("names no lead", param_hint="--leads")
+    return mapping
+
+
+def leads_option(func: Callable[..., object]) -> Callable[..., object]:
+    """--leads LEAD=CHANNEL,…"""
+    return click.option(
+        "--leads", "lead_map", metavar="LEAD=CHANNEL,…",
+        help="Stream the record's CHANNEL as the device's LEAD (II=MLII,V5=V5); the device's other leads "
+             "are sent as lead-off.")(func)
+
+
+def fs_option(func: Callable[..., object]) -> Callable[..., object]:
+    """--fs for CSV records that state no rate."""
+    return click.option("--fs", "record_fs", type=click.FloatRange(min=0, min_open=True), metavar="HZ",
+                        help="Sampling rate of a CSV record that states none (WFDB and EDF: checked).")(func)
+
+
 @sim.command()
 @click.argument("record", type=click.Path(path_type=Path))
 @transport_options
@@ -98,24 +152,120 @@ def run(scenario: Path | None, transport: str, hci: str, broker: str, username: 
 @click.option("--profile", default="ecgstream-250", show_default=True,
               help="Device profile: ecgstream-250, ecgstream-500 or polar-h10.")
 @click.option("--device-id", default="replay-01", show_default=True)
+@leads_option
+@fs_option
 @pace_option
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), help="Stop after this much signal.")
 @click.option("--loop/--no-loop", default=False, help="Start again at the end of the record.")
 @click.option("--live/--no-live", default=None, help="Live table (default: when stdout is a terminal).")
 def replay(record: Path, transport: str, hci: str, broker: str, username: str | None, password: str | None,
-           tls: bool, cafile: str | None, profile: str, device_id: str, pace: float, seconds: float | None,
-           loop: bool, live: bool | None) -> None:
+           tls: bool, cafile: str | None, profile: str, device_id: str, lead_map: str | None,
+           record_fs: float | None, pace: float, seconds: float | None, loop: bool, live: bool | None) -> None:
     """Stream a recorded ECG (WFDB, EDF or CSV) as one virtual wearable.
 
     The record is resampled to the profile's rate and must have its leads
-    (II, V1, V5 for the ecgstream wearable; I for the Polar H10).
+    (II, V1, V5 for the ecgstream wearable; I for the Polar H10), or name with
+    --leads which of its channels stream as which lead (1- and 2-lead records
+    such as MIT-BIH: --leads II=MLII,V5=V5). Progress goes to stderr.
     """
     from ecgstream.streaming import Medium
-    from ecgstream.ward_runner import replay_record
+    from firmware_sim.faults import FaultConfig
+    from firmware_sim.profiles import get_profile
+    from firmware_sim.records import MissingLeadError, ReplayError, read_record
+    from firmware_sim.replay import ReplaySource, absent_lead_off
 
     if seconds is None and loop:
         raise click.BadParameter("--loop needs --seconds (or it never ends)", param_hint="--loop")
+    channels = parse_lead_map(lead_map)
     medium = Medium(transport, broker_address(broker, username, password, tls, cafile), hci)
-    replay_record(record, medium, profile=profile, device_id=device_id, pace=pace, seconds=seconds,
-                  loop=loop, live=live)
+    device_profile = get_profile(profile)
+    recording = read_record(record, fs=record_fs)
+    try:
+        source = ReplaySource(recording, leads=device_profile.leads, fs=device_profile.fs_hz, loop=loop,
+                              channels=channels)
+    except MissingLeadError as exc:
+        if channels is not None:
+            raise
+        has = ",".join(f"{c}={c}" for c in exc.available if c in device_profile.leads) or f"LEAD={exc.available[0]}"
+        raise ReplayError(f"{exc}: map its channels ({', '.join(exc.available)}) to the {device_profile.name} "
+                          f"leads with --leads, e.g. --leads {has}") from None
+    if source.filled_samples:
+        click.echo(f"{source.filled_samples} invalid (NaN) sample values were filled by interpolation", err=True)
+    faults = None
+    if source.absent_leads:
+        lead_off = absent_lead_off(source)
+        flagged = f"flagged lead-off (electrodes {', '.join(lead_off.electrodes)})" if lead_off else "not flagged"
+        click.echo(f"record {recording.name!r} has no channel for {', '.join(source.absent_leads)}: sent as flat, "
+                   f"{flagged}", err=True)
+        faults = FaultConfig(lead_off=(lead_off,)) if lead_off else None
+    _replay(source, medium, profile=profile, device_id=device_id, pace=pace, seconds=seconds, live=live,
+            faults=faults)
 
+
+def _replay(source: ReplaySource, medium: Medium, *, profile: str, device_id: str, pace: float,
+            seconds: float | None, live: bool | None, faults: FaultConfig | None) -> None:
+    """Stream ``source`` as one wearable over ``medium`` with progress on stderr, then report."""
+    from ecgstream.streaming import TransportFactory, stream
+    from ecgstream.ward_runner import _report
+    from ecgstream.ward_view import WardView
+    from firmware_sim.device import VirtualDevice
+    from firmware_sim.profiles import get_profile
+
+    device_profile = get_profile(profile)
+    view = WardView({device_id: f"replay of {source.recording.name}"})
+
+    def build(transport: TransportFactory) -> list[VirtualDevice]:
+        return [VirtualDevice(device_id, device_profile, source, transport(device_id, device_profile),
+                              faults=faults)]
+
+    total = seconds if seconds is not None else (math.inf if source.loop else source.duration_s)
+    show_table = sys.stdout.isatty() if live is None else live
+
+    async def run() -> FleetStats:
+        async with replay_progress(lambda: source.position_s, total, f"replay of {source.recording.name}",
+                                   bar=sys.stderr.isatty() and not show_table):
+            return await stream(build, medium, pace=pace, duration_s=seconds, view=view, live=live,
+                                title=f"replay over {medium.transport}")
+
+    stats = asyncio.run(run())
+    _report(stats, view)
+
+
+@contextlib.asynccontextmanager
+async def replay_progress(position_s: Callable[[], float], total_s: float, label: str, *, bar: bool,
+                          every_s: float = 5.0) -> AsyncIterator[None]:
+    """Stream time sent and wall time elapsed on stderr: a rich bar (``bar``), else a line every ``every_s``."""
+    started = time.monotonic()
+
+    def line() -> str:
+        done, elapsed = position_s(), time.monotonic() - started
+        of = f" of {total_s:.1f} s ({100 * min(done / total_s, 1):.0f} %)" if math.isfinite(total_s) else " (looping)"
+        return f"{label}: {done:.1f} s{of} of stream time sent, {elapsed:.1f} s elapsed"
+
+    async def tick(update: Callable[[], None], period_s: float) -> None:
+        while True:
+            await asyncio.sleep(period_s)
+            update()
+
+    if bar:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                            TextColumn("{task.completed:.1f}/{task.total:.1f} s of stream"), TimeElapsedColumn(),
+                            console=Console(stderr=True), transient=False)
+        task_id = progress.add_task(label, total=total_s if math.isfinite(total_s) else None)
+        with progress:
+            task = asyncio.create_task(tick(lambda: progress.update(task_id, completed=position_s()), 0.25))
+            try:
+                yield
+            finally:
+                task.cancel()
+                progress.update(task_id, completed=position_s())
+    else:
+        task = asyncio.create_task(tick(lambda: click.echo(line(), err=True), every_s))
+        try:
+            yield
+        finally:
+            task.cancel()
+            click.echo(line(), err=True)

@@ -1,5 +1,6 @@
 """Recorded ECG in, one :class:`Recording` out: read WFDB, EDF and CSV files, pick leads,
-fill gaps and resample, as plain functions over one immutable record class.
+fill gaps and resample, as plain functions over one immutable record class; read and
+write WFDB beat and rhythm annotations.
 
 >>> rec = read_record("mitdb/100")                  # doctest: +SKIP
 >>> rec = select_leads(rec, ("II", "V5"))           # doctest: +SKIP
@@ -7,6 +8,12 @@ fill gaps and resample, as plain functions over one immutable record class.
 >>> rec = resample(rec, 250.0)                      # doctest: +SKIP
 """
 
+from firmware_sim.records.annotations import (
+    Annotations,
+    read_annotations,
+    rhythm_aux,
+    write_annotations,
+)
 from firmware_sim.records.errors import MissingLeadError, RecordError, ReplayError
 from firmware_sim.records.gaps import fill_gaps
 from firmware_sim.records.reader import iter_records, read_record
@@ -15,6 +22,7 @@ from firmware_sim.records.resampling import rational_ratio, resample
 from firmware_sim.records.selection import select_leads
 
 __all__ = [
+    "Annotations",
     "MissingLeadError",
     "RecordError",
     "Recording",
@@ -23,7 +31,10 @@ __all__ = [
     "fill_gaps",
     "iter_records",
     "rational_ratio",
+    "read_annotations",
     "read_record",
     "resample",
+    "rhythm_aux",
     "select_leads",
+    "write_annotations",
 ]

@@ -56,7 +56,8 @@ def _settled_rate(path: Path, stated: str | None, given: float | None, time: np.
             raise RecordError(f"CSV file {path}: the time column is not evenly spaced and increasing")
         rates["the time column"] = 1.0 / float(np.mean(steps))
     if not rates:
-        raise RecordError(f"CSV file {path} states no sampling rate: add a '# fs=<Hz>' line or pass fs=")
+        raise RecordError(f"CSV file {path} states no sampling rate: add a '# fs=<Hz>' line or "
+                          "pass --fs <Hz> (fs= in Python)")
     first = next(iter(rates.values()))
     if not all(np.isclose(rate, first, rtol=1e-3) for rate in rates.values()):
         listed = ", ".join(f"{rate:g} Hz from {source}" for source, rate in rates.items())

@@ -337,7 +337,7 @@ def test_csv_rate_from_time_column_and_empty_cells_as_nan(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("text", "kwargs", "message"),
     [
-        ("II,V1\n0,1\n", {}, "states no sampling rate: add a '# fs=<Hz>' line or pass fs="),
+        ("II,V1\n0,1\n", {}, "states no sampling rate: add a '# fs=<Hz>' line or pass --fs <Hz>"),
         (
             "# fs=250\nII,V1\n0,1\n",
             {"fs": 500},
