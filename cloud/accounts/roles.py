@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
+from cloud.errors import CloudError
+
 
 class Role(StrEnum):
     """``clinician``: reads everything, acknowledges, assigns patients. ``admin``: also manages users,
@@ -23,7 +25,7 @@ MAX_PASSWORD = 1024
 _USERNAME = re.compile(USERNAME_PATTERN)
 
 
-class AccountError(ValueError):
+class AccountError(CloudError, ValueError):
     """A user name, password or role that the rules refuse (the message says which rule)."""
 
 

@@ -17,16 +17,17 @@ from cloud.accounts.roles import (
     validate_username,
 )
 from cloud.accounts.tokens import hash_token, new_token
+from cloud.errors import CloudError
 from cloud.store import UserRecord
 
 log = logging.getLogger(__name__)
 
 
-class BadCredentials(Exception):
+class BadCredentials(CloudError):
     """Unknown user, inactive user or wrong password (deliberately indistinguishable)."""
 
 
-class RateLimited(Exception):
+class RateLimited(CloudError):
     """Too many failed sign-ins; try again after :attr:`retry_after_s`."""
 
     def __init__(self, retry_after_s: float) -> None:
@@ -34,7 +35,7 @@ class RateLimited(Exception):
         self.retry_after_s = retry_after_s
 
 
-class UserExists(Exception):
+class UserExists(CloudError):
     """A user with that name already exists."""
 
 

@@ -22,6 +22,11 @@ One commit per batch rather than per message is what lets a worker keep up under
 load a batch is one message and nothing waits. If the store refuses a batch as a whole (one item
 fails the store's own checks, or the database errors), its messages go one by one as before.
 
+**Decoded once.** :func:`cloud.ingest.validation.check_payload` decodes and validates each window
+payload; the worker hands the store that :class:`~protocol.window_payload.EcgWindow` together with the
+bytes as received (:class:`cloud.store.ReceivedWindow`), so the store indexes the decoded window and
+keeps the bytes verbatim without decoding them a second time.
+
 **Storage errors.** A store exception other than the protocol's (database down, lock timeout) is
 counted in ``store_errors`` and logged, retried ``store_retries`` times with backoff, and if it still
 fails the message is *not* acknowledged: the worker drops the connection and reconnects with the
@@ -47,7 +52,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from cloud.errors import CloudError
 from cloud.ingest.validation import Accepted, Kind, Reason, Rejected, check_payload, check_registry
+from cloud.store.records import ReceivedWindow
 from protocol.envelope import MAX_PAYLOAD_BYTES
 from protocol.errors import ProtocolError
 from protocol.messages import Alert, DeviceStatus, GatewayStatus
@@ -112,9 +119,14 @@ def _payload(message: aiomqtt.Message) -> bytes:
     return bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""
 
 
-def _bulk_item(accepted: Accepted) -> Alert | bytes:
-    """What :meth:`cloud.store.Store.store_batch` takes: the alert, or the window payload as received."""
-    return accepted.message if isinstance(accepted.message, Alert) else accepted.payload
+def _store_item(accepted: Accepted) -> Alert | ReceivedWindow:
+    """What :meth:`cloud.store.Store.store_batch` takes: the alert, or the window already decoded and
+    validated here with its payload as received (the store keeps the bytes and does not decode them again)."""
+    message = accepted.message
+    if isinstance(message, Alert):
+        return message
+    assert isinstance(message, EcgWindow)
+    return ReceivedWindow(message, accepted.payload)
 
 
 class _BatchRegistry:
@@ -130,7 +142,7 @@ class _BatchRegistry:
         return self._seen[device_id]
 
 
-class StoreFailure(Exception):
+class StoreFailure(CloudError):
     """Storing a valid message failed after the retries; it was not acknowledged."""
 
 
@@ -225,7 +237,7 @@ class IngestWorker:
         outcomes: list[str | None] = [None] * len(messages)
         bulk = [i for i, r in enumerate(checked) if isinstance(r, Accepted) and r.kind in (Kind.ALERT, Kind.WINDOW)]
         if len(bulk) > 1:
-            items = [_bulk_item(checked[i]) for i in bulk]  # type: ignore[arg-type]
+            items = [_store_item(checked[i]) for i in bulk]  # type: ignore[arg-type]
             try:
                 fresh = await self.store.store_batch(items)
             except asyncio.CancelledError:
@@ -248,7 +260,7 @@ class IngestWorker:
         if isinstance(message, Alert):
             return await self.store.store_alert(message)
         if isinstance(message, EcgWindow):
-            return await self.store.store_window(accepted.payload)  # stored verbatim as received
+            return await self.store.store_window(_store_item(accepted))  # decoded once, stored verbatim
         if isinstance(message, DeviceStatus):
             return await self.store.upsert_device_status(message)
         assert isinstance(message, GatewayStatus)

@@ -35,16 +35,17 @@ from typing import Any
 import numpy as np
 from scipy.signal import resample_poly
 
+from cloud.errors import CloudError
 from protocol.window_payload import EcgWindow
 
 KINDS = ("multilabel", "scores")
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(CloudError, ValueError):
     """A model's configuration or file cannot be used (the message says which model and why)."""
 
 
-class WindowMismatch(ValueError):
+class WindowMismatch(CloudError, ValueError):
     """A window lacks what a model needs (a lead, or enough samples)."""
 
 
@@ -131,7 +132,7 @@ class HostedModel:
         fs = spec.fs_hz or info.get("fs_hz")
         samples = spec.samples or info.get("samples")
         missing = [k for k, v in (("leads", leads), ("fs_hz", fs), ("samples", samples)) if not v]
-        if missing:
+        if missing or fs is None or samples is None:
             raise ModelConfigError(f"model {spec.name!r}: {', '.join(missing)} neither configured nor in the file's "
                                    "ecgstream metadata")
         outputs = [o.name for o in session.get_outputs()]
@@ -159,6 +160,7 @@ class HostedModel:
         n = x.shape[0]
         out = dict(zip(self.output_names, self.session.run(None, {self.input_name: x}), strict=True))
         if self.spec.kind == "multilabel":
+            assert self.output is not None  # load() sets it for every multilabel model
             return [self._multilabel(row) for row in np.asarray(out[self.output], dtype=np.float64)]
         results = []
         for i in range(n):
