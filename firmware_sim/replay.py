@@ -16,7 +16,6 @@ detached for them (so the gateway sees lead-off, not a flat ECG).
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -34,6 +33,9 @@ from firmware_sim.records import (
 from firmware_sim.records.recording import channel_name
 from firmware_sim.source import ArraySource
 from protocol.leads import WEARABLE_LEADS
+
+_FOREVER_S = 1e9
+"""End of a lead-off interval that lasts the whole replay, however long it loops (~32 years)."""
 
 
 class ReplaySource:
@@ -209,4 +211,4 @@ def absent_lead_off(source: ReplaySource) -> LeadOff | None:
     """A lead-off interval covering the whole replay for ``source``'s absent leads (None when none apply)."""
     present = [lead for lead in source.lead_names if lead not in source.absent_leads]
     electrodes = absent_lead_electrodes(source.absent_leads, present)
-    return LeadOff(0.0, math.inf, electrodes) if electrodes else None
+    return LeadOff(0.0, _FOREVER_S, electrodes) if electrodes else None

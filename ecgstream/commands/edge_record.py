@@ -1,0 +1,63 @@
+"""``ecgstream edge record``: write what a live device sends to a WFDB record, gaps as NaN.
+
+Defines the click command :func:`record`; it is registered under the ``edge`` group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from ecgstream.commands.options import parse_broker
+
+
+@click.command("record")
+@click.option("--device", "device_id", required=True, metavar="ID", help="The device whose samples to record.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the record (DEVICE-YYYYmmddTHHMMSSZ.hea/.dat).")
+@click.option("--broker", metavar="HOST[:PORT]", default="127.0.0.1:1883", show_default=True,
+              help="The MQTT broker the device publishes to.")
+@click.option("--username", envvar="ECGSTREAM_MQTT_USERNAME", help="Broker user (env ECGSTREAM_MQTT_USERNAME).")
+@click.option("--password", envvar="ECGSTREAM_MQTT_PASSWORD", help="Broker password (env ECGSTREAM_MQTT_PASSWORD).")
+@click.option("--tls/--no-tls", default=False, help="TLS to the broker (port 8883 by default).")
+@click.option("--cafile", type=click.Path(exists=True, dir_okay=False), help="CA bundle for --tls.")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True),
+              help="Stop after this much stream time (default: until Ctrl-C).")
+@click.option("--idle-timeout", "idle_s", type=click.FloatRange(min=0, min_open=True),
+              help="Stop when the device has sent nothing for this many seconds.")
+@click.option("--name", help="Record name (default: DEVICE-<UTC start time>).")
+def record(device_id: str, out_dir: Path, broker: str, username: str | None, password: str | None, tls: bool,
+           cafile: str | None, seconds: float | None, idle_s: float | None, name: str | None) -> None:
+    """Record a live device's stream from the broker as WFDB, lost frames as NaN (noted in the header).
+
+    Replay it with `ecgstream sim replay OUT/NAME`: the same stream, as often as needed.
+    """
+    from edge.recording import StreamRecorder, record_from_broker
+    from protocol.topics import validate_id
+
+    validate_id(device_id, "device id")
+    host, port = parse_broker(broker)
+    if host is None:
+        raise click.UsageError("edge record listens on a running broker: pass --broker HOST[:PORT]")
+    tls_context = ssl.create_default_context(cafile=cafile) if tls else None
+    started = datetime.now(UTC)
+    recorder = StreamRecorder(device_id)
+    target = out_dir / (name or f"{device_id}-{started:%Y%m%dT%H%M%SZ}")
+    click.echo(f"recording {device_id} from {host}:{port or (8883 if tls else 1883)}"
+               + (f" for {seconds:g} s" if seconds else " until Ctrl-C"), err=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(record_from_broker(recorder, hostname=host, port=port or (8883 if tls else 1883),
+                                       username=username, password=password, tls_context=tls_context,
+                                       seconds=seconds, idle_timeout_s=idle_s))
+    header = recorder.write(target, comments=[f"recorded from {host} starting {started:%Y-%m-%d %H:%M:%S} UTC"])
+    lost = recorder.lost_samples
+    click.echo(f"wrote {header} ({recorder.duration_s:.1f} s, {', '.join(recorder.lead_names)}, "
+               f"{recorder.fs:g} Hz; {lost} samples per lead lost, written as NaN)")
+    if lost:
+        print(f"note: {len(recorder.counters.gaps)} gaps in the stream are NaN in the record", file=sys.stderr)
