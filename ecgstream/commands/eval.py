@@ -1,4 +1,7 @@
-"""``ecgstream eval …``: score the edge's signal processing on annotated real records."""
+"""``ecgstream eval …``: score the edge's signal processing on annotated real records.
+
+The work is :mod:`evaluation`; progress (records done / total, elapsed, stream time) goes to stderr.
+"""
 
 from __future__ import annotations
 
@@ -25,9 +28,10 @@ def eval_group() -> None:
               help="Leave the first seconds of each record out of the score (EC57 allows 300).")
 def qrs(data: Path, json_out: Path, packet: int, skip_s: float) -> None:
     """Score the streaming QRS detector beat by beat (EC57 matching, 150 ms window)."""
-    from edge.evaluation.qrs import evaluate
+    from evaluation.progress import progress_for
+    from evaluation.qrs import evaluate
 
-    report = evaluate(data, packet=packet, skip_s=skip_s)
+    report = evaluate(data, packet=packet, skip_s=skip_s, progress=progress_for("eval qrs"))
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(report, indent=2) + "\n")
     click.echo(f"{'record':<28} {'Se %':>7} {'+P %':>7} {'TP':>6} {'FP':>5} {'FN':>5}")
@@ -55,7 +59,9 @@ def qrs(data: Path, json_out: Path, packet: int, skip_s: float) -> None:
 def alarms(data: Path, json_out: Path, config_path: Path | None, fs_hz: str, tolerance_s: float) -> None:
     """Replay records through the whole edge path and score its alarms against the references."""
     from edge.agent import AgentConfig
-    from edge.evaluation.alarms import ReplayConfig, evaluate, format_table
+    from evaluation.alarms import evaluate, format_table
+    from evaluation.progress import progress_for
+    from evaluation.replay import ReplayConfig
 
     if fs_hz.strip().lower() == "native":
         fs: int | None = None
@@ -77,7 +83,8 @@ def alarms(data: Path, json_out: Path, config_path: Path | None, fs_hz: str, tol
     if agent_log.getEffectiveLevel() >= logging.WARNING:
         agent_log.setLevel(logging.ERROR)
     try:
-        report = evaluate(data, ReplayConfig(fs_hz=fs, tolerance_s=tolerance_s), agent_config)
+        report = evaluate(data, ReplayConfig(fs_hz=fs, tolerance_s=tolerance_s), agent_config,
+                          progress=progress_for("eval alarms"))
     finally:
         agent_log.setLevel(level)
     json_out.parent.mkdir(parents=True, exist_ok=True)

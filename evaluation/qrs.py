@@ -5,9 +5,10 @@ Every annotated record under a folder is streamed through the edge's filter chai
 its beats are matched to the reference beats EC57-style: one-to-one, within 150 ms
 (:func:`wfdb.processing.compare_annotations`). Two layouts are read:
 
-* WFDB records with an ``.atr`` file (MIT-BIH, SVDB, …): the first signal (MLII in MIT-BIH), and
-  only beat annotations as references (:data:`BEAT_SYMBOLS`; rhythm, noise and comment marks
-  are not beats);
+* WFDB records with an ``.atr`` file (MIT-BIH, SVDB, …), read by :func:`firmware_sim.records.read_record`
+  (mV, invalid samples filled by :func:`firmware_sim.records.fill_gaps`): the first signal (MLII in
+  MIT-BIH), and only beat annotations as references (:func:`models.data.records.read_annotations`:
+  :data:`BEAT_SYMBOLS`; rhythm, noise and comment marks are not beats);
 * CPSC 2019 pairs ``data/data_XXXXX.mat`` (key ``ecg``, 500 Hz, mV) and ``ref/R_XXXXX.mat`` (key
   ``R_peak``).
 
@@ -19,20 +20,23 @@ skipping the first 5 minutes; ``skip_s`` does that, default 0). Figures are gros
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import wfdb
 from scipy.io import loadmat
 from wfdb.processing import compare_annotations
 
 from edge.signal.filters import EcgFilter, FilterSpec
 from edge.signal.qrs import QrsConfig, QrsDetector
+from evaluation.progress import NoProgress, Progress
+from firmware_sim.records import RecordError, fill_gaps, read_record, select_leads
+from models.data.records import BEAT_SYMBOLS, read_annotations
 
-BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
-"""MIT-BIH annotation symbols that mark a beat (the EC57 reference beats)."""
+__all__ = ["BEAT_SYMBOLS", "MATCH_WINDOW_S", "Record", "RecordScore", "detect", "evaluate", "find_records",
+           "score"]
+
 MATCH_WINDOW_S = 0.150
 """A detection matches a reference beat within this many seconds (EC57)."""
 CPSC2019_FS = 500.0
@@ -74,25 +78,37 @@ class RecordScore:
         return {"se": self.se, "ppv": self.ppv, "tp": self.tp, "fp": self.fp, "fn": self.fn}
 
 
-def find_records(root: str | os.PathLike[str]) -> Iterator[Record]:
-    """Every annotated record under ``root`` (recursively), in path order."""
-    root = Path(root)
-    for atr in sorted(root.rglob("*.atr")):
-        if atr.with_suffix(".hea").is_file():
-            yield _wfdb_record(atr, root)
+def _record_files(root: Path) -> list[tuple[Path, Path | None]]:
+    """``(.atr, None)`` of each WFDB record with beat annotations, then ``(data, ref)`` of each CPSC 2019 pair."""
+    found: list[tuple[Path, Path | None]] = [(atr, None) for atr in sorted(root.rglob("*.atr"))
+                                             if atr.with_suffix(".hea").is_file()]
     for data in sorted(root.rglob("data_*.mat")):
         ref = data.parent.parent / "ref" / data.name.replace("data_", "R_")
         if ref.is_file():
-            yield _cpsc2019_record(data, ref, root)
+            found.append((data, ref))
+    return found
+
+
+def _read(root: Path, path: Path, ref: Path | None) -> Record:
+    return _wfdb_record(path, root) if ref is None else _cpsc2019_record(path, ref, root)
+
+
+def find_records(root: str | os.PathLike[str]) -> Iterator[Record]:
+    """Every annotated record under ``root`` (recursively), in path order (WFDB first, then CPSC 2019)."""
+    root = Path(root)
+    for path, ref in _record_files(root):
+        yield _read(root, path, ref)
 
 
 def _wfdb_record(atr: Path, root: Path) -> Record:
-    base = str(atr.with_suffix(""))
-    rec = wfdb.rdrecord(base, channels=[0], physical=True)
-    ann = wfdb.rdann(base, "atr")
-    beats = np.array([s for s, sym in zip(ann.sample, ann.symbol, strict=True) if sym in BEAT_SYMBOLS], dtype=np.int64)
-    signal = np.nan_to_num(np.asarray(rec.p_signal[:, 0], dtype=np.float64))
-    return Record(str(atr.relative_to(root).with_suffix("")), signal, float(rec.fs), beats)
+    recording = read_record(atr.with_suffix(".hea"))
+    beats = read_annotations(recording, "atr").beats.samples
+    try:
+        filled, _ = fill_gaps(select_leads(recording, recording.lead_names[:1]))
+        signal = np.array(filled.signals[:, 0])
+    except RecordError:  # no valid sample at all: a flat lead, every beat missed
+        signal = np.zeros(recording.n_samples)
+    return Record(str(atr.relative_to(root).with_suffix("")), signal, recording.fs, beats)
 
 
 def _cpsc2019_record(data: Path, ref: Path, root: Path) -> Record:
@@ -101,13 +117,22 @@ def _cpsc2019_record(data: Path, ref: Path, root: Path) -> Record:
     return Record(str(data.relative_to(root).with_suffix("")), signal, CPSC2019_FS, beats)
 
 
-def detect(signal: np.ndarray, fs: float, *, packet: int = 36, config: QrsConfig | None = None) -> np.ndarray:
-    """R-peak samples of one lead (mV at ``fs`` Hz) streamed in packets of ``packet`` samples."""
+def detect(signal: np.ndarray, fs: float, *, packet: int = 36, config: QrsConfig | None = None,
+           on_stream: Callable[[float], None] | None = None) -> np.ndarray:
+    """R-peak samples of one lead (mV at ``fs`` Hz) streamed in packets of ``packet`` samples.
+
+    ``on_stream`` hears the stream seconds reached about every minute of signal (for progress displays).
+    """
     if packet < 1:
         raise ValueError(f"packet must be ≥ 1 sample, got {packet}")
     filt = EcgFilter(fs, 1, EVAL_FILTER)
     detector = QrsDetector(fs, config)
-    found = [detector.process(filt.process(signal[s : s + packet])).beats for s in range(0, signal.size, packet)]
+    every = max(1, int(60 * fs) // packet)
+    found = []
+    for k, s in enumerate(range(0, signal.size, packet)):
+        found.append(detector.process(filt.process(signal[s : s + packet])).beats)
+        if on_stream is not None and k % every == 0:
+            on_stream(s / fs)
     found.append(detector.finish().beats)
     return np.concatenate(found)
 
@@ -123,18 +148,28 @@ def score(record: Record, beats: np.ndarray, *, skip_s: float = 0.0) -> RecordSc
 
 
 def evaluate(root: str | os.PathLike[str], *, packet: int = 36, skip_s: float = 0.0,
-             config: QrsConfig | None = None) -> dict[str, object]:
+             config: QrsConfig | None = None, progress: Progress | None = None) -> dict[str, object]:
     """Score the detector on every annotated record under ``root``; returns the JSON report.
 
     ``{"records": N, "se": …, "ppv": …, "per_record": {name: {"se", "ppv", "tp", "fp", "fn"}}}`` with
     gross Se and +P (fractions) over all beats. Raises ``ValueError`` when no record is found.
+    ``progress`` hears of each record done (see :mod:`evaluation.progress`).
     """
-    per_record: dict[str, RecordScore] = {}
-    for record in find_records(root):
-        per_record[record.name] = score(record, detect(record.signal, record.fs, packet=packet, config=config),
-                                        skip_s=skip_s)
-    if not per_record:
+    root = Path(root)
+    files = _record_files(root)
+    if not files:
         raise ValueError(f"no annotated records under {root} (WFDB .hea+.atr, or CPSC 2019 data/ + ref/ .mat)")
+    progress = progress or NoProgress()
+    progress.start(len(files))
+    per_record: dict[str, RecordScore] = {}
+    try:
+        for path, ref in files:
+            record = _read(root, path, ref)
+            beats = detect(record.signal, record.fs, packet=packet, config=config, on_stream=progress.stream)
+            per_record[record.name] = score(record, beats, skip_s=skip_s)
+            progress.record_done(record.name, record.signal.size / record.fs)
+    finally:
+        progress.finish()
     total = RecordScore(*(sum(getattr(s, f) for s in per_record.values()) for f in ("tp", "fp", "fn")))
     return {"records": len(per_record), "se": total.se, "ppv": total.ppv, "tp": total.tp, "fp": total.fp,
             "fn": total.fn, "packet_samples": packet, "skip_s": skip_s,

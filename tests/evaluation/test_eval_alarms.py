@@ -15,16 +15,10 @@ import pytest
 import wfdb
 
 from ecgstream.cli import main
-from edge.evaluation.alarms import (
-    ReplayConfig,
-    _fill_short_nans,
-    af_episodes,
-    evaluate,
-    find_records,
-    frames,
-    read_record,
-    replay,
-)
+from evaluation.alarms import evaluate
+from evaluation.references import af_episodes, find_records
+from evaluation.replay import ReplayConfig, fill_short_gaps, frames, read_record, replay
+from firmware_sim.records import Recording
 from firmware_sim.synthesis import RhythmSegment, synthesize, synthesize_timeline
 
 AF_START_S, AF_END_S, SECONDS = 50.0, 140.0, 230.0
@@ -71,7 +65,8 @@ def test_short_nan_runs_are_filled_long_ones_kept() -> None:
     x = np.arange(20.0)[:, None].repeat(2, axis=1)
     x[3, 0] = np.nan
     x[8:14, 1] = np.nan
-    y, filled, unfilled = _fill_short_nans(x, 2)
+    rec, filled, unfilled = fill_short_gaps(Recording(x, 250.0, ("I", "II"), "r"), 2)
+    y = rec.signals
     assert y[3, 0] == 3.0 and filled == 1
     assert np.isnan(y[8:14, 1]).all() and unfilled == 6
 
@@ -99,6 +94,12 @@ def test_reference_af_episodes_and_record_discovery(synthetic: Path) -> None:
     found = {f.name: f.kind for f in find_records(synthetic)}
     assert found == {"cpsc2021/data_1_1": "af", "challenge2015/a999l": "alarm"}
     assert {f.name for f in find_records(synthetic / "cpsc2021")} == {"data_1_1"}
+
+
+def test_an_episode_closed_on_the_last_sample_covers_the_record(tmp_path: Path) -> None:
+    """CPSC 2021's persistent-AF records close their one episode on the last sample: all of it is AF."""
+    wfdb.wrann("pers", "atr", np.array([0, 5999]), ["+", "+"], aux_note=["(AFIB", "(N"], write_dir=str(tmp_path))
+    assert [(e.start_s, e.end_s) for e in af_episodes(tmp_path / "pers", 200.0, 6000)] == [(0.0, 30.0)]
 
 
 def test_scorer_finds_the_af_episode_without_false_alarms(synthetic: Path) -> None:

@@ -11,7 +11,7 @@ import wfdb
 from scipy.io import savemat
 
 from ecgstream.cli import main
-from edge.evaluation.qrs import Record, evaluate, find_records, score
+from evaluation.qrs import Record, evaluate, find_records, score
 from firmware_sim.synthesis import synthesize
 
 KEYS = {"se", "ppv", "tp", "fp", "fn"}

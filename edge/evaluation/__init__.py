@@ -1,1 +1,0 @@
-"""Offline evaluation of the edge's signal processing against annotated real records."""
