@@ -235,3 +235,33 @@ async def test_a_batch_stores_valid_messages_together_and_a_bad_one_falls_back_a
         c = worker.counters
         assert (c.received, c.alerts_stored, c.windows_stored, c.duplicates) == (12, 3, 1, 5)
         assert c.rejected["malformed"] == 2
+
+
+async def test_a_window_is_decoded_once_on_its_way_into_the_store(db_url, unique_id, monkeypatch) -> None:
+    """The ingest validates a window payload by decoding it; the store then keeps that decoded window
+    and the bytes as received, without decoding them again (one window, one decode)."""
+    import cloud.ingest.validation
+    import cloud.store.repositories.windows
+    from protocol.window_payload import decode_window
+
+    decodes: list[int] = []
+
+    def counting_decode(data: bytes, *args, **kwargs):
+        decodes.append(len(data))
+        return decode_window(data, *args, **kwargs)
+
+    monkeypatch.setattr(cloud.ingest.validation, "decode_window", counting_decode)
+    monkeypatch.setattr(cloud.store.repositories.windows, "decode_window", counting_decode)
+    pat, dev = f"{unique_id}p", f"{unique_id}d"
+    async with Store(db_url) as store:
+        await register(store, pat, dev)
+        worker = IngestWorker(store, client_id=f"{unique_id}-once")
+        one, two, three = (make_window(pat, device_id=dev, t0_us=T0_US + i * 10_000_000, seconds=1, seed=i)
+                           for i in range(3))
+        assert await worker.handle(window_topic(pat), encode_window(one)) == "stored"
+        assert len(decodes) == 1
+        batch = [(window_topic(pat), encode_window(w)) for w in (two, three)]
+        assert await worker.handle_batch(batch) == ["stored", "stored"]
+        assert len(decodes) == 3
+        assert await store.window_payload(two.window_id) == batch[0][1]  # kept verbatim
+        assert await store.load_window(three.window_id) == three

@@ -290,3 +290,62 @@ async def test_registry(store: Store) -> None:
 
     with pytest.raises(IntegrityError):  # the registry keeps its foreign keys
         await store.add_device("dev-2", "nobody")
+
+
+# -- the store split by concern: records, repositories, errors -------------------------------------
+
+
+async def test_registry_reads_are_frozen_records_not_orm_rows(store: Store) -> None:
+    from cloud.store import DeviceRecord, PatientRecord
+
+    await store.add_patient("pat-1", "Patient One")
+    await store.add_device("dev-1", "pat-1", profile="wear3")
+    await store.add_device("dev-2")
+    dev = await store.get_device("dev-1")
+    assert dev == DeviceRecord(device_id="dev-1", patient_id="pat-1", profile="wear3", credentials_hash=None,
+                               active=True, created_us=dev.created_us)
+    assert await store.get_device("dev-9") is None
+    assert [d.device_id for d in await store.list_devices()] == ["dev-1", "dev-2"]
+    assert [d.device_id for d in await store.list_devices(patient_ids=["pat-1"])] == ["dev-1"]
+    [patient] = await store.list_patients()
+    assert isinstance(patient, PatientRecord) and patient == await store.get_patient("pat-1")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        dev.patient_id = "pat-2"  # type: ignore[misc]
+    assert (await store.get_device("dev-1")).patient_id == "pat-1"
+
+
+async def test_the_repositories_behind_the_facade_see_the_same_data(store: Store) -> None:
+    alert, window = make_alert(), make_window()
+    assert await store.alerts.store_alert(alert)
+    assert await store.windows.store_window(window)
+    await store.registry.add_patient("pat-1")
+    assert (await store.get_alert(alert.alert_id)).alert == alert
+    assert [m.window_id for m in await store.list_windows()] == [window.window_id]
+    assert [p.patient_id for p in await store.patients()] == ["pat-1"]
+    assert (store.counters.alerts_stored, store.counters.windows_stored) == (1, 1)
+    store.clock = lambda: 42  # one clock for every repository
+    assert (await store.audit_trail.audit("ana", "view", f"window:{window.window_id}")).at_us == 42
+    assert (await store.acknowledge(alert.alert_id, "ana")).at_us == 42
+
+
+async def test_a_received_window_is_stored_verbatim_with_the_metadata_of_its_decoded_form(store: Store) -> None:
+    from cloud.store import ReceivedWindow
+
+    w = make_window(seconds=2)
+    payload = encode_window(w)
+    [new] = await store.store_batch([ReceivedWindow(w, payload)])
+    assert new and await store.window_payload(w.window_id) == payload
+    meta = await store.window_meta(w.window_id)
+    assert (meta.t0_us, meta.n_samples, meta.leads, meta.payload_bytes) == (w.t0_us, 1000, w.leads, len(payload))
+    assert await store.load_window(w.window_id) == w
+    assert not await store.store_window(payload)  # the same window as plain bytes: a duplicate
+    assert (store.counters.windows_stored, store.counters.windows_duplicate) == (1, 1)
+
+
+def test_not_found_is_a_cloud_error_and_a_lookup_error_from_every_old_import_path() -> None:
+    from cloud.errors import CloudError
+    from cloud.store.repository import NotFound as OldNotFound
+    from cloud.store.repository import Store as OldStore
+
+    assert OldNotFound is NotFound and OldStore is Store
+    assert issubclass(NotFound, CloudError) and issubclass(NotFound, LookupError)
