@@ -32,9 +32,10 @@ def rule(check: Callable[[Any], bool], problem: str) -> AfterValidator:
     return AfterValidator(validate)
 
 
-def problem(message: str, key: str | None = None) -> PydanticCustomError:
-    """A whole table's problem (raise it from a model validator); ``key`` names the key it is about."""
-    return PydanticCustomError("table", "{message}", {"message": message, "key": key})
+def problem(message: str, key: str | None = None, *, at: tuple[str | int, ...] = ()) -> PydanticCustomError:
+    """A table's problem (raise it from a model validator): ``key`` names the key it is about, ``at`` the
+    place below the table (``("ble", 1)``: its second ``[[….ble]]`` entry) when it is not the table itself."""
+    return PydanticCustomError("table", "{message}", {"message": message, "key": key, "at": at})
 
 
 def _not_blank(value: Any) -> Any:

@@ -1,25 +1,40 @@
-"""The gateway configuration as typed, frozen dataclasses, with their defaults and value rules.
+"""The gateway configuration as typed, frozen (pydantic) dataclasses, with their defaults and value rules.
 
-Each dataclass is one TOML table; each field is one key. A field's type decides
-how its TOML or environment value is read (:mod:`edge.config.loader`), and its
-``metadata`` may carry a value rule (:func:`rule`) or mark it as a secret that
-may only come from the environment (:func:`secret`). Defaults run with no
-set-up: an embedded broker for devices, no cloud broker needed to load, the
-shipped model artifacts, metrics off.
+Each dataclass is one TOML table; each field is one key. A field's type (from :mod:`settings.fields`)
+decides how its TOML or environment value is read and checked (:mod:`settings.reader`); rules that
+span keys are the tables' model validators. Defaults run with no set-up: an embedded broker for
+devices, no cloud broker needed to load, the shipped model artifacts, metrics off.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import socket
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, model_validator
+from pydantic.dataclasses import dataclass
 
 import models
+from protocol.errors import TopicError
+from protocol.topics import validate_id
+from settings.broker import EMBEDDED, SECTION, BrokerConfig
+from settings.fields import (
+    INTERNAL,
+    Bool,
+    FilePath,
+    Int,
+    ListenPort,
+    Number,
+    PositiveNumber,
+    Text,
+    problem,
+    rule,
+)
 
 ARTIFACTS = Path(models.__file__).resolve().parent / "artifacts"
 """Where the shipped ONNX artifacts live."""
@@ -30,26 +45,13 @@ InferenceBackend = Literal["auto", "onnxruntime-cpu", "onnxruntime-cuda", "tenso
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["json", "text"]
 
-EMBEDDED = "embedded"
-"""Broker host meaning: an in-process broker on this gateway (zero set-up; MQTT 3.1.1 only)."""
+_THRESHOLD_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_BLE_ADDRESS = re.compile(r"([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}|[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}")
 
-
-def rule(check: Callable[[Any], bool], problem: str) -> dict[str, Any]:
-    """Field metadata: ``check(value)`` must hold, else the error says ``<field> <value> <problem>``."""
-    return {"check": check, "problem": problem}
-
-
-def secret() -> dict[str, Any]:
-    """Field metadata: a secret, read from the environment only and never shown."""
-    return {"secret": True}
-
-
-def _tcp_port(allow_zero: bool = False) -> dict[str, Any]:
-    return rule(lambda v: (0 if allow_zero else 1) <= v <= 65535, "is not a TCP port")
-
-
-def _positive() -> dict[str, Any]:
-    return rule(lambda v: v > 0 and math.isfinite(v), "must be > 0")
+__all__ = [
+    "ARTIFACTS", "EMBEDDED", "AlarmsConfig", "BleDeviceConfig", "BrokerConfig", "EdgeConfig", "IngestConfig",
+    "MqttIngestConfig", "ObservabilityConfig", "ProcessingConfig", "UplinkConfig",
+]
 
 
 def _default_gateway_id() -> str:
@@ -58,124 +60,164 @@ def _default_gateway_id() -> str:
     return name or "edge"
 
 
-@dataclass(frozen=True)
-class BrokerConfig:
-    """An MQTT broker: ``host = "embedded"`` is an in-process broker, anything else a real one."""
-
-    host: str = EMBEDDED
-    port: int = field(default=1883, metadata=_tcp_port())
-    """1883 by default, 8883 when ``tls`` is on and no port is given."""
-    username: str | None = None
-    password: str | None = field(default=None, repr=False, metadata=secret())
-    tls: bool = False
-    cafile: Path | None = None
-    """CA bundle for TLS (default: the system's)."""
-
-    @property
-    def embedded(self) -> bool:
-        """Whether this is the in-process broker."""
-        return self.host == EMBEDDED
+def _ident(value: str, name: str) -> str:
+    """A topic-safe id, or the table's problem naming ``name``."""
+    try:
+        return validate_id(value, name)
+    except TopicError as exc:
+        raise problem(str(exc), name) from None
 
 
-@dataclass(frozen=True)
+def _threshold_name(name: str) -> str:
+    if not _THRESHOLD_NAME.fullmatch(name):
+        raise problem(f"threshold name {name!r} must be lower_case_with_underscores", name)
+    return name
+
+
+def _frozen_mapping(value: Mapping[str, float]) -> Mapping[str, float]:
+    return MappingProxyType(dict(value))
+
+
+@dataclass(frozen=True, config=SECTION)
 class MqttIngestConfig(BrokerConfig):
     """``[ingest.mqtt]``: the broker devices publish their samples to."""
 
-    enabled: bool = True
+    enabled: Bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class BleDeviceConfig:
     """One ``[[ingest.ble]]`` entry: a wearable the gateway connects to over BLE."""
 
-    patient: str
+    patient: Text
     """Patient id (topic-safe) the device's stream belongs to."""
-    address: str | None = None
+    address: Text | None = None
     """BLE address (``AA:BB:CC:DD:EE:FF``, or a CoreBluetooth UUID); this or ``name``."""
-    name: str | None = None
+    name: Text | None = None
     """Advertised name to scan for; this or ``address``."""
-    device_id: str | None = None
+    device_id: Text | None = None
     """Topic-safe device id (default: the address without colons, or the name)."""
     profile: Profile = "ecgstream-250"
     backend: BleBackend = "bleak"
-    hci: str | None = None
+    hci: Text | None = None
     """bleak: adapter (``hci0``; default the system's); bumble: transport spec (``usb:0``; default emulated)."""
 
+    @model_validator(mode="after")
+    def _check(self) -> BleDeviceConfig:
+        if (self.address is None) == (self.name is None):
+            raise problem("needs exactly one of address or name")
+        if self.address is not None and not _BLE_ADDRESS.fullmatch(self.address):
+            raise problem(f"address {self.address!r} is not a BLE address (AA:BB:CC:DD:EE:FF or a UUID)", "address")
+        _ident(self.patient, "patient")
+        if self.device_id is not None:
+            _ident(self.device_id, "device_id")
+            return self
+        derived = self.address.replace(":", "").lower() if self.address is not None else str(self.name)
+        try:
+            object.__setattr__(self, "device_id", validate_id(derived, "device id"))
+        except TopicError:
+            raise problem(f"name {self.name!r} is not a valid device id; set device_id", "name") from None
+        return self
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, config=SECTION)
 class IngestConfig:
     """``[ingest]``: where frames come from and how each stream is kept in order."""
 
-    reorder_window: int = field(default=8, metadata=rule(lambda v: 1 <= v <= 4096, "must be 1-4096 frames"))
+    reorder_window: Annotated[Int, rule(lambda v: 1 <= v <= 4096, "must be 1-4096 frames")] = 8
     """Frames a late frame may lag the newest one and still be put in order."""
-    interpolation_limit_ms: float = field(
-        default=150.0, metadata=rule(lambda v: 0 <= v <= 1000, "must be 0-1000 ms")
-    )
+    interpolation_limit_ms: Annotated[Number, rule(lambda v: 0 <= v <= 1000, "must be 0-1000 ms")] = 150.0
     """Longest gap filled by linear interpolation; longer gaps are marked, never bridged."""
     mqtt: MqttIngestConfig = field(default_factory=MqttIngestConfig)
     ble: tuple[BleDeviceConfig, ...] = ()
 
+    @model_validator(mode="after")
+    def _check(self) -> IngestConfig:
+        for key in ("device_id", "address", "name"):
+            seen: set[str] = set()
+            for i, device in enumerate(self.ble):
+                value = getattr(device, key)
+                if value is None:
+                    continue
+                if value.lower() in seen:
+                    raise problem(f"{key} {value!r} is used twice", key, at=("ble", i))
+                seen.add(value.lower())
+        return self
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, config=SECTION)
 class ProcessingConfig:
     """``[processing]``: windows and the models run on them."""
 
-    window_s: float = field(default=10.0, metadata=_positive())
-    hop_s: float = field(default=5.0, metadata=_positive())
+    window_s: PositiveNumber = 10.0
+    hop_s: PositiveNumber = 5.0
     """Seconds between window starts; at most ``window_s``."""
-    reconstruction_model: Path = ARTIFACTS / "reconstruction_vae.onnx"
-    classifier_model: Path = ARTIFACTS / "classifier_mamba.onnx"
+    reconstruction_model: FilePath = ARTIFACTS / "reconstruction_vae.onnx"
+    classifier_model: FilePath = ARTIFACTS / "classifier_mamba.onnx"
     """A missing model file means rules only, not an error."""
-    calibration_dir: Path = Path("out/edge/calibrations")
+    calibration_dir: FilePath = Path("out/edge/calibrations")
     """Patient calibrations of the reconstruction, ``<patient_id>.json`` each (``ecgstream models calibrate
     reconstruction``); a patient without one, or a missing folder, gets the generic model."""
     backend: InferenceBackend = "auto"
-    max_batch: int = field(default=64, metadata=rule(lambda v: 1 <= v <= 65536, "must be 1-65536"))
-    latency_deadline_ms: float = field(default=200.0, metadata=_positive())
+    max_batch: Annotated[Int, rule(lambda v: 1 <= v <= 65536, "must be 1-65536")] = 64
+    latency_deadline_ms: PositiveNumber = 200.0
     """Longest a window waits for its micro-batch to fill."""
 
+    @model_validator(mode="after")
+    def _check(self) -> ProcessingConfig:
+        if self.hop_s > self.window_s:
+            raise problem(f"hop_s {self.hop_s:g} must be at most window_s ({self.window_s:g})", "hop_s")
+        return self
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, config=SECTION)
 class AlarmsConfig:
     """``[alarms]``: ``[alarms.thresholds]`` overrides the alarm engine's defaults by name."""
 
-    thresholds: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    thresholds: Annotated[Mapping[Annotated[str, AfterValidator(_threshold_name)], Number],
+                          AfterValidator(_frozen_mapping)] = field(default_factory=lambda: MappingProxyType({}))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class UplinkConfig(BrokerConfig):
-    """``[uplink]``: the cloud broker and the outbox in front of it."""
+    """``[uplink]``: the cloud broker and the outbox in front of it.
 
-    client_id: str | None = None
-    """MQTT client id of the persistent session (default: the gateway id)."""
-    qos: int = field(default=1, metadata=rule(lambda v: v in (1, 2), "must be 1 or 2 (alerts need an acknowledgement)"))
-    outbox_path: Path = Path("out/edge/outbox.sqlite")
-    disk_budget_mb: float = field(default=512.0, metadata=_positive())
+    ``client_id`` is the MQTT client id of the persistent session; :func:`edge.config.load_config` fills in
+    the gateway id when none is given."""
+
+    qos: Annotated[Int, rule(lambda v: v in (1, 2), "must be 1 or 2 (alerts need an acknowledgement)")] = 1
+    outbox_path: FilePath = Path("out/edge/outbox.sqlite")
+    disk_budget_mb: PositiveNumber = 512.0
     """Outbox budget; over it the oldest windows are evicted (and counted), never alerts."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class ObservabilityConfig:
     """``[observability]``: metrics, logs and the status file."""
 
-    metrics_port: int = field(default=0, metadata=_tcp_port(allow_zero=True))
+    metrics_port: ListenPort = 0
     """Prometheus exporter port (also serves ``/status``); 0 = off."""
-    metrics_host: str = "127.0.0.1"
+    metrics_host: Text = "127.0.0.1"
     log_level: LogLevel = "info"
     log_format: LogFormat = "text"
-    status_file: Path = Path("out/edge/status.json")
-    status_interval_s: float = field(default=2.0, metadata=_positive())
+    status_file: FilePath = Path("out/edge/status.json")
+    status_interval_s: PositiveNumber = 2.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class EdgeConfig:
     """The whole gateway configuration (one TOML file)."""
 
-    gateway_id: str = field(default_factory=_default_gateway_id)
+    gateway_id: Text = field(default_factory=_default_gateway_id)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
     alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
     uplink: UplinkConfig = field(default_factory=UplinkConfig)
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
-    source: str = field(default="defaults", compare=False)
+    source: str = field(default="defaults", compare=False, metadata=INTERNAL)
     """Where it was read from (for error messages); not a TOML key."""
+
+    @model_validator(mode="after")
+    def _check(self) -> EdgeConfig:
+        _ident(self.gateway_id, "gateway_id")
+        return self
