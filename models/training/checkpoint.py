@@ -53,7 +53,8 @@ def load_checkpoint(path: str | Path, *, identity: Mapping[str, Any] | None = No
                     map_location: str | torch.device | None = "cpu") -> dict[str, Any]:
     """Read a checkpoint; every key of ``identity`` must hold the same value in it.
 
-    Raises :class:`CheckpointMismatchError` (a ``ValueError``) naming the file when one differs.
+    Raises :class:`CheckpointMismatchError` (a ``ValueError``) naming the file when one differs. The file is
+    unpickled in full (RNG states are not plain tensors): load only checkpoints your own runs wrote.
     """
     path = Path(path)
     state: dict[str, Any] = torch.load(path, map_location=map_location, weights_only=False)

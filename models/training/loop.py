@@ -225,16 +225,19 @@ class _Loop(Generic[B]):
         start, partial, ckpt = self._resume()
         if ckpt is not None and partial.batches == 0 and ckpt.get("rng") is not None:
             restore_rng(ckpt["rng"])          # at an epoch boundary: before the next epoch seeds itself
+
+        def result(completed: bool) -> LoopResult:
+            return LoopResult(self.history, completed, self.global_step, s.checkpoint_path if ckpt else None)
+
         for epoch in range(start, s.epochs):
             done = partial if epoch == start else _Partial()
-            resume_state = ckpt if epoch == start and done.batches > 0 else None
-            if not self._epoch(epoch, done, resume_state):
-                return LoopResult(self.history, False, self.global_step, s.checkpoint_path if ckpt else None)
+            if not self._epoch(epoch, done, ckpt if epoch == start and done.batches > 0 else None):
+                return result(False)
             if s.checkpoint_path is not None:
                 self._save(epoch)
             if s.stop_after_epoch is not None and epoch + 1 >= s.stop_after_epoch:
-                return LoopResult(self.history, False, self.global_step, s.checkpoint_path if ckpt else None)
-        return LoopResult(self.history, True, self.global_step, s.checkpoint_path if ckpt else None)
+                return result(False)
+        return result(True)
 
     def _epoch(self, epoch: int, done: _Partial, ckpt: dict[str, Any] | None) -> bool:
         """Run one epoch (the part not ``done``); False when stopped early mid-epoch."""
