@@ -33,7 +33,8 @@ _LABEL_MM = 22.0     # left margin for lead labels
 _RIGHT_MM = 5.0
 _TITLE_MM = 10.0
 _NOTE_MM = 14.0      # beat symbols and rhythm labels above the first lead
-_FOOT_MM = 8.0
+_FOOT_MM = 12.0
+_MIN_WIDTH_MM = 200.0  # room for the title on short strips
 _ROW_MIN_MM = 25.0
 _ROW_MAX_MM = 80.0
 _MINOR = "#f6c4c4"
@@ -70,7 +71,8 @@ def plot_strip(strip: Strip, out: str | os.PathLike[str], *, dpi: int = 200) -> 
     if out.suffix.lower() not in FORMATS:
         raise ValueError(f"{out}: the plot is written as PNG or PDF, name it .png or .pdf")
     heights, centres = _row_heights(strip)
-    width_mm = _LABEL_MM + np.ceil(strip.duration_s * MM_PER_S / 5.0) * 5.0 + _RIGHT_MM
+    paper_width_mm = float(np.ceil(strip.duration_s * MM_PER_S / 5.0) * 5.0)
+    width_mm = max(_LABEL_MM + paper_width_mm + _RIGHT_MM, _MIN_WIDTH_MM)
     paper_mm = _NOTE_MM + float(heights.sum())
     height_mm = _TITLE_MM + paper_mm + _FOOT_MM
     fig = plt.figure(figsize=(width_mm / MM_PER_INCH, height_mm / MM_PER_INCH))
@@ -79,7 +81,7 @@ def plot_strip(strip: Strip, out: str | os.PathLike[str], *, dpi: int = 200) -> 
         ax.set_xlim(0.0, width_mm)
         ax.set_ylim(0.0, height_mm)
         ax.set_axis_off()
-        x0, x1 = _LABEL_MM, width_mm - _RIGHT_MM
+        x0, x1 = _LABEL_MM, _LABEL_MM + paper_width_mm
         y_bottom, y_top = _FOOT_MM, _FOOT_MM + paper_mm
         _grid(ax, x0, x1, y_bottom, y_top)
         t = np.arange(strip.signals.shape[0]) / strip.fs
@@ -102,12 +104,12 @@ def plot_strip(strip: Strip, out: str | os.PathLike[str], *, dpi: int = 200) -> 
         for at, rhythm in strip.rhythms:
             ax.text(x0 + at * MM_PER_S, top + 3.5, rhythm, ha="left", va="center", fontsize=7, zorder=4,
                     color="#7a1f1f", fontweight="bold")
-        ax.text(x0, height_mm - _TITLE_MM / 2.0, strip.title, ha="left", va="center", fontsize=9)
+        ax.text(x0, height_mm - _TITLE_MM / 2.0, strip.title, ha="left", va="center", fontsize=8)
         for second in range(int(np.floor(strip.duration_s)) + 1):
             ax.text(x0 + second * MM_PER_S, _FOOT_MM - 3.0, f"{strip.start_s + second:g} s", ha="center",
                     va="center", fontsize=6)
-        ax.text(x1, height_mm - _TITLE_MM / 2.0, f"{MM_PER_S:g} mm/s, {MM_PER_MV:g} mm/mV", ha="right",
-                va="center", fontsize=7, color="#555555")
+        ax.text(x0, 2.5, f"{MM_PER_S:g} mm/s, {MM_PER_MV:g} mm/mV", ha="left", va="center", fontsize=6,
+                color="#555555")
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=dpi)
     finally:
