@@ -199,11 +199,17 @@ def _map_channels(
 def absent_lead_electrodes(absent: Iterable[str], present: Iterable[str]) -> tuple[str, ...]:
     """Electrodes to flag as detached so the ``absent`` leads read as lead-off and the ``present`` ones do not.
 
-    A lead whose electrodes are all shared with present leads (II when V1 is present: both
-    use RA and LL) cannot be flagged alone and contributes none.
+    A precordial lead is flagged by its own electrode (V1 for V1); a limb lead by the electrodes
+    no present lead uses. A lead whose electrodes are all shared with present leads (II when V1
+    is present: both use RA and LL) cannot be flagged alone and contributes none.
     """
-    keep = set().union(*(LEAD_ELECTRODES[lead] for lead in present)) if present else set()
-    off = set().union(*(LEAD_ELECTRODES[lead] - keep for lead in absent))
+    present = list(present)
+    keep: set[str] = set().union(*(LEAD_ELECTRODES[lead] for lead in present))
+    off: set[str] = set()
+    for lead in absent:
+        free = LEAD_ELECTRODES[lead] - keep
+        own = {electrode for electrode in free if electrode == lead}
+        off |= own or free
     return tuple(sorted(off))
 
 

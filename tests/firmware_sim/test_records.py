@@ -22,9 +22,12 @@ from firmware_sim.records import (
     fill_gaps,
     iter_records,
     rational_ratio,
+    read_annotations,
     read_record,
     resample,
+    rhythm_aux,
     select_leads,
+    write_annotations,
 )
 from protocol.leads import STANDARD_LEADS, WEARABLE_LEADS
 
@@ -425,3 +428,36 @@ def test_recording_validates_and_is_read_only() -> None:
 )
 def test_channel_names(label: str, name: str) -> None:
     assert channel_name(label) == name
+
+
+# --- WFDB annotations -----------------------------------------------------------------------------
+
+
+def test_beats_and_rhythm_changes_round_trip_through_an_annotation_file(tmp_path: Path) -> None:
+    beats = [(90, "N"), (300, "N"), (480, "V"), (700, "A")]
+    written = write_annotations(tmp_path / "rec", 360.0, beats, [(0, "(N"), (480, "(VT")])
+    assert written == tmp_path / "rec.atr"
+    back = read_annotations(tmp_path / "rec")
+    assert back is not None and back.extension == "atr" and back.fs == 360.0
+    assert back.beats() == beats
+    assert back.rhythm_changes() == [(0, "(N"), (480, "(VT")]
+
+
+def test_a_record_without_annotations_has_none(tmp_path: Path) -> None:
+    assert read_annotations(tmp_path / "nothing") is None
+    with pytest.raises(RecordError, match="cannot read the 'qrs' annotations"):
+        read_annotations(tmp_path / "nothing", "qrs")
+
+
+@pytest.mark.shared_data
+def test_mitdb_annotations_give_beat_symbols_and_rhythm_labels(data: Path) -> None:
+    ann = read_annotations(data / "mitdb/208.hea")
+    assert ann is not None
+    symbols = {s for _, s in ann.beats()}
+    assert {"N", "V", "F"} <= symbols and "+" not in symbols
+    assert ann.rhythm_changes()[0] == (ann.rhythm_changes()[0][0], "(N")
+    assert any(label == "(T" for _, label in ann.rhythm_changes())
+
+
+def test_simulator_rhythms_have_physionet_rhythm_labels() -> None:
+    assert (rhythm_aux("afib"), rhythm_aux("vt"), rhythm_aux("sinus")) == ("(AFIB", "(VT", "(N")

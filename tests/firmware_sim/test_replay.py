@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from firmware_sim.faults import LeadOff
 from firmware_sim.records import MissingLeadError, Recording, ReplayError, read_record, select_leads
-from firmware_sim.replay import ReplaySource, open_replay
+from firmware_sim.replay import ReplaySource, absent_lead_electrodes, absent_lead_off, open_replay
 from firmware_sim.source import SignalSource
 from protocol.leads import WEARABLE_LEADS
 
@@ -138,3 +139,42 @@ def test_any_block_sizes_give_the_same_stream(n: int, loop: bool, blocks: list[i
     expected = np.tile(rec.signals, (total // n + 1, 1))[:total] if loop else rec.signals[:total]
     np.testing.assert_array_equal(streamed, expected)
     assert source.position == len(expected)
+
+
+# --- channel maps: 1- and 2-lead records on a 3-lead wearable ------------------------------------
+
+
+@pytest.mark.shared_data
+def test_a_two_lead_record_replays_through_a_channel_map(data: Path) -> None:
+    source = ReplaySource(data / "mitdb/100", fs=250.0, channels={"II": "MLII", "V5": "V5"})
+    original = read_record(data / "mitdb/100")
+    assert source.lead_names == WEARABLE_LEADS and source.absent_leads == ("V1",)
+    block = source.read(2500)
+    assert not block[:, 1].any()  # V1 is flat: the device flags it as lead-off
+    assert np.std(block[:, 0]) > 0.05 and np.std(block[:, 2]) > 0.05
+    assert abs(source.duration_s - original.duration_s) < 1 / 250
+    assert absent_lead_off(source) == LeadOff(0.0, 1e9, ("V1",))
+
+
+def test_a_channel_map_streams_the_named_channel_as_the_lead() -> None:
+    rec = Recording(signals=np.arange(20, dtype=np.float64).reshape(10, 2), fs=250.0,
+                    lead_names=("I", "V2"), name="test/two")
+    source = ReplaySource(rec, channels={"II": "I", "V1": "V2"})
+    block = source.read(10)
+    np.testing.assert_array_equal(block[:, 0], rec.signals[:, 0])
+    np.testing.assert_array_equal(block[:, 1], rec.signals[:, 1])
+    assert not block[:, 2].any() and source.absent_leads == ("V5",)
+
+
+def test_a_channel_map_must_name_the_devices_leads_and_the_records_channels() -> None:
+    rec = _ramp()
+    with pytest.raises(ReplayError, match="cannot map channels to V6: the device streams II, V1, V5"):
+        ReplaySource(rec, channels={"V6": "II"})
+    with pytest.raises(MissingLeadError, match=r"has no lead V4 \(it has II, V1, V5\)"):
+        ReplaySource(rec, channels={"II": "V4"})
+
+
+def test_lead_off_flags_only_electrodes_no_present_lead_uses() -> None:
+    assert absent_lead_electrodes(["V1"], ["II", "V5"]) == ("V1",)
+    assert absent_lead_electrodes(["V1", "V5"], ["II"]) == ("V1", "V5")
+    assert absent_lead_electrodes(["II"], ["V1", "V5"]) == ()  # RA, LL and RL also feed V1 and V5
