@@ -9,7 +9,8 @@ Inputs (all immutable):
 
 - :class:`BeatEvidence`: what the QRS detector decided on one packet of the analysed lead;
 - :class:`WindowEvidence`: one analysis window (10 s): optional classifier probabilities and ST
-  deviations per lead, measured or reconstructed;
+  deviations per lead, measured or reconstructed (:class:`StMeasurement`, defined with the ST
+  measurement in :mod:`edge.signal.st` and re-exported here);
 - :class:`TechnicalState`: lead-off, SQI per lead over a quality window, battery, link, data gaps.
 
 :class:`EvidenceState` accumulates them; the rules read only it.
@@ -25,6 +26,20 @@ from typing import Protocol
 
 import numpy as np
 
+from edge.signal.st import StMeasurement
+
+__all__ = [
+    "Beat",
+    "BeatEvidence",
+    "ClockMap",
+    "EvidenceState",
+    "GapEvent",
+    "LeadQuality",
+    "LinearClock",
+    "StMeasurement",
+    "TechnicalState",
+    "WindowEvidence",
+]
 
 class ClockMap(Protocol):
     """Maps stream time (s) to device and gateway clocks (µs); the edge's clock estimator implements it."""
@@ -76,19 +91,6 @@ class BeatEvidence:
             raise ValueError("qrs_width_ms needs one width per beat (or none at all)")
         if self.paced and len(self.paced) != len(self.beat_times_s):
             raise ValueError("paced needs one flag per beat (or none at all)")
-
-
-@dataclass(frozen=True)
-class StMeasurement:
-    """ST deviation of one lead over a window (mV, J+60 ms minus PR baseline; + elevation).
-
-    ``reconstructed``: the lead was synthesised from the measured ones (3→12 VAE) rather than
-    recorded; ``uncertainty_mv``: half-width of its 90 % band (0 for a measured lead).
-    """
-
-    deviation_mv: float
-    reconstructed: bool = False
-    uncertainty_mv: float = 0.0
 
 
 @dataclass(frozen=True)

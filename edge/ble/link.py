@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Literal
 
+from edge.errors import EdgeError
 from protocol.gatt import (
     ATT_MTU,
     ECG_CONTROL_CHAR_UUID,
@@ -84,7 +85,7 @@ _PMD_RESPONSE = 0xF0
 PMD_RESPONSE_TIMEOUT_S = 5.0
 
 
-class BleError(Exception):
+class BleError(EdgeError):
     """A BLE operation failed: device not found, connection refused, wrong profile, GATT error."""
 
 

@@ -37,6 +37,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from edge.errors import EdgeError
 from models.runtime.onnx_model import DEFAULT_RECONSTRUCTION, OnnxModel, available_providers
 
 BACKEND_ORDER: tuple[str, ...] = ("tensorrt", "onnxruntime-cuda", "torch-cuda", "onnxruntime-cpu")
@@ -47,7 +48,7 @@ _ALIASES = {
 }
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(EdgeError, RuntimeError):
     """The requested backend cannot run on this machine (the message says why)."""
 
 

@@ -37,6 +37,8 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from edge.errors import EdgeError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -45,7 +47,7 @@ OVERLOAD_REFUSED = "overload_refused"
 CLOSED = "closed"
 
 
-class WindowDropped(Exception):
+class WindowDropped(EdgeError):
     """The item was shed by the overload policy (or the batcher closed without draining)."""
 
     def __init__(self, reason: str) -> None:

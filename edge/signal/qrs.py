@@ -110,7 +110,7 @@ class QrsDetector:
             raise ValueError(f"QrsDetector works at 100–1000 Hz, got fs={fs!r}")
         self.fs = float(fs)
         self.config = c = config or QrsConfig()
-        self._band = SosStream(butter_sos(1, tuple(c.band_hz), "bandpass", self.fs), 1,
+        self._band = SosStream(butter_sos(1, (float(c.band_hz[0]), float(c.band_hz[1])), "bandpass", self.fs), 1,
                                initial="zero")
         w = self._samples(c.integration_s)
         self._w = w

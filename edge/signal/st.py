@@ -4,7 +4,7 @@
 or just the measured ones in rules-only mode: any subset of the standard leads, band-passed 0.5–40 Hz,
 mV, rows = leads), the per-lead uncertainty (half-width of the reconstruction's 90 % band, 0 for measured
 leads) and the R peaks inside the window (sample indices on the window's grid, from the session's QRS
-detector on lead II), and answers with one :class:`~edge.alarms.evidence.StMeasurement` per lead.
+detector on lead II), and answers with one :class:`StMeasurement` per lead.
 
 Method (what a 12-lead ECG cart does, simplified to the edge's 125 Hz):
 
@@ -51,9 +51,21 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-from edge.alarms.evidence import StMeasurement
 from edge.signal.median import median, median_rows
 from protocol.leads import STANDARD_LEADS, WEARABLE_LEADS
+
+
+@dataclass(frozen=True)
+class StMeasurement:
+    """ST deviation of one lead over a window (mV, J+60 ms minus PR baseline; + elevation).
+
+    ``reconstructed``: the lead was synthesised from the measured ones (3→12 VAE) rather than
+    recorded; ``uncertainty_mv``: half-width of its 90 % band (0 for a measured lead).
+    """
+
+    deviation_mv: float
+    reconstructed: bool = False
+    uncertainty_mv: float = 0.0
 
 
 @dataclass(frozen=True)

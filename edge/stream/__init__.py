@@ -3,7 +3,9 @@
 One :class:`~edge.stream.state.StreamState` per device turns decoded frames
 (:class:`protocol.ble_frame.EcgFrame` or :class:`protocol.polar_pmd.PolarEcgFrame`)
 into contiguous sample blocks, explicit gap records, quality reports and
-model-rate (125 Hz) blocks, and counts everything it drops or fills.
+model-rate blocks (the models' input rate, ``StreamConfig.model_fs``: 125 Hz unless the
+artifacts say otherwise), and counts everything it drops or fills. It knows nothing of the
+models themselves: no import of :mod:`models`, and so none of torch.
 
 Modules: :mod:`.reorder` (bounded reorder buffer on u32 sequence numbers),
 :mod:`.clock` (device → gateway clock with drift), :mod:`.quality` (lead-off
@@ -24,10 +26,11 @@ from edge.stream.records import (
     StreamOutput,
 )
 from edge.stream.reorder import Delivered, ReorderBuffer, ReorderStats, Restarted, Skipped
-from edge.stream.resampling import StreamingResampler
+from edge.stream.resampling import DEFAULT_MODEL_FS, StreamingResampler, model_fs_from_metadata
 from edge.stream.state import StreamConfig, StreamFormatError, StreamState
 
 __all__ = [
+    "DEFAULT_MODEL_FS",
     "LEAD_ELECTRODES",
     "ClockEstimator",
     "Delivered",
@@ -50,5 +53,6 @@ __all__ = [
     "StreamState",
     "StreamingResampler",
     "leads_off",
+    "model_fs_from_metadata",
     "signal_quality",
 ]

@@ -1,4 +1,4 @@
-"""Streaming polyphase resampling from the device rate to the model rate (125 Hz).
+"""Streaming polyphase resampling from the device rate to the model rate (125 Hz unless configured).
 
 Choice: a polyphase FIR with state, not accumulate-and-resample. It uses the
 same rational ratio (``Fraction(fs_out / fs_in).limit_denominator(1000)``) and
@@ -21,18 +21,33 @@ leads.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from fractions import Fraction
 
 import numpy as np
 from scipy import signal as sps
 
-from models.preprocessing import MODEL_FS
+DEFAULT_MODEL_FS = 125.0
+"""The model rate (Hz) of the shipped artifacts (their ``fs_hz`` metadata), used when none is configured."""
+
+
+def model_fs_from_metadata(metadata: Mapping[str, str]) -> float | None:
+    """The input rate (Hz) an ONNX artifact states: ``fs_hz`` in its ``ecgstream`` JSON metadata, else None.
+
+    ``metadata`` is what an inference backend reads from the artifact (``InferenceBackend.metadata``).
+    """
+    try:
+        fs = float(json.loads(metadata["ecgstream"])["fs_hz"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return fs if fs > 0 else None
 
 
 class StreamingResampler:
     """Resamples one contiguous segment of ``(n, n_channels)`` blocks from ``fs_in`` to ``fs_out`` Hz."""
 
-    def __init__(self, fs_in: float, n_channels: int, fs_out: float = MODEL_FS) -> None:
+    def __init__(self, fs_in: float, n_channels: int, fs_out: float = DEFAULT_MODEL_FS) -> None:
         if fs_in <= 0 or fs_out <= 0:
             raise ValueError(f"sampling rates must be positive, got {fs_in} -> {fs_out}")
         ratio = Fraction(fs_out / fs_in).limit_denominator(1000)

@@ -60,6 +60,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge.errors import EdgeError
 from edge.stream.clock import ClockEstimator
 from edge.stream.quality import QualityTracker, leads_off
 from edge.stream.records import (
@@ -73,8 +74,7 @@ from edge.stream.records import (
     StreamOutput,
 )
 from edge.stream.reorder import Delivered, ReorderBuffer, Restarted, Skipped, seq_diff
-from edge.stream.resampling import StreamingResampler
-from models.preprocessing import MODEL_FS
+from edge.stream.resampling import DEFAULT_MODEL_FS, StreamingResampler
 from protocol.ble_frame import EcgFrame
 from protocol.polar_pmd import PolarEcgFrame
 
@@ -82,7 +82,7 @@ POLAR_LEADS: tuple[str, ...] = ("I",)
 """The Polar H10's chest lead, labelled as the closest standard lead (as the simulator does)."""
 
 
-class StreamFormatError(ValueError):
+class StreamFormatError(EdgeError, ValueError):
     """A frame's rate or leads differ from the stream's."""
 
 
@@ -107,8 +107,9 @@ class StreamConfig:
     """Received samples per quality report (stream s)."""
     clock_bucket_s: float = 10.0
     """Device seconds per clock-fit bucket."""
-    model_fs: float = MODEL_FS
-    """Rate of the model-rate blocks (Hz)."""
+    model_fs: float = DEFAULT_MODEL_FS
+    """Rate of the model-rate blocks (Hz): the models' input rate, from their artifacts' metadata
+    (:func:`edge.stream.resampling.model_fs_from_metadata`) where the agent has them, else 125 Hz."""
 
     def __post_init__(self) -> None:
         for name in ("max_hold_s", "interpolate_max_s", "disconnect_s", "timestamp_tolerance_s"):

@@ -37,6 +37,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from edge.errors import EdgeError
+
 log = logging.getLogger(__name__)
 
 
@@ -72,7 +74,7 @@ CREATE TABLE IF NOT EXISTS counters (
 """
 
 
-class OutboxError(RuntimeError):
+class OutboxError(EdgeError, RuntimeError):
     """The outbox was misused (closed, unknown kind, bad budget)."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,7 +11,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import signal as sps
 
-from edge.stream import GapReason, StreamConfig, StreamFormatError, StreamOutput, StreamState
+from edge.errors import EdgeError
+from edge.stream import (
+    GapReason,
+    StreamConfig,
+    StreamFormatError,
+    StreamOutput,
+    StreamState,
+    model_fs_from_metadata,
+)
 from firmware_sim.faults import LOST_KINDS, FaultConfig, FaultInjector, GilbertElliott, Interval, LeadOff
 from firmware_sim.packetizer import DeviceClock, Packetizer, encode_frame_for_wire, quantize_blocks
 from firmware_sim.profiles import WireFormat, get_profile
@@ -173,6 +182,23 @@ def test_model_rate_blocks_equal_batch_resampling_of_each_segment() -> None:
         np.testing.assert_allclose(y, sps.resample_poly(x, 1, 2, axis=0, padtype="edge"), atol=1e-5)
 
 
+def test_model_rate_comes_from_the_config() -> None:
+    """Default 125 Hz (the shipped models' rate); a model of another rate gets blocks at its rate."""
+    assert StreamConfig().model_fs == 125.0
+    for model_fs in (125.0, 250.0 / 3):
+        run = simulate(FaultConfig(seed=2), seconds=12.0, config=StreamConfig(model_fs=model_fs))
+        y = np.concatenate([m.samples_mv for m in run.out.model_blocks])
+        assert {m.fs for m in run.out.model_blocks} == {model_fs}
+        assert abs(len(y) - run.state.next_index * model_fs / 250.0) <= 1
+
+
+def test_model_rate_read_from_artifact_metadata() -> None:
+    assert model_fs_from_metadata({"ecgstream": json.dumps({"fs_hz": 125.0, "samples": 1250})}) == 125.0
+    assert model_fs_from_metadata({"ecgstream": json.dumps({"fs_hz": 100})}) == 100.0
+    for meta in ({}, {"ecgstream": "not json"}, {"ecgstream": "{}"}, {"ecgstream": '{"fs_hz": -1}'}):
+        assert model_fs_from_metadata(meta) is None
+
+
 def test_polar_frames_gaps_from_timestamps() -> None:
     run = simulate(FaultConfig(seed=2, loss_p=0.05, duplicate_p=0.05, clock_drift_ppm=-80.0),
                    seconds=60.0, profile="polar-h10", wire=True)
@@ -204,9 +230,11 @@ def test_format_change_is_a_clear_error() -> None:
     prof = get_profile("ecgstream-500")
     frame = quantize_blocks(prof, Packetizer(prof).frame_blocks(np.zeros((24, 3)))).frame(0)
     before = run.state.counters.frames
-    with pytest.raises(StreamFormatError):
+    with pytest.raises(StreamFormatError) as caught:
         run.state.push(frame, GATEWAY_T0 + 3.0)
     assert run.state.counters.frames == before and run.state.fs == 250
+    # one of the edge's own errors, and still the ValueError callers catch
+    assert isinstance(caught.value, EdgeError) and isinstance(caught.value, ValueError)
 
 
 fault_configs = st.builds(
