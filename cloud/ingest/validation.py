@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 from protocol.envelope import MAX_PAYLOAD_BYTES
 from protocol.errors import ProtocolError, TopicError, UnsupportedVersionError
@@ -75,8 +75,20 @@ class Rejected:
         return False
 
 
+class RegisteredDevice(Protocol):
+    """What validation reads of a registered device (e.g. :class:`cloud.store.DeviceRecord`)."""
+
+    @property
+    def patient_id(self) -> str | None: ...
+
+    @property
+    def active(self) -> bool: ...
+
+
 class Registry(Protocol):
-    async def get_device(self, device_id: str) -> Any: ...  # None, or an object with patient_id, active
+    """Anything that looks devices up by id (e.g. :class:`cloud.store.Store`)."""
+
+    async def get_device(self, device_id: str) -> RegisteredDevice | None: ...
 
 
 _KINDS = {
@@ -161,4 +173,4 @@ async def validate(topic: str, payload: bytes | bytearray | memoryview, registry
     return await check_registry(result, registry)
 
 
-__all__ = ["Accepted", "Kind", "Reason", "Registry", "Rejected", "check_payload", "check_registry", "validate"]
+__all__ = ["Accepted", "Kind", "Reason", "RegisteredDevice", "Registry", "Rejected", "check_payload", "check_registry", "validate"]
