@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except click.UsageError as exc:
         where = f"ecgstream {' '.join(exc.ctx.command_path.split()[1:])}".strip() if exc.ctx else "ecgstream"
-        click.echo(f"ecgstream: error: {_one_line(exc.format_message())} (see '{where} --help')", err=True)
+        click.echo(f"ecgstream: error: {_one_line(exc.format_message()).rstrip('.')} (see '{where} --help')", err=True)
         return 2
     except click.ClickException as exc:
         click.echo(f"ecgstream: error: {_one_line(exc.format_message())}", err=True)
