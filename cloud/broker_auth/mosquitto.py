@@ -72,6 +72,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from cloud.errors import CloudError
 from protocol.errors import TopicError
 from protocol.topics import ROOT, TOPIC_VERSION, validate_id
 
@@ -87,7 +88,7 @@ ACL_FILE = "acl"
 _PREFIX = f"{ROOT}/{TOPIC_VERSION}"
 
 
-class BrokerAuthError(ValueError):
+class BrokerAuthError(CloudError, ValueError):
     """Bad input for the broker's password or ACL file (nothing was written)."""
 
 
