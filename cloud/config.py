@@ -6,11 +6,11 @@
     cloud.toml: [http] port 70000 is not a TCP port
     ECGSTREAM_CLOUD__ESCALATION__HIGH_S: [escalation] high_s must be a number, got 'soon'
 
-Environment overrides mirror the edge's (``edge/config``): ``ECGSTREAM_CLOUD__<TABLE>__<KEY>=value``
-replaces one key, read as the key's type (integers, numbers, ``true``/``false``, strings; an empty value
-resets an optional key). Unknown tables and keys are errors, in the file and in the environment.
-Secrets (the broker password) may only come from the environment. A relative SQLite path in the file
-is relative to the file's folder; from the environment or the defaults, to the working directory.
+A thin layer over :mod:`settings.reader`, which the edge's configuration shares (it documents the
+environment rules: ``ECGSTREAM_CLOUD__<TABLE>__<KEY>=value`` replaces one key, read as the key's type;
+an empty value resets an optional key; unknown tables and keys are errors). Secrets (the broker
+password) may only come from the environment. A relative SQLite path or CA bundle in the file is
+relative to the file's folder; from the environment or the defaults, to the working directory.
 
 Defaults need no system service: SQLite under ``./var``, HTTP on 127.0.0.1:8080, ingest from a broker
 on 127.0.0.1:1883 (when none answers, the service says so and keeps serving the API).
@@ -18,20 +18,32 @@ on 127.0.0.1:1883 (when none answers, the service says so and keeps serving the 
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 import socket
-import tomllib
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from pydantic.dataclasses import dataclass
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from settings import broker as shared
+from settings.broker import SECTION
+from settings.errors import SettingsError
+from settings.fields import (
+    INTERNAL,
+    Bool,
+    ListenPort,
+    Number,
+    PositiveInt,
+    PositiveNumber,
+    TcpPort,
+    Text,
+    rule,
+)
+from settings.reader import Loaded, SettingsReader
 
 ENV_PREFIX = "ECGSTREAM_CLOUD__"
 DEFAULT_DATABASE_URL = "sqlite:///var/ecgstream-cloud.db"
@@ -39,107 +51,97 @@ DEFAULT_DATABASE_URL = "sqlite:///var/ecgstream-cloud.db"
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
-class ConfigError(ValueError):
+class ConfigError(SettingsError):
     """The cloud settings are missing, unreadable or invalid (one line, naming file, table and key)."""
 
 
-def _rule(check: typing.Callable[[Any], bool], problem: str) -> dict[str, Any]:
-    return {"check": check, "problem": problem}
+def _partition_ok(v: str) -> bool:
+    p = v.split("/")
+    return len(p) == 2 and all(x.isdigit() for x in p) and int(p[0]) < int(p[1])
 
 
-def _positive() -> dict[str, Any]:
-    return _rule(lambda v: v > 0 and math.isfinite(v), "must be > 0")
-
-
-def _port(allow_zero: bool = False) -> dict[str, Any]:
-    return _rule(lambda v: (0 if allow_zero else 1) <= v <= 65535, "is not a TCP port")
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class DatabaseConfig:
     """Where the store lives: ``sqlite:///path.db`` (default) or ``postgresql://user@host/db``."""
 
-    url: str = DEFAULT_DATABASE_URL
-    migrate: bool = True
+    url: Text = DEFAULT_DATABASE_URL
+    migrate: Bool = True
     """Run the Alembic migrations at start-up (every process may: Alembic serialises them)."""
 
 
-@dataclass(frozen=True)
-class BrokerConfig:
-    """The MQTT 5 broker the ingest workers share (Mosquitto, EMQX, HiveMQ, VerneMQ)."""
+@dataclass(frozen=True, config=SECTION)
+class BrokerConfig(shared.BrokerConfig):
+    """The MQTT 5 broker the ingest workers share (Mosquitto, EMQX, HiveMQ, VerneMQ).
 
-    host: str = "127.0.0.1"
-    port: int = field(default=1883, metadata=_port())
+    ``client_id`` defaults to ``cloud-<host>-<pid>`` (:meth:`CloudSettings.client_id`); keep it stable
+    across restarts for a persistent session."""
+
+    host: Text = "127.0.0.1"
+    port: TcpPort = shared.MQTT_PORT
     """1883 by default, 8883 when ``tls`` is on and no port is given."""
-    username: str | None = None
-    password: str | None = field(default=None, repr=False, metadata={"secret": True})
-    tls: bool = False
-    cafile: str | None = None
-    group: str = "cloud"
+    group: Text = "cloud"
     """The shared-subscription group: every worker with the same group splits the traffic."""
-    client_id: str | None = None
-    """MQTT client id (default ``cloud-<host>-<pid>``); keep it stable across restarts for a persistent session."""
-    session_expiry_s: int = field(default=3600, metadata=_positive())
-    enforce_registry: bool = True
+    session_expiry_s: PositiveInt = 3600
+    enforce_registry: Bool = True
     """Reject messages from devices that are not registered to the payload's patient."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class HttpConfig:
-    host: str = "127.0.0.1"
-    port: int = field(default=8080, metadata=_port(allow_zero=True))
+    host: Text = "127.0.0.1"
+    port: ListenPort = 8080
     """0: any free port (the chosen one is logged)."""
-    cookie_secure: bool = False
+    cookie_secure: Bool = False
     """Mark the session cookie ``Secure`` (turn on behind HTTPS)."""
-    max_body_bytes: int = field(default=65536, metadata=_positive())
-    forwarded_allow_ips: str | None = None
+    max_body_bytes: PositiveInt = 65536
+    forwarded_allow_ips: Text | None = None
     """Comma-separated addresses of reverse proxies whose ``X-Forwarded-For`` is trusted, so that audit
     entries and the login limiter see the real client address (default: none; behind a proxy every
     client would otherwise share the proxy's address, and its login limit)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class AccountsConfig:
-    session_ttl_s: float = field(default=12 * 3600.0, metadata=_positive())
-    login_max_failures: int = field(default=5, metadata=_positive())
+    session_ttl_s: PositiveNumber = 12 * 3600.0
+    login_max_failures: PositiveInt = 5
     """Failed sign-ins for one user name (or from one client address) …"""
-    login_window_s: float = field(default=300.0, metadata=_positive())
+    login_window_s: PositiveNumber = 300.0
     """… within this many seconds, after which sign-in is refused (429) until the oldest ages out."""
-    argon2_time_cost: int = field(default=3, metadata=_positive())
-    argon2_memory_kib: int = field(default=65536, metadata=_rule(lambda v: v >= 8, "must be >= 8"))
-    argon2_parallelism: int = field(default=1, metadata=_positive())
+    argon2_time_cost: PositiveInt = 3
+    argon2_memory_kib: Annotated[PositiveInt, rule(lambda v: v >= 8, "must be >= 8")] = 65536
+    argon2_parallelism: PositiveInt = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class EscalationConfig:
     """An active clinical episode nobody acknowledged is escalated after its priority's time, and again
     after the same time, up to ``max_level``."""
 
-    high_s: float = field(default=60.0, metadata=_positive())
-    medium_s: float = field(default=180.0, metadata=_positive())
-    low_s: float = field(default=600.0, metadata=_positive())
-    max_level: int = field(default=3, metadata=_positive())
-    check_interval_s: float = field(default=1.0, metadata=_positive())
+    high_s: PositiveNumber = 60.0
+    medium_s: PositiveNumber = 180.0
+    low_s: PositiveNumber = 600.0
+    max_level: PositiveInt = 3
+    check_interval_s: PositiveNumber = 1.0
 
     def after_us(self) -> dict[str, int]:
         """Waiting time per priority, µs."""
         return {"high": int(self.high_s * 1e6), "medium": int(self.medium_s * 1e6), "low": int(self.low_s * 1e6)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class FeedConfig:
-    poll_s: float = field(default=0.25, metadata=_positive())
+    poll_s: PositiveNumber = 0.25
     """How often a live-feed connection reads the store for other processes' writes."""
-    keepalive_s: float = field(default=15.0, metadata=_positive())
+    keepalive_s: PositiveNumber = 15.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class WardConfig:
-    offline_after_s: float = field(default=60.0, metadata=_positive())
+    offline_after_s: PositiveNumber = 60.0
     """A patient with nothing heard for this long shows as ``offline``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class ModelWorkerConfig:
     """The heavy models run on the windows behind stored alerts (:mod:`cloud.model_worker`).
 
@@ -149,12 +151,10 @@ class ModelWorkerConfig:
     sequence number is i modulo n (n processes split the work; "0/1" takes all).
     """
 
-    poll_s: float = field(default=0.5, metadata=_positive())
-    max_batch: int = field(default=16, metadata=_positive())
-    window_wait_s: float = field(default=60.0, metadata=_rule(lambda v: v >= 0, "must be >= 0"))
-    partition: str = field(default="0/1", metadata=_rule(
-        lambda v: len(p := v.split("/")) == 2 and all(x.isdigit() for x in p) and int(p[0]) < int(p[1]),
-        "must be i/n with 0 <= i < n"))
+    poll_s: PositiveNumber = 0.5
+    max_batch: PositiveInt = 16
+    window_wait_s: Annotated[Number, rule(lambda v: v >= 0, "must be >= 0")] = 60.0
+    partition: Annotated[Text, rule(_partition_ok, "must be i/n with 0 <= i < n")] = "0/1"
     models: tuple[Any, ...] | None = None
 
     def partition_tuple(self) -> tuple[int, int]:
@@ -162,22 +162,22 @@ class ModelWorkerConfig:
         return int(i), int(n)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class RunConfig:
     """Which parts this process runs (several processes may split them, or all run everything)."""
 
-    ingest: bool = True
-    api: bool = True
-    escalation: bool = True
-    models: bool = True
+    ingest: Bool = True
+    api: Bool = True
+    escalation: Bool = True
+    models: Bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class LogConfig:
     level: LogLevel = "info"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class CloudSettings:
     """Everything ``ecgstream cloud run`` needs, one field per TOML table."""
 
@@ -191,7 +191,7 @@ class CloudSettings:
     run: RunConfig = field(default_factory=RunConfig)
     log: LogConfig = field(default_factory=LogConfig)
     model_worker: ModelWorkerConfig = field(default_factory=ModelWorkerConfig)
-    source: str = "defaults"
+    source: str = field(default="defaults", metadata=INTERNAL)
 
     def client_id(self) -> str:
         """The configured MQTT client id, or ``cloud-<host>-<pid>`` (topic-safe, ≤ 64 characters)."""
@@ -203,51 +203,25 @@ class CloudSettings:
 
 # -- reading -------------------------------------------------------------------------------------
 
+_READER = SettingsReader(CloudSettings, ENV_PREFIX, ConfigError)
+
 
 def load_settings(path: str | Path | None = None, *, env: Mapping[str, str] | None = None) -> CloudSettings:
     """Read ``path`` (``None``: defaults only) and apply environment overrides (default ``os.environ``)."""
-    if path is None:
-        return parse_settings("", source="defaults", env=env)
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(f"cannot read config {path}: {reason}") from None
-    return parse_settings(text, source=str(path), base_dir=path.parent, env=env)
+    return _finish(_READER.load(path, env=env))
 
 
 def parse_settings(text: str, *, source: str = "<memory>", base_dir: Path | None = None,
                    env: Mapping[str, str] | None = None) -> CloudSettings:
     """Validate TOML text plus environment overrides."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    origins: dict[tuple[str, str], str] = {}
-    for var in sorted(os.environ if env is None else env):
-        if var.upper().startswith(ENV_PREFIX):
-            _apply_env(doc, var, (os.environ if env is None else env)[var], origins)
-    tables: dict[str, Any] = {}
-    hints = typing.get_type_hints(CloudSettings)
-    for name, value in doc.items():
-        if name not in hints or name == "source":
-            raise ConfigError(f"{source}: unknown table [{name}] (allowed: {', '.join(_tables())})")
-        if not isinstance(value, dict):
-            raise ConfigError(f"{source}: {name} must be a table [{name}]")
-        models = value.pop("models", None) if name == "model_worker" else None
-        tables[name] = _build(hints[name], value, name, source, origins)
-        if models is not None:
-            tables[name] = replace(tables[name], models=_model_specs(models, source, base_dir))
-    settings = CloudSettings(**tables, source=source)
-    return _finish(settings, doc, source, base_dir, origins)
+    return _finish(_READER.parse(text, source=source, base_dir=base_dir, env=env))
 
 
 def _model_specs(raw: Any, source: str, base_dir: Path | None) -> tuple[Any, ...]:
     """``[[model_worker.models]]`` tables → :class:`cloud.model_worker.ModelSpec` (checked now, loaded at start)."""
     from cloud.model_worker import ModelConfigError, ModelSpec
 
-    if not isinstance(raw, list) or not all(isinstance(m, dict) for m in raw):
+    if not all(isinstance(m, dict) for m in raw):
         raise ConfigError(f"{source}: [model_worker] models must be an array of tables ([[model_worker.models]])")
     try:
         specs = tuple(ModelSpec.from_mapping(m, base_dir=base_dir) for m in raw)
@@ -259,119 +233,30 @@ def _model_specs(raw: Any, source: str, base_dir: Path | None) -> tuple[Any, ...
     return specs
 
 
-def _tables() -> list[str]:
-    return [f.name for f in dataclasses.fields(CloudSettings) if f.name != "source"]
-
-
-def _apply_env(doc: dict[str, Any], var: str, text: str, origins: dict[tuple[str, str], str]) -> None:
-    parts = [p.lower() for p in var[len(ENV_PREFIX):].split("__")]
-    hints = typing.get_type_hints(CloudSettings)
-    if len(parts) != 2 or parts[0] not in hints or parts[0] == "source":
-        raise ConfigError(f"{var}: expected {ENV_PREFIX}<TABLE>__<KEY> with a table of "
-                          f"{', '.join(_tables())}")
-    table, key = parts
-    cls = hints[table]
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    if key not in fields:
-        raise ConfigError(f"{var}: [{table}] unknown key {key!r} (allowed: {', '.join(sorted(fields))})")
-    tp, optional = _optional(typing.get_type_hints(cls)[key])
-    sub = doc.setdefault(table, {})
-    if not isinstance(sub, dict):
-        return  # the file's own value is wrong; building reports it
-    origins[(table, key)] = var
-    if optional and text == "":
-        sub.pop(key, None)
-        return
-    sub[key] = _env_value(text.strip(), tp, var, f"[{table}] {key}")
-
-
-def _env_value(text: str, tp: Any, var: str, what: str) -> Any:
-    if tp is bool:
-        if text.lower() in ("true", "1", "yes", "on"):
-            return True
-        if text.lower() in ("false", "0", "no", "off"):
-            return False
-        raise ConfigError(f"{var}: {what} must be true or false, got {text!r}")
-    if tp in (int, float):
-        try:
-            return tp(text)
-        except ValueError:
-            raise ConfigError(f"{var}: {what} must be {'an integer' if tp is int else 'a number'}, "
-                              f"got {text!r}") from None
-    return text
-
-
-def _optional(tp: Any) -> tuple[Any, bool]:
-    if typing.get_origin(tp) in (types.UnionType, typing.Union):
-        return next(a for a in typing.get_args(tp) if a is not type(None)), True
-    return tp, False
-
-
-def _build(cls: type, raw: dict[str, Any], table: str, source: str, origins: Mapping[tuple[str, str], str]) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        where = origins.get((table, key), source)
-        if key not in fields:
-            raise ConfigError(f"{where}: [{table}] unknown key {key!r} (allowed: {', '.join(sorted(fields))})")
-        f = fields[key]
-        if f.metadata.get("secret") and (table, key) not in origins:
-            raise ConfigError(f"{where}: [{table}] {key} is a secret: set it in the environment "
-                              f"({ENV_PREFIX}{table.upper()}__{key.upper()}), not in the file")
-        values[key] = _value(value, hints[key], f, f"[{table}] {key}", where)
-    return cls(**values)
-
-
-def _value(value: Any, tp: Any, f: dataclasses.Field[Any], what: str, where: str) -> Any:
-    tp, _ = _optional(tp)
-    if typing.get_origin(tp) is Literal:
-        allowed = typing.get_args(tp)
-        if value not in allowed:
-            raise ConfigError(f"{where}: {what} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-        return value
-    if tp is float:
-        if type(value) not in (int, float):
-            raise ConfigError(f"{where}: {what} must be a number, got {type(value).__name__}")
-        value = float(value)
-    elif type(value) is not tp:
-        kind = {str: "a string", int: "an integer", bool: "true or false"}.get(tp, str(tp))
-        raise ConfigError(f"{where}: {what} must be {kind}, got {type(value).__name__}")
-    if isinstance(value, str) and not value.strip():
-        raise ConfigError(f"{where}: {what} must not be empty")
-    check = f.metadata.get("check")
-    if check is not None and not check(value):
-        raise ConfigError(f"{where}: {what} {value} {f.metadata['problem']}")
-    return value
-
-
-def _finish(settings: CloudSettings, doc: Mapping[str, Any], source: str, base_dir: Path | None,
-            origins: Mapping[tuple[str, str], str]) -> CloudSettings:
+def _finish(loaded: Loaded[CloudSettings]) -> CloudSettings:
+    """The checks that span tables or need other libraries, the SQLite path, the model specs, the source."""
+    settings = replace(loaded.value, source=loaded.source)
+    if settings.model_worker.models is not None:
+        specs = _model_specs(settings.model_worker.models, loaded.source, loaded.base_dir)
+        settings = replace(settings, model_worker=replace(settings.model_worker, models=specs))
     db = settings.database
-    where = origins.get(("database", "url"), source)
     try:
         url = make_url(db.url)
     except ArgumentError:
-        raise ConfigError(f"{where}: [database] url {db.url!r} is not a database URL") from None
+        raise _READER.fail(loaded, ("database",), f"url {db.url!r} is not a database URL", "url") from None
     backend = url.get_backend_name()
     if backend not in ("sqlite", "postgresql"):
-        raise ConfigError(f"{where}: [database] url must be sqlite:///… or postgresql://…, got {backend!r}")
+        raise _READER.fail(loaded, ("database",), f"url must be sqlite:///… or postgresql://…, got {backend!r}", "url")
     if backend == "sqlite" and url.database and url.database != ":memory:":
         path = Path(url.database)
-        if not path.is_absolute() and base_dir is not None and ("database", "url") not in origins:
-            path = base_dir / path
+        if not path.is_absolute() and loaded.base_dir is not None and not loaded.from_env("database", "url"):
+            path = loaded.base_dir / path
             settings = replace(settings, database=replace(db, url=url.set(database=str(path)).render_as_string(
                 hide_password=False)))
-    broker = settings.broker
-    raw_broker = doc.get("broker", {})
-    if broker.host == "embedded" and settings.run.ingest:
-        raise ConfigError(f"{origins.get(('broker', 'host'), source)}: [broker] host 'embedded' is the edge demo's "
-                          f"MQTT 3.1.1 broker, which cannot serve the cloud's shared subscription; give an MQTT 5 "
-                          f"broker (Mosquitto, EMQX, …) or set [run] ingest = false")
-    if broker.cafile is not None and not broker.tls:
-        raise ConfigError(f"{origins.get(('broker', 'cafile'), source)}: [broker] cafile needs tls = true")
-    if broker.tls and "port" not in raw_broker:
-        settings = replace(settings, broker=replace(broker, port=8883))
+    if settings.broker.embedded and settings.run.ingest:
+        raise _READER.fail(loaded, ("broker",), "host 'embedded' is the edge demo's MQTT 3.1.1 broker, which cannot "
+                           "serve the cloud's shared subscription; give an MQTT 5 broker (Mosquitto, EMQX, …) or set "
+                           "[run] ingest = false", "host")
     return settings
 
 

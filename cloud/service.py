@@ -31,7 +31,6 @@ import contextlib
 import logging
 import signal
 import socket
-import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +44,7 @@ from cloud.escalation import Escalator
 from cloud.ingest import IngestWorker
 from cloud.model_worker import HostedModel, ModelSpec, ModelWorker
 from cloud.store import Store, upgrade_database
+from settings.tls import client_tls_context
 
 log = logging.getLogger("cloud.service")
 
@@ -69,12 +69,6 @@ class _InProcessServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def _tls_context(settings: CloudSettings) -> ssl.SSLContext | None:
-    if not settings.broker.tls:
-        return None
-    return ssl.create_default_context(cafile=settings.broker.cafile)
 
 
 async def prepare_database(settings: CloudSettings) -> None:
@@ -152,7 +146,7 @@ async def _serve(settings: CloudSettings, store: Store, stop: asyncio.Event,
     if settings.run.ingest:
         b = settings.broker
         ingest = IngestWorker(store, hostname=b.host, port=b.port, group=b.group, client_id=settings.client_id(),
-                              username=b.username, password=b.password, tls_context=_tls_context(settings),
+                              username=b.username, password=b.password, tls_context=client_tls_context(b),
                               enforce_registry=b.enforce_registry, session_expiry_s=b.session_expiry_s)
         background["ingest"] = asyncio.create_task(ingest.run(), name="cloud-ingest")
         background["ingest-watch"] = asyncio.create_task(_watch_ingest(ingest, settings), name="cloud-ingest-watch")
