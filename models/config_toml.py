@@ -1,31 +1,44 @@
 """Reading a model's training config: one TOML file of ``[section]`` tables onto frozen dataclasses.
 
-Shared by :mod:`models.reconstruction.config` and :mod:`models.classifier.config`. Unknown keys are
-an error (a typo must not silently fall back to a default); arrays become tuples (frozen configs).
+Shared by :mod:`models.reconstruction.config` and :mod:`models.classifier.config`, through the same
+reader as the edge and cloud settings (:mod:`settings.reader`; no environment overrides here). The
+configs stay plain dataclasses, so training code needs no pydantic: the reader is imported only
+when a config is read. Unknown sections and keys are an error (a typo must not silently fall back
+to a default); values are checked against the fields' types (arrays become tuples); every problem
+raises ``ValueError`` naming the file, the section and the key.
 """
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import fields
+import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """The TOML document at ``path``; ValueError naming the file when it is missing or not TOML."""
+def load_training_config(cls: type[T], path: str | Path) -> T:
+    """``cls`` read from the TOML file at ``path``; ValueError naming the file when it is missing or wrong."""
+    from settings.reader import SettingsReader
+
     path = Path(path)
     try:
-        return tomllib.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ValueError(f"config file {path} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: invalid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read config {path}: {exc}") from None
+    doc = SettingsReader(cls).loads(text, source=str(path))
+    return training_config_from_dict(cls, doc, source=str(path))
 
 
-def section(cls: type, raw: dict[str, Any], name: str) -> Any:
-    """``cls`` built from the ``[name]`` table ``raw``; ValueError listing unknown keys."""
-    unknown = set(raw) - {f.name for f in fields(cls)}
+def training_config_from_dict(cls: type[T], raw: Mapping[str, Any], *, source: str = "config") -> T:
+    """``cls`` built from a TOML-shaped mapping (one table per section); ValueError naming what is wrong."""
+    from settings.reader import SettingsReader
+
+    sections = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(raw) - sections
     if unknown:
-        raise ValueError(f"config [{name}]: unknown key(s) {', '.join(sorted(unknown))}")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+        raise ValueError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}")
+    return SettingsReader(cls).validate(raw, source=source).value

@@ -93,11 +93,14 @@ class SettingsReader(Generic[T]):
     def parse(self, text: str, *, source: str = "<memory>", base_dir: Path | None = None,
               env: Mapping[str, str] | None = None) -> Loaded[T]:
         """Validate TOML text plus environment overrides; relative file paths are taken from ``base_dir``."""
+        return self.validate(self.loads(text, source=source), source=source, base_dir=base_dir, env=env)
+
+    def loads(self, text: str, *, source: str = "<memory>") -> dict[str, Any]:
+        """The TOML document in ``text``, unchecked (an error naming ``source`` when it is not TOML)."""
         try:
-            doc = tomllib.loads(text)
+            return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise self.error(f"{source}: not valid TOML: {exc}") from None
-        return self.validate(doc, source=source, base_dir=base_dir, env=env)
 
     def validate(self, doc: Mapping[str, Any], *, source: str = "<memory>", base_dir: Path | None = None,
                  env: Mapping[str, str] | None = None) -> Loaded[T]:
@@ -228,6 +231,10 @@ def _place(root: Any, loc: tuple[Any, ...], *, table_error: bool) -> _Place:
         origin = typing.get_origin(bare)
         if _is_table(bare) and isinstance(part, str) and part in _fields(bare):
             field_tp = _bare(_hints(bare)[part])[0]
+            if typing.get_origin(field_tp) is tuple and parts and isinstance(parts[0], int):
+                item = _bare(typing.get_args(field_tp)[0])[0]
+                if not _is_table(item):  # an array of values: name the entry
+                    return _Place(label, path, f"{part}[{parts[0]}]", item)
             into_table = _is_table(field_tp) or typing.get_origin(field_tp) is Mapping
             if parts or (table_error and into_table):
                 tp, path, label = field_tp, (*path, part), _label((*path, part)).strip()

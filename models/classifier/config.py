@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.config_toml import read_toml, section
+from models.config_toml import load_training_config, training_config_from_dict
 
 ARCHITECTURES = ("mamba", "resnet")
 
@@ -81,16 +81,12 @@ class ClassifierConfig:
 
 
 def config_from_dict(raw: dict[str, Any]) -> ClassifierConfig:
-    """Build and check a config; unknown sections or keys are an error."""
-    unknown = set(raw) - {"data", "mamba", "resnet", "train"}
-    if unknown:
-        raise ValueError(f"config: unknown section(s) {', '.join(sorted(unknown))}")
-    cfg = ClassifierConfig(
-        data=section(DataConfig, raw.get("data", {}), "data"),
-        mamba=section(MambaConfig, raw.get("mamba", {}), "mamba"),
-        resnet=section(ResNetConfig, raw.get("resnet", {}), "resnet"),
-        train=section(TrainConfig, raw.get("train", {}), "train"),
-    )
+    """Build and check a config from a mapping of sections; unknown sections or keys are an error."""
+    return _checked(training_config_from_dict(ClassifierConfig, raw))
+
+
+def _checked(cfg: ClassifierConfig) -> ClassifierConfig:
+    """``cfg``, after the checks that span keys."""
     d, t = cfg.data, cfg.train
     if d.train_windows < 16 or d.test_windows < 16 or d.calib_windows < 1:
         raise ValueError("config [data]: need ≥ 16 train, ≥ 16 test and ≥ 1 calibration windows")
@@ -105,5 +101,4 @@ def config_from_dict(raw: dict[str, Any]) -> ClassifierConfig:
 
 def load_config(path: str | Path) -> ClassifierConfig:
     """Read a TOML config; unknown keys are an error (a typo must not silently use a default)."""
-    raw = read_toml(path)
-    return config_from_dict(raw)
+    return _checked(load_training_config(ClassifierConfig, path))

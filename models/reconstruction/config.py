@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.config_toml import read_toml, section
+from models.config_toml import load_training_config, training_config_from_dict
 
 
 @dataclass(frozen=True)
@@ -48,14 +48,12 @@ class ReconstructionConfig:
 
 
 def config_from_dict(raw: dict[str, Any]) -> ReconstructionConfig:
-    unknown = set(raw) - {"data", "model", "train"}
-    if unknown:
-        raise ValueError(f"config: unknown section(s) {', '.join(sorted(unknown))}")
-    cfg = ReconstructionConfig(
-        data=section(DataConfig, raw.get("data", {}), "data"),
-        model=section(ModelConfig, raw.get("model", {}), "model"),
-        train=section(TrainConfig, raw.get("train", {}), "train"),
-    )
+    """Build and check a config from a mapping of sections; unknown sections or keys are an error."""
+    return _checked(training_config_from_dict(ReconstructionConfig, raw))
+
+
+def _checked(cfg: ReconstructionConfig) -> ReconstructionConfig:
+    """``cfg``, after the checks that span keys."""
     t = cfg.train
     if t.epochs < 1 or t.batch_size < 1 or t.lr <= 0 or t.crop_samples < 64 or t.crop_samples % 8:
         raise ValueError("config [train]: epochs, batch_size ≥ 1, lr > 0, crop_samples ≥ 64 and a multiple of 8")
@@ -66,5 +64,4 @@ def config_from_dict(raw: dict[str, Any]) -> ReconstructionConfig:
 
 def load_config(path: str | Path) -> ReconstructionConfig:
     """Read a TOML config; unknown keys are an error (a typo must not silently use a default)."""
-    raw = read_toml(path)
-    return config_from_dict(raw)
+    return _checked(load_training_config(ReconstructionConfig, path))
