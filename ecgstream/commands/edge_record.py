@@ -49,12 +49,23 @@ def record(device_id: str, out_dir: Path, broker: str, username: str | None, pas
     started = datetime.now(UTC)
     recorder = StreamRecorder(device_id)
     target = out_dir / (name or f"{device_id}-{started:%Y%m%dT%H%M%SZ}")
-    click.echo(f"recording {device_id} from {host}:{port or (8883 if tls else 1883)}"
-               + (f" for {seconds:g} s" if seconds else " until Ctrl-C"), err=True)
+    port = port or (8883 if tls else 1883)
+    until = f"for {seconds:g} s of stream" if seconds else "until Ctrl-C"
+
+    async def run() -> None:
+        subscribed = asyncio.Event()
+        recording = asyncio.create_task(record_from_broker(
+            recorder, hostname=host, port=port, username=username, password=password, tls_context=tls_context,
+            seconds=seconds, subscribed=subscribed, idle_timeout_s=idle_s))
+        ready = asyncio.create_task(subscribed.wait())
+        await asyncio.wait({recording, ready}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if subscribed.is_set():
+            print(f"recording {device_id} from {host}:{port} {until}", file=sys.stderr, flush=True)
+        await recording
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(record_from_broker(recorder, hostname=host, port=port or (8883 if tls else 1883),
-                                       username=username, password=password, tls_context=tls_context,
-                                       seconds=seconds, idle_timeout_s=idle_s))
+        asyncio.run(run())
     header = recorder.write(target, comments=[f"recorded from {host} starting {started:%Y-%m-%d %H:%M:%S} UTC"])
     lost = recorder.lost_samples
     click.echo(f"wrote {header} ({recorder.duration_s:.1f} s, {', '.join(recorder.lead_names)}, "

@@ -3,6 +3,7 @@ records with a channel map and progress, and every error as one line with exit s
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -14,6 +15,12 @@ import pytest
 import wfdb
 
 from ecgstream.cli import main
+from ecgstream.streaming import BrokerAddress, Medium, stream
+from ecgstream.ward_view import WardView
+from firmware_sim.records import read_record
+from firmware_sim.scenario import parse_scenario
+from firmware_sim.ward import build_ward
+from tests.conftest import MqttBroker
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -147,3 +154,46 @@ def test_recording_from_a_broker_that_is_not_there_is_one_line(tmp_path: Path, c
     code = main(["edge", "record", "--device", "dev-1", "--out", str(tmp_path), "--broker", "127.0.0.1:1",
                  "--seconds", "1"])
     _one_line_error(code, capsys.readouterr().err, "cannot record from the MQTT broker at 127.0.0.1:1")
+
+
+RECORD_CMD = "from ecgstream.commands.edge_record import record; record(prog_name='ecgstream edge record')"
+"""The `edge record` command on its own (the lead registers it under `ecgstream edge`)."""
+
+
+@pytest.mark.mosquitto
+def test_edge_record_writes_what_a_live_device_sends_and_it_replays(
+    tmp_path: Path, mqtt_broker: MqttBroker, unique_id: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    device = f"{unique_id}d"
+    scenario = parse_scenario(RECORDED_WARD.format(device=device))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RECORD_CMD, "--device", device, "--out", str(tmp_path), "--name", "rec",
+         "--broker", f"{mqtt_broker.host}:{mqtt_broker.port}", "--seconds", "12", "--idle-timeout", "10"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert proc.stderr is not None
+        assert proc.stderr.readline().startswith(f"recording {device} from")  # subscribed: safe to stream
+        asyncio.run(stream(lambda transport: [bed.device for bed in build_ward(scenario, transport)],
+                           Medium("mqtt", BrokerAddress(mqtt_broker.host, mqtt_broker.port)), pace=float("inf"),
+                           duration_s=12.0, view=WardView({device: "p"}), live=False))
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert f"wrote {tmp_path / 'rec.hea'}" in out and "0 samples per lead lost" in out
+    recorded = read_record(tmp_path / "rec")
+    assert recorded.lead_names == ("II", "V1", "V5") and recorded.fs == 250.0
+    assert recorded.duration_s == pytest.approx(12.0, abs=0.2) and not np.isnan(recorded.signals).any()
+    assert main(["sim", "replay", str(tmp_path / "rec"), "--transport", "loopback", "--pace", "0", "--no-live"]) == 0
+    assert "0 missing by sequence number" in capsys.readouterr().out
+
+
+RECORDED_WARD = """
+name = "to-record"
+duration_s = 12
+seed = 3
+[[patient]]
+id = "p"
+device = "{device}"
+rhythm = [ {{ at = 0, name = "sinus" }} ]
+"""
