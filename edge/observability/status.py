@@ -18,10 +18,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.errors import EdgeError
+
 SCHEMA_VERSION = 1
 
 
-class StatusError(ValueError):
+class StatusError(EdgeError, ValueError):
     """A status file or response is unreadable or not a status snapshot."""
 
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.evaluation.alarms import Recording, replay
 from edge.signal.pacing import PacePulseDetector
+from evaluation.replay import Recording, replay
 from firmware_sim.synthesis import NoiseSpec, RhythmSegment, synthesize, synthesize_timeline
 
 MILD = NoiseSpec(baseline_mv=0.1, emg_mv=0.03, motion_mv=0.2, powerline_mv=0.05)
