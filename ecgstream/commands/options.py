@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ecgstream.streaming import BrokerAddress
+from settings.broker import default_port
 
 F = Callable[..., Any]
 
@@ -43,7 +44,7 @@ def broker_address(broker: str | None, username: str | None, password: str | Non
     host, port = parse_broker(broker)
     if host is None and (tls or username):
         raise click.BadParameter("--tls/--username need an external --broker HOST", param_hint="--broker")
-    return BrokerAddress(host, port or (8883 if tls else 1883), username, password, tls, cafile)
+    return BrokerAddress(host, port or default_port(tls), username, password, tls, cafile)
 
 
 def transport_options(func: F) -> F:
