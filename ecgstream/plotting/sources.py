@@ -52,7 +52,8 @@ def _rhythms_in(changes: Sequence[tuple[float, str]], t0: float, t1: float) -> t
     """Rhythm changes within ``[t0, t1)`` relative to ``t0``, led by the rhythm in effect at ``t0``."""
     before = [label for t, label in changes if t <= t0]
     inside = [(t - t0, label) for t, label in changes if t0 < t < t1]
-    return ((0.0, before[-1]),) * bool(before) + tuple(inside)
+    leading = ((0.0, before[-1]),) if before else ()
+    return leading + tuple(inside)
 
 
 def strip_from_record(

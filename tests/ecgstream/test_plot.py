@@ -111,3 +111,16 @@ def test_a_stored_alerts_window_is_drawn_with_reconstructed_leads_marked(
     assert main(["plot", "--alert", "8a3c0b52-0000-4000-8000-000000000000", "--db", url]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not stored" in err[0]
+
+
+def test_rhythm_labels_start_where_the_record_says_and_carry_into_later_strips(tmp_path: Path) -> None:
+    from firmware_sim.export import write_wfdb_with_truth
+    from firmware_sim.records import write_annotations
+
+    signals = synthesize("sinus", seconds=20.0, fs=250.0, seed=3).signals
+    header, _ = write_wfdb_with_truth(tmp_path / "rec", signals, 250.0, STANDARD_LEADS, {})
+    write_annotations(tmp_path / "rec", 250.0, [(500, "N"), (3000, "V")], [(1000, "(AFIB"), (4000, "(VT")])
+    first = strip_from_record(header, seconds=10.0, leads=["II"])
+    assert first.rhythms == ((4.0, "(AFIB"),) and first.beats == ((2.0, "N"),)
+    later = strip_from_record(header, start_s=10.0, seconds=10.0, leads=["II"])
+    assert later.rhythms == ((0.0, "(AFIB"), (6.0, "(VT")) and later.beats == ((2.0, "V"),)
