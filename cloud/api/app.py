@@ -9,6 +9,7 @@ that package is installed, a short placeholder page otherwise.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -19,6 +20,7 @@ from cloud.accounts import Accounts, LoginRateLimiter, PasswordHasher
 from cloud.api.context import ApiContext
 from cloud.api.errors import ApiError, error_response, install_error_handlers
 from cloud.api.metrics import ApiMetrics
+from cloud.api.openapi import install_openapi
 from cloud.api.routes import alerts, audit, auth, events, fhir, health, registry, ward, windows
 from cloud.config import CloudSettings
 from cloud.store import Store
@@ -26,6 +28,13 @@ from cloud.store import Store
 PLACEHOLDER = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>ecgstream</title></head>
 <body><h1>ecgstream cloud</h1><p>The dashboard is not installed in this build. The HTTP API is under
 <code>/api</code> (see docs/api.md); health at <a href="/healthz">/healthz</a>.</p></body></html>"""
+
+
+API_DESCRIPTION = """The alert service of ecgstream (not a medical device): ward, registry, alerts and their
+acknowledgement, ECG windows, FHIR R4B export, the live feed (Server-Sent Events), audit, health and
+metrics. Times are integer µs since the Unix epoch. Every refusal is `{"error", "detail"}` JSON. Send
+the session as the `ecgstream_session` cookie or as `Authorization: Bearer <token>` (from
+`POST /api/auth/login`). The prose reference is docs/api.md."""
 
 
 class BodyLimit:
@@ -101,7 +110,7 @@ def create_app(settings: CloudSettings, store: Store, *, accounts: Accounts | No
     """The alert service's ASGI app over an open ``store``."""
     # no Swagger page: it loads its assets from a CDN; the schema itself is at /api/openapi.json
     app = FastAPI(title="ecgstream cloud", version="1", docs_url=None, redoc_url=None,
-                  openapi_url="/api/openapi.json")
+                  openapi_url="/api/openapi.json", description=API_DESCRIPTION)
     ctx = ApiContext(settings=settings, store=store, accounts=accounts or make_accounts(settings, store),
                      metrics=metrics or ApiMetrics(), ingest=ingest)
     app.state.ctx = ctx
@@ -110,6 +119,7 @@ def create_app(settings: CloudSettings, store: Store, *, accounts: Accounts | No
     if ingest is not None:
         ctx.metrics.add_source("ingest", ingest.counters.as_dict)
     install_error_handlers(app)
+    install_openapi(app)
     for module in (auth, ward, registry, alerts, windows, fhir, events, audit, health):
         app.include_router(module.router)
     _mount_dashboard(app)
@@ -119,15 +129,16 @@ def create_app(settings: CloudSettings, store: Store, *, accounts: Accounts | No
 
 
 def _mount_dashboard(app: FastAPI) -> None:
+    static_dir: Path | None
     try:
-        from cloud.dashboard import STATIC_DIR
+        from cloud.dashboard import STATIC_DIR as static_dir
     except ImportError:
-        STATIC_DIR = None  # noqa: N806
-    index = STATIC_DIR / "index.html" if STATIC_DIR is not None else None
-    if index is not None and index.is_file():
+        static_dir = None
+    index = static_dir / "index.html" if static_dir is not None else None
+    if static_dir is not None and index is not None and index.is_file():
         from fastapi.staticfiles import StaticFiles
 
-        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+        app.mount("/static", StaticFiles(directory=static_dir), name="static")
 
         @app.get("/", include_in_schema=False)
         async def dashboard() -> FileResponse:

@@ -1,17 +1,25 @@
-"""Request dependencies: the context, the signed-in user (cookie or bearer token), role checks."""
+"""Request dependencies: the context, the signed-in user (cookie or bearer token), role checks.
+
+:func:`current_user` names both security schemes of :mod:`cloud.api.openapi` (the session cookie and
+the bearer token), so every route that needs a session declares them in the OpenAPI document; the
+token itself is read by :func:`request_token` (a malformed Authorization header is a 401, not ignored).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials
 
 from cloud.accounts import Role
 from cloud.api.context import ApiContext
 from cloud.api.errors import ApiError
+from cloud.api.openapi import BEARER_SCHEME, SESSION_COOKIE, SESSION_COOKIE_SCHEME
 from cloud.store import UserRecord
 
-SESSION_COOKIE = "ecgstream_session"
+__all__ = ["SESSION_COOKIE", "AdminUser", "CurrentUser", "admin_user", "client_address", "current_user", "get_ctx",
+           "request_token"]
 
 
 def get_ctx(request: Request) -> ApiContext:
@@ -34,7 +42,11 @@ def request_token(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE) or None
 
 
-async def current_user(request: Request) -> UserRecord:
+async def current_user(
+    request: Request,
+    _cookie: Annotated[str | None, Security(SESSION_COOKIE_SCHEME)] = None,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_SCHEME)] = None,
+) -> UserRecord:
     """The signed-in user; 401 without a valid, unexpired session."""
     token = request_token(request)
     if token is None:

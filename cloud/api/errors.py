@@ -63,7 +63,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         _count(request, exc.error)
-        return error_response(exc.status_code, exc.error, str(exc.detail), exc.headers)
+        return error_response(exc.status_code, exc.error, str(exc.detail),
+                              dict(exc.headers) if exc.headers is not None else None)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

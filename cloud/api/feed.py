@@ -128,7 +128,7 @@ class FeedConnection:
         changed = {d: t for d, (_, t) in statuses.items() if self._status_seen.get(d) != t}
         if changed:
             devices = {d.device_id: d.patient_id for d in await store.list_devices()}
-            patients |= {devices[d] for d in changed if devices.get(d)}
+            patients |= {p for d in changed if (p := devices.get(d))}
         if patients:
             for row in await ward_rows(store, offline_after_s=self.ctx.settings.ward.offline_after_s,
                                        patient_ids=sorted(patients)):

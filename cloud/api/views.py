@@ -115,7 +115,8 @@ async def ward_rows(store: Store, *, offline_after_s: float, patient_ids: Sequen
     last_eps = await store.episodes([a[0].episode_id for a in recent.values()])
     by_patient: dict[str, list[Any]] = {}
     for d in devices:
-        by_patient.setdefault(d.patient_id, []).append(d)
+        if d.patient_id is not None:
+            by_patient.setdefault(d.patient_id, []).append(d)
     now = store.clock()
     rows = []
     for pid in sorted(ids):

@@ -1,7 +1,12 @@
-"""FHIR export of windows and alerts (cloud.interop.fhir): what a receiving clinical system reads back."""
+"""FHIR export of windows and alarm episodes (cloud.interop.fhir): what a receiving clinical system reads back.
+
+Every export is validated twice: by ``fhir.resources`` (the exporter's own check) and against the
+official FHIR R4B JSON schema vendored in ``cloud/interop/schema`` (:func:`assert_valid_fhir`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 
@@ -24,10 +29,15 @@ from cloud.interop.fhir import (
     FhirExportError,
     alert_bundle,
     alert_resource,
-    window_observation,
+    episode_resource,
+    reconstructed_observation_id,
+    window_bundle,
+    window_observations,
 )
+from cloud.interop.systems import DEFAULT_SYSTEMS, FhirSystems
 from protocol.leads import STANDARD_LEADS
 from protocol.window_payload import EcgWindow
+from tests.cloud.api_support import assert_valid_fhir
 from tests.cloud.conftest import T0_US, make_alert, make_window
 
 # IEEE 11073-10101 codes as published in the FHIR ECG example (131072 + term code): the reference.
@@ -47,14 +57,35 @@ def decode_sampled_data(sd: dict) -> np.ndarray:
     return sd["origin"]["value"] + sd.get("factor", 1) * raw
 
 
-def leads_of(observation: dict) -> dict[str, dict]:
-    """``{lead name: component}`` found by MDC code."""
+def leads_of(observations: dict | list[dict]) -> dict[str, dict]:
+    """``{lead name: component}`` found by MDC code, over one Observation or several, in window order."""
     out = {}
-    for comp in observation["component"]:
-        codes = [c["code"] for c in comp["code"]["coding"] if c["system"] == MDC_SYSTEM]
-        assert len(codes) == 1
-        out[CODE_TO_LEAD[codes[0]]] = comp
+    for observation in [observations] if isinstance(observations, dict) else observations:
+        for comp in observation["component"]:
+            codes = [c["code"] for c in comp["code"]["coding"] if c["system"] == MDC_SYSTEM]
+            assert len(codes) == 1
+            out[CODE_TO_LEAD[codes[0]]] = comp
     return out
+
+
+def in_window_order(leads: dict[str, dict], window: EcgWindow) -> list[str]:
+    return [lead for lead in window.leads if lead in leads]
+
+
+def window_observation(window: EcgWindow, **kw) -> list[dict]:
+    """The window's Observations, each checked by fhir.resources and by the official R4B schema."""
+    observations = window_observations(window, **kw)
+    for obs in observations:
+        Observation.model_validate(obs)
+        assert_valid_fhir(obs)
+    return observations
+
+
+def narrative(resource: dict) -> str:
+    text = resource["text"]
+    assert text["status"] == "generated"
+    assert text["div"].startswith('<div xmlns="http://www.w3.org/1999/xhtml">') and text["div"].endswith("</div>")
+    return text["div"]
 
 
 def extension(element: dict, url: str) -> list[dict]:
@@ -71,13 +102,13 @@ def parse_instant(value: str) -> int:
 
 def test_window_round_trip_within_one_lsb_with_every_lead_and_its_code():
     window = make_window(realistic=True, seed=3)
-    obs = window_observation(window)
-    Observation.model_validate(obs)  # a receiver's parser accepts it
-    json.dumps(obs)  # plain JSON
+    observations = window_observation(window)  # a receiver's parser accepts it
+    json.dumps(observations)  # plain JSON
     ecg = {"system": MDC_SYSTEM, "code": "131328", "display": "MDC_ECG_ELEC_POTL"}
-    assert obs["code"]["coding"][0] == ecg
-    leads = leads_of(obs)
-    assert list(leads) == list(window.leads) == list(STANDARD_LEADS)
+    assert all(o["code"]["coding"][0] == ecg for o in observations)
+    leads = leads_of(observations)
+    assert in_window_order(leads, window) == list(window.leads) == list(STANDARD_LEADS)
+    obs = observations[0]
     lsb_mv = window.lsb_nv * 1e-6
     for row, lead in enumerate(window.leads):
         sd = leads[lead]["valueSampledData"]
@@ -90,14 +121,17 @@ def test_window_round_trip_within_one_lsb_with_every_lead_and_its_code():
     assert parse_instant(start) == window.t0_us
     assert parse_instant(end) - parse_instant(start) == window.n_samples * 1_000_000 // window.fs_hz
     assert obs["subject"]["identifier"]["value"] == window.patient_id
-    assert obs["device"]["identifier"]["value"] == window.device_id
+    assert obs["subject"]["type"] == "Patient"
+    assert obs["device"]["identifier"]["value"] == window.device_id and obs["device"]["type"] == "Device"
     assert obs["id"] == window.window_id
+    assert all(o["effectivePeriod"] == obs["effectivePeriod"] for o in observations)
+    assert window.patient_id in narrative(obs) and "II, V1, V5" in narrative(obs)
 
 
 def test_reconstructed_leads_are_flagged_and_carry_their_uncertainty():
     window = make_window(seed=5)
-    obs = window_observation(window)
-    leads = leads_of(obs)
+    observations = window_observation(window)
+    leads = leads_of(observations)
     for lead, comp in leads.items():
         source = extension(comp, EXT_LEAD_SOURCE)
         reconstructed = lead in window.reconstructed
@@ -112,8 +146,36 @@ def test_reconstructed_leads_are_flagged_and_carry_their_uncertainty():
     measured = {lead for lead, c in leads.items()
                 if extension(c, EXT_LEAD_SOURCE)[0]["valueCode"] == "measured"}
     assert measured == {"II", "V1", "V5"}
-    note = obs["note"][0]["text"]
+    note = observations[1]["note"][0]["text"]
     assert "reconstructed" in note and "II, V1, V5" in note
+
+
+def test_a_consumer_ignoring_extensions_cannot_take_reconstructed_leads_for_measured_ones():
+    window = make_window(seed=6)
+    measured, rebuilt = window_observation(window, reconstruction_model="vae-3to12 1.4")
+    # the measured Observation holds the measured leads only: nothing in it is an estimate
+    assert measured["id"] == window.window_id
+    assert list(leads_of(measured)) == ["II", "V1", "V5"]
+    assert measured["method"]["text"].startswith("measured by wearable dev-1")
+    # the reconstructed leads are a separate Observation that says what it is in core elements
+    assert rebuilt["id"] == reconstructed_observation_id(window.window_id) != window.window_id
+    assert rebuilt["id"] == window_observation(window)[1]["id"]  # stable
+    assert set(leads_of(rebuilt)) == set(window.reconstructed)
+    assert rebuilt["method"]["text"] == "reconstructed from II, V1, V5 by vae-3to12 1.4"
+    assert rebuilt["method"]["coding"][0]["code"] == "reconstructed"
+    assert "not measurements" in rebuilt["code"]["text"] and "not measurements" in narrative(rebuilt)
+    assert rebuilt["derivedFrom"][0]["identifier"]["value"] == f"urn:uuid:{window.window_id}"
+    # without a model name the method still says it is a reconstruction
+    assert window_observation(window)[1]["method"]["text"].startswith("reconstructed from II, V1, V5 by ")
+
+
+def test_a_window_bundle_links_the_reconstruction_to_its_measured_leads():
+    window = make_window(seed=7, seconds=2.0)
+    bundle = assert_valid_fhir(window_bundle(window, reconstruction_model="vae 2"))
+    Bundle.model_validate(bundle)
+    urls = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    measured, rebuilt = (e["resource"] for e in bundle["entry"])
+    assert urls[rebuilt["derivedFrom"][0]["reference"]] is measured
 
 
 def test_a_measured_only_window_has_no_reconstruction_marks():
@@ -121,8 +183,10 @@ def test_a_measured_only_window_has_no_reconstruction_marks():
     samples = rng.integers(-2000, 2000, (3, 2500), dtype=np.int16)
     window = EcgWindow(window_id=EcgWindow.new_id(), patient_id="pat-1", device_id="dev-1", t0_us=T0_US,
                        fs_hz=250, leads=("II", "V1", "V5"), samples=samples, lsb_nv=2500)
-    obs = window_observation(window, patient_ref="Patient/abc")
-    assert obs["subject"]["reference"] == "Patient/abc"
+    observations = window_observation(window, patient_ref="Patient/abc")
+    assert len(observations) == 1  # nothing reconstructed, no reconstruction Observation
+    obs = observations[0]
+    assert obs["subject"]["reference"] == "Patient/abc" and obs["subject"]["type"] == "Patient"
     leads = leads_of(obs)
     assert list(leads) == ["II", "V1", "V5"]
     assert all(extension(c, EXT_LEAD_SOURCE)[0]["valueCode"] == "measured" for c in leads.values())
@@ -174,10 +238,12 @@ def windows(draw):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(windows())
 def test_any_window_shape_exports_valid_fhir_that_decodes_back(window):
-    obs = window_observation(window)
-    Observation.model_validate(obs)
-    leads = leads_of(json.loads(json.dumps(obs)))
-    assert list(leads) == list(window.leads)
+    observations = window_observation(window)
+    leads = leads_of(json.loads(json.dumps(observations)))
+    assert in_window_order(leads, window) == list(window.leads)
+    assert [list(leads_of(o)) for o in observations] == [
+        group for group in ([lead for lead in window.leads if lead not in window.reconstructed],
+                            [lead for lead in window.leads if lead in window.reconstructed]) if group]
     lsb_mv = window.lsb_nv * 1e-6
     for row, lead in enumerate(window.leads):
         comp = leads[lead]
@@ -187,7 +253,7 @@ def test_any_window_shape_exports_valid_fhir_that_decodes_back(window):
             "reconstructed" if lead in window.reconstructed else "measured")
         assert len(extension(comp, EXT_LEAD_UNCERTAINTY)) == int(
             window.uncertainty is not None and lead in window.reconstructed)
-    assert parse_instant(obs["effectivePeriod"]["start"]) == window.t0_us
+    assert all(parse_instant(o["effectivePeriod"]["start"]) == window.t0_us for o in observations)
 
 
 # -- alerts -------------------------------------------------------------------------------------
@@ -200,13 +266,14 @@ FLAG_CODE = {"high": "PH", "medium": "PM", "low": "PL"}
 def test_a_clinical_alert_is_a_detected_issue_with_severity_from_priority(priority):
     window_id = EcgWindow.new_id()
     alert = make_alert(priority=priority, window_id=window_id)
-    res = alert_resource(alert)
+    res = assert_valid_fhir(alert_resource(alert))
     DetectedIssue.model_validate(res)
     assert res["resourceType"] == "DetectedIssue"
     assert res["severity"] == SEVERITY[priority]
     assert res["id"] == alert.details["episode_id"]
-    assert res["patient"]["identifier"]["value"] == alert.patient_id
+    assert res["patient"]["identifier"]["value"] == alert.patient_id and res["patient"]["type"] == "Patient"
     assert parse_instant(res["identifiedPeriod"]["start"]) == alert.onset_gateway_us
+    assert "still active" in narrative(res) and "Not acknowledged" in narrative(res)
     assert "end" not in res["identifiedPeriod"]
     evidence = res["evidence"][0]["detail"][0]
     assert evidence["identifier"]["value"] == f"urn:uuid:{window_id}"
@@ -222,9 +289,10 @@ def test_a_clinical_alert_is_a_detected_issue_with_severity_from_priority(priori
 @pytest.mark.parametrize("priority", ["high", "medium", "low"])
 def test_a_technical_alert_is_a_flag_with_the_alarm_priority_extension(priority):
     alert = make_alert(category="technical", alert_type="lead_off", priority=priority, family="lead_off")
-    res = alert_resource(alert)
+    res = assert_valid_fhir(alert_resource(alert))
     Flag.model_validate(res)
     assert res["resourceType"] == "Flag" and res["status"] == "active"
+    assert res["subject"]["type"] == "Patient" and "end" not in res["period"]
     (prio,) = extension(res, FLAG_PRIORITY_EXTENSION)
     assert prio["valueCodeableConcept"]["coding"][0]["code"] == FLAG_CODE[priority]
     assert res["subject"]["identifier"]["value"] == alert.patient_id
@@ -240,11 +308,18 @@ def test_acknowledged_and_cleared_alarms_show_both():
     assert parse_instant(res["identifiedPeriod"]["end"]) == clear_us
     assert extension(res, EXT_ALARM_STATE)[0]["valueCode"] == "cleared"
 
+    assert "nurse.kim" in narrative(res) and "cleared at" in narrative(res)
+
     cleared = make_alert(category="technical", alert_type="poor_signal", priority="medium", event="cleared",
                          episode_id=raised.alert_id)
-    flag = alert_resource(cleared, acknowledged_by="nurse.kim")
+    cleared = dataclasses.replace(cleared, details={**cleared.details, "onset_s": 12.0, "at_s": 72.5})
+    flag = assert_valid_fhir(alert_resource(cleared, acknowledged_by="nurse.kim"))
     assert flag["status"] == "inactive" and flag["id"] == raised.alert_id
     assert extension(flag, EXT_ALARM_STATE)[0]["valueCode"] == "cleared"
+    # a cleared Flag's period ends when the edge says the alarm cleared (its onset + at_s - onset_s)
+    assert parse_instant(flag["period"]["end"]) == cleared.onset_gateway_us + 60_500_000
+    with pytest.raises(FhirExportError, match="cleared_us"):  # a clear that does not say when is refused
+        alert_resource(make_alert(category="technical", event="cleared"))
 
 
 def test_a_resource_fhir_resources_rejects_raises_a_clear_error():
@@ -266,15 +341,17 @@ def test_bad_alert_arguments_are_refused():
 def test_alert_bundle_holds_the_alert_and_its_window_linked_inside_the_bundle():
     window = make_window(seconds=2.0)
     alert = make_alert(window_id=window.window_id)
-    bundle = alert_bundle(alert, window, acknowledged_by="dr.o")
+    bundle = assert_valid_fhir(alert_bundle(alert, window, acknowledged_by="dr.o"))
     Bundle.model_validate(bundle)
     assert bundle["type"] == "collection"
     kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
-    assert kinds == ["DetectedIssue", "Observation"]
+    assert kinds == ["DetectedIssue", "Observation", "Observation"]
     urls = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
-    ref = bundle["entry"][0]["resource"]["evidence"][0]["detail"][0]["reference"]
-    assert urls[ref]["id"] == window.window_id  # the evidence resolves inside the bundle
-    assert len(leads_of(urls[ref])) == 12
+    refs = [d["reference"] for d in bundle["entry"][0]["resource"]["evidence"][0]["detail"]]
+    assert urls[refs[0]]["id"] == window.window_id  # the evidence resolves inside the bundle
+    assert len(leads_of([urls[ref] for ref in refs])) == 12
+    # the alert's model versions name the reconstruction model
+    assert urls[refs[1]]["method"]["text"].startswith("reconstructed from II, V1, V5 by ")
 
     technical = make_alert(category="technical", alert_type="lead_off", priority="low")
     only = alert_bundle(technical, None)
@@ -288,3 +365,66 @@ def test_alert_bundle_refuses_a_window_of_another_patient_or_another_window():
     other = make_window(patient_id="pat-1", seconds=0.5)
     with pytest.raises(FhirExportError, match="rests on window"):
         alert_bundle(make_alert("pat-1", window_id=EcgWindow.new_id()), other)
+
+
+# -- alarm episodes: one resource, its latest state ---------------------------------------------
+
+
+def episode_messages():
+    """A VT episode as the edge sends it: raised (medium), escalated (high), cleared."""
+    raised = make_alert(priority="medium", onset_us=T0_US, alert_type="vt_run")
+    episode = raised.alert_id
+    escalated = make_alert(priority="high", event="escalated", episode_id=episode, onset_us=T0_US)
+    cleared = make_alert(priority="high", event="cleared", episode_id=episode, onset_us=T0_US)
+    cleared = dataclasses.replace(cleared, details={**cleared.details, "onset_s": 100.0, "at_s": 130.0,
+                                                    "reason": "condition ended"})
+    return raised, escalated, cleared
+
+
+def test_an_episode_is_one_resource_whatever_message_it_is_asked_for():
+    raised, escalated, cleared = episode_messages()
+    messages = [raised, escalated, cleared]
+    whole = assert_valid_fhir(episode_resource(messages))
+    assert whole["id"] == raised.alert_id
+    # the latest state: highest priority, the escalation's code and text, cleared with its end
+    assert whole["severity"] == "high" and whole["code"]["coding"][0]["code"] == "vt"
+    assert whole["code"]["text"] == escalated.message
+    assert parse_instant(whole["identifiedPeriod"]["start"]) == T0_US
+    assert parse_instant(whole["identifiedPeriod"]["end"]) == T0_US + 30_000_000
+    assert extension(whole, EXT_ALARM_STATE)[0]["valueCode"] == "cleared"
+    assert "condition ended" in whole["detail"]
+    # the same messages in another order, or the state with fewer messages, give the same resource
+    assert episode_resource([cleared, raised, escalated]) == whole
+    active = episode_resource([raised, escalated])
+    assert (active["id"], active["code"], active["identifiedPeriod"]["start"]) == (
+        whole["id"], whole["code"], whole["identifiedPeriod"]["start"])
+    assert "end" not in active["identifiedPeriod"]
+
+
+def test_a_cleared_technical_episode_is_an_inactive_flag_with_its_period_end():
+    raised = make_alert(category="technical", alert_type="lead_off", priority="low", family="lead_off")
+    cleared = make_alert(category="technical", alert_type="lead_off", priority="low", family="lead_off",
+                         event="cleared", episode_id=raised.alert_id)
+    flag = assert_valid_fhir(episode_resource([raised, cleared], cleared_us=T0_US + 9_000_000))
+    assert flag["status"] == "inactive" and flag["id"] == raised.alert_id
+    assert (parse_instant(flag["period"]["start"]), parse_instant(flag["period"]["end"])) == (T0_US, T0_US + 9_000_000)
+    assert flag["code"]["text"] == episode_resource([cleared, raised], cleared_us=T0_US + 9_000_000)["code"]["text"]
+
+
+def test_code_systems_and_extensions_hang_from_a_configurable_base():
+    assert ".example" not in json.dumps(alert_bundle(make_alert(), None))
+    assert DEFAULT_SYSTEMS.base == "urn:ecgstream:fhir"
+    mine = FhirSystems("https://fhir.hospital.test/ecgstream/")
+    assert mine.base == "https://fhir.hospital.test/ecgstream"
+    window = make_window(seconds=0.5)
+    bundle = assert_valid_fhir(alert_bundle(make_alert(window_id=window.window_id), window, systems=mine))
+    text = json.dumps(bundle)
+    assert DEFAULT_SYSTEMS.base not in text
+    issue = bundle["entry"][0]["resource"]
+    assert issue["code"]["coding"][0]["system"] == "https://fhir.hospital.test/ecgstream/CodeSystem/alert-type"
+    assert issue["patient"]["identifier"]["system"] == mine.patient_id
+    assert all(e["url"].startswith(mine.base) for e in issue["extension"])
+    assert FhirSystems.from_settings(None) == DEFAULT_SYSTEMS
+    assert FhirSystems.from_settings(type("T", (), {"system_base": mine.base})()) == mine
+    with pytest.raises(ValueError, match="absolute URI"):
+        FhirSystems("not a uri")

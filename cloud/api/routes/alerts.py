@@ -8,14 +8,16 @@ from fastapi import APIRouter, Query, Request
 
 from cloud.api.deps import CurrentUser, get_ctx
 from cloud.api.errors import not_found
+from cloud.api.models import AckOut, AlertList, AlertOut
+from cloud.api.openapi import error_responses
 from cloud.api.schemas import ID_PATTERN, AckBody
 from cloud.api.views import ack_json, alerts_json, canonical_uuid
 from cloud.store import NotFound
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", tags=["alerts"])
 
 
-@router.get("/alerts")
+@router.get("/alerts", response_model=AlertList, responses=error_responses(401, 422))
 async def list_alerts(
     request: Request,
     _: CurrentUser,
@@ -32,7 +34,7 @@ async def list_alerts(
     return {"alerts": await alerts_json(store, alerts)}
 
 
-@router.get("/alerts/{alert_id}")
+@router.get("/alerts/{alert_id}", response_model=AlertOut, responses=error_responses(401, 404, 422))
 async def get_alert(alert_id: str, request: Request, user: CurrentUser) -> dict[str, Any]:
     store = get_ctx(request).store
     aid = canonical_uuid(alert_id, "alert_id")
@@ -44,7 +46,8 @@ async def get_alert(alert_id: str, request: Request, user: CurrentUser) -> dict[
     return (await alerts_json(store, [alert]))[0]
 
 
-@router.post("/alerts/{alert_id}/ack")
+@router.post("/alerts/{alert_id}/ack", response_model=AckOut,
+             responses=error_responses(401, 404, 413, 422))
 async def acknowledge(alert_id: str, request: Request, user: CurrentUser,
                       body: AckBody | None = None) -> dict[str, Any]:
     """Acknowledge the alert's episode. Every acknowledgement is kept and audited; the episode shows the first."""

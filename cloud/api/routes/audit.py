@@ -7,11 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from cloud.api.deps import AdminUser, get_ctx
+from cloud.api.models import AuditLog
+from cloud.api.openapi import error_responses
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", tags=["audit"])
 
 
-@router.get("/audit")
+@router.get("/audit", response_model=AuditLog, responses=error_responses(401, 403, 422))
 async def audit_log(
     request: Request,
     _: AdminUser,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
@@ -17,14 +16,21 @@ from cloud.api.deps import (
     request_token,
 )
 from cloud.api.errors import ApiError
+from cloud.api.models import LoginOut, UserList, UserOut, UserRef
+from cloud.api.openapi import error_responses
 from cloud.api.schemas import CreateUserBody, LoginBody
 from cloud.api.views import user_json
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", tags=["auth"])
+
+_SET_COOKIE = {"Set-Cookie": {"description": "ecgstream_session=<token>; HttpOnly; SameSite=Strict; Path=/ "
+                                             "(Secure with [http] cookie_secure)", "schema": {"type": "string"}}}
 
 
-@router.post("/auth/login")
-async def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
+@router.post("/auth/login", response_model=LoginOut,
+             responses={200: {"headers": _SET_COOKIE}, **error_responses(401, 413, 422, 429)})
+async def login(body: LoginBody, request: Request, response: Response) -> dict[str, object]:
+    """Sign in: the token comes back in the body and as the HttpOnly session cookie."""
     ctx = get_ctx(request)
     client = client_address(request)
     try:
@@ -43,7 +49,7 @@ async def login(body: LoginBody, request: Request, response: Response) -> dict[s
             "expires_us": result.expires_us}
 
 
-@router.post("/auth/logout", status_code=204)
+@router.post("/auth/logout", status_code=204, response_class=Response, responses=error_responses(401))
 async def logout(request: Request, user: CurrentUser) -> Response:
     ctx = get_ctx(request)
     token = request_token(request)
@@ -56,19 +62,20 @@ async def logout(request: Request, user: CurrentUser) -> Response:
     return response
 
 
-@router.get("/me")
-async def me(user: CurrentUser) -> dict[str, Any]:
+@router.get("/me", response_model=UserRef, responses=error_responses(401))
+async def me(user: CurrentUser) -> dict[str, object]:
     return {"username": user.username, "role": user.role}
 
 
-@router.get("/users")
-async def list_users(request: Request, _: AdminUser) -> dict[str, Any]:
+@router.get("/users", response_model=UserList, responses=error_responses(401, 403))
+async def list_users(request: Request, _: AdminUser) -> dict[str, object]:
     return {"users": [user_json(u) for u in await get_ctx(request).accounts.list_users()]}
 
 
-@router.post("/users", status_code=201)
+@router.post("/users", status_code=201, response_model=UserOut,
+             responses=error_responses(401, 403, 409, 413, 422))
 async def create_user(body: CreateUserBody, request: Request, admin: AdminUser
-                      ) -> dict[str, Any]:
+                      ) -> dict[str, object]:
     ctx = get_ctx(request)
     try:
         user = await ctx.accounts.create_user(body.username, body.password, body.role)
@@ -80,7 +87,8 @@ async def create_user(body: CreateUserBody, request: Request, admin: AdminUser
     return user_json(user)
 
 
-@router.delete("/users/{username}", status_code=204)
+@router.delete("/users/{username}", status_code=204, response_class=Response,
+               responses=error_responses(401, 403, 404, 409, 422))
 async def delete_user(username: str, request: Request, admin: AdminUser) -> Response:
     ctx = get_ctx(request)
     if username == admin.username:

@@ -1,9 +1,12 @@
-"""HL7 FHIR (R4B) export of stored alerts and windows (:mod:`cloud.interop.fhir` builds the resources).
+"""HL7 FHIR (R4B) export of stored windows and alarm episodes (:mod:`cloud.interop.fhir` builds them).
 
-``GET /api/windows/{id}/fhir`` gives the window as an Observation (one SampledData component per
-lead, reconstructed leads marked, with their uncertainty); ``GET /api/alerts/{id}/fhir`` a collection
-Bundle of the alert (DetectedIssue, or Flag for a technical alarm, with its acknowledgement) and the
-window it rests on. Both are audited like the views they export.
+``GET /api/windows/{id}/fhir`` gives the window as a collection Bundle of an Observation of its
+measured leads and a separate Observation of its reconstructed leads (``method`` names the model);
+``GET /api/alerts/{id}/fhir`` a collection Bundle of the alert's *episode* in its latest state (a
+DetectedIssue, or a Flag for a technical alarm, with its acknowledgement; the same resource whichever
+of the episode's alerts is asked for) and the window it rests on. Both are ``application/fhir+json``
+and audited like the views they export. ecgstream's code-system base comes from the settings'
+``fhir.system_base`` when there is one (:meth:`cloud.interop.systems.FhirSystems.from_settings`).
 """
 
 from __future__ import annotations
@@ -13,25 +16,65 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from cloud.api.context import ApiContext
 from cloud.api.deps import CurrentUser, get_ctx
 from cloud.api.errors import ApiError, not_found
+from cloud.api.openapi import FHIR_JSON, error_responses
 from cloud.api.views import canonical_uuid
-from cloud.interop.fhir import FhirExportError, alert_bundle, window_observation
-from cloud.store import NotFound
+from cloud.interop.fhir import (
+    FhirExportError,
+    alert_bundle,
+    clear_time_us,
+    reconstruction_model_of,
+    window_bundle,
+)
+from cloud.interop.systems import FhirSystems
+from cloud.store import NotFound, Store
 from protocol.errors import ProtocolError
+from protocol.window_payload import EcgWindow
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", tags=["fhir"])
 
-FHIR_JSON = "application/fhir+json"
+MODEL_SEARCH_US = 600_000_000
+"""How far around a window the export looks for an alert on it that names the reconstruction model."""
+
+_FHIR_BUNDLE = {
+    "description": "A FHIR R4B collection Bundle (validated against the official R4B schema in the tests).",
+    "content": {FHIR_JSON: {"schema": {"type": "object", "required": ["resourceType", "type", "entry"],
+                                       "properties": {"resourceType": {"const": "Bundle"},
+                                                      "type": {"const": "collection"},
+                                                      "entry": {"type": "array", "items": {"type": "object"}}}}}},
+}
 
 
-def _fhir(body: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(body, media_type=FHIR_JSON)
+class FhirResponse(JSONResponse):
+    media_type = FHIR_JSON
 
 
-@router.get("/windows/{window_id}/fhir")
-async def window_fhir(window_id: str, request: Request, user: CurrentUser) -> JSONResponse:
-    store = get_ctx(request).store
+def _systems(ctx: ApiContext) -> FhirSystems:
+    return FhirSystems.from_settings(getattr(ctx.settings, "fhir", None))
+
+
+async def _reconstruction_model(store: Store, window: EcgWindow) -> str | None:
+    """The reconstruction model named by an alert that rests on ``window``, if one is stored."""
+    if not window.reconstructed:
+        return None
+    end = window.t0_us + window.n_samples * 1_000_000 // window.fs_hz
+    alerts = await store.alerts_for_patient(window.patient_id, since_us=max(0, window.t0_us - MODEL_SEARCH_US),
+                                            until_us=end + MODEL_SEARCH_US, limit=1000)
+    for a in alerts:
+        same = a.alert.window_id is not None and a.alert.window_id.lower() == window.window_id.lower()
+        if same and (model := reconstruction_model_of(dict(a.alert.model_versions))) is not None:
+            return model
+    return None
+
+
+@router.get("/windows/{window_id}/fhir", response_class=FhirResponse,
+            responses={200: _FHIR_BUNDLE, **error_responses(401, 404, 409, 422)})
+async def window_fhir(window_id: str, request: Request, user: CurrentUser) -> FhirResponse:
+    """The window as a FHIR Bundle: measured leads and reconstructed leads in separate Observations."""
+    ctx = get_ctx(request)
+    store = ctx.store
     wid = canonical_uuid(window_id, "window_id")
     try:
         window = await store.load_window(wid)
@@ -40,33 +83,48 @@ async def window_fhir(window_id: str, request: Request, user: CurrentUser) -> JS
     except ProtocolError as exc:
         raise ApiError(409, "conflict", f"window {wid} is stored but cannot be decoded: {exc}") from None
     try:
-        body = window_observation(window)
+        body = window_bundle(window, reconstruction_model=await _reconstruction_model(store, window),
+                             systems=_systems(ctx))
     except FhirExportError as exc:
         raise ApiError(422, "invalid_request", f"window {wid} cannot be exported as FHIR: {exc}") from None
     await store.audit(user.username, "export_fhir", f"window:{wid}", {"patient_id": window.patient_id})
-    return _fhir(body)
+    return FhirResponse(body)
 
 
-@router.get("/alerts/{alert_id}/fhir")
-async def alert_fhir(alert_id: str, request: Request, user: CurrentUser) -> JSONResponse:
-    store = get_ctx(request).store
+@router.get("/alerts/{alert_id}/fhir", response_class=FhirResponse,
+            responses={200: _FHIR_BUNDLE, **error_responses(401, 404, 422)})
+async def alert_fhir(alert_id: str, request: Request, user: CurrentUser) -> FhirResponse:
+    """The alert's alarm episode (latest state) and its window as a FHIR Bundle."""
+    ctx = get_ctx(request)
+    store = ctx.store
     aid = canonical_uuid(alert_id, "alert_id")
     try:
         stored = await store.get_alert(aid)
         episode = await store.get_episode(stored.episode_id)
+        messages = await store.alerts_of_episode(stored.episode_id)
     except NotFound:
         raise not_found(f"alert {aid}") from None
+    messages = messages or [stored]
+    cleared_us = None
+    if episode.cleared:
+        clears = [m for m in messages if m.event == "cleared"]
+        times = [clear_time_us(m.alert) or m.received_us for m in clears]
+        cleared_us = min(times) if times else None
+        if cleared_us is not None:
+            cleared_us = max(cleared_us, min(m.alert.onset_gateway_us for m in messages))
     window = None
-    if stored.alert.window_id is not None:
+    window_id = episode.window_id or stored.alert.window_id
+    if window_id is not None:
         try:
-            window = await store.load_window(stored.alert.window_id)
+            window = await store.load_window(window_id)
         except (NotFound, ProtocolError):
-            window = None          # the bundle still carries the alert; its evidence is simply absent
+            window = None          # the bundle still carries the alarm; its evidence is simply absent
+    kwargs: dict[str, Any] = {"episode_id": episode.episode_id, "acknowledged_by": episode.acknowledged_by,
+                              "acknowledged_us": episode.acknowledged_us, "cleared": episode.cleared,
+                              "cleared_us": cleared_us}
     try:
-        body = alert_bundle(stored.alert, window, episode_id=episode.episode_id,
-                            acknowledged_by=episode.acknowledged_by, acknowledged_us=episode.acknowledged_us,
-                            cleared=episode.cleared)
+        body = alert_bundle([m.alert for m in messages], window, systems=_systems(ctx), **kwargs)
     except FhirExportError as exc:
         raise ApiError(422, "invalid_request", f"alert {aid} cannot be exported as FHIR: {exc}") from None
     await store.audit(user.username, "export_fhir", f"alert:{aid}", {"patient_id": stored.alert.patient_id})
-    return _fhir(body)
+    return FhirResponse(body)

@@ -10,11 +10,22 @@ from sqlalchemy import text
 
 from cloud.api.deps import get_ctx
 from cloud.api.metrics import CONTENT_TYPE
+from cloud.api.models import Health
 
-router = APIRouter()
+router = APIRouter(tags=["operations"])
+
+_METRICS = {
+    "description": f"Prometheus text exposition format 0.0.4 ({CONTENT_TYPE}); passes `promtool check metrics`.",
+    "content": {"text/plain": {"schema": {"type": "string"}}},
+}
 
 
-@router.get("/healthz")
+class MetricsResponse(Response):
+    media_type = "text/plain"  # what the OpenAPI document names; the answer carries CONTENT_TYPE
+
+
+@router.get("/healthz", response_model=Health,
+            responses={503: {"model": Health, "description": "The database does not answer."}})
 async def healthz(request: Request) -> JSONResponse:
     ctx = get_ctx(request)
     body: dict[str, object] = {"ok": True, "database": "ok"}
@@ -28,6 +39,6 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if body["ok"] else 503)
 
 
-@router.get("/metrics")
-async def metrics(request: Request) -> Response:
-    return Response(get_ctx(request).metrics.render(), media_type=CONTENT_TYPE)
+@router.get("/metrics", response_class=MetricsResponse, responses={200: _METRICS})
+async def metrics(request: Request) -> MetricsResponse:
+    return MetricsResponse(get_ctx(request).metrics.render(), media_type=CONTENT_TYPE)

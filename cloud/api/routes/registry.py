@@ -10,10 +10,12 @@ from sqlalchemy.exc import IntegrityError
 
 from cloud.api.deps import AdminUser, CurrentUser, get_ctx
 from cloud.api.errors import ApiError, not_found
+from cloud.api.models import DeviceList, DeviceOut, PatientList, PatientOut
+from cloud.api.openapi import error_responses
 from cloud.api.schemas import ID_PATTERN, AssignBody, CreateDeviceBody, CreatePatientBody, DevicePatientBody
 from cloud.store import NotFound, PatientRecord
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", tags=["registry"])
 
 
 def patient_json(p: PatientRecord) -> dict[str, Any]:
@@ -26,12 +28,13 @@ def device_json(d: Any) -> dict[str, Any]:
             "created_us": d.created_us}
 
 
-@router.get("/patients")
+@router.get("/patients", response_model=PatientList, responses=error_responses(401))
 async def list_patients(request: Request, _: CurrentUser) -> dict[str, Any]:
     return {"patients": [patient_json(p) for p in await get_ctx(request).store.patients()]}
 
 
-@router.post("/patients", status_code=201)
+@router.post("/patients", status_code=201, response_model=PatientOut,
+             responses=error_responses(401, 403, 409, 413, 422))
 async def create_patient(body: CreatePatientBody, request: Request, admin: AdminUser
                          ) -> dict[str, Any]:
     store = get_ctx(request).store
@@ -44,7 +47,8 @@ async def create_patient(body: CreatePatientBody, request: Request, admin: Admin
     return patient_json(patient)
 
 
-@router.post("/patients/{patient_id}/assign")
+@router.post("/patients/{patient_id}/assign", response_model=PatientOut,
+             responses=error_responses(401, 404, 413, 422))
 async def assign_patient(patient_id: str, body: AssignBody, request: Request,
                          user: CurrentUser) -> dict[str, Any]:
     store = get_ctx(request).store
@@ -61,12 +65,13 @@ async def assign_patient(patient_id: str, body: AssignBody, request: Request,
     return patient_json(patient)
 
 
-@router.get("/devices")
+@router.get("/devices", response_model=DeviceList, responses=error_responses(401))
 async def list_devices(request: Request, _: CurrentUser) -> dict[str, Any]:
     return {"devices": [device_json(d) for d in await get_ctx(request).store.list_devices()]}
 
 
-@router.post("/devices", status_code=201)
+@router.post("/devices", status_code=201, response_model=DeviceOut,
+             responses=error_responses(401, 403, 404, 409, 413, 422))
 async def create_device(body: CreateDeviceBody, request: Request, admin: AdminUser
                         ) -> dict[str, Any]:
     store = get_ctx(request).store
@@ -84,7 +89,8 @@ async def create_device(body: CreateDeviceBody, request: Request, admin: AdminUs
     return device_json(device)
 
 
-@router.put("/devices/{device_id}/patient")
+@router.put("/devices/{device_id}/patient", response_model=DeviceOut,
+            responses=error_responses(401, 403, 404, 413, 422))
 async def set_device_patient(device_id: str, body: DevicePatientBody, request: Request,
                              admin: AdminUser) -> dict[str, Any]:
     store = get_ctx(request).store

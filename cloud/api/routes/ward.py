@@ -7,12 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from cloud.api.deps import CurrentUser, get_ctx
+from cloud.api.models import WardOut
+from cloud.api.openapi import error_responses
 from cloud.api.views import ward_rows
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", tags=["ward"])
 
 
-@router.get("/ward")
+@router.get("/ward", response_model=WardOut, responses=error_responses(401))
 async def ward(request: Request, _: CurrentUser) -> dict[str, Any]:
     ctx = get_ctx(request)
     return {"patients": await ward_rows(ctx.store, offline_after_s=ctx.settings.ward.offline_after_s)}

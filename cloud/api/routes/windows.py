@@ -8,17 +8,19 @@ from fastapi import APIRouter, Query, Request
 
 from cloud.api.deps import CurrentUser, get_ctx
 from cloud.api.errors import ApiError, not_found
+from cloud.api.models import WindowList, WindowOut
+from cloud.api.openapi import error_responses
 from cloud.api.schemas import ID_PATTERN
 from cloud.api.views import canonical_uuid, result_json, window_json, window_meta_json
 from cloud.store import NotFound
 from protocol.errors import ProtocolError
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", tags=["windows"])
 
 _US = Query(ge=0, le=(1 << 63) - 1)
 
 
-@router.get("/windows")
+@router.get("/windows", response_model=WindowList, responses=error_responses(401, 422))
 async def list_windows(
     request: Request,
     _: CurrentUser,
@@ -35,7 +37,8 @@ async def list_windows(
     return {"windows": [window_meta_json(w) for w in windows]}
 
 
-@router.get("/windows/{window_id}")
+@router.get("/windows/{window_id}", response_model=WindowOut,
+            responses=error_responses(401, 404, 409, 422))
 async def get_window(window_id: str, request: Request, user: CurrentUser) -> dict[str, Any]:
     store = get_ctx(request).store
     wid = canonical_uuid(window_id, "window_id")

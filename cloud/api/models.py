@@ -1,0 +1,194 @@
+"""Response bodies: the pydantic models each route declares (``response_model``), so the OpenAPI
+document is the contract. The views (:mod:`cloud.api.views`) build plain dicts; FastAPI checks each
+answer against its model. Unknown keys are refused (``extra="forbid"``): a field a view adds without
+declaring it here fails loudly in the tests instead of silently leaving the contract. The one open
+object is a model result, whose outputs are also spread into it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["clinician", "admin"]
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserRef(Out):
+    username: str
+    role: Role
+
+
+class UserOut(Out):
+    username: str
+    role: Role
+    active: bool
+    created_us: int
+
+
+class UserList(Out):
+    users: list[UserOut]
+
+
+class LoginOut(Out):
+    token: str = Field(description="The session token: send it as Authorization: Bearer, or rely on the cookie.")
+    user: UserRef
+    expires_us: int
+
+
+class PatientOut(Out):
+    patient_id: str
+    display_name: str
+    assigned_to: str | None
+    assigned_us: int | None
+    created_us: int
+
+
+class PatientList(Out):
+    patients: list[PatientOut]
+
+
+class DeviceOut(Out):
+    device_id: str
+    patient_id: str | None
+    profile: str
+    active: bool
+    created_us: int
+
+
+class DeviceList(Out):
+    devices: list[DeviceOut]
+
+
+class ModelResultOut(BaseModel):
+    """A cloud model's output for a window or alert; its ``outputs`` are also spread into the object."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    version: str
+    window_id: str | None
+    alert_id: str | None
+    created_us: int
+    outputs: dict[str, Any]
+
+
+class AlertOut(Out):
+    """One alert message with its episode's current state (``acknowledged*``, ``escalation_level``,
+    ``episode_active``). ``details.episode_id`` and ``details.event`` travel as the edge sent them."""
+
+    seq: int = Field(description="Storage order; the live feed's event id and the after_seq cursor.")
+    alert_id: str
+    episode_id: str
+    patient_id: str
+    device_id: str
+    alert_type: str
+    category: Literal["clinical", "technical"]
+    priority: Literal["high", "medium", "low"]
+    event: Literal["raised", "escalated", "cleared"]
+    onset_gateway_us: int
+    onset_device_us: int
+    received_us: int
+    window_id: str | None
+    message: str
+    details: dict[str, Any]
+    model_versions: dict[str, str]
+    reconstructed_leads: dict[str, float] = Field(description="Reconstructed lead → mean 90 % band half-width, mV.")
+    acknowledged: bool
+    acknowledged_by: str | None
+    acknowledged_us: int | None
+    escalation_level: int
+    episode_active: bool
+    results: list[ModelResultOut]
+
+
+class AlertList(Out):
+    alerts: list[AlertOut]
+
+
+class AckOut(Out):
+    id: int
+    episode_id: str
+    alert_id: str
+    user: str
+    at_us: int
+    note: str
+    acknowledged_by: str | None = Field(description="The episode's first acknowledgement: who.")
+    acknowledged_us: int | None = Field(description="The episode's first acknowledgement: when (µs).")
+
+
+class WindowMetaOut(Out):
+    window_id: str
+    patient_id: str
+    device_id: str
+    t0_us: int
+    fs_hz: int
+    n_samples: int
+    leads: list[str]
+    reconstructed: list[str]
+    received_us: int
+
+
+class WindowList(Out):
+    windows: list[WindowMetaOut]
+
+
+class WindowOut(Out):
+    window_id: str
+    patient_id: str
+    device_id: str
+    t0_us: int
+    fs_hz: int
+    n_samples: int
+    leads: list[str]
+    reconstructed: list[str]
+    samples_mv: list[list[float]] = Field(description="One array per lead, in mV.")
+    uncertainty_mv: dict[str, list[float]] = Field(
+        description="Reconstructed lead → half-width of the 90 % band per sample, in mV.")
+    received_us: int | None
+    results: list[ModelResultOut]
+
+
+class WardRow(Out):
+    patient_id: str
+    display_name: str
+    assigned_to: str | None
+    device_id: str | None
+    battery_pct: int | None
+    connected: bool | None
+    lead_off: list[str]
+    last_seen_us: int | None
+    heart_rate_bpm: float | None
+    heart_rate_us: int | None
+    state: Literal["alarm", "technical", "offline", "ok"]
+    active_clinical: int
+    active_technical: int
+    last_alert: AlertOut | None
+
+
+class WardOut(Out):
+    patients: list[WardRow]
+
+
+class AuditEntry(Out):
+    id: int
+    user: str
+    action: str
+    target: str
+    details: dict[str, Any]
+    at_us: int
+
+
+class AuditLog(Out):
+    entries: list[AuditEntry]
+
+
+class Health(Out):
+    ok: bool
+    database: str = Field(description='"ok", or the driver error when the database does not answer.')
+    ingest: Literal["subscribed", "not connected"] | None = Field(
+        default=None, description="Only where this process runs an ingest worker.")
