@@ -7,7 +7,8 @@ then handed out in order, once or looping. Pace is the device's business: the
 source hands out samples whenever it is read.
 
 A 1- or 2-lead record (MIT-BIH, SVDB, CPSC 2021) replays on a 3-lead wearable
-through a channel map, e.g. ``{"II": "MLII", "V5": "V5"}``: the leads the map
+through a channel map, e.g. ``{"II": "MLII", "V5": "V5"}`` (or by number,
+``{"II": "#1"}``, for channels that share a name): the leads the map
 leaves out are streamed as zeros and listed in :attr:`ReplaySource.absent_leads`,
 and :func:`absent_lead_electrodes` names the electrodes a device should flag as
 detached for them (so the gateway sees lead-off, not a flat ECG).
@@ -23,6 +24,7 @@ import numpy as np
 
 from firmware_sim.faults import LEAD_ELECTRODES, LeadOff
 from firmware_sim.records import (
+    MissingLeadError,
     Recording,
     ReplayError,
     fill_gaps,
@@ -169,10 +171,34 @@ def open_replay(
     return ReplaySource(read_record(path), leads=leads, fs=fs, loop=loop)
 
 
+def _channel_column(recording: Recording, channel: str) -> int:
+    """Column of the record's channel named ``channel``, or numbered ``#k`` (1-based, in header order)."""
+    if channel.startswith("#") and channel[1:].isdigit():
+        k = int(channel[1:])
+        if not 1 <= k <= len(recording.lead_names):
+            raise ReplayError(
+                f"record {recording.name!r} has channels #1-#{len(recording.lead_names)}, not {channel}"
+            )
+        return k - 1
+    name = channel_name(channel)
+    matches = [i for i, label in enumerate(recording.lead_names) if label == name]
+    if not matches:
+        raise MissingLeadError(recording.name, [name], recording.lead_names)
+    if len(matches) > 1:
+        numbers = ", ".join(f"#{i + 1}" for i in matches)
+        raise ReplayError(f"record {recording.name!r} has {len(matches)} channels named {name}: pick one by number "
+                          f"({numbers})")
+    return matches[0]
+
+
 def _map_channels(
     recording: Recording, leads: Sequence[str], channels: Mapping[str, str], *, derive: bool
 ) -> tuple[Recording, tuple[str, ...]]:
-    """``recording`` as ``leads``, each from its mapped channel or zeros; and the leads left as zeros."""
+    """``recording`` as ``leads``, each from its mapped channel or zeros; and the leads left as zeros.
+
+    A channel is named as in the record (``MLII``, ``V5``) or numbered ``#1``, ``#2`` … in header
+    order (for records whose channels share a name, such as SVDB's two ``ECG``).
+    """
     wanted = tuple(channel_name(lead) for lead in leads)
     mapping = {channel_name(lead): channel for lead, channel in channels.items()}
     stray = [lead for lead in mapping if lead not in wanted]
@@ -182,16 +208,27 @@ def _map_channels(
         )
     if not mapping:
         raise ReplayError("the channel map names no lead")
-    mapped = [lead for lead in wanted if lead in mapping]
-    picked = select_leads(recording, [mapping[lead] for lead in mapped], derive=derive)
-    n = recording.n_samples
-    columns = [
-        picked.signals[:, mapped.index(lead)] if lead in mapping else np.zeros(n) for lead in wanted
-    ]
-    units = tuple(picked.units[mapped.index(lead)] if lead in mapping else "mV" for lead in wanted)
+    columns: list[np.ndarray] = []
+    units: list[str] = []
+    for lead in wanted:
+        if lead not in mapping:
+            columns.append(np.zeros(recording.n_samples))
+            units.append("mV")
+            continue
+        try:
+            column = _channel_column(recording, mapping[lead])
+        except MissingLeadError:
+            if not derive:
+                raise
+            derived = select_leads(recording, [mapping[lead]], derive=True)
+            columns.append(derived.signals[:, 0])
+            units.append(derived.units[0])
+            continue
+        columns.append(recording.signals[:, column])
+        units.append(recording.units[column])
     absent = tuple(lead for lead in wanted if lead not in mapping)
     selected = dataclasses.replace(
-        recording, signals=np.column_stack(columns), lead_names=wanted, units=units
+        recording, signals=np.column_stack(columns), lead_names=wanted, units=tuple(units)
     )
     return selected, absent
 

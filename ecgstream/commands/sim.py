@@ -135,8 +135,8 @@ def leads_option(func: Callable[..., object]) -> Callable[..., object]:
     """--leads LEAD=CHANNEL,…"""
     return click.option(
         "--leads", "lead_map", metavar="LEAD=CHANNEL,…",
-        help="Stream the record's CHANNEL as the device's LEAD (II=MLII,V5=V5); the device's other leads "
-             "are sent as lead-off.")(func)
+        help="Stream the record's CHANNEL (a name, or #1, #2 … in header order) as the device's LEAD "
+             "(II=MLII,V5=V5); the device's other leads are sent as lead-off.")(func)
 
 
 def fs_option(func: Callable[..., object]) -> Callable[..., object]:
@@ -186,7 +186,10 @@ def replay(record: Path, transport: str, hci: str, broker: str, username: str | 
     except MissingLeadError as exc:
         if channels is not None:
             raise
-        has = ",".join(f"{c}={c}" for c in exc.available if c in device_profile.leads) or f"LEAD={exc.available[0]}"
+        has = ",".join(f"{c}={c}" for c in exc.available if c in device_profile.leads)
+        if not has and exc.available:
+            first = exc.available[0]
+            has = f"{device_profile.leads[0]}={first if exc.available.count(first) == 1 else '#1'}"
         raise ReplayError(f"{exc}: map its channels ({', '.join(exc.available)}) to the {device_profile.name} "
                           f"leads with --leads, e.g. --leads {has}") from None
     if source.filled_samples:

@@ -178,3 +178,23 @@ def test_lead_off_flags_only_electrodes_no_present_lead_uses() -> None:
     assert absent_lead_electrodes(["V1"], ["II", "V5"]) == ("V1",)
     assert absent_lead_electrodes(["V1", "V5"], ["II"]) == ("V1", "V5")
     assert absent_lead_electrodes(["II"], ["V1", "V5"]) == ()  # RA, LL and RL also feed V1 and V5
+
+
+def test_channels_that_share_a_name_are_mapped_by_number() -> None:
+    rec = Recording(signals=np.arange(20, dtype=np.float64).reshape(10, 2), fs=250.0,
+                    lead_names=("ECG", "ECG"), name="svdb/like")
+    with pytest.raises(ReplayError, match=r"has 2 channels named ECG: pick one by number \(#1, #2\)"):
+        ReplaySource(rec, channels={"II": "ECG"})
+    source = ReplaySource(rec, channels={"II": "#1", "V5": "#2"})
+    block = source.read(10)
+    np.testing.assert_array_equal(block[:, [0, 2]], rec.signals)
+    assert source.absent_leads == ("V1",)
+    with pytest.raises(ReplayError, match=r"has channels #1-#2, not #3"):
+        ReplaySource(rec, channels={"II": "#3"})
+
+
+@pytest.mark.shared_data
+def test_svdb_replays_with_numbered_channels(data: Path) -> None:
+    source = ReplaySource(data / "svdb/800", fs=250.0, channels={"II": "#1", "V5": "#2"})
+    assert source.lead_names == WEARABLE_LEADS and source.absent_leads == ("V1",)
+    assert np.std(source.read(2500)[:, 0]) > 0.05
