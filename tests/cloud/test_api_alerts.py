@@ -156,7 +156,8 @@ async def test_registry_writes_by_admin(api: Api) -> None:
         assert r.json()["patient_id"] is None
         devices = {d["device_id"]: d for d in (await c.get("/api/devices")).json()["devices"]}
     assert devices["dev-9"]["profile"] == "polar-h10" and devices["dev-9"]["patient_id"] is None
-    assert (await api.store.get_device("dev-9")).patient_id is None
+    stored = await api.store.get_device("dev-9")
+    assert stored is not None and stored.patient_id is None
     async with api.as_user(CLINICIAN) as c:  # clinicians read the registry but do not write it
         assert (await c.post("/api/patients", json={"patient_id": "pat-10"})).status_code == 403
         assert (await c.post("/api/devices", json={"device_id": "dev-10"})).status_code == 403
