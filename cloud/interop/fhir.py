@@ -1,4 +1,4 @@
-"""ECG windows and alerts as HL7 FHIR resources, validated with ``fhir.resources``.
+"""ECG windows and alarm episodes as HL7 FHIR resources, validated with ``fhir.resources``.
 
 **Version: FHIR R4B (4.3.0).** Clinical systems today speak R4 (US Core, the big EHR vendors' APIs,
 HAPI's default, IHE and most national profiles such as the German basisprofil-de-r4); R5 is not yet
@@ -7,9 +7,10 @@ here (Observation, SampledData, DetectedIssue, Flag, Bundle) as it was in R4, so
 this output as is. R5 would not do: its SampledData replaced ``period`` with ``interval`` +
 ``intervalUnit``, which an R4 receiver cannot read.
 
-**A window** is one Observation of its measured leads (category ``procedure``, as for other ECG procedures: the
-``vital-signs`` category implies the vital-signs profile and its LOINC codes, which do not cover
-waveforms) coded MDC 131328 ``MDC_ECG_ELEC_POTL`` with one component per lead, coded with the
+**A window** is an Observation of its measured leads and one of its reconstructed leads (below),
+each of category ``procedure``, as for other ECG procedures (the ``vital-signs`` category implies the
+vital-signs profile and its LOINC codes, which do not cover waveforms), coded MDC 131328
+``MDC_ECG_ELEC_POTL``, with one component per lead, coded with the
 lead's MDC code (``MDC_ECG_ELEC_POTL_I`` … ``_V6``, the codes of the FHIR ECG example and of
 IEEE 11073-10101, partition 2). Each component's SampledData carries the window's int16 counts
 unchanged: ``origin`` 0 mV, ``factor`` = ``lsb_nv`` · 1e-6 mV per count, ``period`` = 1000 /
