@@ -7,22 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from ecgstream.commands.options import parse_broker
+from ecgstream.commands.options import broker_address
 
 
 @click.command("record")
 @click.option("--device", "device_id", required=True, metavar="ID", help="The device whose samples to record.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the record (DEVICE-YYYYmmddTHHMMSSZ.hea/.dat).")
-@click.option("--broker", metavar="HOST[:PORT]", default="127.0.0.1:1883", show_default=True,
-              help="The MQTT broker the device publishes to.")
+@click.option("--broker", metavar="HOST[:PORT]", default="127.0.0.1", show_default=True,
+              help="The MQTT broker the device publishes to (port 1883, 8883 with --tls).")
 @click.option("--username", envvar="ECGSTREAM_MQTT_USERNAME", help="Broker user (env ECGSTREAM_MQTT_USERNAME).")
 @click.option("--password", envvar="ECGSTREAM_MQTT_PASSWORD", help="Broker password (env ECGSTREAM_MQTT_PASSWORD).")
 @click.option("--tls/--no-tls", default=False, help="TLS to the broker (port 8883 by default).")
@@ -40,16 +39,17 @@ def record(device_id: str, out_dir: Path, broker: str, username: str | None, pas
     """
     from edge.recording import StreamRecorder, record_from_broker
     from protocol.topics import validate_id
+    from settings import client_tls_context
 
     validate_id(device_id, "device id")
-    host, port = parse_broker(broker)
+    address = broker_address(broker, username, password, tls, cafile)
+    host, port = address.host, address.port
     if host is None:
         raise click.UsageError("edge record listens on a running broker: pass --broker HOST[:PORT]")
-    tls_context = ssl.create_default_context(cafile=cafile) if tls else None
+    tls_context = client_tls_context(address)
     started = datetime.now(UTC)
     recorder = StreamRecorder(device_id)
     target = out_dir / (name or f"{device_id}-{started:%Y%m%dT%H%M%SZ}")
-    port = port or (8883 if tls else 1883)
     until = f"for {seconds:g} s of stream" if seconds else "until Ctrl-C"
 
     async def run() -> None:
