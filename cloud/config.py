@@ -29,6 +29,7 @@ from pydantic.dataclasses import dataclass
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from cloud.errors import CloudError
 from settings import broker as shared
 from settings.broker import SECTION
 from settings.errors import SettingsError
@@ -51,7 +52,7 @@ DEFAULT_DATABASE_URL = "sqlite:///var/ecgstream-cloud.db"
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
-class ConfigError(SettingsError):
+class ConfigError(SettingsError, CloudError):
     """The cloud settings are missing, unreadable or invalid (one line, naming file, table and key)."""
 
 

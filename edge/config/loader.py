@@ -17,13 +17,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from edge.config.schema import EdgeConfig
+from edge.errors import EdgeError
 from settings.errors import SettingsError
 from settings.reader import Loaded, SettingsReader
 
 ENV_PREFIX = "ECGSTREAM_EDGE__"
 
 
-class ConfigError(SettingsError):
+class ConfigError(SettingsError, EdgeError):
     """The gateway configuration is missing, unreadable or invalid (one line, naming file, table and key)."""
 
 
