@@ -19,6 +19,7 @@ on 127.0.0.1:1883 (when none answers, the service says so and keeps serving the 
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import field, replace
@@ -178,6 +179,18 @@ class LogConfig:
     level: LogLevel = "info"
 
 
+def _absolute_uri(value: str) -> bool:
+    return re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*:\S+", value) is not None
+
+
+@dataclass(frozen=True, config=SECTION)
+class FhirConfig:
+    """FHIR export (:mod:`cloud.interop`): the base of ecgstream's naming and code systems."""
+
+    system_base: Annotated[Text, rule(_absolute_uri, "must be an absolute URI (scheme:…) without spaces")] = \
+        "urn:ecgstream:fhir"
+
+
 @dataclass(frozen=True, config=SECTION)
 class CloudSettings:
     """Everything ``ecgstream cloud run`` needs, one field per TOML table."""
@@ -191,6 +204,7 @@ class CloudSettings:
     ward: WardConfig = field(default_factory=WardConfig)
     run: RunConfig = field(default_factory=RunConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    fhir: FhirConfig = field(default_factory=FhirConfig)
     model_worker: ModelWorkerConfig = field(default_factory=ModelWorkerConfig)
     source: str = field(default="defaults", metadata=INTERNAL)
 

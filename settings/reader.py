@@ -280,7 +280,7 @@ def _describe(error: ErrorDetails, place: _Place) -> str:
         return f"{key} must be one of {listed}, got {_show(value)}"
     if kind == "rule":
         shown = float(value) if place.tp is float and type(value) is int else value
-        return f"{key} {shown} {ctx['problem']}"
+        return f"{key} {repr(shown) if isinstance(shown, str) else shown} {ctx['problem']}"
     if kind == "empty":
         return f"{key} must not be empty"
     if kind in ("tuple_type", "list_type"):

@@ -182,7 +182,7 @@ async def test_ingest_end_to_end_and_two_processes_share_the_load(tmp_path: Path
         for url in urls:  # the shared subscription gave each message to one process only
             async with httpx.AsyncClient(base_url=url, timeout=30) as c:
                 text = (await c.get("/metrics")).text
-            count = {name: float(re.search(rf"^ecgstream_cloud_ingest_{name} (\S+)$", text, re.M).group(1))
+            count = {name: float(re.search(rf"^ecgstream_cloud_ingest_{name}_total (\S+)$", text, re.M).group(1))
                      for name in ("received", "alerts_stored", "duplicates")}
             assert count["received"] == count["alerts_stored"] and count["duplicates"] == 0
             received.append(count["received"])
@@ -257,7 +257,7 @@ def test_file_and_environment_overrides(tmp_path: Path) -> None:
     ("", {"ECGSTREAM_CLOUD__PORT": "1"}, "expected ECGSTREAM_CLOUD__<TABLE>__<KEY>"),
     ("not toml [", {}, "not valid TOML"),
     ("[broker]\nhost = \"embedded\"\n", {}, "cannot serve the cloud's shared subscription"),
-    ("[model_worker]\npartition = \"2/2\"\n", {}, "[model_worker] partition 2/2 must be i/n"),
+    ("[model_worker]\npartition = \"2/2\"\n", {}, "[model_worker] partition '2/2' must be i/n"),
     ("[model_worker]\nmodels = \"x.onnx\"\n", {}, "models must be an array of tables"),
     ("[[model_worker.models]]\nname = \"a\"\n", {}, "each model needs a name and a path"),
     ("[[model_worker.models]]\nname = \"a\"\npath = \"a.onnx\"\nkind = \"magic\"\n", {}, "kind 'magic'"),
@@ -268,3 +268,12 @@ def test_bad_settings_name_the_place(text: str, env: dict[str, str], message: st
     with pytest.raises(ConfigError) as err:
         parse_settings(text, source="cloud.toml", env=env)
     assert message in str(err.value)
+
+
+def test_fhir_system_base_comes_from_the_settings_and_a_bad_one_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(None).fhir.system_base == "urn:ecgstream:fhir"
+    monkeypatch.setenv("ECGSTREAM_CLOUD__FHIR__SYSTEM_BASE", "https://fhir.example-hospital.org/ecgstream")
+    assert load_settings(None).fhir.system_base == "https://fhir.example-hospital.org/ecgstream"
+    monkeypatch.setenv("ECGSTREAM_CLOUD__FHIR__SYSTEM_BASE", "not a uri")
+    with pytest.raises(ConfigError, match=r"^ECGSTREAM_CLOUD__FHIR__SYSTEM_BASE: \[fhir\] system_base 'not a uri' must"):
+        load_settings(None)
