@@ -123,7 +123,7 @@ async def run_service(settings: CloudSettings, *, stop: asyncio.Event | None = N
     """Run until ``stop`` is set or SIGINT/SIGTERM arrives (when ``handle_signals``)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    installed: list[int] = []
+    installed: list[signal.Signals] = []
     if handle_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

@@ -7,6 +7,7 @@ values), never fitted to any record set. The same seed always gives the same pat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 
@@ -130,6 +131,11 @@ def random_patient(seed_or_rng: SeedLike) -> PatientProfile:
     )
 
 
+class _LeadField(TypedDict):
+    precordial_shift: float
+    lead_field_delta: tuple[float, ...]
+
+
 LIMB_LEAD_FIELD_CV = 0.06
 """Relative spread of the limb-lead vectors between patients (torso shape, limb electrode sites)."""
 CHEST_LEAD_FIELD_CV = 0.2
@@ -138,7 +144,7 @@ PRECORDIAL_SHIFT_SD = 0.3
 """SD of the chest-electrode placement along the V1→V6 line (electrode spacings)."""
 
 
-def _lead_field(rng: np.random.Generator) -> dict[str, object]:
+def _lead_field(rng: np.random.Generator) -> _LeadField:
     """Per-patient lead-field variation, drawn after the other fields so those stay as before.
 
     Each lead vector gets an isotropic perturbation scaled by its own length (CV above), from
