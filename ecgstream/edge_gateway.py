@@ -3,7 +3,9 @@
 The embedded broker (amqtt, :mod:`firmware_sim.embedded_broker`) lives in the simulator, which
 ``edge`` may not import, so this wiring is here: one embedded broker serves both the device
 ingest and the uplink when both are embedded. Ctrl-C (SIGINT) or SIGTERM stops the agent cleanly:
-ingest stops, inference drains, the outbox is flushed and closed, the status file is removed.
+ingest stops, inference drains, the outbox is flushed and closed, the status file is removed
+(:class:`edge.gateway.Gateway`). A gateway that cannot start (the metrics port is taken) is one
+error line naming the config key (:class:`edge.gateway.GatewayError`: exit status 2).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from edge.ble.manager import BackendFactory
 from edge.config.schema import EdgeConfig
 from edge.observability.logging import configure_logging
-from edge.runtime import Endpoint, run_gateway
+from edge.gateway import Endpoint, Gateway
 
 
 def _version() -> str:
@@ -64,5 +66,6 @@ async def serve(config: EdgeConfig, *, ble_backend_factory: BackendFactory | Non
             ingest = await embedded_broker() if mqtt.embedded else Endpoint(mqtt.host, mqtt.port)
         up = config.uplink
         uplink = await embedded_broker() if up.embedded else Endpoint(up.host, up.port)
-        await run_gateway(config, ingest=ingest, uplink=uplink, stop=stop, version=_version(),
-                          ble_backend_factory=ble_backend_factory)
+        async with Gateway(config, ingest=ingest, uplink=uplink, version=_version(),
+                           ble_backend_factory=ble_backend_factory) as gateway:
+            await gateway.run_until(stop)

@@ -5,24 +5,28 @@ that counts what arrives). Each receiver decodes with
 :mod:`protocol` and counts a payload that does not decode as rejected for its
 device, so one device's garbage never stops the others.
 
-``feed_*`` hand the same media to the edge agent instead (``ecgstream demo``; MQTT goes through
-the agent's own :class:`edge.ingest.mqtt.MqttIngest`), and :func:`watch_uplink` counts what the
+``feed_*`` hand the same media to the edge agent instead (``ecgstream demo``: they are the
+:class:`edge.gateway.Gateway`'s in-process feeds; MQTT goes through the gateway's own
+:class:`edge.ingest.mqtt.MqttIngest`), and :func:`watch_uplink` counts what the
 agent's uplink delivers to the broker.
 """
 
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 import aiomqtt
 
 from ecgstream.ward_view import WardView
-from edge.agent import EdgeAgent
 from edge.ble.link import BleDisconnected, BleLink
 from firmware_sim.transports.loopback import MessageKind, Subscription
 from protocol import ProtocolError, decode_frame, decode_pmd_ecg, decode_samples_payload
 from protocol.messages import DeviceStatus, decode_message
 from protocol.topics import Channel, Scope, parse_topic, subscription
+
+if TYPE_CHECKING:
+    from edge.ingest.mqtt import PayloadSink
 
 
 def _take(view: WardView, device_id: str, kind: MessageKind, data: bytes) -> None:
@@ -77,13 +81,13 @@ async def watch_ble(link: BleLink, device_id: str, kind: MessageKind, view: Ward
 # -- the demo's edge gateway: the same media into the edge agent ------------------------------------------
 
 
-async def feed_loopback(sub: Subscription, agent: EdgeAgent) -> None:
+async def feed_loopback(sub: Subscription, agent: PayloadSink) -> None:
     """Hand a loopback subscription to ``agent`` (arrival: the agent's clock) until cancelled."""
     async for message in sub:
         agent.feed(message.device_id, message.data, str(message.kind), transport="loopback")
 
 
-async def feed_ble(link: BleLink, device_id: str, kind: MessageKind, agent: EdgeAgent) -> None:
+async def feed_ble(link: BleLink, device_id: str, kind: MessageKind, agent: PayloadSink) -> None:
     """Hand one BLE link's notifications to ``agent`` until the link ends (then: link down)."""
     try:
         async for payload in link:

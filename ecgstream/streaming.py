@@ -7,16 +7,18 @@ on an emulated or real controller), starts a receiver where the medium allows
 one, runs the devices as one fleet, and shows a live view.
 
 Two receivers: :func:`stream` decodes and counts what arrives (``ecgstream sim``);
-:func:`stream_to_edge` puts the edge gateway there (``ecgstream demo``): the agent
-ingests from the broker through its MQTT ingest (or in-process from the loopback
-hub or the emulated BLE central), runs its whole pipeline, writes alerts and
-windows to its SQLite outbox and uplinks them to the same broker.
+:func:`stream_to_edge` puts the edge gateway there (``ecgstream demo``): the same
+:class:`edge.gateway.Gateway` as ``ecgstream edge run``, which ingests from the broker
+through its MQTT ingest (or in-process from the loopback hub or the emulated BLE
+central), runs its whole pipeline, writes alerts and windows to its SQLite outbox and
+uplinks them to the same broker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import ssl
@@ -24,7 +26,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,17 +34,21 @@ import aiomqtt
 from rich.console import Console, RenderableType
 from rich.live import Live
 
+from ecgstream.edge_sim import step_in_stream_time
 from ecgstream.receivers import feed_ble, feed_loopback, watch_ble, watch_loopback, watch_mqtt, watch_uplink
 from ecgstream.ward_view import AlertTap, EdgeWardView, WardView
 from edge.ble.link import BleLink
-from firmware_sim.device import VirtualDevice, build_payloads
+from firmware_sim.device import VirtualDevice
 from firmware_sim.fleet import Fleet, FleetStats
 from firmware_sim.profiles import DeviceProfile, WireFormat
 from firmware_sim.transports.base import DeviceTransport
-from firmware_sim.transports.loopback import LoopbackHub, MessageKind
+from firmware_sim.transports.loopback import LoopbackHub, MessageKind, Subscription
 
 if TYPE_CHECKING:
     from edge.agent import EdgeAgent
+    from edge.config.schema import EdgeConfig
+    from edge.gateway import Feed, Gateway
+    from edge.ingest.mqtt import MqttIngest, PayloadSink
 
 TransportFactory = Callable[[str, DeviceProfile], DeviceTransport]
 DeviceBuilder = Callable[[TransportFactory], Sequence[VirtualDevice]]
@@ -87,7 +93,8 @@ async def stream(
         elif medium.transport == "mqtt":
             devices = await _on_mqtt(build, medium.broker, view, watchers, stack)
         elif medium.transport == "ble":
-            devices = await _on_ble(build, medium.hci, view, watchers, stack)
+            devices, links = await _on_ble(build, medium.hci, stack)
+            watchers.extend(asyncio.create_task(_watch_ble_link(a, view)) for a in links)
         else:
             raise ValueError(f"unknown transport {medium.transport!r} (loopback, mqtt or ble)")
         fleet = Fleet(devices)
@@ -127,7 +134,8 @@ async def _on_mqtt(
     return list(build(transport))
 
 
-BleConsumer = Callable[[BleLink, str, MessageKind], Awaitable[None]]
+BleAttach = Callable[[], Awaitable[tuple[BleLink, str, MessageKind]]]
+"""Connects the emulated central to one device: its link, device id and message kind."""
 
 
 async def _open_broker(broker: BrokerAddress, stack: contextlib.AsyncExitStack) -> tuple[str, int, ssl.SSLContext | None]:
@@ -154,10 +162,10 @@ async def _connect(broker: BrokerAddress, host: str, port: int, tls: ssl.SSLCont
         raise ConnectionError(f"cannot reach the MQTT broker at {host}:{port}: {exc}") from None
 
 
-async def _on_ble(
-    build: DeviceBuilder, hci: str, view: WardView | None, watchers: list[asyncio.Task[None]],
-    stack: contextlib.AsyncExitStack, consume: BleConsumer | None = None,
-) -> list[VirtualDevice]:
+async def _on_ble(build: DeviceBuilder, hci: str,
+                  stack: contextlib.AsyncExitStack) -> tuple[list[VirtualDevice], list[BleAttach]]:
+    """The devices as BLE peripherals and, on the emulated radio, a central's connection to each
+    (none on a real adapter: a central elsewhere connects)."""
     from edge.ble.bumble_backend import BumbleBackend
     from firmware_sim.transports.ble import BlePeripheralTransport
     from firmware_sim.transports.ble_emulated import BleProfile, EmulatedLink, open_ble_stack
@@ -177,21 +185,21 @@ async def _on_ble(
         if len(devices) != 1:
             raise ValueError("a real BLE adapter serves one virtual wearable; use --transport mqtt for a ward")
         print(f"advertising as {devices[0].device_id} on {hci}; waiting for a central to connect", file=sys.stderr)
-        return devices
+        return devices, []
     emulated = link
     central = BumbleBackend(stack_opener=lambda: open_ble_stack(emulated, "ecgstream-gateway"))
     stack.push_async_callback(central.close)
 
-    async def attach(device_id: str, kind: BleProfile) -> None:
+    async def attach(device_id: str, kind: BleProfile) -> tuple[BleLink, str, MessageKind]:
         ble_link = await central.connect(device_id, profile=kind)
-        message = MessageKind.PMD if kind is BleProfile.POLAR_H10 else MessageKind.FRAME
-        if consume is not None:
-            await consume(ble_link, device_id, message)
-        elif view is not None:
-            await watch_ble(ble_link, device_id, message, view)
+        return ble_link, device_id, MessageKind.PMD if kind is BleProfile.POLAR_H10 else MessageKind.FRAME
 
-    watchers.extend(asyncio.create_task(attach(d, k)) for d, k in profiles.items())
-    return devices
+    return devices, [functools.partial(attach, d, k) for d, k in profiles.items()]
+
+
+async def _watch_ble_link(attach: BleAttach, view: WardView) -> None:
+    ble_link, device_id, kind = await attach()
+    await watch_ble(ble_link, device_id, kind, view)
 
 
 @contextlib.asynccontextmanager
@@ -324,183 +332,190 @@ async def stream_to_edge(
     live: bool | None = None,
     title: str = "ecgstream demo",
 ) -> EdgeRun:
-    """Build the devices on ``medium`` and stream them into an edge agent (module docstring).
+    """Build the devices on ``medium`` and stream them into the edge gateway (module docstring).
 
-    At a finite ``pace`` the agent runs as the live gateway does (async micro-batched inference,
-    a tick every ``tick_s`` of stream time on a clock running at ``pace``). As fast as possible
-    (``pace`` inf) the devices are stepped in stream time, as :mod:`ecgstream.edge_sim` does: before
-    each tick the driver waits until the agent has taken every message sent so far, and the
-    agent's clock is the stream time, so the alerts are those of a real-time run.
+    The gateway is :class:`edge.gateway.Gateway`, the one ``ecgstream edge run`` runs, with the
+    demo's sources (its MQTT ingest on the demo's broker, or the loopback hub or emulated BLE central
+    fed in-process), the demo's clock, and an :class:`AlertTap` in front of its outbox. At a finite
+    ``pace`` it runs as the live gateway does (async micro-batched inference, a tick every ``tick_s``
+    of stream time on a clock running at ``pace``). As fast as possible (``pace`` inf) the devices are
+    stepped in stream time by :func:`ecgstream.edge_sim.step_in_stream_time`: before each tick the
+    driver waits until the agent has taken every message sent so far, and the agent's clock is the
+    stream time, so the alerts are those of a real-time run.
     """
-    from edge.agent import AgentConfig, EdgeAgent, OutboxSink
     from edge.config import load_config
-    from edge.ingest.mqtt import MqttIngest
-    from edge.observability.status import write_status
-    from edge.runtime import open_pipeline
-    from edge.uplink import Outbox, Uplink
-    from firmware_sim.transports.mqtt import MqttDeviceTransport
+    from edge.gateway import Endpoint, Gateway
 
     clock = DemoClock(pace)
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm", "-journal"):  # a fresh outbox: nothing left over from an earlier run
         Path(f"{settings.outbox_path}{suffix}").unlink(missing_ok=True)
-    config = load_config(None)
     async with contextlib.AsyncExitStack() as stack:
         stack.enter_context(_edge_log(settings.log_path))
         host, port, tls = await _open_broker(medium.broker, stack)
-        outbox = Outbox(settings.outbox_path, max_bytes=int(config.uplink.disk_budget_mb * 1024 * 1024))
-        stack.callback(outbox.close)
-        agent_config = AgentConfig.from_edge_config(config)
-        agent_config = AgentConfig(gateway_id=settings.gateway_id, session=agent_config.session,
-                                   patients=dict(settings.patients), status_interval_s=settings.status_every_s,
-                                   max_batch=agent_config.max_batch)
-        agent = EdgeAgent(agent_config, AlertTap(OutboxSink(outbox), view), pipeline=open_pipeline(config),
-                          mode="async" if clock.realtime else "sync", clock=clock, version=_version())
+        stack.push_async_callback(asyncio.sleep, 0.2)  # the broker sees the gateway's clients go before it stops
+        source = await _edge_source(build, medium, host, port, tls, stack, clock.realtime)
+        broker = Endpoint(host, port)
+        gateway = await stack.enter_async_context(Gateway(
+            _demo_config(load_config(None), settings, medium.broker), ingest=broker if source.mqtt else None,
+            uplink=broker, feeds=source.feeds, clock=clock, mode="async" if clock.realtime else "sync",
+            sink=lambda outbox: AlertTap(outbox, view), patients=settings.patients, version=_version(),
+            uplink_poll_s=0.2, uplink_heartbeat_s=10.0, keep_status=True))
+        agent = gateway.agent
         view.attach(agent, clock)
-        tasks: list[asyncio.Task[None]] = []
-        stack.push_async_callback(_cancel, tasks)
-        await agent.start()
-        uplink = Uplink(outbox, hostname=host, port=port, gateway_id=settings.gateway_id,
-                        username=medium.broker.username, password=medium.broker.password, tls_context=tls,
-                        poll_s=0.2, heartbeat_s=10.0, software=_version(), device_statuses=agent.device_statuses)
-        tasks.append(asyncio.create_task(uplink.run(), name="uplink"))
+        await gateway.ready()
         cloud = await _connect(medium.broker, host, port, tls, "ecgstream-demo-cloud", stack)
-        tasks.append(asyncio.create_task(watch_uplink(cloud, view.uplinked), name="cloud"))
+        watcher = asyncio.create_task(watch_uplink(cloud, view.uplinked), name="cloud")
+        stack.push_async_callback(_cancel, [watcher])
+        behind = source.behind(agent, gateway.mqtt_ingest)
 
-        drain: Callable[[], None] = lambda: None  # noqa: E731
-        behind: Callable[[], int] = lambda: 0  # noqa: E731
-        stall_s = 1.0
-        if medium.transport == "mqtt":
-            ingest = MqttIngest(agent, hostname=host, port=port, client_id=f"{settings.gateway_id}-ingest",
-                                username=medium.broker.username, password=medium.broker.password, tls_context=tls)
-            tasks.append(asyncio.create_task(ingest.run(), name="mqtt-ingest"))
-            try:
-                await asyncio.wait_for(ingest.subscribed.wait(), 10.0)
-            except TimeoutError:
-                raise ConnectionError(f"the edge ingest could not subscribe at {host}:{port}") from None
-            transports: list[MqttDeviceTransport] = []
-
-            def mqtt(device_id: str, profile: DeviceProfile) -> DeviceTransport:
-                t = MqttDeviceTransport(device_id, hostname=host, port=port, username=medium.broker.username,
-                                        password=medium.broker.password, tls_context=tls)
-                transports.append(t)
-                return t
-
-            devices = list(build(mqtt))
-            behind = lambda: sum(t.messages_published for t in transports) - ingest.counters.messages  # noqa: E731
-        elif medium.transport == "loopback":
-            hub = LoopbackHub()
-            sub = hub.subscribe()
-            devices = list(build(lambda device_id, profile: hub.transport(device_id, wire=profile.wire)))
-            if clock.realtime:
-                tasks.append(asyncio.create_task(feed_loopback(sub, agent), name="loopback-feed"))
-            else:
-                def drain() -> None:
-                    for m in sub.drain():
-                        agent.feed(m.device_id, m.data, str(m.kind), transport="loopback")
-        elif medium.transport == "ble":
-            async def consume(link: BleLink, device_id: str, kind: MessageKind) -> None:
-                await feed_ble(link, device_id, kind, agent)
-
-            devices = await _on_ble(build, medium.hci, None, tasks, stack, consume)
-            behind = lambda: sum(d.stats.frames_sent for d in devices) - agent.counters.payloads  # noqa: E731
-            stall_s = 0.05  # notifications are not all frames: never wait long for a count that may not match
-        else:
-            raise ValueError(f"unknown transport {medium.transport!r} (loopback, mqtt or ble)")
-
-        def status() -> None:
-            write_status(settings.status_path, agent.status())
+        async def settle() -> None:
+            await _settle(behind, source.stall_s)
 
         show = sys.stdout.isatty() if live is None else live
         async with _show(lambda: view.table(title), view.summary_line, show,
                          every_s=5.0 if clock.realtime else 2.0):
             if clock.realtime:
-                stats = await _run_live(devices, agent, clock, duration_s, settings, status,
-                                        lambda: _settle(behind, stall_s))
+                stats = await _run_live(source.devices, gateway, clock, duration_s, settings, settle)
             else:
-                stats = await _run_in_stream_time(devices, agent, clock, duration_s, settings, status, drain,
-                                                  lambda: _settle(behind, stall_s))
-            await agent.close(flush_sessions=True)
-            status()
-            deadline = time.monotonic() + 10.0  # the uplink delivers what the agent wrote last
-            while outbox.total_depth and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+                stats = await _run_in_stream_time(source.devices, gateway, clock, duration_s, settings, settle,
+                                                  lambda: source.drain(agent))
+            await gateway.drain(flush_sessions=True)
+            gateway.write_status()
+            await gateway.delivered(10.0)  # the uplink delivers what the agent wrote last
             await asyncio.sleep(0.3)  # and the subscriber sees it
-        return EdgeRun(stats, agent, settings, f"{host}:{port}", dict(view.uplinked), outbox.total_depth,
+        return EdgeRun(stats, agent, settings, f"{host}:{port}", dict(view.uplinked), gateway.outbox.total_depth,
                        view.stream_s())
 
 
-async def _run_live(devices: list[VirtualDevice], agent: EdgeAgent, clock: DemoClock, duration_s: float | None,
-                    settings: EdgeSettings, status: Callable[[], None],
-                    settle: Callable[[], Awaitable[None]]) -> FleetStats:
-    """Real time (or ``pace`` times it): the fleet runs on the loop; the agent ticks on its own clock."""
+def _demo_config(base: EdgeConfig, settings: EdgeSettings, broker: BrokerAddress) -> EdgeConfig:
+    """The demo gateway's config: ``base`` (defaults and ECGSTREAM_EDGE__* overrides) with the demo's
+    id, files, status interval and broker credentials; no BLE list (patients come from ``settings``),
+    no metrics exporter."""
+    cafile = Path(broker.cafile) if broker.cafile else None
+    mqtt = replace(base.ingest.mqtt, enabled=True, username=broker.username, password=broker.password,
+                   tls=broker.tls, cafile=cafile)
+    uplink = replace(base.uplink, client_id=None, outbox_path=settings.outbox_path, username=broker.username,
+                     password=broker.password, tls=broker.tls, cafile=cafile)
+    return replace(
+        base, gateway_id=settings.gateway_id, ingest=replace(base.ingest, mqtt=mqtt, ble=()), uplink=uplink,
+        observability=replace(base.observability, status_file=settings.status_path,
+                              status_interval_s=settings.status_every_s, metrics_port=0),
+    )
 
-    async def ticking() -> None:
-        period = max(0.02, settings.tick_s / clock.pace)
-        next_status = 0.0
-        while True:
-            await asyncio.sleep(period)
-            agent.tick()
-            if time.monotonic() >= next_status:
-                status()
-                next_status = time.monotonic() + settings.status_every_s
 
+@dataclass
+class _EdgeSource:
+    """The demo's devices and how their data reaches the gateway."""
+
+    devices: list[VirtualDevice]
+    mqtt: bool = False
+    """Through the gateway's own MQTT ingest (``published`` counts what the devices sent)."""
+    feeds: list[Feed] = field(default_factory=list)
+    """In-process sources the gateway runs (loopback hub live, emulated BLE links)."""
+    hub: Subscription | None = None
+    """The loopback hub drained by the stream-time driver."""
+    published: Callable[[], int] | None = None
+    sent_frames: bool = False
+    """Count frames sent against payloads taken (BLE) to know what is still on its way."""
+    stall_s: float = 1.0
+
+    def drain(self, agent: EdgeAgent) -> None:
+        """Stream time: hand the agent everything the loopback hub holds (arrival: the agent's clock)."""
+        if self.hub is not None:
+            for m in self.hub.drain():
+                agent.feed(m.device_id, m.data, str(m.kind), transport="loopback")
+
+    def behind(self, agent: EdgeAgent, ingest: MqttIngest | None) -> Callable[[], int]:
+        """Messages sent that the agent has not taken yet (0 where that is not known)."""
+        published = self.published
+        if ingest is not None and published is not None:
+            return lambda: published() - ingest.counters.messages
+        if self.sent_frames:
+            devices = self.devices
+            return lambda: sum(d.stats.frames_sent for d in devices) - agent.counters.payloads
+        return lambda: 0
+
+
+async def _edge_source(build: DeviceBuilder, medium: Medium, host: str, port: int, tls: ssl.SSLContext | None,
+                       stack: contextlib.AsyncExitStack, realtime: bool) -> _EdgeSource:
+    """Build the devices on ``medium`` and say how their data goes into the gateway."""
+    if medium.transport == "mqtt":
+        from firmware_sim.transports.mqtt import MqttDeviceTransport
+
+        transports: list[MqttDeviceTransport] = []
+
+        def mqtt(device_id: str, profile: DeviceProfile) -> DeviceTransport:
+            t = MqttDeviceTransport(device_id, hostname=host, port=port, username=medium.broker.username,
+                                    password=medium.broker.password, tls_context=tls)
+            transports.append(t)
+            return t
+
+        return _EdgeSource(list(build(mqtt)), mqtt=True,
+                           published=lambda: sum(t.messages_published for t in transports))
+    if medium.transport == "loopback":
+        hub = LoopbackHub()
+        sub = hub.subscribe()
+        devices = list(build(lambda device_id, profile: hub.transport(device_id, wire=profile.wire)))
+        if realtime:
+            return _EdgeSource(devices, feeds=[lambda agent: feed_loopback(sub, agent)])
+        return _EdgeSource(devices, hub=sub)
+    if medium.transport == "ble":
+        devices, links = await _on_ble(build, medium.hci, stack)
+        feeds: list[Feed] = [functools.partial(_feed_ble_link, link) for link in links]
+        # notifications are not all frames: never wait long for a count that may not match
+        return _EdgeSource(devices, feeds=feeds, sent_frames=True, stall_s=0.05)
+    raise ValueError(f"unknown transport {medium.transport!r} (loopback, mqtt or ble)")
+
+
+async def _feed_ble_link(link: BleAttach, agent: PayloadSink) -> None:
+    ble_link, device_id, kind = await link()
+    await feed_ble(ble_link, device_id, kind, agent)
+
+
+async def _run_live(devices: list[VirtualDevice], gateway: Gateway, clock: DemoClock, duration_s: float | None,
+                    settings: EdgeSettings, settle: Callable[[], Awaitable[None]]) -> FleetStats:
+    """Real time (or ``pace`` times it): the fleet runs on the loop; the gateway ticks on its own clock."""
     fleet = Fleet(devices)
     await asyncio.gather(*(d.start(duration_s) for d in devices))  # connected: the fleet's time starts now
+    agent = gateway.agent
     clock.progress = lambda: max((s.stream_now_s for s in agent.sessions.values()), default=0.0) + 1.0
     clock.start()
-    ticker = asyncio.create_task(ticking(), name="edge-tick")
+    stop = asyncio.Event()
+    ticker = asyncio.create_task(gateway.run_until(stop, tick_s=max(0.02, settings.tick_s / clock.pace)),
+                                 name="edge-tick")
     try:
         stats = await fleet.run(duration_s, clock.pace)
         await settle()
-        agent.tick()
+        gateway.tick()
     finally:
-        ticker.cancel()
+        stop.set()
         await asyncio.gather(ticker, return_exceptions=True)
     return stats
 
 
-async def _run_in_stream_time(devices: list[VirtualDevice], agent: EdgeAgent, clock: DemoClock,
-                              duration_s: float | None, settings: EdgeSettings, status: Callable[[], None],
-                              drain: Callable[[], None], settle: Callable[[], Awaitable[None]]) -> FleetStats:
-    """As fast as possible, in stream time: step every device in time order; before each tick, let the
-    agent take everything sent so far (``settle`` for a broker or radio, ``drain`` for the loopback hub)."""
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    for d in devices:
-        await d.start(duration_s)
-    next_tick, ticks, now = settings.tick_s, 0, 0.0
-    every = max(1, round(settings.status_every_s / settings.tick_s))
-    try:
-        while True:
-            running = [d for d in devices if not d.done]
-            if not running:
-                break
-            now = min(d.next_event_s() for d in running)
-            if not math.isfinite(now):
-                break
-            while next_tick <= now:
-                clock.stream_s = next_tick
-                await settle()
-                drain()
-                agent.tick()
-                ticks += 1
-                if ticks % every == 0:
-                    status()
-                next_tick += settings.tick_s
-            clock.stream_s = now
-            for d in running:
-                if d.next_event_s() <= now:
-                    blocks = d.prepare(now)
-                    await d.complete(now, list(zip(blocks, build_payloads([(d, b) for b in blocks]), strict=True)))
-            drain()
-    finally:
-        for d in devices:
-            await d.stop()
-    await settle()
-    drain()
-    agent.tick()
-    stats = FleetStats(devices=len(devices), ticks=ticks, simulated_s=now, wall_s=time.perf_counter() - wall0,
-                       cpu_s=time.process_time() - cpu0)
+async def _run_in_stream_time(devices: list[VirtualDevice], gateway: Gateway, clock: DemoClock,
+                              duration_s: float | None, settings: EdgeSettings,
+                              settle: Callable[[], Awaitable[None]], drain: Callable[[], None]) -> FleetStats:
+    """As fast as possible, in stream time (:func:`ecgstream.edge_sim.step_in_stream_time`): the gateway's
+    clock follows the stream time; before each tick the agent takes everything sent so far (``settle``
+    for a broker or radio, ``drain`` for the loopback hub); between ticks, only what the hub holds
+    (a broker's messages arrive when the ingest gets them, stamped with the clock then)."""
+
+    def advance(t_s: float) -> None:
+        clock.stream_s = t_s
+
+    async def take(t_s: float) -> None:
+        await settle()
+        drain()
+
+    async def sent(t_s: float) -> None:
+        drain()
+
+    stepped = await step_in_stream_time(devices, duration_s=duration_s, tick_s=settings.tick_s, take=take,
+                                        tick=lambda t_s: gateway.tick(), advance=advance, sent=sent)
+    stats = FleetStats(devices=len(devices), ticks=stepped.ticks, simulated_s=stepped.end_s, wall_s=stepped.wall_s,
+                       cpu_s=stepped.cpu_s)
     for d in devices:
         stats.frames_generated += d.stats.frames_generated
         stats.frames_sent += d.stats.frames_sent
@@ -526,7 +541,6 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks[::-1]:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    await asyncio.sleep(0.2)  # the broker sees those clients go before it stops
 
 
 @contextlib.contextmanager

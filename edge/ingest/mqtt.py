@@ -1,8 +1,10 @@
-"""MQTT ingest: every device's samples and status topics (QoS 1) into an :class:`edge.agent.EdgeAgent`.
+"""MQTT ingest: every device's samples and status topics (QoS 1) into a :class:`PayloadSink`.
 
-One aiomqtt client subscribes to ``ecgstream/v1/device/+/samples`` and ``…/+/status`` and feeds
-each message with its arrival time (gateway clock). A topic that does not parse is counted as
-rejected (``invalid_topic``) and logged; payload errors are the agent's to count per device. The
+One aiomqtt client subscribes to ``ecgstream/v1/device/+/samples`` and ``…/+/status`` and hands
+each message to the sink (the :class:`edge.agent.EdgeAgent`, which stamps it with its own clock).
+The sink is a small protocol, not the agent itself, as BLE ingest takes callbacks: the ingest only
+needs somewhere to put payloads. A topic that does not parse is counted as rejected
+(``invalid_topic``) and logged; payload errors are the sink's to count per device. The
 connection is kept with capped exponential backoff and jitter; the session is persistent
 (``clean_session=False``, client id ``{gateway_id}-ingest``), so QoS 1 messages published while
 the gateway was briefly away are delivered when it returns.
@@ -15,14 +17,37 @@ import logging
 import random
 import ssl
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiomqtt
 
-from edge.agent import EdgeAgent, PayloadKind
 from protocol import ProtocolError
 from protocol.topics import Channel, Scope, parse_topic, subscription
 
 log = logging.getLogger(__name__)
+
+
+class RejectCounter(Protocol):
+    """Counts rejected payloads by reason."""
+
+    def reject(self, reason: str) -> None: ...
+
+
+class PayloadSink(Protocol):
+    """Where ingest puts what devices send (:class:`edge.agent.EdgeAgent` is one).
+
+    ``feed`` takes one payload (``kind``: ``frame``, ``pmd``, ``samples`` or ``status``; ``arrival_s``
+    None means "now" on the sink's clock); ``link_down`` says a device's link dropped; ``counters``
+    counts what was rejected before it could be fed (a topic that names no device).
+    """
+
+    @property
+    def counters(self) -> RejectCounter: ...
+
+    def feed(self, device_id: str, data: bytes, kind: str, arrival_s: float | None = None, *,
+             transport: str = "loopback") -> None: ...
+
+    def link_down(self, device_id: str, reason: str = "", at_s: float | None = None) -> None: ...
 
 
 @dataclass
@@ -37,10 +62,10 @@ class MqttIngestCounters:
 class MqttIngest:
     """Subscribe and feed until cancelled (:meth:`run`)."""
 
-    def __init__(self, agent: EdgeAgent, *, hostname: str, port: int = 1883, client_id: str,
+    def __init__(self, sink: PayloadSink, *, hostname: str, port: int = 1883, client_id: str,
                  username: str | None = None, password: str | None = None, tls_context: ssl.SSLContext | None = None,
                  backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0, keepalive_s: int = 30) -> None:
-        self.agent = agent
+        self.sink = sink
         self._hostname, self._port = hostname, port
         self._client_id = client_id
         self._username, self._password, self._tls = username, password, tls_context
@@ -82,9 +107,9 @@ class MqttIngest:
             topic = parse_topic(topic_name)
         except ProtocolError as exc:
             self.counters.invalid_topics += 1
-            self.agent.counters.reject("invalid_topic")
+            self.sink.counters.reject("invalid_topic")
             log.warning("invalid_topic topic=%r: %s", topic_name, exc)
             return
         data = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
-        kind = PayloadKind.SAMPLES if topic.channel is Channel.SAMPLES else PayloadKind.STATUS
-        self.agent.feed(topic.ident, data, kind, transport="mqtt")
+        kind = "samples" if topic.channel is Channel.SAMPLES else "status"
+        self.sink.feed(topic.ident, data, kind, transport="mqtt")

@@ -1,0 +1,322 @@
+"""The edge gateway as one object: config → outbox, agent, exporter, uplink and ingest; a clean stop.
+
+:class:`Gateway` is what ``ecgstream edge run``, the demo (``ecgstream demo``) and the edge benches
+run. Built from an :class:`~edge.config.schema.EdgeConfig`, with what differs between them injected:
+
+* **sources**: the MQTT ingest broker (``ingest``, used when ``[ingest.mqtt]`` is enabled), the BLE
+  backend factory for the ``[[ingest.ble]]`` devices, and in-process ``feeds`` (coroutine functions
+  given the agent as a :class:`~edge.ingest.mqtt.PayloadSink`, e.g. the demo's loopback hub);
+* **clock** (default :func:`time.time`): the agent's gateway clock (arrival times, ticks) and that of
+  BLE arrivals and ``SET_TIME``; a run faster than real time passes a clock at its pace;
+* **sinks**: ``sink`` wraps the outbox sink (the demo's ``AlertTap`` logs each alert on its screen),
+  ``on_ready`` sees the agent once everything runs;
+* **mode**: ``"async"`` (live: inference micro-batched on a worker thread, :meth:`Gateway.run_until`
+  ticks on the loop) or ``"sync"`` (stream time: the driver calls :meth:`Gateway.tick`).
+
+``async with Gateway(config, ...) as gw`` opens, in order, the metrics exporter, the outbox, the agent
+(its inference), the uplink, the MQTT ingest, the BLE ingest and the feeds; leaving it stops them in
+today's clean order: BLE ingest first (nothing more comes in), then the MQTT ingest and the feeds,
+inference drained and its last output flushed to the outbox, the uplink stopped, the outbox closed
+and the status file removed. What opened before a failure is closed again.
+
+**BLE.** The ``[[ingest.ble]]`` devices are kept connected by one :class:`~edge.ble.BleIngest`: each
+notification goes to :meth:`EdgeAgent.feed` (kind ``frame`` or ``pmd``, transport ``ble``), each link
+drop to :meth:`EdgeAgent.link_down`, and the device→patient map comes from the same list. Backends are
+made by ``ble_backend_factory`` (default :func:`edge.ble.default_backend`: bleak on an adapter, bumble
+on a transport spec such as ``usb:0``); a bumble central on an *emulated* radio exists only in a
+process that also runs the simulator, so tests and ``ecgstream/`` pass a factory for it, which keeps
+``edge`` free of ``firmware_sim``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+from edge.agent import AgentConfig, EdgeAgent, OutboxSink, Sink
+from edge.ble import BleError, BleIngest, default_backend
+from edge.ble.manager import BackendFactory
+from edge.config.schema import BrokerConfig, EdgeConfig
+from edge.inference import InferencePipeline, select_backend
+from edge.inference.classifier_stage import ClassifierStage
+from edge.ingest.mqtt import MqttIngest, PayloadSink
+from edge.observability.exporter import Exporter, start_exporter
+from edge.observability.logging import log_event
+from edge.observability.metrics import EdgeMetrics
+from edge.observability.status import remove_status, write_status
+from edge.uplink import Outbox, Uplink
+
+log = logging.getLogger(__name__)
+
+Feed = Callable[[PayloadSink], Awaitable[None]]
+"""An in-process source: given the agent, hands it payloads until cancelled (or until it ends)."""
+SinkWrapper = Callable[[OutboxSink], Sink]
+"""Puts a sink in front of the outbox sink (it must pass everything on)."""
+Mode = Literal["async", "sync"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A broker as actually reached (the embedded one resolved to its host and port)."""
+
+    host: str
+    port: int
+
+
+class GatewayError(RuntimeError):
+    """The gateway cannot start; the message is one line naming the config key to change."""
+
+
+def tls_context(broker: BrokerConfig) -> ssl.SSLContext | None:
+    """The client TLS context for ``broker`` (its CA file, else the system's), or None without TLS."""
+    if not broker.tls:
+        return None
+    return ssl.create_default_context(cafile=str(broker.cafile) if broker.cafile else None)
+
+
+def open_pipeline(config: EdgeConfig) -> InferencePipeline | None:
+    """The reconstruction pipeline (with the classifier as its second stage when that file exists), or
+    None (rules only) when the reconstruction model is missing."""
+    p = config.processing
+    if not Path(p.reconstruction_model).is_file():
+        log_event(log, "rules_only", level=logging.WARNING, reason=f"no model at {p.reconstruction_model}")
+        return None
+    backend = select_backend(p.backend, p.reconstruction_model, max_batch=p.max_batch)
+    log_event(log, "inference_backend", backend=backend.name, model=str(p.reconstruction_model))
+    stage = None
+    if Path(p.classifier_model).is_file():
+        stage = ClassifierStage(select_backend(p.backend, p.classifier_model, max_batch=p.max_batch))
+        log_event(log, "classifier", backend=stage.backend.name, model=str(p.classifier_model), version=stage.version)
+    else:
+        log_event(log, "no_classifier", level=logging.WARNING, reason=f"no model at {p.classifier_model}")
+    return InferencePipeline(backend, second_stage=stage, max_batch=p.max_batch, deadline_ms=p.latency_deadline_ms,
+                             calibration_dir=p.calibration_dir)
+
+
+def open_ble_ingest(config: EdgeConfig, agent: EdgeAgent, backend_factory: BackendFactory = default_backend) -> BleIngest:
+    """A :class:`~edge.ble.BleIngest` for the configured BLE devices, feeding ``agent`` (not started).
+
+    Notifications arrive stamped with the agent's clock; a link drop marks the device's stream down
+    (:meth:`EdgeAgent.link_down`). Also kept as ``agent.ble`` for status and tests.
+    """
+
+    def on_payload(device_id: str, data: bytes, kind: str, arrival_s: float) -> None:
+        agent.feed(device_id, data, kind, arrival_s, transport="ble")
+
+    def on_disconnect(device_id: str, error: BleError) -> None:
+        agent.link_down(device_id, str(error))
+
+    ble = BleIngest(config.ingest.ble, on_payload, on_disconnect=on_disconnect, backend_factory=backend_factory,
+                    clock=agent.clock, gateway_time_us=lambda: int(round(agent.clock() * 1e6)))
+    agent.ble = ble
+    return ble
+
+
+class Gateway:
+    """One edge gateway (module docstring). Use as ``async with``; not reusable once left."""
+
+    def __init__(
+        self, config: EdgeConfig, *, ingest: Endpoint | None = None, uplink: Endpoint | None = None,
+        feeds: Sequence[Feed] = (), ble_backend_factory: BackendFactory | None = None,
+        clock: Callable[[], float] = time.time, mode: Mode = "async", sink: SinkWrapper | None = None,
+        on_ready: Callable[[EdgeAgent], None] | None = None, patients: Mapping[str, str] | None = None,
+        version: str = "", uplink_poll_s: float = 0.5, uplink_heartbeat_s: float | None = 30.0,
+        keep_status: bool = False,
+    ) -> None:
+        """``patients`` adds device → patient ids to those of the BLE list (devices on other media);
+        ``uplink_poll_s`` and ``uplink_heartbeat_s`` are the uplink's; ``keep_status`` leaves the last
+        status file behind on exit (the demo's, for the user to read)."""
+        self.config = config
+        self.ingest_endpoint, self.uplink_endpoint = ingest, uplink
+        self.feeds = tuple(feeds)
+        self.ble_backend_factory = ble_backend_factory or default_backend
+        self.clock, self.mode, self.version = clock, mode, version
+        self._wrap, self._on_ready = sink, on_ready
+        self.patients = dict(patients or {})
+        self.uplink_poll_s, self.uplink_heartbeat_s = uplink_poll_s, uplink_heartbeat_s
+        self.keep_status = keep_status
+        self.metrics = EdgeMetrics(config.gateway_id, version=version)
+        self.exporter: Exporter | None = None
+        self.outbox_sink: OutboxSink | None = None
+        self.uplink: Uplink | None = None
+        self.mqtt_ingest: MqttIngest | None = None
+        self.ble: BleIngest | None = None
+        self._outbox: Outbox | None = None
+        self._agent: EdgeAgent | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._next_status = -float("inf")
+
+    @property
+    def agent(self) -> EdgeAgent:
+        """The running agent (after ``__aenter__``; still there, stopped, after ``__aexit__``)."""
+        if self._agent is None:
+            raise RuntimeError("the gateway is not started: use 'async with Gateway(...)'")
+        return self._agent
+
+    @property
+    def outbox(self) -> Outbox:
+        if self._outbox is None:
+            raise RuntimeError("the gateway is not started: use 'async with Gateway(...)'")
+        return self._outbox
+
+    # -- start and stop ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Gateway:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stop()
+            raise
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self._stop()
+
+    async def _start(self) -> None:
+        config = self.config
+        self.exporter = self._start_exporter()
+        self._outbox = Outbox(config.uplink.outbox_path, max_bytes=int(config.uplink.disk_budget_mb * 1024 * 1024))
+        self.outbox_sink = OutboxSink(self._outbox)
+        agent_config = AgentConfig.from_edge_config(config)
+        if self.patients:
+            agent_config = replace(agent_config, patients={**agent_config.patients, **self.patients})
+        self._agent = agent = EdgeAgent(
+            agent_config, self._wrap(self.outbox_sink) if self._wrap is not None else self.outbox_sink,
+            pipeline=open_pipeline(config), metrics=self.metrics, mode=self.mode, version=self.version,
+            clock=self.clock)
+        await agent.start()
+        up_ep, in_ep = self.uplink_endpoint, self.ingest_endpoint
+        if up_ep is not None:
+            up = config.uplink
+            self.uplink = Uplink(self._outbox, hostname=up_ep.host, port=up_ep.port,
+                                 gateway_id=up.client_id or config.gateway_id, username=up.username,
+                                 password=up.password, tls_context=tls_context(up), poll_s=self.uplink_poll_s,
+                                 heartbeat_s=self.uplink_heartbeat_s, software=self.version,
+                                 device_statuses=agent.device_statuses)
+            self.outbox_sink.on_stored = self.uplink.notify     # alerts leave as soon as they are stored
+            self._tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
+        if in_ep is not None and config.ingest.mqtt.enabled:
+            mqtt = config.ingest.mqtt
+            self.mqtt_ingest = MqttIngest(agent, hostname=in_ep.host, port=in_ep.port,
+                                          client_id=f"{config.gateway_id}-ingest", username=mqtt.username,
+                                          password=mqtt.password, tls_context=tls_context(mqtt))
+            self._tasks.append(asyncio.create_task(self.mqtt_ingest.run(), name="mqtt-ingest"))
+        if config.ingest.ble:
+            self.ble = open_ble_ingest(config, agent, self.ble_backend_factory)
+            await self.ble.start()
+        for i, feed in enumerate(self.feeds):
+            self._tasks.append(asyncio.create_task(_run_feed(feed, agent), name=f"feed-{i}"))
+        log_event(log, "agent_started", gateway_id=config.gateway_id,
+                  ingest=None if self.mqtt_ingest is None or in_ep is None else f"{in_ep.host}:{in_ep.port}",
+                  uplink=None if up_ep is None else f"{up_ep.host}:{up_ep.port}",
+                  ble_devices=len(config.ingest.ble), feeds=len(self.feeds), mode=self.mode)
+        if self._on_ready is not None:
+            self._on_ready(agent)
+
+    def _start_exporter(self) -> Exporter | None:
+        obs = self.config.observability
+        try:
+            return start_exporter(self.metrics, obs.metrics_port, obs.metrics_host,
+                                  status=lambda: None if self._agent is None else self._agent.status())
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise GatewayError(
+                f"observability.metrics_port = {obs.metrics_port}: the metrics exporter cannot listen on "
+                f"{obs.metrics_host}:{obs.metrics_port} ({reason}); set observability.metrics_port to a free port, "
+                "or 0 for no exporter") from None
+
+    async def _stop(self) -> None:
+        """Today's clean stop order (module docstring); safe after a partial start."""
+        if self.ble is not None:  # BLE ingest first: nothing more comes in once we start draining
+            await self.ble.stop()
+        for t in self._tasks[::-1]:  # feeds and ingest first, then (after the agent's last output is stored) uplink
+            if t.get_name() == "uplink" and self._agent is not None:
+                await self._agent.close()
+            t.cancel()
+            await asyncio.gather(t, return_exceptions=True)
+        self._tasks.clear()
+        if self._agent is not None:
+            await self._agent.close()
+        if self.exporter is not None:
+            self.exporter.close()
+            self.exporter = None
+        if self.outbox_sink is not None:
+            self.outbox_sink.close()          # the window-encoding threads
+        if self._outbox is not None:
+            self._outbox.close()
+        if self._agent is None:
+            return                  # it never started: a status file there is not ours
+        if not self.keep_status:
+            remove_status(self.config.observability.status_file)
+        log_event(log, "agent_stopped", gateway_id=self.config.gateway_id, alerts=self._agent.counters.alerts,
+                  windows=self._agent.counters.windows_done)
+
+    # -- running -------------------------------------------------------------------------------------
+
+    async def ready(self, timeout_s: float = 10.0) -> None:
+        """Wait until the MQTT ingest has subscribed (at once without one); ConnectionError after ``timeout_s``."""
+        if self.mqtt_ingest is None or self.ingest_endpoint is None:
+            return
+        try:
+            await asyncio.wait_for(self.mqtt_ingest.subscribed.wait(), timeout_s)
+        except TimeoutError:
+            ep = self.ingest_endpoint
+            raise ConnectionError(f"the edge ingest could not subscribe at {ep.host}:{ep.port}") from None
+
+    async def run_until(self, stop: asyncio.Event, *, tick_s: float = 0.5) -> None:
+        """Tick every ``tick_s`` (wall seconds) and write the status file every ``status_interval_s`` until
+        ``stop`` is set (live mode: what ``ecgstream edge run`` does)."""
+        obs = self.config.observability
+        loop = asyncio.get_running_loop()
+        next_status = 0.0
+        while not stop.is_set():
+            self.agent.tick()
+            if loop.time() >= next_status:
+                await asyncio.to_thread(write_status, obs.status_file, self.agent.status())
+                next_status = loop.time() + obs.status_interval_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), tick_s)
+
+    def tick(self, now_s: float | None = None) -> None:
+        """One tick at gateway time ``now_s`` (default: the clock), and the status file when it is due by
+        that time (stream-time stepping: the driver calls this)."""
+        now = self.clock() if now_s is None else now_s
+        self.agent.tick(now)
+        if now >= self._next_status:
+            self.write_status(now)
+            self._next_status = now + self.config.observability.status_interval_s
+
+    def write_status(self, now_s: float | None = None) -> None:
+        """Write the status file now."""
+        write_status(self.config.observability.status_file, self.agent.status(now_s))
+
+    async def drain(self, *, flush_sessions: bool = False) -> None:
+        """Inference drained and its output in the outbox; ``flush_sessions``: the streams ended, so
+        everything they hold is analysed too (a replay's or the demo's end)."""
+        await self.agent.close(flush_sessions=flush_sessions)
+
+    async def delivered(self, timeout_s: float = 10.0) -> bool:
+        """Wait until the uplink has emptied the outbox (at most ``timeout_s``); whether it is empty."""
+        deadline = time.monotonic() + timeout_s
+        while self.outbox.total_depth and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return not self.outbox.total_depth
+
+
+async def _run_feed(feed: Feed, sink: PayloadSink) -> None:
+    """Run one feed; its failure is logged, not raised into the gateway (the other sources go on)."""
+    try:
+        await feed(sink)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001 - one source's failure must not stop the others
+        log.exception("feed_failed")
