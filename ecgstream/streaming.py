@@ -43,6 +43,7 @@ from firmware_sim.fleet import Fleet, FleetStats
 from firmware_sim.profiles import DeviceProfile, WireFormat
 from firmware_sim.transports.base import DeviceTransport
 from firmware_sim.transports.loopback import LoopbackHub, MessageKind, Subscription
+from settings.tls import client_tls_context
 
 if TYPE_CHECKING:
     from edge.agent import EdgeAgent
@@ -147,8 +148,7 @@ async def _open_broker(broker: BrokerAddress, stack: contextlib.AsyncExitStack) 
         embedded = await stack.enter_async_context(EmbeddedBroker())
         host, port = embedded.host, embedded.port
         print(f"embedded MQTT broker on {host}:{port}", file=sys.stderr)
-    tls = ssl.create_default_context(cafile=broker.cafile) if broker.tls else None
-    return host, port, tls
+    return host, port, client_tls_context(broker)
 
 
 async def _connect(broker: BrokerAddress, host: str, port: int, tls: ssl.SSLContext | None, name: str,
@@ -357,7 +357,7 @@ async def stream_to_edge(
         source = await _edge_source(build, medium, host, port, tls, stack, clock.realtime)
         broker = Endpoint(host, port)
         gateway = await stack.enter_async_context(Gateway(
-            _demo_config(load_config(None), settings, medium.broker), ingest=broker if source.mqtt else None,
+            _demo_config(load_config(None), settings, medium.broker, host, port), ingest=broker if source.mqtt else None,
             uplink=broker, feeds=source.feeds, clock=clock, mode="async" if clock.realtime else "sync",
             sink=lambda outbox: AlertTap(outbox, view), patients=settings.patients, version=_version(),
             uplink_poll_s=0.2, uplink_heartbeat_s=10.0, keep_status=True))
@@ -388,15 +388,16 @@ async def stream_to_edge(
                        view.stream_s())
 
 
-def _demo_config(base: EdgeConfig, settings: EdgeSettings, broker: BrokerAddress) -> EdgeConfig:
+def _demo_config(base: EdgeConfig, settings: EdgeSettings, broker: BrokerAddress, host: str, port: int) -> EdgeConfig:
     """The demo gateway's config: ``base`` (defaults and ECGSTREAM_EDGE__* overrides) with the demo's
-    id, files, status interval and broker credentials; no BLE list (patients come from ``settings``),
-    no metrics exporter."""
-    cafile = Path(broker.cafile) if broker.cafile else None
-    mqtt = replace(base.ingest.mqtt, enabled=True, username=broker.username, password=broker.password,
-                   tls=broker.tls, cafile=cafile)
-    uplink = replace(base.uplink, client_id=None, outbox_path=settings.outbox_path, username=broker.username,
-                     password=broker.password, tls=broker.tls, cafile=cafile)
+    id, files and status interval, and the demo's broker (as reached) for ingest and uplink; no BLE
+    list (patients come from ``settings``), no metrics exporter."""
+    cafile = Path(broker.cafile) if broker.cafile and broker.tls else None
+    user, password, tls = broker.username, broker.password, broker.tls
+    mqtt = replace(base.ingest.mqtt, enabled=True, client_id=None, host=host, port=port, username=user,
+                   password=password, tls=tls, cafile=cafile)
+    uplink = replace(base.uplink, client_id=None, outbox_path=settings.outbox_path, host=host, port=port,
+                     username=user, password=password, tls=tls, cafile=cafile)
     return replace(
         base, gateway_id=settings.gateway_id, ingest=replace(base.ingest, mqtt=mqtt, ble=()), uplink=uplink,
         observability=replace(base.observability, status_file=settings.status_path,

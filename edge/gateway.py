@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -44,7 +43,7 @@ from typing import Literal
 from edge.agent import AgentConfig, EdgeAgent, OutboxSink, Sink
 from edge.ble import BleError, BleIngest, default_backend
 from edge.ble.manager import BackendFactory
-from edge.config.schema import BrokerConfig, EdgeConfig
+from edge.config.schema import EdgeConfig
 from edge.inference import InferencePipeline, select_backend
 from edge.inference.classifier_stage import ClassifierStage
 from edge.ingest.mqtt import MqttIngest, PayloadSink
@@ -53,6 +52,7 @@ from edge.observability.logging import log_event
 from edge.observability.metrics import EdgeMetrics
 from edge.observability.status import remove_status, write_status
 from edge.uplink import Outbox, Uplink
+from settings.tls import client_tls_context
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +73,6 @@ class Endpoint:
 
 class GatewayError(RuntimeError):
     """The gateway cannot start; the message is one line naming the config key to change."""
-
-
-def tls_context(broker: BrokerConfig) -> ssl.SSLContext | None:
-    """The client TLS context for ``broker`` (its CA file, else the system's), or None without TLS."""
-    if not broker.tls:
-        return None
-    return ssl.create_default_context(cafile=str(broker.cafile) if broker.cafile else None)
 
 
 def open_pipeline(config: EdgeConfig) -> InferencePipeline | None:
@@ -199,7 +192,7 @@ class Gateway:
             up = config.uplink
             self.uplink = Uplink(self._outbox, hostname=up_ep.host, port=up_ep.port,
                                  gateway_id=up.client_id or config.gateway_id, username=up.username,
-                                 password=up.password, tls_context=tls_context(up), poll_s=self.uplink_poll_s,
+                                 password=up.password, tls_context=client_tls_context(up), poll_s=self.uplink_poll_s,
                                  heartbeat_s=self.uplink_heartbeat_s, software=self.version,
                                  device_statuses=agent.device_statuses)
             self.outbox_sink.on_stored = self.uplink.notify     # alerts leave as soon as they are stored
@@ -207,8 +200,9 @@ class Gateway:
         if in_ep is not None and config.ingest.mqtt.enabled:
             mqtt = config.ingest.mqtt
             self.mqtt_ingest = MqttIngest(agent, hostname=in_ep.host, port=in_ep.port,
-                                          client_id=f"{config.gateway_id}-ingest", username=mqtt.username,
-                                          password=mqtt.password, tls_context=tls_context(mqtt))
+                                          client_id=mqtt.client_id or f"{config.gateway_id}-ingest",
+                                          username=mqtt.username, password=mqtt.password,
+                                          tls_context=client_tls_context(mqtt))
             self._tasks.append(asyncio.create_task(self.mqtt_ingest.run(), name="mqtt-ingest"))
         if config.ingest.ble:
             self.ble = open_ble_ingest(config, agent, self.ble_backend_factory)

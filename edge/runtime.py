@@ -20,9 +20,9 @@ from collections.abc import Callable
 from edge.agent import EdgeAgent
 from edge.ble.manager import BackendFactory
 from edge.config.schema import EdgeConfig
-from edge.gateway import Endpoint, Gateway, GatewayError, open_ble_ingest, open_pipeline, tls_context
+from edge.gateway import Endpoint, Gateway, GatewayError, open_ble_ingest, open_pipeline
 
-__all__ = ["Endpoint", "Gateway", "GatewayError", "open_ble_ingest", "open_pipeline", "run_gateway", "tls_context"]
+__all__ = ["Endpoint", "Gateway", "GatewayError", "open_ble_ingest", "open_pipeline", "run_gateway"]
 
 
 async def run_gateway(
