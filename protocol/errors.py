@@ -37,3 +37,8 @@ class SchemaError(ProtocolError):
 
 class TopicError(ProtocolError):
     """An MQTT topic does not follow the ecgstream topic scheme."""
+
+
+class OwnershipError(SchemaError):
+    """A message names something that belongs to another sender: an alert event naming an episode
+    raised for another patient or by another device."""

@@ -6,11 +6,26 @@ every field's presence, type and range and raises
 :class:`~protocol.errors.SchemaError` (or UnsupportedVersionError) with the
 field's name; unknown extra fields are ignored so that a newer minor sender
 does not break an older receiver.
+
+What every receiver (and a database behind it) can rely on in a message that
+decodes, and what :func:`encode_message` refuses to send:
+
+- the JSON is strict: no ``NaN``/``Infinity`` (nor a number that overflows to
+  infinity), no object with the same key twice;
+- every string, anywhere (``details`` and ``model_versions`` included, keys
+  too), is valid Unicode without a NUL character (PostgreSQL text and JSONB
+  cannot hold either); every number is finite; ``details`` nests at most
+  :data:`MAX_DETAILS_DEPTH` levels;
+- ids are whole matches of :func:`protocol.topics.validate_id` (no trailing
+  newline); times and counts are 0 ≤ value < 2^63 (a signed 64-bit column);
+- an alert's ``details['event']``, when present, is one of :data:`ALERT_EVENTS`
+  and ``details['episode_id']`` a UUID.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -22,6 +37,16 @@ from protocol.topics import validate_id
 
 MESSAGE_SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
+MAX_INT = (1 << 63) - 1
+"""Largest time or count a message may carry (signed 64-bit, what the cloud's columns hold)."""
+MAX_TEXT = 64
+"""Longest ``alert_type``, ``profile``, ``firmware`` and ``software`` string."""
+MAX_STREAMS = (1 << 31) - 1
+"""Largest ``streams`` count of a gateway status."""
+MAX_DETAILS_DEPTH = 16
+"""Deepest nesting of lists and objects inside ``details``."""
+ALERT_EVENTS = ("raised", "escalated", "cleared")
+"""``details['event']`` values of an alert: the edge alarm engine's episode events."""
 
 
 class Priority(StrEnum):
@@ -96,9 +121,32 @@ M = TypeVar("M", Alert, DeviceStatus, GatewayStatus)
 
 
 def encode_message(message: Message) -> bytes:
-    """Validate and serialise to compact UTF-8 JSON."""
+    """Validate and serialise to compact UTF-8 JSON (SchemaError for a message a receiver would refuse)."""
     _validate(type(message), asdict(message))
-    return json.dumps(asdict(message), separators=(",", ":"), sort_keys=True).encode()
+    try:
+        return json.dumps(asdict(message), separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise SchemaError(f"{_NAME[type(message)]}: cannot be sent as JSON: {exc}") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise SchemaError(f"message is not strict JSON: {name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise SchemaError(f"message is not strict JSON: {text[:20]!r} overflows to infinity")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        keys = [k for k, _ in pairs]
+        dup = next(k for i, k in enumerate(keys) if k in keys[:i])
+        raise SchemaError(f"message has the key {dup!r} twice")
+    return obj
 
 
 def decode_message(data: bytes | bytearray | memoryview | str, cls: type[M]) -> M:
@@ -115,7 +163,10 @@ def decode_message(data: bytes | bytearray | memoryview | str, cls: type[M]) -> 
     else:
         raise SchemaError(f"message must be bytes or str, got {type(data).__name__}")
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
+                         object_pairs_hook=_unique_keys)
+    except SchemaError:
+        raise
     except (ValueError, RecursionError) as exc:
         raise SchemaError(f"message is not JSON: {exc}") from None
     if not isinstance(obj, dict):
@@ -160,10 +211,57 @@ def _uuid(value: str, key: str, what: str) -> str:
         raise SchemaError(f"{what}: field {key!r} is not a UUID") from None
 
 
-def _nonneg(value: int, key: str, what: str) -> int:
-    if value < 0 or value >= 1 << 64:
-        raise SchemaError(f"{what}: field {key!r} out of range")
+def _nonneg(value: int, key: str, what: str, limit: int = MAX_INT) -> int:
+    if not 0 <= value <= limit:
+        raise SchemaError(f"{what}: field {key!r} out of range (0 to {limit})")
     return value
+
+
+def _bad_text(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text (a NUL, or a lone surrogate that is not Unicode), or None."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "is not valid Unicode (a lone surrogate)"
+    return None
+
+
+def _text(value: str, key: str, what: str, *, limit: int | None = None) -> str:
+    if (why := _bad_text(value)) is not None:
+        raise SchemaError(f"{what}: field {key!r} {why}")
+    if limit is not None and len(value) > limit:
+        raise SchemaError(f"{what}: field {key!r} is longer than {limit} characters")
+    return value
+
+
+def _json_value(value: Any, path: str, what: str, depth: int = 0) -> None:
+    """SchemaError unless ``value`` is plain JSON a database can hold: str keys, clean text, finite numbers."""
+    if isinstance(value, str):
+        if (why := _bad_text(value)) is not None:
+            raise SchemaError(f"{what}: {path} {why}")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise SchemaError(f"{what}: {path} is not a finite number")
+    elif value is None or isinstance(value, bool | int):
+        pass
+    elif isinstance(value, dict | list | tuple):
+        if depth >= MAX_DETAILS_DEPTH:
+            raise SchemaError(f"{what}: {path} nests deeper than {MAX_DETAILS_DEPTH} levels")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    raise SchemaError(f"{what}: {path} has a key that is not a string: {k!r}")
+                if (why := _bad_text(k)) is not None:
+                    raise SchemaError(f"{what}: a key of {path} {why}")
+                _json_value(v, f"{path}.{k}", what, depth + 1)
+        else:
+            for i, v in enumerate(value):
+                _json_value(v, f"{path}[{i}]", what, depth + 1)
+    else:
+        raise SchemaError(f"{what}: {path} has type {type(value).__name__}, which JSON cannot carry")
 
 
 def _ident(value: str, key: str, what: str) -> str:
@@ -179,9 +277,9 @@ def _validate_alert(obj: dict[str, Any]) -> dict[str, Any]:
     out["alert_id"] = _uuid(_get(obj, "alert_id", str, w), "alert_id", w)
     out["patient_id"] = _ident(_get(obj, "patient_id", str, w), "patient_id", w)
     out["device_id"] = _ident(_get(obj, "device_id", str, w), "device_id", w)
-    alert_type = _get(obj, "alert_type", str, w)
-    if not 0 < len(alert_type) <= 64:
-        raise SchemaError(f"{w}: field 'alert_type' must be 1-64 characters")
+    alert_type = _text(_get(obj, "alert_type", str, w), "alert_type", w)
+    if not 0 < len(alert_type) <= MAX_TEXT:
+        raise SchemaError(f"{w}: field 'alert_type' must be 1-{MAX_TEXT} characters")
     out["alert_type"] = alert_type
     try:
         out["category"] = AlertCategory(_get(obj, "category", str, w))
@@ -193,17 +291,28 @@ def _validate_alert(obj: dict[str, Any]) -> dict[str, Any]:
     out["onset_device_us"] = None if onset_dev is None else _nonneg(onset_dev, "onset_device_us", w)
     wid = _get(obj, "window_id", str, w, default=None)
     out["window_id"] = None if wid is None else _uuid(wid, "window_id", w)
-    out["message"] = _get(obj, "message", str, w, default="")
+    out["message"] = _text(_get(obj, "message", str, w, default=""), "message", w)
     versions = _get(obj, "model_versions", dict, w, default={})
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in versions.items()):
         raise SchemaError(f"{w}: field 'model_versions' must map names to version strings")
+    _json_value(versions, "model_versions", w)
     out["model_versions"] = dict(versions)
     recon = _get(obj, "reconstructed_leads", dict, w, default={})
     for lead, unc in recon.items():
-        if lead not in STANDARD_LEADS or isinstance(unc, bool) or not isinstance(unc, int | float) or unc < 0:
-            raise SchemaError(f"{w}: field 'reconstructed_leads' must map standard leads to uncertainties >= 0")
+        if lead not in STANDARD_LEADS or isinstance(unc, bool) or not isinstance(unc, int | float) \
+                or not 0 <= unc < math.inf:
+            raise SchemaError(f"{w}: field 'reconstructed_leads' must map standard leads to finite uncertainties >= 0")
     out["reconstructed_leads"] = {k: float(v) for k, v in recon.items()}
-    out["details"] = dict(_get(obj, "details", dict, w, default={}))
+    details = dict(_get(obj, "details", dict, w, default={}))
+    _json_value(details, "details", w)
+    event = details.get("event")
+    if event is not None and event not in ALERT_EVENTS:
+        raise SchemaError(f"{w}: details.event {event!r} is not one of {', '.join(ALERT_EVENTS)}")
+    if details.get("episode_id") is not None:
+        if not isinstance(details["episode_id"], str):
+            raise SchemaError(f"{w}: details.episode_id is not a UUID")
+        _uuid(details["episode_id"], "details.episode_id", w)
+    out["details"] = details
     return out
 
 
@@ -221,8 +330,8 @@ def _validate_device_status(obj: dict[str, Any]) -> dict[str, Any]:
     if not all(e in ELECTRODES for e in lead_off):
         raise SchemaError(f"{w}: field 'lead_off' must list electrode names from {ELECTRODES}")
     out["lead_off"] = tuple(lead_off)
-    out["profile"] = _get(obj, "profile", str, w, default="")
-    out["firmware"] = _get(obj, "firmware", str, w, default="")
+    out["profile"] = _text(_get(obj, "profile", str, w, default=""), "profile", w, limit=MAX_TEXT)
+    out["firmware"] = _text(_get(obj, "firmware", str, w, default=""), "firmware", w, limit=MAX_TEXT)
     return out
 
 
@@ -231,7 +340,7 @@ def _validate_gateway_status(obj: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"schema_version": MESSAGE_SCHEMA_VERSION}
     out["gateway_id"] = _ident(_get(obj, "gateway_id", str, w), "gateway_id", w)
     out["t_gateway_us"] = _nonneg(_get(obj, "t_gateway_us", int, w), "t_gateway_us", w)
-    out["streams"] = _nonneg(_get(obj, "streams", int, w, default=0), "streams", w)
+    out["streams"] = _nonneg(_get(obj, "streams", int, w, default=0), "streams", w, MAX_STREAMS)
     out["outbox_depth"] = _nonneg(_get(obj, "outbox_depth", int, w, default=0), "outbox_depth", w)
-    out["software"] = _get(obj, "software", str, w, default="")
+    out["software"] = _text(_get(obj, "software", str, w, default=""), "software", w, limit=MAX_TEXT)
     return out

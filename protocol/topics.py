@@ -24,7 +24,8 @@ from protocol.errors import TopicError
 ROOT = "ecgstream"
 TOPIC_VERSION = "v1"
 _PREFIX = f"{ROOT}/{TOPIC_VERSION}"
-_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+"""An id, matched whole (``fullmatch``: ``$`` would also match before a trailing newline)."""
 
 
 class Scope(StrEnum):
@@ -61,7 +62,7 @@ class Topic:
 
 def validate_id(ident: str, what: str = "identifier") -> str:
     """Return ``ident`` if it is a valid device/patient/gateway id, else raise TopicError."""
-    if not isinstance(ident, str) or not _ID.match(ident):
+    if not isinstance(ident, str) or not _ID.fullmatch(ident):
         raise TopicError(f"{what} {ident!r} must be 1-64 characters of A-Z a-z 0-9 _ . -")
     return ident
 

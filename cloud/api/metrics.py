@@ -55,7 +55,8 @@ SOURCE_METRICS: dict[str, dict[str, SourceMetric | None]] = {
         "device_status_stored": SourceMetric("Device status messages the ingest worker stored."),
         "duplicates": SourceMetric("Messages the ingest worker received again (already stored; acknowledged)."),
         "stale_status": SourceMetric("Status messages older than the stored status (acknowledged, not stored)."),
-        "rejected": SourceMetric("Messages the ingest worker refused, by reason (bad topic, payload, schema...)."),
+        "rejected": SourceMetric("Messages the ingest worker refused and acknowledged, by reason (bad topic, payload, "
+                                 "schema, episode_owner, store_refused...)."),
         "rejected_total": None,   # the sum of ``rejected`` over its reasons
         "store_errors": SourceMetric("Attempts to store a batch of messages that failed (the batch is retried)."),
         "unacked": SourceMetric("Messages left unacknowledged after a storage failure (the broker redelivers)."),

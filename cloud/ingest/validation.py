@@ -20,6 +20,10 @@ Checks, in order (the first failure decides the reason):
    the payload's device must be registered (``unknown_device``), active (``inactive_device``) and,
    for alerts and windows, worn by the payload's patient (``wrong_patient``). ``registry=None``
    skips this step.
+
+Two more reasons are found only when the message is stored (the worker counts them the same way):
+``episode_owner``, an alert event (a clear, say) naming an episode that another patient's or
+device's alert raised, and ``store_refused``, data the database refused (:mod:`cloud.ingest.failures`).
 """
 
 from __future__ import annotations
@@ -46,6 +50,10 @@ class Reason(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"
     INACTIVE_DEVICE = "inactive_device"
     WRONG_PATIENT = "wrong_patient"
+    EPISODE_OWNER = "episode_owner"
+    """An alert event names an episode of another patient or device (found when it is stored)."""
+    STORE_REFUSED = "store_refused"
+    """The database refused the message's data (found when it is stored; see :mod:`cloud.ingest.failures`)."""
 
 
 class Kind(StrEnum):

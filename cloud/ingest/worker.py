@@ -27,7 +27,15 @@ payload; the worker hands the store that :class:`~protocol.window_payload.EcgWin
 bytes as received (:class:`cloud.store.ReceivedWindow`), so the store indexes the decoded window and
 keeps the bytes verbatim without decoding them a second time.
 
-**Storage errors.** A store exception other than the protocol's (database down, lock timeout) is
+**Poison messages.** A message is never retried for a fault of its own: a failure that
+:func:`cloud.ingest.failures.refused_by_data` blames on the message (the store's checks, a database
+data or integrity error such as PostgreSQL refusing a NUL character) rejects it, counted per reason
+(``episode_owner`` for an event naming another patient's or device's episode, ``malformed`` for the
+store's schema checks, ``store_refused`` for the database), and acknowledges it. When a batch fails,
+its messages are stored one by one, so one such message costs only itself: the others of its batch
+are stored.
+
+**Storage errors.** A store exception other than those (database down, lock timeout) is
 counted in ``store_errors`` and logged, retried ``store_retries`` times with backoff, and if it still
 fails the message is *not* acknowledged: the worker drops the connection and reconnects with the
 same client id and ``clean_start=False``, and the broker redelivers every unacknowledged message of
@@ -53,10 +61,11 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from cloud.errors import CloudError
+from cloud.ingest.failures import refused_by_data
 from cloud.ingest.validation import Accepted, Kind, Reason, Rejected, check_payload, check_registry
 from cloud.store.records import ReceivedWindow
 from protocol.envelope import MAX_PAYLOAD_BYTES
-from protocol.errors import ProtocolError
+from protocol.errors import OwnershipError, ProtocolError
 from protocol.messages import Alert, DeviceStatus, GatewayStatus
 from protocol.topics import Channel, Scope, shared_subscription, subscription
 from protocol.window_payload import EcgWindow
@@ -146,6 +155,16 @@ class StoreFailure(CloudError):
     """Storing a valid message failed after the retries; it was not acknowledged."""
 
 
+def _refusal(error: BaseException) -> Rejected:
+    """The rejection for a storage failure that :func:`refused_by_data` blamed on the message."""
+    if isinstance(error, OwnershipError):
+        return Rejected(Reason.EPISODE_OWNER, str(error))
+    if isinstance(error, ProtocolError):  # the store's own checks (episode event, 63-bit range)
+        return Rejected(Reason.MALFORMED, str(error))
+    detail = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return Rejected(Reason.STORE_REFUSED, f"{type(error).__name__}: {detail[0] if detail else ''}")
+
+
 class IngestWorker:
     """One ingest worker. ``store`` is a :class:`cloud.store.Store` (or anything with its
     ``store_alert``, ``store_window``, ``upsert_gateway_status`` and ``get_device``)::
@@ -196,14 +215,21 @@ class IngestWorker:
     async def _check(self, topic: str, payload: bytes, registry: Any) -> Accepted | Rejected:
         result: Accepted | Rejected = check_payload(topic, payload, max_bytes=self.max_payload_bytes)
         if isinstance(result, Accepted) and self.enforce_registry:
-            result = await self._with_retries(lambda r=result: check_registry(r, registry), topic)
+            try:
+                result = await self._with_retries(lambda r=result: check_registry(r, registry), topic)
+            except StoreFailure:
+                raise
+            except Exception as exc:  # noqa: BLE001 - _with_retries only lets data refusals through
+                return _refusal(exc)
         return result
 
     async def _store_one(self, topic: str, result: Accepted) -> str:
         try:
             fresh = await self._with_retries(lambda: self._store(result), topic)
-        except ProtocolError as exc:  # the store's own checks (episode event, 63-bit range)
-            return self._reject(topic, Rejected(Reason.MALFORMED, str(exc)))
+        except StoreFailure:
+            raise
+        except Exception as exc:  # noqa: BLE001 - _with_retries only lets data refusals through
+            return self._reject(topic, _refusal(exc))
         return self._count_stored(result, fresh)
 
     def _count_stored(self, result: Accepted, fresh: bool) -> str:
@@ -271,11 +297,11 @@ class IngestWorker:
         for attempt in range(self.store_retries + 1):
             try:
                 return await call()
-            except ProtocolError:
-                raise
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - database errors of any driver
+                if refused_by_data(exc):
+                    raise  # the message's own fault: retrying cannot help (the caller rejects it)
                 self.counters.store_errors += 1
                 log.error("ingest %s: storing a message from %s failed (attempt %d of %d): %s: %s", self.client_id,
                           topic, attempt + 1, self.store_retries + 1, type(exc).__name__, exc)

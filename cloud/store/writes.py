@@ -10,6 +10,12 @@ read-then-write race, no exception to catch, no retry.
 A repository *prepares* a :class:`Write` (every check done, nothing written yet); :func:`commit`
 runs a list of them in **one transaction**, so a batch of alerts and windows from the ingest costs
 one commit, and one invalid item stops the batch before anything is written.
+
+A write's follow-up (``then``, an alert's episode upsert) may be *guarded*: an upsert whose
+``ON CONFLICT … DO UPDATE … WHERE`` refuses the update returns no row, and :func:`commit` then raises
+the write's ``refusal`` and rolls the whole transaction back (the alert row included). The guard is
+checked by the database in the same statement that updates, so no concurrent writer slips between a
+check and its update.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ class Write:
     kind: Literal["alert", "window"]
     insert: Any
     then: Any | None = None
+    refusal: Exception | None = None
+    """Raised (rolling the transaction back) when the guarded ``then`` returns no row."""
 
 
 async def commit(db: Database, writes: Sequence[Write]) -> list[bool]:
@@ -40,7 +48,13 @@ async def commit(db: Database, writes: Sequence[Write]) -> list[bool]:
         for w in writes:
             new = (await s.execute(w.insert)).first() is not None
             if new and w.then is not None:
-                await s.execute(w.then)
+                done = await s.execute(w.then)
+                if w.refusal is not None and done.first() is None:
+                    if w.kind == "alert":
+                        db.counters.alerts_rejected += 1
+                    else:
+                        db.counters.windows_rejected += 1
+                    raise w.refusal
             fresh.append(new)
     c = db.counters
     for w, new in zip(writes, fresh, strict=True):

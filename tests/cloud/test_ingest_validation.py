@@ -96,6 +96,68 @@ async def test_bad_input_is_rejected_with_its_reason(topic, payload, reason, kwa
     assert got.detail
 
 
+def _raw_alert(**replace: str) -> bytes:
+    """An alert's JSON with ``"field": <value>`` pairs swapped for raw JSON text (what json.dumps won't write)."""
+    text = encode_message(make_alert()).decode()
+    for key, raw in replace.items():
+        obj = json.loads(text)
+        text = text.replace(f'"{key}":{json.dumps(obj[key], separators=(",", ":"))}', f'"{key}":{raw}')
+        assert raw in text, key
+    return text.encode()
+
+
+_DETAILS = json.dumps(make_alert().details, separators=(",", ":"))
+
+
+@pytest.mark.parametrize(("topic", "payload"), [
+    pytest.param(alert_topic("pat-1"), _alert_json(message="VT\x00 180/min"), id="nul-in-message"),
+    pytest.param(alert_topic("pat-1"), _alert_json(alert_type="vt\x00"), id="nul-in-alert-type"),
+    pytest.param(alert_topic("pat-1"), _alert_json(details={"event": "raised", "note\x00": 1}), id="nul-in-details-key"),
+    pytest.param(alert_topic("pat-1"), _alert_json(details={"event": "raised", "rate": ["a\x00"]}),
+                 id="nul-deep-in-details"),
+    pytest.param(alert_topic("pat-1"), _alert_json(model_versions={"clf": "1\x00"}), id="nul-in-model-version"),
+    pytest.param(alert_topic("pat-1"), _raw_alert(message='"\\ud800"'), id="lone-surrogate"),
+    pytest.param(alert_topic("pat-1"), _raw_alert(details=_DETAILS.replace("182.0", "NaN")), id="nan-in-details"),
+    pytest.param(alert_topic("pat-1"), _raw_alert(details=_DETAILS.replace("182.0", "Infinity")), id="infinity"),
+    pytest.param(alert_topic("pat-1"), _raw_alert(details=_DETAILS.replace("182.0", "-Infinity")), id="-infinity"),
+    pytest.param(alert_topic("pat-1"), _raw_alert(details=_DETAILS.replace("182.0", "1e999")), id="overflow-to-inf"),
+    pytest.param(alert_topic("pat-1"), _raw_alert(reconstructed_leads='{"V2":NaN}'), id="nan-uncertainty"),
+    pytest.param(alert_topic("pat-1"), _alert_json(patient_id="pat-1\n"), id="patient-id-with-newline"),
+    pytest.param(alert_topic("pat-1"), _alert_json(device_id="dev-1\n"), id="device-id-with-newline"),
+    pytest.param(alert_topic("pat-1"), _alert_json(details={"event": "paused"}), id="unknown-event"),
+    pytest.param(alert_topic("pat-1"), _alert_json(details={"event": ["cleared"]}), id="event-not-a-string"),
+    pytest.param(alert_topic("pat-1"), _alert_json(details={"event": "cleared", "episode_id": "nope"}),
+                 id="episode-id-not-a-uuid"),
+    pytest.param(alert_topic("pat-1"), _alert_json(onset_gateway_us=2**63), id="onset-2^63"),
+    pytest.param(alert_topic("pat-1"), _alert_json(onset_device_us=2**64 - 1), id="device-onset-2^64-1"),
+    pytest.param(alert_topic("pat-1"), _alert_json(onset_gateway_us=-1), id="negative-onset"),
+    pytest.param(alert_topic("pat-1"), _raw_alert(message='"a","message":"b"'), id="duplicate-key"),
+    pytest.param(gateway_status_topic("gw-1"), b'{"schema_version":1,"gateway_id":"gw-1","t_gateway_us":9223372036854775808}',
+                 id="gateway-time-2^63"),
+    pytest.param(gateway_status_topic("gw-1"), b'{"schema_version":1,"gateway_id":"gw-1","t_gateway_us":1,'
+                 b'"streams":2147483648}', id="streams-beyond-int32"),
+    pytest.param(gateway_status_topic("gw-1"), b'{"schema_version":1,"gateway_id":"gw-1","t_gateway_us":1,'
+                 b'"software":"a\\u0000"}', id="nul-in-software"),
+    pytest.param(device_status_topic("dev-1"), b'{"schema_version":1,"device_id":"dev-1","t_device_us":1,'
+                 b'"firmware":"' + b"x" * 65 + b'"}', id="firmware-longer-than-its-column"),
+    pytest.param(device_status_topic("dev-1"), b'{"schema_version":1,"device_id":"dev-1","t_device_us":NaN}',
+                 id="nan-time"),
+])
+async def test_json_a_database_could_not_hold_is_refused_as_malformed(topic: str, payload: bytes) -> None:
+    """NUL, lone surrogates, NaN/Infinity, ids with a trailing newline, unknown events, 64-bit times:
+    refused by validation on every database (PostgreSQL would refuse them at storage and stall ingest)."""
+    got = await validate(topic, payload, REG)
+    assert isinstance(got, Rejected), got
+    assert got.reason is Reason.MALFORMED, got.detail
+    assert got.detail
+
+
+@pytest.mark.parametrize("topic", ["ecgstream/v1/patient/pat-1\n/alert", "ecgstream/v1/gateway/gw-1\n/status"])
+async def test_an_id_with_a_trailing_newline_in_the_topic_is_a_bad_topic(topic: str) -> None:
+    got = await validate(topic, _alert_json(patient_id="pat-1\n"), REG)
+    assert isinstance(got, Rejected) and got.reason is Reason.BAD_TOPIC, got
+
+
 async def test_registry_not_enforced_accepts_unknown_devices() -> None:
     alert = make_alert(device_id="dev-x")
     assert isinstance(await validate(alert_topic("pat-1"), encode_message(alert), None), Accepted)

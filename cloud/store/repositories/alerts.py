@@ -9,6 +9,14 @@ duplicates, gives the same episode state: active = a raise or escalation arrived
 message without ``details['event']`` (a sender other than the alarm engine) is a one-message episode
 of its own id that stays active until a clear names it.
 
+**Ownership.** An episode belongs to the patient and device of the message that first stored it. A
+message naming an existing episode of another patient or device (gateway A sending a clear for
+patient B's episode id) is refused with :class:`protocol.errors.OwnershipError` and stores nothing:
+the upsert's update is guarded (``ON CONFLICT … DO UPDATE … WHERE`` the stored patient and device are
+the message's), and :func:`cloud.store.writes.commit` rolls back when the guard refused. Which
+gateway may publish for which patient is the broker's ACL's job; the registry check of the ingest
+binds the device to its patient; this guard binds an episode to both.
+
 Alert rows are written by :func:`cloud.store.writes.commit` (``INSERT … ON CONFLICT (alert_id) DO
 NOTHING``), so a resent alert is counted as a duplicate and changes nothing.
 """
@@ -27,7 +35,7 @@ from cloud.store.database import Database
 from cloud.store.records import AckRecord, EpisodeState, StoredAlert
 from cloud.store.schema import Acknowledgement, AlertRow, AuditEntry, Episode
 from cloud.store.writes import Write, commit
-from protocol.errors import SchemaError
+from protocol.errors import OwnershipError, SchemaError
 from protocol.messages import Alert, AlertCategory, Priority, encode_message
 
 PRIORITY_RANK = {Priority.LOW.value: 1, Priority.MEDIUM.value: 2, Priority.HIGH.value: 3}
@@ -83,7 +91,9 @@ class AlertRepository:
         )
         ins = (self.db.insert(AlertRow).values(**row)
                .on_conflict_do_nothing(index_elements=[AlertRow.alert_id]).returning(AlertRow.seq))
-        return Write("alert", ins, self._episode_upsert(alert, episode_id, event, now))
+        refusal = OwnershipError(f"alert {alert.alert_id}: episode {episode_id} belongs to another patient or "
+                                 f"device than {alert.patient_id!r}/{alert.device_id!r}")
+        return Write("alert", ins, self._episode_upsert(alert, episode_id, event, now), refusal)
 
     def _episode_upsert(self, alert: Alert, episode_id: str, event: str, now: int) -> Any:
         family = alert.details.get("family")
@@ -112,7 +122,7 @@ class AlertRepository:
             "last_received_us": case((x.last_received_us > t.last_received_us, x.last_received_us),
                                      else_=t.last_received_us),
             "messages": t.messages + 1,
-        })
+        }, where=(t.patient_id == x.patient_id) & (t.device_id == x.device_id)).returning(t.episode_id)
 
     async def store_alert(self, alert: Alert, *, received_us: int | None = None) -> bool:
         """Store one alert message and merge it into its episode. True if new, False if its
