@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -222,7 +223,7 @@ class Gateway:
             return start_exporter(self.metrics, obs.metrics_port, obs.metrics_host,
                                   status=lambda: None if self._agent is None else self._agent.status())
         except OSError as exc:
-            reason = exc.strerror or str(exc)
+            reason = "the port is already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
             raise GatewayError(
                 f"observability.metrics_port = {obs.metrics_port}: the metrics exporter cannot listen on "
                 f"{obs.metrics_host}:{obs.metrics_port} ({reason}); set observability.metrics_port to a free port, "

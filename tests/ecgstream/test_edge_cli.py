@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from firmware_sim.ward import build_ward, run_ward
 from protocol.messages import Alert, decode_message
 from protocol.topics import Channel, parse_topic
 from protocol.window_payload import decode_window
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -158,3 +160,31 @@ def test_edge_run_cli_on_the_embedded_broker_shows_the_stream_and_stops_on_sigin
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_edge_run_with_its_metrics_port_in_use_says_so_in_one_line_and_exits_2(tmp_path: Path) -> None:
+    """Another process holds the exporter's port: one error line naming the port and the config key."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = tmp_path / "edge.toml"
+        cfg.write_text(f"""
+gateway_id = "clash"
+[ingest.mqtt]
+enabled = false
+[uplink]
+host = "127.0.0.1"
+port = {free_port()}
+outbox_path = "outbox.sqlite"
+[observability]
+status_file = "status.json"
+metrics_port = {port}
+""")
+        done = subprocess.run([sys.executable, "-m", "ecgstream", "edge", "run", "--config", str(cfg)], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ecgstream: error: "), done.stderr
+    assert f"observability.metrics_port = {port}" in lines[0] and "in use" in lines[0]
+    assert not (tmp_path / "outbox.sqlite").exists()
