@@ -14,7 +14,7 @@ from firmware_sim.records.annotations import (
     rhythm_aux,
     write_annotations,
 )
-from firmware_sim.records.errors import MissingLeadError, RecordError, ReplayError
+from firmware_sim.records.errors import MissingLeadError, RecordError, RecordWarning, ReplayError
 from firmware_sim.records.gaps import fill_gaps
 from firmware_sim.records.reader import iter_records, read_record
 from firmware_sim.records.recording import Recording, channel_name
@@ -25,6 +25,7 @@ __all__ = [
     "Annotations",
     "MissingLeadError",
     "RecordError",
+    "RecordWarning",
     "Recording",
     "ReplayError",
     "channel_name",

@@ -9,13 +9,14 @@ Layout::
     ...
 
 Comment lines start with ``#`` and may set ``fs=`` and ``units=``. Empty
-cells are missing samples and become NaN.
+cells (and ``nan``) are missing samples and become NaN; a cell that is not a
+number is refused, naming its line and column; ``inf`` cells become gaps too,
+with a warning that counts them.
 """
 
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,17 +28,70 @@ _SETTING = re.compile(r"\b(fs|units)\s*=\s*([^\s,;]+)", re.IGNORECASE)
 _INDEX_COLUMNS = ("time", "sample")
 
 
-def _preamble(path: Path) -> tuple[dict[str, str], list[str], int]:
-    """Settings from the leading comments, the header's column names, and the header's line number."""
+def _preamble(path: Path, lines: list[str]) -> tuple[dict[str, str], list[str], int]:
+    """Settings from the leading comments, the header's column names, and the header's line index."""
     settings: dict[str, str] = {}
-    with path.open(encoding="utf-8") as text:
-        for number, line in enumerate(text):
-            stripped = line.strip()
-            if stripped.startswith("#"):
-                settings.update((key.lower(), value) for key, value in _SETTING.findall(stripped))
-            elif stripped:
-                return settings, [name.strip() for name in stripped.split(",")], number
+    for number, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            settings.update((key.lower(), value) for key, value in _SETTING.findall(stripped))
+        elif stripped:
+            return settings, [name.strip() for name in stripped.split(",")], number
     raise RecordError(f"CSV file {path} has no header row")
+
+
+def _rows(path: Path, lines: list[str], first: int, width: int) -> tuple[np.ndarray, list[int]]:
+    """The cells of every data row from line index ``first`` on, and each row's line number (1-based).
+
+    Inline ``#`` comments are dropped; blank and comment lines are skipped. Raises
+    :class:`RecordError` when rows have different numbers of cells.
+    """
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    for index in range(first, len(lines)):
+        text = lines[index].split("#", 1)[0].strip()
+        if text:
+            rows.append(text.split(","))
+            numbers.append(index + 1)
+    if not rows:
+        return np.zeros((0, width), dtype=str), numbers
+    lengths = np.array([len(row) for row in rows])
+    odd = np.flatnonzero(lengths != lengths[0])
+    if odd.size:
+        raise RecordError(
+            f"CSV file {path} is malformed: line {numbers[odd[0]]} has {lengths[odd[0]]} cells, "
+            f"line {numbers[0]} has {lengths[0]}"
+        )
+    return np.char.strip(np.array(rows, dtype=str)), numbers
+
+
+def _parse_cells(path: Path, cells: np.ndarray, numbers: list[int], columns: list[str]) -> np.ndarray:
+    """Cells to float64: an empty cell or ``nan`` is a missing sample (NaN); text is refused.
+
+    Raises :class:`RecordError` naming the line, column and text of the first cell that is
+    not a number.
+    """
+    cells = cells.copy()
+    cells[cells == ""] = "nan"
+    try:
+        if np.char.find(cells, "_").max(initial=-1) >= 0:  # float() reads "1_000" as 1000; a file should not
+            raise ValueError("underscore")
+        return cells.astype(np.float64)
+    except ValueError:
+        pass
+    for row, line in zip(cells, numbers, strict=True):
+        for column, cell in enumerate(row):
+            try:
+                if "_" in cell:
+                    raise ValueError(cell)
+                float(cell)
+            except ValueError:
+                name = columns[column] if column < len(columns) else f"#{column + 1}"
+                raise RecordError(
+                    f"CSV file {path}, line {line}, column {name}: {str(cell)[:40]!r} is not a number "
+                    "(leave a cell empty for a missing sample)"
+                ) from None
+    raise RecordError(f"CSV file {path} holds cells that are not numbers")  # pragma: no cover
 
 
 def _settled_rate(path: Path, stated: str | None, given: float | None, time: np.ndarray | None) -> float:
@@ -76,26 +130,22 @@ def read_csv(path: Path, *, fs: float | None = None, units: str | None = None) -
             without a ``# units=`` comment (if both are given they must agree).
 
     Raises :class:`RecordError` for a missing or malformed file, a missing or
-    inconsistent rate, or rows of the wrong length.
+    inconsistent rate, rows of the wrong length, or a cell that is not a number.
     """
     path = Path(path)
     try:
-        settings, columns, header_line = _preamble(path)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", ".*Empty input file", UserWarning)
-            data = np.genfromtxt(
-                path, delimiter=",", comments="#", skip_header=header_line + 1, dtype=np.float64, ndmin=2
-            )
+        lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise RecordError(f"cannot read CSV file {path}: {exc}") from exc
-    except ValueError as exc:  # genfromtxt: rows with the wrong number of cells
-        raise RecordError(f"CSV file {path} is malformed: {exc}") from exc
-    if data.size == 0:
+    settings, columns, header_line = _preamble(path, lines)
+    cells, numbers = _rows(path, lines, header_line + 1, len(columns))
+    if cells.size == 0:
         raise RecordError(f"CSV file {path} has no samples")
-    if data.shape[1] != len(columns):
+    if cells.shape[1] != len(columns):
         raise RecordError(
-            f"CSV file {path}: rows have {data.shape[1]} cells but the header names {len(columns)}"
+            f"CSV file {path}: rows have {cells.shape[1]} cells but the header names {len(columns)}"
         )
+    data = _parse_cells(path, cells, numbers, columns)
     stated_units = settings.get("units")
     if units is not None and stated_units is not None and units.lower() != stated_units.lower():
         raise RecordError(f"CSV file {path} says units={stated_units} but units={units} was passed")

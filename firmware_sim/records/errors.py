@@ -3,6 +3,9 @@
 Everything here derives from :class:`ValueError`, so a caller replaying many
 records can catch :class:`ReplayError` around one record and carry on with the
 next; wfdb, pyedflib and numpy errors never escape raw from this package.
+When a reader accepts a file but changes what it read (infinite samples made
+gaps, a header's shorter sample count obeyed), it says so with a
+:class:`RecordWarning`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,10 @@ from collections.abc import Sequence
 
 class ReplayError(ValueError):
     """Base class: a recording cannot be read, prepared or replayed."""
+
+
+class RecordWarning(UserWarning):
+    """A record was read, but something in it was changed or assumed; the message says what."""
 
 
 class RecordError(ReplayError):

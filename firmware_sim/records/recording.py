@@ -3,19 +3,23 @@
 Channels that are standard leads get their standard name (``ii`` -> ``II``,
 ``MLII`` -> ``II``, ``ECG V5`` -> ``V5``); other channels (``PLETH``, ``vx``)
 keep their label. Channels in a voltage unit are converted to mV; other
-channels keep their values and unit (see :attr:`Recording.units`).
+channels keep their values and unit (see :attr:`Recording.units`). Infinite
+samples a file may hold become gaps (NaN), with a :class:`RecordWarning` that
+counts them.
 """
 
 from __future__ import annotations
 
+import math
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from firmware_sim.records.errors import RecordError
+from firmware_sim.records.errors import RecordError, RecordWarning
 from protocol.errors import ProtocolError
 from protocol.leads import canonical_lead_name
 
@@ -53,8 +57,8 @@ class Recording:
                 f"record {self.name!r}: signals of shape {signals.shape} do not match "
                 f"{len(self.lead_names)} channel names"
             )
-        if not self.fs > 0:
-            raise RecordError(f"record {self.name!r}: sampling rate must be positive, got {self.fs}")
+        if not (self.fs > 0 and math.isfinite(self.fs)):
+            raise RecordError(f"record {self.name!r}: sampling rate must be positive and finite, got {self.fs}")
         units = tuple(self.units) or ("mV",) * len(self.lead_names)
         if len(units) != len(self.lead_names):
             raise RecordError(f"record {self.name!r}: {len(units)} units for {len(self.lead_names)} channels")
@@ -111,11 +115,27 @@ def from_channels(
         labels: channel labels as found in the file.
         units: unit of each channel as found in the file (``mV``, ``uV``, ``µV``, ``V``, ``NU`` ...).
         path: the file read, for the record's name and :attr:`Recording.source_path`.
+
+    Infinite samples (in the file, or beyond float range once in mV) are made gaps
+    (NaN), like invalid samples, with a :class:`RecordWarning` naming how many and where.
     """
     scale = np.array([_TO_MV.get(u.strip().lower(), 1.0) for u in units])
     out_units = tuple("mV" if u.strip().lower() in _TO_MV else u.strip() for u in units)
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = np.asarray(signals, dtype=np.float64) * scale
+    infinite = np.isinf(values)
+    if infinite.any():
+        values[infinite] = np.nan
+        names = [channel_name(label) for label, hit in zip(labels, infinite.any(axis=0), strict=False) if hit]
+        count = int(infinite.sum())
+        warnings.warn(
+            f"record {record_name(path)!r}: {count} infinite sample{'s' if count != 1 else ''} "
+            f"(in {', '.join(names)}) treated as gaps (NaN), like missing samples",
+            RecordWarning,
+            stacklevel=3,
+        )
     return Recording(
-        signals=np.asarray(signals, dtype=np.float64) * scale,
+        signals=values,
         fs=fs,
         lead_names=tuple(channel_name(label) for label in labels),
         name=record_name(path),
