@@ -1,14 +1,19 @@
-"""Broker credentials and ACLs from the device registry (issue 6).
+"""Broker credentials and ACLs from the device registry (issues 6 and 16).
 
-Devices authenticate to the MQTT broker with their own credentials and may publish only under
-their own topics. :mod:`cloud.broker_auth.mosquitto` generates Mosquitto's ``password_file``
-(``$7$`` PBKDF2-SHA512 hashes) and ``acl_file`` from :class:`cloud.store.Store`'s registry plus
-the gateways and cloud service accounts of a deployment; ``docs/deployment/mosquitto-cloud.conf``
-is a broker configuration that uses them.
+Devices authenticate to the MQTT broker with their own credentials, may publish only under their
+own topics and subscribe to nothing; every client has its own account, bound to its client id.
+:mod:`cloud.broker_auth.mosquitto` generates Mosquitto's ``password_file`` (``$7$`` PBKDF2-SHA512
+hashes), ``acl_file`` and (:mod:`cloud.broker_auth.dynsec`) the dynamic-security plugin's
+``dynamic-security.json``, which also checks subscriptions, from :class:`cloud.store.Store`'s
+registry plus the gateways and cloud service accounts of a deployment;
+``docs/deployment/mosquitto-cloud.conf`` is a broker configuration that uses them and
+``docs/security.md`` the threat model they answer.
 """
 
+from cloud.broker_auth.dynsec import DEFAULT_SHARE_GROUP, DYNSEC_FILE, render_dynsec
 from cloud.broker_auth.mosquitto import (
     DEFAULT_ITERATIONS,
+    AccountsFile,
     BrokerAuthError,
     BrokerAuthResult,
     Credential,
@@ -16,8 +21,10 @@ from cloud.broker_auth.mosquitto import (
     GatewaySpec,
     generate_broker_auth,
     hash_password,
+    ingest_account,
     load_accounts,
     parse_hash,
+    read_accounts,
     read_password_file,
     render_acl,
     render_password_file,
@@ -25,7 +32,8 @@ from cloud.broker_auth.mosquitto import (
 )
 
 __all__ = [
-    "DEFAULT_ITERATIONS", "BrokerAuthError", "BrokerAuthResult", "Credential", "GatewayAccess",
-    "GatewaySpec", "generate_broker_auth", "hash_password", "load_accounts", "parse_hash",
-    "read_password_file", "render_acl", "render_password_file", "verify_password",
+    "DEFAULT_ITERATIONS", "DEFAULT_SHARE_GROUP", "DYNSEC_FILE", "AccountsFile", "BrokerAuthError", "BrokerAuthResult", "Credential", "GatewayAccess",
+    "GatewaySpec", "generate_broker_auth", "hash_password", "ingest_account", "load_accounts", "parse_hash",
+    "read_accounts", "read_password_file", "render_acl", "render_dynsec", "render_password_file",
+    "verify_password",
 ]

@@ -1,34 +1,38 @@
-"""Mosquitto password and ACL files generated from the device registry.
+"""Mosquitto password, ACL and dynamic-security files generated from the device registry.
 
-**Accounts.** Every MQTT client authenticates with its own username and password; usernames are
-the ids (device, gateway, service), one namespace, so a collision is an error:
+**Accounts.** Every MQTT client authenticates with its own username and password, and every client
+has its own account (the broker binds the client id to it, see below); usernames are the ids
+(device, gateway, service), one namespace, so a collision is an error:
 
-- a **device** (a wearable that publishes over MQTT) may only *write* ``ecgstream/v1/device/<id>/#``
-  (its samples and status, including its last will);
-- a **gateway** may *read* the device topics of its devices, *write* its own
-  ``ecgstream/v1/gateway/<gw>/#`` and the ``ecgstream/v1/patient/<p>/#`` topics of the patients it
-  serves (windows and alerts). Both of a gateway's clients (uplink ``<gw>``, ingest
-  ``<gw>-ingest``) use the gateway's account;
-- a **cloud service** (ingest workers, the API) may *read* ``ecgstream/v1/#``, which covers its
-  MQTT 5 shared subscriptions (``$share/<group>/ecgstream/v1/…``): Mosquitto checks read access
-  against the topic of each delivered message;
-- nobody else anything: with an ``acl_file``, Mosquitto denies every topic an account's block does
-  not grant, and ``allow_anonymous false`` refuses clients without credentials.
+- a **device** (a wearable that publishes over MQTT) may only *write* its own samples and status
+  (including its last will); it subscribes to nothing;
+- a **gateway** has two accounts, one per client: the uplink ``<gw>`` *writes* its own
+  ``ecgstream/v1/gateway/<gw>/…``, its devices' status and the ``ecgstream/v1/patient/<p>/…`` topics
+  of the patients it serves (windows and alerts); the MQTT ingest ``<gw>-ingest`` *subscribes* to
+  ``device/+/samples`` and ``device/+/status`` and *receives* its own devices' messages only;
+- a **cloud service** (an ingest worker: one account per worker process) *subscribes* to the ingest
+  filters, shared (``$share/<group>/ecgstream/v1/…``) or not, and *receives* ``ecgstream/v1/#``;
+- nobody else anything, and ``allow_anonymous false`` refuses clients without credentials.
 
-Mosquitto 2.0's ACL file does not check subscriptions themselves (a gateway may subscribe to
-``ecgstream/v1/device/+/samples``), it checks each message on delivery, so a gateway receives the
-messages of its own devices only, and a device's publish under another device's topic reaches no
-one (Mosquitto drops it; an MQTT 5 client gets PUBACK reason "not authorized").
+Three files carry this. ``dynamic-security.json`` (:mod:`cloud.broker_auth.dynsec`) is what the
+broker should load: the dynamic-security plugin checks SUBSCRIBE, sends and receives and binds each
+account to ``clientid == username``. Mosquitto 2.0's ``acl_file`` checks no subscription at all
+(measured with 2.0.11: even ``$share/cloud/…`` by a device is granted, and the messages the broker
+then hands that device are dropped on delivery, lost to the cloud), so ``acl`` is only for a
+broker that cannot load the plugin (it still stops forged publishes). ``passwd`` is the password
+file, and the store of every account's hash from one run to the next.
 
 **Which patients a gateway serves** is not in the registry (it has patients and devices, not
 gateways), so it is configuration: :class:`GatewaySpec` with an explicit tuple of patient ids, or
 ``None`` for *all* registered patients (a single-gateway or demo deployment). A gateway with
 explicit patients reads the devices assigned to those patients; one with ``None`` reads every
-active device. :func:`load_accounts` reads gateways and services from a TOML file::
+active device. :func:`read_accounts` reads gateways, services and the cloud's shared-subscription
+group from a TOML file::
 
-    services = ["cloud-ingest", "cloud-api"]
+    services = ["cloud-ingest-1", "cloud-ingest-2"]   # one per ingest worker process
+    share_group = "cloud"                             # the cloud's [broker] group (default "cloud")
 
-    [gateways.gw-ward-3]
+    [gateways.gw-ward-3]      # accounts gw-ward-3 (uplink) and gw-ward-3-ingest
     patients = ["pat-001", "pat-002"]
 
     [gateways.gw-home]        # no patients key: every registered patient
@@ -44,10 +48,12 @@ would stall it for minutes).
 **Regeneration** (:func:`generate_broker_auth`) is idempotent: an account that exists in the old
 password file keeps its hash (else a valid Mosquitto hash stored in the registry's
 ``devices.credentials_hash``, else a new random password); accounts of devices removed from the
-registry or marked inactive disappear. The password file (0600) and the ACL file (0640) are each
-replaced atomically, under an exclusive lock (``.broker-auth.lock``) so that concurrent runs cannot
-lose each other's accounts; new passwords go once into a fresh 0600 ``credentials-*.json`` beside
-them and are returned, never logged. Mosquitto reads both files again on SIGHUP. Generated files carry
+registry or marked inactive disappear. The password file (0600), the dynamic-security file (0600)
+and the ACL file (0640) are each replaced atomically, under an exclusive lock
+(``.broker-auth.lock``) so that concurrent runs cannot lose each other's accounts; new passwords go
+once into a fresh 0600 ``credentials-*.json`` beside them and are returned, never logged. Mosquitto
+reads ``passwd`` and ``acl`` again on SIGHUP; the plugin reads its file only when the broker starts
+(restart it; persistent sessions and queues survive a restart). Generated files carry
 no timestamp, so an unchanged registry gives byte-identical files; hand edits are lost on the
 next run (add hand-made accounts as services instead).
 """
@@ -72,6 +78,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from cloud.broker_auth.dynsec import (
+    DEFAULT_SHARE_GROUP,
+    DYNSEC_FILE,
+    INGEST_SUFFIX,
+    device_acls,
+    gateway_ingest_acls,
+    gateway_uplink_acls,
+    render_dynsec,
+    service_acls,
+)
 from cloud.errors import CloudError
 from protocol.errors import TopicError
 from protocol.topics import ROOT, TOPIC_VERSION, validate_id
@@ -215,12 +231,22 @@ def device_acl(device_id: str) -> list[str]:
 
 
 def gateway_acl(access: GatewayAccess) -> list[str]:
+    """The gateway's uplink account ``<gw>``: writes for its patients, itself and its devices' status."""
     devices = sorted(set(access.devices))
-    return ([f"topic read {_PREFIX}/device/{d}/#" for d in devices]
-            # the gateway reports its BLE devices' battery and connection on their behalf
-            + [f"topic write {_PREFIX}/device/{d}/status" for d in devices]
+    # the gateway reports its BLE devices' battery and connection on their behalf
+    return ([f"topic write {_PREFIX}/device/{d}/status" for d in devices]
             + [f"topic write {_PREFIX}/gateway/{access.gateway_id}/#"]
             + [f"topic write {_PREFIX}/patient/{p}/#" for p in sorted(set(access.patients))])
+
+
+def gateway_ingest_acl(access: GatewayAccess) -> list[str]:
+    """The gateway's MQTT ingest account ``<gw>-ingest``: reads its devices' topics."""
+    return [f"topic read {_PREFIX}/device/{d}/#" for d in sorted(set(access.devices))]
+
+
+def ingest_account(gateway_id: str) -> str:
+    """The account (and client id) of a gateway's MQTT ingest client: ``<gw>-ingest``."""
+    return f"{gateway_id}{INGEST_SUFFIX}"
 
 
 def service_acl(service: str) -> list[str]:
@@ -237,18 +263,24 @@ def render_acl(devices: Iterable[str], gateways: Iterable[GatewayAccess], servic
     for g in gateways:
         for ident, what in [(d, "device id") for d in g.devices] + [(p, "patient id") for p in g.patients]:
             _check_id(ident, what)
-    _check_unique([*devices, *(g.gateway_id for g in gateways), *services])
+    _check_unique([*devices, *(u for g in gateways for u in (g.gateway_id, ingest_account(g.gateway_id))),
+                   *services])
     lines = [
         "# ecgstream broker ACL: generated from the device registry by cloud.broker_auth; do not edit.",
-        "# Devices write only their own device/<id>/ branch; gateways read their devices, write their",
-        "# devices' status, their patients' and their own topics; cloud services read everything.",
+        "# Devices write only their own device/<id>/ branch; a gateway's uplink writes its devices'",
+        "# status, its patients' and its own topics, its ingest reads its devices; cloud services read.",
+        "# Mosquitto 2.0 checks none of this on SUBSCRIBE, only on delivery: a client may still join",
+        "# another's shared subscription and make the broker drop its share. Load",
+        "# dynamic-security.json (the dynamic-security plugin) to refuse such subscriptions.",
         "",
     ]
     for d in devices:
         lines += [f"# device {d}", f"user {d}", *device_acl(d), ""]
     for g in gateways:
-        lines += [f"# gateway {g.gateway_id}: reads {_count(g.devices, 'device')}, "
-                  f"writes for {_count(g.patients, 'patient')}", f"user {g.gateway_id}", *gateway_acl(g), ""]
+        lines += [f"# gateway {g.gateway_id} (uplink): writes for {_count(g.patients, 'patient')}",
+                  f"user {g.gateway_id}", *gateway_acl(g), "",
+                  f"# gateway {g.gateway_id} (ingest): reads {_count(g.devices, 'device')}",
+                  f"user {ingest_account(g.gateway_id)}", *gateway_ingest_acl(g), ""]
     for s in services:
         lines += [f"# cloud service {s}", f"user {s}", *service_acl(s), ""]
     return "\n".join(lines)
@@ -290,15 +322,35 @@ class GatewaySpec:
     patients: tuple[str, ...] | None = None
 
 
+@dataclass(frozen=True)
+class AccountsFile:
+    """What an accounts TOML file holds: gateways, service accounts and the cloud's share group."""
+
+    gateways: list[GatewaySpec]
+    services: list[str]
+    share_group: str = DEFAULT_SHARE_GROUP
+
+
 def load_accounts(path: str | os.PathLike[str]) -> tuple[list[GatewaySpec], list[str]]:
     """Gateways and service accounts from a TOML file (format in the module docstring)."""
+    accounts = read_accounts(path)
+    return accounts.gateways, accounts.services
+
+
+def read_accounts(path: str | os.PathLike[str]) -> AccountsFile:
+    """Gateways, service accounts and ``share_group`` (default ``cloud``) from a TOML file."""
     try:
         doc = tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise BrokerAuthError(f"cannot read broker accounts from {path}: {exc}") from None
-    unknown = set(doc) - {"gateways", "services"}
+    unknown = set(doc) - {"gateways", "services", "share_group"}
     if unknown:
-        raise BrokerAuthError(f"{path}: unknown keys {sorted(unknown)} (expected 'gateways', 'services')")
+        raise BrokerAuthError(f"{path}: unknown keys {sorted(unknown)} "
+                              "(expected 'gateways', 'services', 'share_group')")
+    group = doc.get("share_group", DEFAULT_SHARE_GROUP)
+    if not isinstance(group, str):
+        raise BrokerAuthError(f"{path}: 'share_group' must be a string")
+    _check_id(group, "share group")
     services = doc.get("services", [])
     if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
         raise BrokerAuthError(f"{path}: 'services' must be a list of account names")
@@ -311,7 +363,7 @@ def load_accounts(path: str | os.PathLike[str]) -> tuple[list[GatewaySpec], list
                                          and all(isinstance(p, str) for p in patients)):
             raise BrokerAuthError(f"{path}: [gateways.{gw}] patients must be a list of patient ids")
         gateways.append(GatewaySpec(gw, None if patients is None else tuple(patients)))
-    return gateways, list(services)
+    return AccountsFile(gateways, list(services), group)
 
 
 # -- generation from the registry ---------------------------------------------------------------
@@ -341,6 +393,7 @@ class BrokerAuthResult:
 
     password_file: Path
     acl_file: Path
+    dynsec_file: Path
     credentials_file: Path | None
     credentials: tuple[Credential, ...]
     kept: tuple[str, ...]
@@ -352,12 +405,15 @@ class BrokerAuthResult:
 async def generate_broker_auth(store: Registry, out_dir: str | os.PathLike[str], *,
                                gateways: Iterable[GatewaySpec] = (), services: Iterable[str] = (),
                                rotate: Iterable[str] = (), iterations: int = DEFAULT_ITERATIONS,
-                               password_file: str = PASSWORD_FILE,
-                               acl_file: str = ACL_FILE) -> BrokerAuthResult:
-    """Write ``out_dir/passwd`` and ``out_dir/acl`` for the registry's active devices, ``gateways``
-    and ``services``; keep existing hashes, create passwords for new accounts (and for the accounts
-    named in ``rotate``), drop accounts that are gone. Nothing is written if the input is bad."""
+                               share_group: str = DEFAULT_SHARE_GROUP, password_file: str = PASSWORD_FILE,
+                               acl_file: str = ACL_FILE, dynsec_file: str = DYNSEC_FILE) -> BrokerAuthResult:
+    """Write ``out_dir/passwd``, ``out_dir/acl`` and ``out_dir/dynamic-security.json`` for the
+    registry's active devices, ``gateways`` (two accounts each: ``<gw>`` for the uplink and
+    ``<gw>-ingest``) and ``services`` (whose ingest workers share subscriptions in ``share_group``);
+    keep existing hashes, create passwords for new accounts (and for the accounts named in
+    ``rotate``), drop accounts that are gone. Nothing is written if the input is bad."""
     out = Path(out_dir)
+    _check_id(share_group, "share group")
     gateways, services, rotate = list(gateways), list(services), set(rotate)
     devices = [d for d in await store.list_devices() if getattr(d, "active", True)]
     patients = {p.patient_id for p in await store.list_patients()}
@@ -375,9 +431,10 @@ async def generate_broker_auth(store: Registry, out_dir: str | os.PathLike[str],
         accesses.append(GatewayAccess(spec.gateway_id, tuple(readable), tuple(served)))
     kinds = {d.device_id: "device" for d in devices}
     registry_hash = {d.device_id: d.credentials_hash for d in devices if getattr(d, "credentials_hash", None)}
-    wanted = [*kinds, *(g.gateway_id for g in accesses), *services]
+    gateway_accounts = [u for g in accesses for u in (g.gateway_id, ingest_account(g.gateway_id))]
+    wanted = [*kinds, *gateway_accounts, *services]
     _check_unique(wanted)
-    kinds |= {g.gateway_id: "gateway" for g in accesses} | {s: "service" for s in services}
+    kinds |= {u: "gateway" for u in gateway_accounts} | {s: "service" for s in services}
     unknown_rotate = sorted(rotate - set(wanted))
     if unknown_rotate:
         raise BrokerAuthError(f"cannot rotate unknown accounts {unknown_rotate}")
@@ -385,14 +442,26 @@ async def generate_broker_auth(store: Registry, out_dir: str | os.PathLike[str],
     out.mkdir(parents=True, exist_ok=True)
     # PBKDF2 for many new accounts and fsyncs: off the event loop
     return await asyncio.to_thread(_write_files, out, kinds, registry_hash, accesses, services, rotate,
-                                   iterations, password_file, acl_file)
+                                   iterations, share_group, (password_file, acl_file, dynsec_file))
+
+
+def _dynsec_acls(kinds: Mapping[str, str], accesses: list[GatewayAccess],
+                 share_group: str) -> dict[str, list[dict[str, Any]]]:
+    """Each account's dynamic-security ACLs (see :mod:`cloud.broker_auth.dynsec`)."""
+    acls = {u: device_acls(u) if k == "device" else service_acls(share_group)
+            for u, k in kinds.items() if k != "gateway"}
+    for g in accesses:
+        acls[g.gateway_id] = gateway_uplink_acls(g.gateway_id, g.devices, g.patients)
+        acls[ingest_account(g.gateway_id)] = gateway_ingest_acls(g.devices)
+    return acls
 
 
 def _write_files(out: Path, kinds: dict[str, str], registry_hash: Mapping[str, str],
                  accesses: list[GatewayAccess], services: list[str], rotate: set[str], iterations: int,
-                 password_file: str, acl_file: str) -> BrokerAuthResult:
+                 share_group: str, names: tuple[str, str, str]) -> BrokerAuthResult:
     """Read the old password file, decide every account's hash, write the files; under an exclusive
     lock on ``out/.broker-auth.lock`` so that two concurrent runs cannot lose each other's accounts."""
+    password_file, acl_file, dynsec_file = names
     with open(out / ".broker-auth.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         existing = read_password_file(out / password_file)
@@ -412,15 +481,18 @@ def _write_files(out: Path, kinds: dict[str, str], registry_hash: Mapping[str, s
         dropped = sorted(set(existing) - set(kinds))
         passwd_text = render_password_file(hashes)
         acl_text = render_acl([u for u, k in kinds.items() if k == "device"], accesses, services)
+        dynsec_text = render_dynsec(hashes, kinds, _dynsec_acls(kinds, accesses, share_group))
         creds_path = _write_credentials(out, credentials) if credentials else None
         _atomic_write(out / acl_file, acl_text, 0o640)
+        _atomic_write(out / dynsec_file, dynsec_text, 0o600)
         _atomic_write(out / password_file, passwd_text, 0o600)
     counts = {kind: sum(1 for k in kinds.values() if k == kind) for kind in ("device", "gateway", "service")}
     log.info("broker auth: %d accounts (%s) in %s; %d kept, %d new, %d dropped", len(hashes),
              ", ".join(f"{n} {k}s" for k, n in counts.items()), out, len(kept), len(credentials),
              len(dropped))
     return BrokerAuthResult(
-        password_file=out / password_file, acl_file=out / acl_file, credentials_file=creds_path,
+        password_file=out / password_file, acl_file=out / acl_file, dynsec_file=out / dynsec_file,
+        credentials_file=creds_path,
         credentials=tuple(credentials), kept=tuple(kept), created=tuple(c.username for c in credentials),
         dropped=tuple(dropped), accounts=counts,
     )

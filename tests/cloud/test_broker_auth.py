@@ -125,9 +125,9 @@ def test_acl_grants_exactly_the_scheme():
     assert blocks == {
         "dev-a": ["topic write ecgstream/v1/device/dev-a/#"],
         "dev-b": ["topic write ecgstream/v1/device/dev-b/#"],
-        "gw-1": ["topic read ecgstream/v1/device/dev-a/#", "topic write ecgstream/v1/device/dev-a/status",
-                 "topic write ecgstream/v1/gateway/gw-1/#",
+        "gw-1": ["topic write ecgstream/v1/device/dev-a/status", "topic write ecgstream/v1/gateway/gw-1/#",
                  "topic write ecgstream/v1/patient/pat-a/#"],
+        "gw-1-ingest": ["topic read ecgstream/v1/device/dev-a/#"],
         "cloud": ["topic read ecgstream/v1/#"],
     }
     # nothing outside a user block (that would apply to anonymous clients)
@@ -191,9 +191,11 @@ async def test_generation_writes_private_files_and_one_time_credentials(registry
     out = tmp_path / "broker"
     with caplog.at_level(logging.DEBUG):
         result = await generate_broker_auth(registry, out, gateways=GATEWAYS, services=SERVICES)
-    assert result.accounts == {"device": 3, "gateway": 2, "service": 1}
-    assert set(result.created) == {"dev-a", "dev-b", "dev-c", "gw-a", "gw-all", "cloud-ingest"}
+    assert result.accounts == {"device": 3, "gateway": 4, "service": 1}
+    assert set(result.created) == {"dev-a", "dev-b", "dev-c", "gw-a", "gw-a-ingest", "gw-all", "gw-all-ingest",
+                                   "cloud-ingest"}
     assert mode(result.password_file) == 0o600 and mode(result.acl_file) == 0o640
+    assert mode(result.dynsec_file) == 0o600
     assert result.credentials_file is not None and mode(result.credentials_file) == 0o600
     hashes = read_password_file(result.password_file)
     accounts = json.loads(result.credentials_file.read_text())["accounts"]
@@ -203,10 +205,10 @@ async def test_generation_writes_private_files_and_one_time_credentials(registry
         assert saved[cred.username] == cred.password
         assert cred.password not in caplog.text and cred.password not in repr(result)
     acl = result.acl_file.read_text()
-    assert "topic read ecgstream/v1/device/dev-a/#" in acl.split("user gw-a")[1].split("user ")[0]
-    gw_a = acl.split("user gw-a\n")[1].split("\n\n")[0]
+    assert "topic read ecgstream/v1/device/dev-a/#" in acl.split("user gw-a-ingest\n")[1].split("\n\n")[0]
+    gw_a = acl.split("user gw-a\n")[1].split("\n\n")[0] + acl.split("user gw-a-ingest\n")[1].split("\n\n")[0]
     assert "dev-b" not in gw_a and "pat-b" not in gw_a  # gw-a serves pat-a only
-    gw_all = acl.split("user gw-all\n")[1].split("\n\n")[0]
+    gw_all = acl.split("user gw-all-ingest\n")[1].split("\n\n")[0]
     assert all(f"device/{d}/#" in gw_all for d in ("dev-a", "dev-b", "dev-c"))
 
 
@@ -225,7 +227,7 @@ async def test_regeneration_is_idempotent_and_follows_the_registry(registry, tmp
     assert changed.created == ("dev-d",) and changed.dropped == ("dev-c",)
     hashes = read_password_file(changed.password_file)
     assert "dev-c" not in hashes and "dev-c" not in changed.acl_file.read_text()
-    assert "device/dev-d/#" in changed.acl_file.read_text().split("user gw-a\n")[1].split("\n\n")[0]
+    assert "device/dev-d/#" in changed.acl_file.read_text().split("user gw-a-ingest\n")[1].split("\n\n")[0]
     # everyone else keeps the hash (and so the password) they had
     kept = {u: h for u, h in hashes.items() if u != "dev-d"}
     assert kept == {u: h for u, h in first_hashes.items() if u != "dev-c"}
@@ -237,7 +239,8 @@ async def test_concurrent_runs_give_every_account_exactly_one_password(registry,
     runs = await asyncio.gather(*(generate_broker_auth(registry, out, gateways=GATEWAYS, services=SERVICES)
                                   for _ in range(3)))
     created = [c for run in runs for c in run.credentials]
-    assert sorted(c.username for c in created) == ["cloud-ingest", "dev-a", "dev-b", "dev-c", "gw-a", "gw-all"]
+    assert sorted(c.username for c in created) == ["cloud-ingest", "dev-a", "dev-b", "dev-c", "gw-a", "gw-a-ingest",
+                                                   "gw-all", "gw-all-ingest"]
     hashes = read_password_file(out / "passwd")
     assert all(verify_password(c.password, hashes[c.username]) for c in created)
 
@@ -281,11 +284,23 @@ async def test_bad_configuration_writes_nothing(registry, tmp_path):
 DEPLOYMENT = Path(__file__).resolve().parents[2] / "docs" / "deployment"
 
 
+def dynsec_plugin() -> str | None:
+    """Path of Mosquitto's dynamic-security plugin, or None."""
+    candidates = ["/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+                  "/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
+                  "/usr/lib/mosquitto_dynamic_security.so", "/usr/local/lib/mosquitto_dynamic_security.so"]
+    return next((c for c in candidates if Path(c).exists()), None)
+
+
 class AuthBroker:
     """A private mosquitto on a free port, configured by docs/deployment/mosquitto-cloud.conf (with
     mosquitto-edge.conf in its include_dir) with only the listener and the paths swapped."""
 
     def __init__(self, binary: str, workdir: Path, auth_dir: Path) -> None:
+        plugin = dynsec_plugin()
+        if plugin is None:
+            skip_or_fail("Mosquitto's dynamic-security plugin is not installed")
+        self.binary = binary
         self.host, self.port = "127.0.0.1", free_port()
         include = workdir / "ecgstream.d"
         include.mkdir()
@@ -295,8 +310,8 @@ class AuthBroker:
         conf = (DEPLOYMENT / "mosquitto-cloud.conf").read_text()
         for pattern, value in [
             (r"^listener 1883$", f"listener {self.port} {self.host}"),
-            (r"^password_file .*$", f"password_file {auth_dir / 'passwd'}"),
-            (r"^acl_file .*$", f"acl_file {auth_dir / 'acl'}"),
+            (r"^plugin .*$", f"plugin {plugin}"),
+            (r"^plugin_opt_config_file .*$", f"plugin_opt_config_file {auth_dir / 'dynamic-security.json'}"),
             (r"^include_dir .*$", f"include_dir {include}"),
         ]:
             conf, n = re.subn(f"(?m){pattern}", value, conf)
@@ -307,8 +322,11 @@ class AuthBroker:
         self.conf = workdir / "mosquitto.conf"
         self.conf.write_text(conf)
         self.log = workdir / "mosquitto.log"
+        self.start()
+
+    def start(self) -> None:
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen([binary, "-c", str(self.conf)], stdout=log, stderr=log)
+            self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=log, stderr=log)
         deadline = time.monotonic() + 10
         while not _port_open(self.host, self.port, 0.2):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -316,9 +334,13 @@ class AuthBroker:
                 raise RuntimeError(f"mosquitto did not start: {self.log.read_text()[-800:]}")
             time.sleep(0.05)
 
-    def reload(self) -> None:
-        """SIGHUP: Mosquitto reads the password and ACL files again."""
-        self.proc.send_signal(signal.SIGHUP)
+    def restart(self) -> None:
+        """Stop (SIGTERM: sessions are saved) and start on the same port: the plugin reads its file
+        only at start-up."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+        self.start()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -358,15 +380,17 @@ async def receive_until(client: aiomqtt.Client, sentinel: bytes) -> list[tuple[s
 @pytest.mark.mosquitto
 async def test_devices_publish_only_under_their_own_topics(deployment):
     broker, pw, _, _ = deployment
-    async with broker.client("cloud-ingest", pw["cloud-ingest"], identifier="cloud-1") as cloud:
-        await cloud.subscribe("ecgstream/v1/#", qos=1)
+    async with broker.client("cloud-ingest", pw["cloud-ingest"], identifier="cloud-ingest") as cloud:
+        await cloud.subscribe("ecgstream/v1/patient/+/alert", qos=1)
+        await cloud.subscribe("ecgstream/v1/device/+/status", qos=1)
         async with broker.client("dev-a", pw["dev-a"], identifier="dev-a") as dev:
             await dev.publish("ecgstream/v1/device/dev-b/samples", b"forged-device", qos=1)
             await dev.publish("ecgstream/v1/patient/pat-a/alert", b"forged-alert", qos=1)
-            await dev.publish("ecgstream/v1/device/dev-a/samples", b"own", qos=1)
+            await dev.publish("ecgstream/v1/device/dev-b/status", b"forged-status", qos=1)
+            await dev.publish("ecgstream/v1/device/dev-a/status", b"own", qos=1)
         got = await receive_until(cloud, b"own")
     # one connection's publishes are forwarded in order: had the forgeries passed, they came first
-    assert got == [("ecgstream/v1/device/dev-a/samples", b"own")]
+    assert got == [("ecgstream/v1/device/dev-a/status", b"own")]
 
 
 @pytest.mark.mosquitto
@@ -384,11 +408,11 @@ async def test_wrong_or_missing_credentials_are_refused(deployment, username, pa
 async def test_gateway_reads_its_devices_and_writes_for_its_patients_and_cloud_reads_all(deployment):
     broker, pw, _, _ = deployment
     v5 = aiomqtt.ProtocolVersion.V5
-    async with (broker.client("cloud-ingest", pw["cloud-ingest"], identifier="ingest-1",
+    async with (broker.client("cloud-ingest", pw["cloud-ingest"], identifier="cloud-ingest",
                               protocol=v5) as cloud,
-                broker.client("gw-a", pw["gw-a"], identifier="gw-a-ingest") as gw_in):
-        await cloud.subscribe("$share/ingest/ecgstream/v1/patient/+/window", qos=1)
-        await cloud.subscribe("$share/ingest/ecgstream/v1/gateway/+/status", qos=1)
+                broker.client("gw-a-ingest", pw["gw-a-ingest"], identifier="gw-a-ingest") as gw_in):
+        await cloud.subscribe("$share/cloud/ecgstream/v1/patient/+/window", qos=1)
+        await cloud.subscribe("$share/cloud/ecgstream/v1/gateway/+/status", qos=1)
         await gw_in.subscribe("ecgstream/v1/device/+/samples", qos=1)  # as edge.ingest.mqtt does
         for dev in ("dev-b", "dev-a"):  # dev-b belongs to pat-b, not served by gw-a
             async with broker.client(dev, pw[dev], identifier=dev) as d:
@@ -413,15 +437,10 @@ async def test_a_deregistered_device_is_locked_out_after_regeneration(deployment
     result = await generate_broker_auth(store, auth_dir, gateways=[GatewaySpec("gw-a", ("pat-a",))],
                                         services=SERVICES)
     assert result.dropped == ("dev-a",) and result.credentials == ()
-    broker.reload()
-    async with asyncio.timeout(15):  # SIGHUP is asynchronous: wait until the broker has re-read the files
-        while True:
-            try:
-                async with broker.client("dev-a", pw["dev-a"]):
-                    pass
-            except aiomqtt.MqttError:
-                break
-            await asyncio.sleep(0.05)
+    broker.restart()  # the dynamic-security plugin reads its file at start-up
+    with pytest.raises(aiomqtt.MqttError):
+        async with broker.client("dev-a", pw["dev-a"]):
+            pass
     async with broker.client("dev-b", pw["dev-b"]) as dev_b:  # kept hashes: old passwords still work
         await dev_b.publish("ecgstream/v1/device/dev-b/status", b"{}", qos=1)
 
@@ -446,13 +465,13 @@ def test_cli_writes_the_files_from_the_registry_and_never_prints_passwords(tmp_p
     args = ["cloud", "broker-auth", "--out-dir", str(out), "--accounts", str(tmp_path / "accounts.toml")]
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
-    assert "3 created" in first.output
+    assert "4 created" in first.output
     creds = json.loads(next(out.glob("credentials-*.json")).read_text())
     secrets = [c["password"] for c in creds["accounts"]]
-    assert len(secrets) == 3 and not any(s in first.output for s in secrets)
+    assert len(secrets) == 4 and not any(s in first.output for s in secrets)
     acl = (out / "acl").read_text()
     assert "topic write ecgstream/v1/device/dev-a/#" in acl and "user gw-1" in acl
     again = CliRunner().invoke(cli, args)
-    assert again.exit_code == 0 and "3 accounts kept, 0 created" in again.output
+    assert again.exit_code == 0 and "4 accounts kept, 0 created" in again.output
     missing = CliRunner().invoke(cli, [*args[:4], "--accounts", str(tmp_path / "nope.toml")])
     assert missing.exit_code == 2 and "nope.toml" in missing.output
