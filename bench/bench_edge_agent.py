@@ -2,7 +2,8 @@
 
 ``--patients`` wearables (ecgstream-250: II, V1, V5 at 250 Hz, 36-sample BLE frames, ~6.9 frames/s
 each) stream ``--seconds`` of synthetic ECG into one :class:`edge.agent.EdgeAgent` in stream time, as
-fast as it can take them (``feed_many``; sync mode, so inference runs inline and nothing is shed):
+fast as it can take them (``feed_many``; sync mode, so inference runs inline and nothing is shed), in
+the :class:`edge.gateway.Gateway` that ``ecgstream edge run`` runs (no broker: frames fed in process):
 frame decode, per-stream order/gaps/clock, resampling, signal quality, filters, QRS detection,
 alarm rules, 10-s windows at a 5-s hop through the VAE and the classifier (ONNX Runtime CPU),
 ST measurement, and every alert and window written to the SQLite outbox. Patients kept in real
@@ -16,17 +17,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from bench.bench_edge_alert_latency import frames
-from edge.agent import AgentConfig, EdgeAgent, OutboxSink
 from edge.config import EdgeConfig
-from edge.runtime import open_pipeline
-from edge.uplink import Outbox
+from edge.gateway import Gateway
 from firmware_sim.synthesis import RhythmSegment
 
 T0 = 1_700_000_000.0
@@ -43,22 +44,27 @@ def _messages(patients: int, frames: list[list[tuple[bytes, float]]]) -> list[tu
                    for data, end in frames[p % len(frames)]), key=lambda m: m[3])
 
 
-def run(patients: int, seconds: float, *, models: bool, frames: list[list[tuple[bytes, float]]]) -> tuple[float, dict]:
+def _config(work: Path, *, models: bool = True) -> EdgeConfig:
+    """The default gateway, its files in ``work``; ``models=False``: rules only (no model file)."""
+    config = EdgeConfig()
+    processing = config.processing if models else replace(config.processing, reconstruction_model=work / "none.onnx")
+    return replace(config, processing=processing,
+                   uplink=replace(config.uplink, outbox_path=work / "outbox.db"),
+                   observability=replace(config.observability, status_file=work / "status.json"))
+
+
+async def run(patients: int, seconds: float, *, models: bool, frames: list[list[tuple[bytes, float]]]) -> tuple[float, dict]:
     """Sync mode: wall seconds to process ``patients`` × ``seconds``; and a few counters."""
     with tempfile.TemporaryDirectory() as tmp:
-        outbox = Outbox(Path(tmp) / "outbox.db")
-        pipeline = open_pipeline(EdgeConfig()) if models else None
-        sink = OutboxSink(outbox)
-        agent = EdgeAgent(AgentConfig(), sink, pipeline=pipeline, mode="sync", clock=lambda: T0)
-        msgs = _messages(patients, frames)
-        t = time.perf_counter()
-        agent.feed_many(msgs, tick_s=0.5)
-        agent.tick(T0 + seconds + 1.0)
-        agent.flush()
-        wall = time.perf_counter() - t
-        counters = {"windows": agent.counters.windows_done, "frames": len(msgs)}
-        sink.close()
-        outbox.close()
+        async with Gateway(_config(Path(tmp), models=models), mode="sync", clock=lambda: T0) as gateway:
+            agent = gateway.agent
+            msgs = _messages(patients, frames)
+            t = time.perf_counter()
+            agent.feed_many(msgs, tick_s=0.5)
+            agent.tick(T0 + seconds + 1.0)
+            agent.flush()
+            wall = time.perf_counter() - t
+            counters = {"windows": agent.counters.windows_done, "frames": len(msgs)}
     return wall, counters
 
 
@@ -67,27 +73,22 @@ async def run_async(patients: int, seconds: float, *, frames: list[list[tuple[by
     whose worker thread runs the models while the event loop goes on with the frames. The frames are
     fed as fast as the loop takes them, in stream time, yielding to the loop between ticks."""
     with tempfile.TemporaryDirectory() as tmp:
-        outbox = Outbox(Path(tmp) / "outbox.db")
-        config = EdgeConfig()
-        sink = OutboxSink(outbox)
-        agent = EdgeAgent(AgentConfig(), sink, pipeline=open_pipeline(config), mode="async", clock=lambda: T0)
-        msgs = _messages(patients, frames)
-        t = time.perf_counter()
-        await agent.start()
-        next_tick = msgs[0][3] + 0.5
-        for device_id, data, kind, arrival in msgs:
-            if arrival >= next_tick:
-                agent.tick(arrival)
-                next_tick = arrival + 0.5
-                await asyncio.sleep(0)            # let finished batches be delivered
-            agent.feed(device_id, data, kind, arrival, transport="replay")
-        agent.tick(T0 + seconds + 1.0)
-        await agent.close(flush_sessions=True)
-        wall = time.perf_counter() - t
-        counters = {"windows": agent.counters.windows_done, "frames": len(msgs),
-                    "dropped": sum(agent.counters.windows_dropped.values())}
-        sink.close()
-        outbox.close()
+        async with Gateway(_config(Path(tmp)), mode="async", clock=lambda: T0) as gateway:
+            agent = gateway.agent
+            msgs = _messages(patients, frames)
+            t = time.perf_counter()
+            next_tick = msgs[0][3] + 0.5
+            for device_id, data, kind, arrival in msgs:
+                if arrival >= next_tick:
+                    agent.tick(arrival)
+                    next_tick = arrival + 0.5
+                    await asyncio.sleep(0)            # let finished batches be delivered
+                agent.feed(device_id, data, kind, arrival, transport="replay")
+            agent.tick(T0 + seconds + 1.0)
+            await gateway.drain(flush_sessions=True)
+            wall = time.perf_counter() - t
+            counters = {"windows": agent.counters.windows_done, "frames": len(msgs),
+                        "dropped": sum(agent.counters.windows_dropped.values())}
     return wall, counters
 
 
@@ -97,11 +98,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--patients", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args([] if argv is None else argv)
+    logging.getLogger("edge").setLevel(logging.ERROR)    # "rules_only" and the like: the rows say so
     frames = [patient_frames(args.seconds, seed) for seed in range(8)]
     print(f"  {args.patients} patients × {args.seconds:g} s of stream (ecgstream-250, 3 leads), one process")
     base = None
     for label, models in (("rules only (baseline)", False), ("full pipeline: VAE + classifier", True)):
-        wall, c = run(args.patients, args.seconds, models=models, frames=frames)
+        wall, c = asyncio.run(run(args.patients, args.seconds, models=models, frames=frames))
         kept = args.patients * args.seconds / wall
         base = base or kept
         print(f"  {label:<34} {wall:6.1f} s wall  {kept:7.0f} patients in real time  x{kept / base:.2f}   "

@@ -1,6 +1,6 @@
 """Edge alert latency: from the last sample an alarm decision rests on to the alert arriving from the broker.
 
-The real gateway path (:func:`edge.runtime.run_gateway`, what ``ecgstream edge run`` runs: async agent,
+The real gateway path (:class:`edge.gateway.Gateway`, what ``ecgstream edge run`` runs: async agent,
 VAE + classifier micro-batched under their deadline, SQLite outbox, QoS 1 uplink with a persistent
 session) on a private Mosquitto. In this process, ``--patients`` ecgstream-250 wearables stream in
 real time: each frame is fed when its last sample falls due, stamped with the wall clock, as a BLE
@@ -42,15 +42,17 @@ import numpy as np
 from bench.bench_alert_latency import broker_only
 from bench.services import start_mosquitto
 from bench.timing import latency_ms
-from edge.agent import EdgeAgent
+from edge.agent import OutboxSink
 from edge.config import EdgeConfig
-from edge.runtime import Endpoint, run_gateway
+from edge.gateway import Endpoint, Gateway
+from edge.ingest.mqtt import PayloadSink
 from firmware_sim.packetizer import Packetizer, quantize_blocks
 from firmware_sim.profiles import get_profile
 from firmware_sim.synthesis import NoiseSpec, RhythmSegment, synthesize_timeline
 from protocol.frame_batch import encode_frames
 from protocol.messages import Alert, decode_message
 from protocol.topics import subscription
+from protocol.window_payload import EcgWindow
 
 
 def frames(segments: Sequence[RhythmSegment], seconds: float, seed: int) -> list[tuple[float, bytes]]:
@@ -83,7 +85,28 @@ class GatewayRun:
     """Clinical alerts raised for patients who stayed in sinus rhythm (false alarms)."""
 
 
-async def _feed(agent: EdgeAgent, schedule: list[tuple[float, str, bytes]], t0: float) -> list[float]:
+class _TimedSink:
+    """The outbox sink, noting when each raised clinical alert reaches the outbox (− its deciding sample)."""
+
+    def __init__(self, sink: OutboxSink, to_outbox: list[float]) -> None:
+        self.sink, self.to_outbox = sink, to_outbox
+        self.outbox = sink.outbox        # the agent's status reads the outbox depth from its sink
+
+    def put_alert(self, alert: Alert) -> None:
+        self.sink.put_alert(alert)
+        d = alert.details or {}
+        if d.get("event") == "raised" and alert.category == "clinical":
+            decided = alert.onset_gateway_us / 1e6 + (float(d["at_s"]) - float(d["onset_s"]))
+            self.to_outbox.append(time.time() - decided)
+
+    def put_window(self, window: EcgWindow) -> None:
+        self.sink.put_window(window)
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+
+async def _feed(agent: PayloadSink, schedule: list[tuple[float, str, bytes]], t0: float) -> list[float]:
     """Feed every frame when it falls due (wall clock); returns how late each one was fed (s).
 
     Frames that fell due together are fed in runs of at most 32, with the event loop's other tasks
@@ -129,7 +152,6 @@ async def gateway_run(port: int, work: Path, args: argparse.Namespace) -> Gatewa
     config = replace(config, uplink=replace(config.uplink, outbox_path=work / "outbox.sqlite"),
                      observability=replace(config.observability, status_file=work / "status.json"))
     stop = asyncio.Event()
-    ready: asyncio.Future[EdgeAgent] = asyncio.get_running_loop().create_future()
     result = GatewayRun()
     latencies, raised = result.latencies, result.raised
     async with aiomqtt.Client("127.0.0.1", port, identifier=f"bench-alerts-{run}") as sub:
@@ -149,25 +171,16 @@ async def gateway_run(port: int, work: Path, args: argparse.Namespace) -> Gatewa
                 latencies.append(got - decided)
 
         listener = asyncio.create_task(listen())
-        gw = asyncio.create_task(run_gateway(config, ingest=None, uplink=Endpoint("127.0.0.1", port), stop=stop,
-                                             on_ready=ready.set_result, tick_s=args.tick))
-        agent = await asyncio.wait_for(ready, 60)
-        put_alert = agent.sink.put_alert
-
-        def timed_put_alert(alert: Alert) -> None:    # when each alert reaches the outbox
-            put_alert(alert)
-            d = alert.details or {}
-            if d.get("event") == "raised" and alert.category == "clinical":
-                decided = alert.onset_gateway_us / 1e6 + (float(d["at_s"]) - float(d["onset_s"]))
-                result.to_outbox.append(time.time() - decided)
-
-        agent.sink.put_alert = timed_put_alert        # type: ignore[method-assign]
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        result.lateness = await _feed(agent, schedule, time.time() + 0.5)
-        result.cpu_fraction = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
-        await asyncio.sleep(args.drain)
-        stop.set()
-        await gw
+        async with Gateway(config, uplink=Endpoint("127.0.0.1", port),
+                           sink=lambda outbox: _TimedSink(outbox, result.to_outbox)) as gateway:
+            ticking = asyncio.create_task(gateway.run_until(stop, tick_s=args.tick))
+            agent = gateway.agent
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            result.lateness = await _feed(agent, schedule, time.time() + 0.5)
+            result.cpu_fraction = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+            await asyncio.sleep(args.drain)
+            stop.set()
+            await ticking
         result.windows_done = agent.counters.windows_done
         result.windows_dropped = dict(agent.counters.windows_dropped)
         listener.cancel()
