@@ -91,6 +91,8 @@ def _check_signal(header: Path, number: int, line: str) -> _SignalFile:
     if spec is None:
         raise RecordError(f"WFDB header {header}: {label} has a malformed format field {fields[1]!r}")
     fmt, per_frame, _skew, offset = spec.groups()
+    if fields[0] == "~":  # a null signal (no samples stored): nothing to read, nothing to scale
+        return _SignalFile(fields[0], fmt, 0, 1)
     if fmt not in KNOWN_FORMATS:
         raise RecordError(
             f"WFDB header {header}: {label} has format {fmt}, which is not a WFDB signal format "
@@ -106,6 +108,46 @@ def _check_signal(header: Path, number: int, line: str) -> _SignalFile:
     return _SignalFile(fields[0], fmt, int(offset or 0), int(per_frame or 1) or 1)
 
 
+_NULL_SEGMENT_FACTOR = 10  # a multi-segment record may be mostly gap, but not more than 10x its data
+
+
+def _check_segments(header: Path, lines: list[str]) -> None:
+    """Check every segment of a multi-segment record, and that its gaps are not out of all proportion.
+
+    Null segments (``~``) are read as NaN arrays of their stated length, so a header could
+    otherwise make the reader allocate any amount of memory.
+    """
+    if len(lines) < 2:
+        raise RecordError(f"WFDB header {header}: a multi-segment record without segment lines")
+    data, gaps = 0, 0
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) != 2 or not fields[1].isdigit():
+            raise RecordError(f"WFDB header {header}: malformed segment line {line[:60]!r}")
+        name, length = fields[0], int(fields[1])
+        if name == "~":
+            gaps += length
+            continue
+        segment = header.parent / f"{name}.hea"
+        if not re.fullmatch(r"[-\w]+", name) or not segment.is_file():
+            raise RecordError(f"WFDB header {header}: segment {name!r} has no header {segment.name}")
+        lines_of_segment = _lines(segment)
+        if lines_of_segment and "/" in lines_of_segment[0].split()[0]:
+            raise RecordError(f"WFDB header {header}: segment {name!r} is itself a multi-segment record")
+        facts = check_header(segment)
+        check_sample_count(segment, facts)
+        if facts.sig_len is not None and length and facts.sig_len != length:
+            raise RecordError(
+                f"WFDB header {header}: segment {name!r} is {length} samples long here, {facts.sig_len} in its header"
+            )
+        data += length
+    if gaps > _NULL_SEGMENT_FACTOR * data:
+        raise RecordError(
+            f"WFDB header {header}: {gaps} samples of null segments for {data} samples of data; "
+            "refusing a record that is almost all gap"
+        )
+
+
 def check_header(header: Path) -> HeaderFacts:
     """Refuse what wfdb would misread in ``header``; return its sample count and signal files.
 
@@ -119,7 +161,8 @@ def check_header(header: Path) -> HeaderFacts:
     record = lines[0].split()
     if len(record) < 2 or not record[1].isdigit():
         raise RecordError(f"cannot read WFDB record {header}: invalid syntax in the record line {lines[0]!r}")
-    if "/" in record[0]:  # a multi-segment record: its segments' headers are checked by wfdb alone
+    if "/" in record[0]:
+        _check_segments(header, lines)
         return HeaderFacts(None, ())
     _check_rate(header, record)
     n_sig = int(record[1])
