@@ -26,6 +26,7 @@ from dataclasses import field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from pydantic import BeforeValidator
 from pydantic.dataclasses import dataclass
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -55,6 +56,23 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 
 class ConfigError(SettingsError, CloudError):
     """The cloud settings are missing, unreadable or invalid (one line, naming file, table and key)."""
+
+
+def _cookie_secure(v: Any) -> Any:
+    """An environment override arrives as text: ``true``/``false`` (and friends) become booleans."""
+    if isinstance(v, str) and v.strip().lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+        return v.strip().lower() in ("true", "1", "yes", "on")
+    return v
+
+
+CookieSecure = Annotated[Literal["auto"] | bool, BeforeValidator(_cookie_secure)]
+LOOPBACK_HOSTS = ("localhost", "::1", "ip6-localhost")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or name the service binds) reaches only this machine."""
+    host = host.strip().strip("[]").lower()
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
 
 
 def _partition_ok(v: str) -> bool:
@@ -93,22 +111,38 @@ class HttpConfig:
     host: Text = "127.0.0.1"
     port: ListenPort = 8080
     """0: any free port (the chosen one is logged)."""
-    cookie_secure: Bool = False
-    """Mark the session cookie ``Secure`` (turn on behind HTTPS)."""
+    cookie_secure: CookieSecure = "auto"
+    """Mark the session cookie ``Secure``: ``true``, ``false``, or ``"auto"`` (default): Secure unless
+    the service is bound to a loopback address or the request came over HTTPS (see :meth:`secure_cookie`)."""
     max_body_bytes: PositiveInt = 65536
     forwarded_allow_ips: Text | None = None
     """Comma-separated addresses of reverse proxies whose ``X-Forwarded-For`` is trusted, so that audit
     entries and the login limiter see the real client address (default: none; behind a proxy every
     client would otherwise share the proxy's address, and its login limit)."""
 
+    def secure_cookie(self, *, https: bool = False) -> bool:
+        """Whether the session cookie is ``Secure``: as set, or with ``"auto"`` whenever the service is
+        not bound to loopback or the request came over HTTPS."""
+        if self.cookie_secure == "auto":
+            return https or not is_loopback(self.host)
+        return bool(self.cookie_secure)
+
 
 @dataclass(frozen=True, config=SECTION)
 class AccountsConfig:
     session_ttl_s: PositiveNumber = 12 * 3600.0
     login_max_failures: PositiveInt = 5
-    """Failed sign-ins for one user name (or from one client address) …"""
-    login_window_s: PositiveNumber = 300.0
-    """… within this many seconds, after which sign-in is refused (429) until the oldest ages out."""
+    """Failed sign-ins for one user name from one address that cost nothing; after them each try waits
+    2^k s after the latest failure (429 with Retry-After). An address failing over many user names, and a
+    user name failing from many addresses, get the same after twice as many (:mod:`cloud.accounts.ratelimit`)."""
+    login_window_s: PositiveNumber = 3600.0
+    """Failures older than this are forgotten."""
+    login_max_delay_s: PositiveNumber = 300.0
+    """The longest wait for one user name from one address (or one address over many user names)."""
+    login_account_max_delay_s: PositiveNumber = 15.0
+    """The longest wait an attacker's failures from other addresses can impose on a user name."""
+    care_team_scoping: Bool = False
+    """When on, a clinician sees only the patients assigned to them or to their ward/team; admins see all."""
     argon2_time_cost: PositiveInt = 3
     argon2_memory_kib: Annotated[PositiveInt, rule(lambda v: v >= 8, "must be >= 8")] = 65536
     argon2_parallelism: PositiveInt = 1
@@ -284,7 +318,7 @@ def sqlite_path(url: str) -> Path | None:
 
 
 __all__ = [
-    "DEFAULT_DATABASE_URL", "ENV_PREFIX", "AccountsConfig", "BrokerConfig", "CloudSettings", "ConfigError",
+    "DEFAULT_DATABASE_URL", "ENV_PREFIX", "is_loopback", "AccountsConfig", "BrokerConfig", "CloudSettings", "ConfigError",
     "DatabaseConfig", "EscalationConfig", "FeedConfig", "HttpConfig", "LogConfig", "ModelWorkerConfig", "RunConfig",
     "WardConfig",
     "load_settings", "parse_settings", "sqlite_path",

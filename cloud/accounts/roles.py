@@ -22,7 +22,12 @@ MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 """Longer inputs are refused before hashing (argon2 would hash them, slowly, for nothing)."""
 
+TEAM_PATTERN = r"[A-Za-z0-9](?:[A-Za-z0-9 _.@-]{0,62}[A-Za-z0-9_.@-])?"
+"""A ward or care-team name: 1–64 letters, digits, spaces and ``_ . @ -``, starting with a letter or
+digit and not ending in a space."""
+
 _USERNAME = re.compile(USERNAME_PATTERN)
+_TEAM = re.compile(TEAM_PATTERN)
 
 
 class AccountError(CloudError, ValueError):
@@ -41,6 +46,15 @@ def validate_password(password: str) -> str:
     if not password.strip():
         raise AccountError("password must not be blank")
     return password
+
+
+def validate_team(team: str | None) -> str | None:
+    """A team name (None: no team)."""
+    if team is None:
+        return None
+    if not isinstance(team, str) or not _TEAM.fullmatch(team):
+        raise AccountError("team must be 1-64 letters, digits, spaces or _ . @ -, starting with a letter or digit")
+    return team
 
 
 def validate_role(role: str) -> Role:

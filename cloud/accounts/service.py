@@ -14,6 +14,7 @@ from cloud.accounts.roles import (
     Role,
     validate_password,
     validate_role,
+    validate_team,
     validate_username,
 )
 from cloud.accounts.tokens import hash_token, new_token
@@ -75,9 +76,40 @@ class Accounts:
         assert user is not None
         return user
 
-    async def set_password(self, username: str, password: str) -> None:
+    async def set_password(self, username: str, password: str, *, keep_token: str | None = None) -> int:
+        """Give ``username`` a new password and end their sessions (all but ``keep_token``'s); returns
+        how many sessions ended. AccountError for a password the rules refuse, NotFound for no such user."""
         validate_password(password)
         await self.store.set_password_hash(username, await self.hasher.hash_async(password))
+        return int(await self.store.delete_sessions(
+            username, keep_token_hash=hash_token(keep_token) if keep_token is not None else None))
+
+    async def change_password(self, username: str, old_password: str, new_password: str, *, client: str = "",
+                              keep_token: str | None = None) -> int:
+        """A user changing their own password: the old one must match (the login limiter counts a wrong
+        one, and RateLimited comes first), the new one must pass the rules. Every other session of the
+        user ends; the one of ``keep_token`` (the request's own) stays. Returns how many ended."""
+        retry = await self.limiter.retry_after_s(username, client)
+        if retry is not None:
+            raise RateLimited(retry)
+        user = await self.store.get_user(username)
+        ok = user is not None and user.active and len(old_password) <= MAX_PASSWORD and \
+            await self.hasher.verify_async(user.password_hash, old_password)
+        if not ok:
+            await self.limiter.failed(username, client)
+            raise BadCredentials("the current password is wrong")
+        validate_password(new_password)
+        if new_password == old_password:
+            raise AccountError("the new password must differ from the current one")
+        return await self.set_password(username, new_password, keep_token=keep_token)
+
+    async def unlock(self, username: str) -> int:
+        """Forget ``username``'s failed sign-ins (an admin's unlock); returns how many were forgotten."""
+        return await self.limiter.unlock(username)
+
+    async def set_team(self, username: str, team: str | None) -> UserRecord:
+        """Put a user in a ward or care team (None: none); NotFound for an unknown user."""
+        return await self.store.set_user_team(username, validate_team(team))
 
     async def login(self, username: str, password: str, *, client: str = "") -> LoginResult:
         """Check the password and open a session. Raises RateLimited before checking anything once the
@@ -95,7 +127,7 @@ class Accounts:
         if user is None or not user.active or not ok:
             await self.limiter.failed(username, client)
             raise BadCredentials("unknown user name or wrong password")
-        await self.limiter.succeeded(username)
+        await self.limiter.succeeded(username, client)
         if self.hasher.needs_rehash(user.password_hash):  # the configured cost changed since it was set
             await self.store.set_password_hash(username, await self.hasher.hash_async(password))
         token = new_token()

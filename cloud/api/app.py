@@ -3,7 +3,8 @@
 The app gets an open :class:`cloud.store.Store` from its caller (``cloud run`` makes one per process;
 tests make one per test), so it needs no start-up hook and works under any ASGI server or httpx's
 ``ASGITransport``. Routes (``docs/api.md``): auth and users, ward, registry, alerts, windows, live feed,
-audit, health and metrics; ``GET /`` serves the dashboard from :data:`cloud.dashboard.STATIC_DIR` when
+audit, health and metrics; security headers and the cross-site guard (:mod:`cloud.api.security`);
+``GET /`` serves the dashboard from :data:`cloud.dashboard.STATIC_DIR` when
 that package is installed, a short placeholder page otherwise.
 """
 
@@ -22,6 +23,7 @@ from cloud.api.errors import ApiError, error_response, install_error_handlers
 from cloud.api.metrics import ApiMetrics
 from cloud.api.openapi import install_openapi
 from cloud.api.routes import alerts, audit, auth, events, fhir, health, registry, ward, windows
+from cloud.api.security import CsrfGuard, SecurityHeaders
 from cloud.config import CloudSettings
 from cloud.store import Store
 
@@ -70,38 +72,12 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-class SecurityHeaders:
-    """``nosniff``, no framing, no referrer; ``no-store`` on API answers (patient data stays out of caches)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        api = scope.get("path", "").startswith("/api")
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                names = {k.lower() for k, _ in headers}
-                extra = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-                         (b"referrer-policy", b"no-referrer")]
-                if api:
-                    extra.append((b"cache-control", b"no-store"))
-                headers += [(k, v) for k, v in extra if k not in names]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
-
-
 def make_accounts(settings: CloudSettings, store: Store) -> Accounts:
     a = settings.accounts
     hasher = PasswordHasher(time_cost=a.argon2_time_cost, memory_kib=a.argon2_memory_kib,
                             parallelism=a.argon2_parallelism)
-    limiter = LoginRateLimiter(store, max_failures=a.login_max_failures, window_s=a.login_window_s)
+    limiter = LoginRateLimiter(store, max_failures=a.login_max_failures, window_s=a.login_window_s,
+                               max_delay_s=a.login_max_delay_s, account_max_delay_s=a.login_account_max_delay_s)
     return Accounts(store, hasher=hasher, session_ttl_s=a.session_ttl_s, limiter=limiter)
 
 
@@ -123,8 +99,9 @@ def create_app(settings: CloudSettings, store: Store, *, accounts: Accounts | No
     for module in (auth, ward, registry, alerts, windows, fhir, events, audit, health):
         app.include_router(module.router)
     _mount_dashboard(app)
+    app.add_middleware(CsrfGuard)
     app.add_middleware(BodyLimit, max_bytes=settings.http.max_body_bytes)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders)  # outermost: every answer, refusals included, carries the headers
     return app
 
 

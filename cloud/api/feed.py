@@ -16,6 +16,10 @@ rolled back also leaves a gap; it simply expires), so an alert committed late st
 **Resuming.** Alert events carry ``id: <seq>``; a client reconnecting with ``Last-Event-ID`` (browsers
 send it by themselves) or ``?after_seq=`` first gets every alert stored after it. Other events carry
 no id, so the browser's last id stays the last alert's.
+
+**Care teams.** With ``[accounts] care_team_scoping`` a clinician's connection carries only the events
+of the patients they may see (:mod:`cloud.api.scope`), re-read on every poll so that a new assignment
+shows at once.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from cloud.api.context import ApiContext
+from cloud.api.scope import may_see, visible_patients
 from cloud.api.views import alerts_json, ward_rows
+from cloud.store import UserRecord
 
 log = logging.getLogger(__name__)
 
-FEED_ACTIONS = ("acknowledge", "escalate", "assign")
+FEED_ACTIONS = ("acknowledge", "escalate", "assign", "set_team")
 MAX_GAPS = 1000
 BATCH = 500
 """Alerts per poll; a client resuming far back gets its backlog in batches without waiting between them."""
@@ -79,9 +85,12 @@ def sse(event: str, data: Any, ident: int | None = None) -> str:
 class FeedConnection:
     """One client's feed: call :meth:`poll` for the events due now."""
 
-    def __init__(self, ctx: ApiContext, alert_cursor: int, audit_cursor: int, status_since_us: int) -> None:
+    def __init__(self, ctx: ApiContext, alert_cursor: int, audit_cursor: int, status_since_us: int,
+                 user: UserRecord | None = None) -> None:
         loop = asyncio.get_running_loop()
         self.ctx = ctx
+        self.user = user
+        """Whose feed this is: with care-team scoping it carries only their patients' events."""
         self.alerts = SeqCursor(alert_cursor, clock=loop.time)
         self.audits = SeqCursor(audit_cursor, clock=loop.time)
         self.status_since_us = status_since_us
@@ -95,11 +104,13 @@ class FeedConnection:
         store = self.ctx.store
         out: list[str] = []
         patients: set[str] = set()
+        visible = await visible_patients(self.ctx, self.user) if self.user is not None else None
         pending = self.alerts.pending()
         fresh = await store.alerts_after(self.alerts.value, limit=BATCH)
         late = await store.alerts_by_seq(pending) if pending else []
         new = [a for a in sorted(late + fresh, key=lambda a: a.seq) if self.alerts.is_new(a.seq)]
-        for a, body in zip(new, await alerts_json(store, new), strict=True):
+        shown = [a for a in new if may_see(visible, a.alert.patient_id)]
+        for a, body in zip(shown, await alerts_json(store, shown), strict=True):
             out.append(sse("alert", body, a.seq))
             patients.add(a.alert.patient_id)
         pending = self.audits.pending()
@@ -109,19 +120,24 @@ class FeedConnection:
         for e in entries:
             kind, _, target = e.target.partition(":")
             if e.action == "acknowledge" and kind == "episode":
+                episode = (await store.episodes([target])).get(target)
+                if visible is not None and (episode is None or episode.patient_id not in visible):
+                    continue
                 out.append(sse("ack", {"episode_id": target, "alert_id": e.details.get("alert_id"),
                                        "user": e.user, "at_us": e.at_us, "note": e.details.get("note", "")}))
-                episode = (await store.episodes([target])).get(target)
                 if episode is not None:
                     patients.add(episode.patient_id)
             elif e.action == "escalate" and kind == "episode":
+                pid = e.details.get("patient_id")
+                if visible is not None and not (isinstance(pid, str) and pid in visible):
+                    continue
                 out.append(sse("escalation", {"episode_id": target, "alert_id": e.details.get("alert_id"),
                                               "level": e.details.get("level"), "at_us": e.at_us,
                                               "patient_id": e.details.get("patient_id"),
                                               "priority": e.details.get("priority")}))
                 if isinstance(e.details.get("patient_id"), str):
                     patients.add(e.details["patient_id"])
-            elif e.action == "assign" and kind == "patient":
+            elif e.action in ("assign", "set_team") and kind == "patient":
                 patients.add(target)
         # device status: re-read a few seconds back (writers' clocks and commits are not in step)
         statuses = await store.device_statuses(received_since_us=self.status_since_us - 5_000_000)
@@ -129,6 +145,8 @@ class FeedConnection:
         if changed:
             devices = {d.device_id: d.patient_id for d in await store.list_devices()}
             patients |= {p for d in changed if (p := devices.get(d))}
+        if visible is not None:
+            patients &= visible
         if patients:
             for row in await ward_rows(store, offline_after_s=self.ctx.settings.ward.offline_after_s,
                                        patient_ids=sorted(patients)):
@@ -147,12 +165,12 @@ class FeedConnection:
         return out
 
 
-async def open_feed(ctx: ApiContext, after_seq: int | None) -> FeedConnection:
+async def open_feed(ctx: ApiContext, after_seq: int | None, user: UserRecord | None = None) -> FeedConnection:
     """A connection whose cursors are fixed now (before the response starts), so whatever is stored
     after the client's request reaches it."""
     store = ctx.store
     start = after_seq if after_seq is not None else await store.last_alert_seq()
-    return FeedConnection(ctx, start, await store.last_audit_id(), store.clock())
+    return FeedConnection(ctx, start, await store.last_audit_id(), store.clock(), user)
 
 
 async def event_stream(conn: FeedConnection, stopping: asyncio.Event) -> AsyncIterator[str]:

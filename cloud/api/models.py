@@ -27,11 +27,21 @@ class UserOut(Out):
     username: str
     role: Role
     active: bool
+    team: str | None = Field(description="The user's ward or care team (care-team scoping).")
     created_us: int
 
 
 class UserList(Out):
     users: list[UserOut]
+
+
+class UnlockOut(Out):
+    username: str
+    forgotten_failures: int = Field(description="How many failed sign-ins were forgotten.")
+
+
+class PasswordChangedOut(Out):
+    sessions_ended: int = Field(description="The user's other sessions, now signed out.")
 
 
 class LoginOut(Out):
@@ -45,6 +55,7 @@ class PatientOut(Out):
     display_name: str
     assigned_to: str | None
     assigned_us: int | None
+    team: str | None = Field(description="The ward or care team looking after the patient (care-team scoping).")
     created_us: int
 
 

@@ -46,7 +46,8 @@ _WHY = {
     400: "The request is malformed.",
     401: "No session cookie or bearer token, an unknown or expired one (`unauthenticated`), or a wrong user "
          "name or password at sign-in (`bad_credentials`).",
-    403: "The route needs the admin role (`forbidden`).",
+    403: "The route needs the admin role, or a state-changing request came from another origin (a cookie-signed "
+         "request without Origin, or an Origin/Referer that is not this service) (`forbidden`).",
     404: "No such alert, window, patient, device, user or route (`not_found`).",
     409: "The id or user name exists already, or the change conflicts with the stored state (`conflict`).",
     413: "The request body is over the service's limit (`too_large`).",
@@ -77,7 +78,8 @@ SIGNED_IN = (401, 413, 422)
 def install_openapi(app: FastAPI) -> None:
     """Generate the document once, with every refusal as ``application/json`` (FastAPI would give a
     route's error answers the route's own media type, e.g. ``application/fhir+json``) and without
-    FastAPI's ``HTTPValidationError`` schemas once no route refers to them."""
+    FastAPI's ``HTTPValidationError`` schemas once no route refers to them; every state-changing
+    operation declares 403 (:class:`cloud.api.security.CsrfGuard` may refuse it)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -89,6 +91,13 @@ def install_openapi(app: FastAPI) -> None:
                         content = response.get("content")
                         if str(code).isdigit() and int(code) >= 400 and content:
                             response["content"] = {"application/json": next(iter(content.values()))}
+            for operations in schema.get("paths", {}).values():
+                for method, operation in operations.items():
+                    if method.upper() not in ("GET", "HEAD", "OPTIONS"):  # the cross-site guard may refuse it
+                        responses = operation.setdefault("responses", {})
+                        responses.setdefault("403", {
+                            "description": _WHY[403],
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
             schemas = schema.get("components", {}).get("schemas", {})
             for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422 shape, never sent
                 if unused in schemas and f"#/components/schemas/{unused}" not in json.dumps(

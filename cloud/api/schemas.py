@@ -6,13 +6,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from cloud.accounts.roles import MAX_PASSWORD, MIN_PASSWORD, USERNAME_PATTERN
+from cloud.accounts.roles import MAX_PASSWORD, MIN_PASSWORD, TEAM_PATTERN, USERNAME_PATTERN
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 """Patient and device ids (:func:`protocol.topics.validate_id`)."""
 
 Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Username = Annotated[str, StringConstraints(pattern=f"^{USERNAME_PATTERN}$")]
+Team = Annotated[str, StringConstraints(pattern=f"^{TEAM_PATTERN}$")]
+Password = Annotated[str, StringConstraints(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)]
 
 
 class Body(BaseModel):
@@ -33,6 +35,18 @@ class CreateUserBody(Body):
 class CreatePatientBody(Body):
     patient_id: Ident
     display_name: Annotated[str, StringConstraints(max_length=200)] = ""
+    team: Team | None = None
+
+
+class TeamBody(Body):
+    """A ward or care team (``null``: none)."""
+
+    team: Team | None
+
+
+class PasswordChangeBody(Body):
+    old_password: Annotated[str, StringConstraints(min_length=1, max_length=MAX_PASSWORD)]
+    new_password: Password
 
 
 class CreateDeviceBody(Body):

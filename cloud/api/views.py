@@ -22,7 +22,8 @@ def canonical_uuid(value: str, what: str) -> str:
 
 
 def user_json(user: UserRecord) -> dict[str, Any]:
-    return {"username": user.username, "role": user.role, "active": user.active, "created_us": user.created_us}
+    return {"username": user.username, "role": user.role, "active": user.active, "team": user.team,
+            "created_us": user.created_us}
 
 
 def result_json(r: ModelResult) -> dict[str, Any]:

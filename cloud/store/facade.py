@@ -163,6 +163,12 @@ class Store:
     async def assign_patient(self, patient_id: str, username: str | None, *, by: str) -> PatientRecord:
         return await self.registry.assign_patient(patient_id, username, by=by)
 
+    async def set_patient_team(self, patient_id: str, team: str | None, *, by: str) -> PatientRecord:
+        return await self.registry.set_patient_team(patient_id, team, by=by)
+
+    async def care_team_patient_ids(self, username: str, team: str | None) -> list[str]:
+        return await self.registry.care_team_patient_ids(username, team)
+
     # -- alerts, episodes, acknowledgements -------------------------------------------------------
 
     async def store_alert(self, alert: Alert, *, received_us: int | None = None) -> bool:
@@ -320,6 +326,19 @@ class Store:
 
     async def clear_login_failures(self, username: str) -> None:
         await self.accounts.clear_login_failures(username)
+
+    async def login_failures_near(self, username: str, client: str, since_us: int) -> list[tuple[str, str, int]]:
+        return await self.accounts.login_failures_near(username, client, since_us)
+
+    async def forget_login_failures(self, username: str, client: str | None = None) -> int:
+        """Forget the failed sign-ins of a user name (only those from ``client`` when given); returns how many."""
+        return await self.accounts.clear_login_failures(username, client)
+
+    async def set_user_team(self, username: str, team: str | None) -> UserRecord:
+        return await self.accounts.set_team(username, team)
+
+    async def delete_sessions(self, username: str, *, keep_token_hash: str | None = None) -> int:
+        return await self.accounts.delete_sessions(username, keep_token_hash=keep_token_hash)
 
     # -- escalation -------------------------------------------------------------------------------
 

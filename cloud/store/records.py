@@ -25,6 +25,8 @@ class PatientRecord:
     created_us: int
     assigned_to: str | None
     assigned_us: int | None
+    team: str | None = None
+    """The ward or care team looking after this patient (care-team scoping)."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,8 @@ class UserRecord:
     active: bool
     created_us: int
     password_hash: str = ""
+    team: str | None = None
+    """The ward or care team of this member of staff (care-team scoping)."""
 
 
 @dataclass(frozen=True)

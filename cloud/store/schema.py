@@ -47,6 +47,8 @@ ID_LEN = 64
 """Longest patient/device/gateway id (:func:`protocol.topics.validate_id`)."""
 USER_LEN = 128
 """Longest staff user name (the ``user`` columns of acknowledgements and the audit log)."""
+TEAM_LEN = 64
+"""Longest ward or care-team name."""
 
 # Constraint names are fixed so migrations name them the same on every backend.
 NAMING = {
@@ -79,6 +81,8 @@ class Patient(Base):
     """The member of staff responsible for this patient (a user name; no foreign key, so deleting a
     user only clears the assignment, see :meth:`cloud.store.Store.delete_user`)."""
     assigned_us: Mapped[int | None] = mapped_column(BigInteger)
+    team: Mapped[str | None] = mapped_column(String(TEAM_LEN), index=True)
+    """The ward or care team looking after this patient (``[accounts] care_team_scoping``)."""
 
 
 class Device(Base):
@@ -250,6 +254,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_us: Mapped[int] = mapped_column(BigInteger)
+    team: Mapped[str | None] = mapped_column(String(TEAM_LEN))
+    """The ward or care team this member of staff belongs to (``[accounts] care_team_scoping``)."""
 
 
 class SessionRow(Base):

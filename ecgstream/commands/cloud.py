@@ -76,10 +76,7 @@ def users_add(config_path: Path | None, username: str, role: str, password_stdin
     """Add a user (the password is prompted for, or read from stdin; never an argument)."""
     from cloud.accounts import AccountError, UserExists
 
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
     settings = _settings(config_path)
 
     async def add(accounts: Any, store: Any) -> None:
@@ -101,7 +98,8 @@ def users_list(config_path: Path | None) -> None:
         return await accounts.list_users()
 
     for user in asyncio.run(_with_accounts(_settings(config_path), listing)):
-        click.echo(f"{user.username}\t{user.role}\t{'active' if user.active else 'inactive'}")
+        click.echo(f"{user.username}\t{user.role}\t{'active' if user.active else 'inactive'}"
+                   + (f"\tteam={user.team}" if user.team else ""))
 
 
 @users.command("delete")
@@ -118,6 +116,79 @@ def users_delete(config_path: Path | None, username: str) -> None:
     if not asyncio.run(_with_accounts(_settings(config_path), remove)):
         raise click.ClickException(f"no user {username!r}")
     click.echo(f"deleted {username}")
+
+
+def _read_password(password_stdin: bool, prompt: str = "password") -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt(prompt, hide_input=True, confirmation_prompt=True))
+
+
+@users.command("passwd")
+@_CONFIG
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from the first line of stdin.")
+def users_passwd(config_path: Path | None, username: str, password_stdin: bool) -> None:
+    """Set a user's password (prompted for, or read from stdin; never an argument) and end their sessions."""
+    from cloud.accounts import AccountError
+    from cloud.store import NotFound
+
+    password = _read_password(password_stdin, "new password")
+    settings = _settings(config_path)
+
+    async def passwd(accounts: Any, store: Any) -> int:
+        ended = int(await accounts.set_password(username, password))
+        await store.audit("cli", "set_password", f"user:{username}", {"sessions_ended": ended})
+        return ended
+
+    try:
+        ended = asyncio.run(_with_accounts(settings, passwd))
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    except NotFound:
+        raise click.ClickException(f"no user {username!r}") from None
+    click.echo(f"password of {username} changed; {ended} session(s) signed out")
+
+
+@users.command("unlock")
+@_CONFIG
+@click.argument("username")
+def users_unlock(config_path: Path | None, username: str) -> None:
+    """Forget a user's failed sign-ins, so the growing delay after them ends now."""
+    async def unlock(accounts: Any, store: Any) -> int | None:
+        if await store.get_user(username) is None:
+            return None
+        forgotten = int(await accounts.unlock(username))
+        await store.audit("cli", "unlock_user", f"user:{username}", {"forgotten_failures": forgotten})
+        return forgotten
+
+    forgotten = asyncio.run(_with_accounts(_settings(config_path), unlock))
+    if forgotten is None:
+        raise click.ClickException(f"no user {username!r}")
+    click.echo(f"unlocked {username} ({forgotten} failed sign-in(s) forgotten)")
+
+
+@users.command("team")
+@_CONFIG
+@click.argument("username")
+@click.argument("team", required=False)
+def users_team(config_path: Path | None, username: str, team: str | None) -> None:
+    """Put a user in a ward or care team (leave TEAM out for none): with [accounts] care_team_scoping a
+    clinician sees only the patients assigned to them or to their team."""
+    from cloud.accounts import AccountError
+    from cloud.store import NotFound
+
+    async def set_team(accounts: Any, store: Any) -> None:
+        await accounts.set_team(username, team)
+        await store.audit("cli", "set_team", f"user:{username}", {"team": team})
+
+    try:
+        asyncio.run(_with_accounts(_settings(config_path), set_team))
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    except NotFound:
+        raise click.ClickException(f"no user {username!r}") from None
+    click.echo(f"{username}: team {team!r}" if team is not None else f"{username}: no team")
 
 
 @cloud.command("broker-auth")

@@ -99,22 +99,57 @@ async def test_bad_credentials_and_rate_limit_shared_by_two_processes(migrated_u
         await a.create_user("dr.osei", "correct horse", "clinician")
         with pytest.raises(BadCredentials):
             await a.login("nobody", "correct horse", client="c1")
-        with pytest.raises(BadCredentials):
-            await a.login("dr.osei", "wrong horse", client="c1")
-        with pytest.raises(BadCredentials):  # the other process counts the same failures
-            await b.login("dr.osei", "wrong horse", client="c2")
-        clock.now += 10 * S
-        with pytest.raises(BadCredentials):
-            await b.login("dr.osei", "wrong horse", client="c3")
-        with pytest.raises(RateLimited) as limited:  # 3 failures for dr.osei: refused even with the password
-            await a.login("dr.osei", "correct horse", client="c4")
-        assert 49 <= limited.value.retry_after_s <= 50  # the 2nd of the 3 failures ages out first
-        clock.now += 51 * S
-        assert (await b.login("dr.osei", "correct horse", client="c4")).user.username == "dr.osei"
-        # per client address: one address trying several names
-        for name in ("u1", "u2", "u3"):
+        for accounts in (a, b, a):  # the processes count the same failures
             with pytest.raises(BadCredentials):
-                await a.login(name, "whatever-1", client="c9")
+                await accounts.login("dr.osei", "wrong horse", client="c1")
+        with pytest.raises(RateLimited) as limited:  # refused even with the password, from that address
+            await b.login("dr.osei", "correct horse", client="c1")
+        assert limited.value.retry_after_s == 1.0  # the first growing delay
+        # the real user at another address is not held up by them
+        assert (await b.login("dr.osei", "correct horse", client="c4")).user.username == "dr.osei"
+        clock.now += 1 * S
+        with pytest.raises(BadCredentials):
+            await b.login("dr.osei", "wrong horse", client="c1")
+        with pytest.raises(RateLimited) as limited:
+            await a.login("dr.osei", "wrong horse", client="c1")
+        assert limited.value.retry_after_s == 2.0
+        clock.now += 61 * S  # everything ages out of the window
+        assert (await a.login("dr.osei", "correct horse", client="c1")).user.username == "dr.osei"
+        # per client address: one address trying several names is slowed after twice the free failures
+        for i in range(6):
+            with pytest.raises(BadCredentials):
+                await (a, b)[i % 2].login(f"u{i}", "whatever-1", client="c9")
         with pytest.raises(RateLimited):
             await b.login("dr.osei", "correct horse", client="c9")
         assert (await b.login("dr.osei", "correct horse", client="c5")).user.username == "dr.osei"
+
+
+async def test_growing_delays_unlock_and_the_account_wide_bound(store: Store) -> None:
+    clock = Clock(store.clock())
+    store.clock = clock
+    accounts = Accounts(store, hasher=HASHER, limiter=LoginRateLimiter(
+        store, max_failures=2, window_s=3600, max_delay_s=30, account_max_delay_s=5))
+    await accounts.create_user("admin", "correct horse", "admin")
+    waits = []
+    while len(waits) < 7:  # one address guessing, waiting out each delay
+        try:
+            await accounts.login("admin", "guess", client="10.6.6.6")
+        except RateLimited as exc:
+            waits.append(exc.retry_after_s)
+            clock.now += int(exc.retry_after_s * S)
+        except BadCredentials:
+            pass
+    assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]  # growing, capped
+    # the owner elsewhere waits at most the account-wide bound, however many failures there are
+    try:
+        await accounts.login("admin", "correct horse", client="10.0.0.7")
+    except RateLimited as exc:
+        assert exc.retry_after_s <= 5
+        clock.now += int(exc.retry_after_s * S)
+    assert (await accounts.login("admin", "correct horse", client="10.0.0.7")).user.username == "admin"
+    with pytest.raises(BadCredentials):  # the attacker's delay had run out: one more failure
+        await accounts.login("admin", "guess", client="10.6.6.6")
+    with pytest.raises(RateLimited):  # and that address waits again, even with the right password
+        await accounts.login("admin", "correct horse", client="10.6.6.6")
+    assert await accounts.unlock("admin") >= 8
+    assert (await accounts.login("admin", "correct horse", client="10.6.6.6")).user.username == "admin"

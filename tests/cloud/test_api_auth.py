@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from cloud.store import upgrade_database
@@ -101,19 +102,113 @@ async def test_login_is_rate_limited_per_user_with_retry_after(api: Api) -> None
     assert api.rejections["rate_limited"] == 1
 
 
-async def test_rate_limit_ages_out_and_is_per_client_address_too(api: Api) -> None:
+def client_from(api: Api, address: str, token: str | None = None) -> httpx.AsyncClient:
+    """A client of the app whose requests come from ``address`` (contract-checked like :meth:`Api.client`)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=api.app, client=(address, 50000)),
+                             base_url="http://cloud.test", headers=headers,
+                             event_hooks={"response": [api._check_contract]})
+
+
+def fake_clock(api: Api) -> list[int]:
     now = [api.store.clock()]
     api.store.clock = lambda: now[0]
-    limit = api.settings.accounts.login_max_failures
-    async with api.client() as c:
-        for i in range(limit):  # one address guessing different accounts
-            assert (await c.post("/api/auth/login", json={"username": f"user{i}", "password": "x" * 8})
-                    ).status_code == 401
-        r = await c.post("/api/auth/login", json={"username": ADMIN[0], "password": ADMIN[1]})
-        assert r.status_code == 429
-        now[0] += int(api.settings.accounts.login_window_s * 1e6) + 1  # the failures age out
-        r = await c.post("/api/auth/login", json={"username": ADMIN[0], "password": ADMIN[1]})
+    return now
+
+
+async def login(c: httpx.AsyncClient, user: str, password: str) -> httpx.Response:
+    return await c.post("/api/auth/login", json={"username": user, "password": password})
+
+
+async def test_login_delays_grow_for_one_account_from_one_address(api: Api) -> None:
+    now = fake_clock(api)
+    free = api.settings.accounts.login_max_failures
+    waits = []
+    async with client_from(api, "203.0.113.9") as c:
+        for _ in range(free):
+            assert (await login(c, CLINICIAN[0], "guess-guess")).status_code == 401
+        for _ in range(5):
+            r = await login(c, CLINICIAN[0], "guess-guess")
+            assert r.status_code == 429 and r.json()["error"] == "rate_limited"
+            waits.append(int(r.headers["Retry-After"]))
+            now[0] += waits[-1] * 1_000_000
+            assert (await login(c, CLINICIAN[0], "guess-guess")).status_code == 401
+    assert waits == [1, 2, 4, 8, 16]  # 2^k s after the k-th failure beyond the free ones
+    assert api.rejections["rate_limited"] == 5
+
+
+async def test_an_attackers_failures_do_not_lock_the_owner_out(api: Api) -> None:
+    """Before: five wrong passwords from anywhere locked the admin out for 300 s."""
+    now = fake_clock(api)
+    failures = 0
+    async with client_from(api, "203.0.113.9") as attacker:
+        while failures < 20:  # the attacker keeps guessing, waiting out every delay
+            r = await login(attacker, ADMIN[0], "not-the-password")
+            if r.status_code == 429:
+                now[0] += int(r.headers["Retry-After"]) * 1_000_000
+            else:
+                assert r.status_code == 401
+                failures += 1
+        assert (await login(attacker, ADMIN[0], ADMIN[1])).status_code == 429  # still slowed down there
+    bound = api.settings.accounts.login_account_max_delay_s
+    async with client_from(api, "198.51.100.7") as owner:
+        r = await login(owner, ADMIN[0], ADMIN[1])
+        if r.status_code == 429:  # at most a short wait, however many failures the attacker piled up
+            assert int(r.headers["Retry-After"]) <= bound
+            now[0] += int(r.headers["Retry-After"]) * 1_000_000
+            r = await login(owner, ADMIN[0], ADMIN[1])
         assert r.status_code == 200
+
+
+async def test_failures_from_one_address_do_not_lock_out_other_users_there(api: Api) -> None:
+    """Before: five failures from one address (over any names) locked everyone there out."""
+    fake_clock(api)
+    free = api.settings.accounts.login_max_failures
+    async with client_from(api, "192.0.2.44") as c:
+        for i in range(free):
+            assert (await login(c, f"user{i}", "x" * 8)).status_code == 401
+        assert (await login(c, ADMIN[0], ADMIN[1])).status_code == 200
+        for i in range(free, 2 * free):
+            assert (await login(c, f"user{i}", "x" * 8)).status_code == 401
+        # an address failing across many accounts is slowed, not locked
+        r = await login(c, f"user{2 * free}", "x" * 8)
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) == 1
+    async with client_from(api, "192.0.2.45") as other:  # another address is not affected
+        assert (await login(other, CLINICIAN[0], CLINICIAN[1])).status_code == 200
+
+
+async def test_failures_age_out(api: Api) -> None:
+    now = fake_clock(api)
+    async with client_from(api, "192.0.2.44") as c:
+        failures = 0
+        while failures < api.settings.accounts.login_max_failures + 3:
+            r = await login(c, ADMIN[0], "x" * 8)
+            if r.status_code == 429:
+                now[0] += int(r.headers["Retry-After"]) * 1_000_000
+            failures += r.status_code == 401
+        assert (await login(c, ADMIN[0], ADMIN[1])).status_code == 429
+        now[0] += int(api.settings.accounts.login_window_s * 1e6) + 1  # the failures age out
+        assert (await login(c, ADMIN[0], ADMIN[1])).status_code == 200
+
+
+async def test_an_admin_can_unlock_a_user(api: Api) -> None:
+    fake_clock(api)
+    async with client_from(api, "203.0.113.9") as c:
+        for _ in range(api.settings.accounts.login_max_failures):
+            assert (await login(c, CLINICIAN[0], "guess-guess")).status_code == 401
+        assert (await login(c, CLINICIAN[0], CLINICIAN[1])).status_code == 429
+    async with api.as_user(CLINICIAN) as c:  # (the bearer client's address is another one)
+        r = await c.post(f"/api/users/{CLINICIAN[0]}/unlock")
+        assert r.status_code == 403 and r.json()["error"] == "forbidden"
+    async with api.as_user(ADMIN) as c:
+        r = await c.post(f"/api/users/{CLINICIAN[0]}/unlock")
+        assert r.status_code == 200
+        assert r.json() == {"username": CLINICIAN[0], "forgotten_failures": api.settings.accounts.login_max_failures}
+        assert (await c.post("/api/users/nobody/unlock")).status_code == 404
+    async with client_from(api, "203.0.113.9") as c:
+        assert (await login(c, CLINICIAN[0], CLINICIAN[1])).status_code == 200
+    entries = await api.store.audit_log(user=ADMIN[0])
+    assert ("unlock_user", f"user:{CLINICIAN[0]}") in [(e.action, e.target) for e in entries]
 
 
 async def test_clinician_cannot_manage_users_but_admin_can(api: Api) -> None:

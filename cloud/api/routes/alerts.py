@@ -11,8 +11,9 @@ from cloud.api.errors import not_found
 from cloud.api.models import AckOut, AlertList, AlertOut
 from cloud.api.openapi import error_responses
 from cloud.api.schemas import ID_PATTERN, AckBody
+from cloud.api.scope import require_patient, scoped_query, visible_patients
 from cloud.api.views import ack_json, alerts_json, canonical_uuid
-from cloud.store import NotFound
+from cloud.store import NotFound, StoredAlert
 
 router = APIRouter(prefix="/api", tags=["alerts"])
 
@@ -20,7 +21,7 @@ router = APIRouter(prefix="/api", tags=["alerts"])
 @router.get("/alerts", response_model=AlertList, responses=error_responses(401, 422))
 async def list_alerts(
     request: Request,
-    _: CurrentUser,
+    user: CurrentUser,
     patient_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     category: Literal["clinical", "technical"] | None = None,
     active: bool | None = None,
@@ -28,20 +29,28 @@ async def list_alerts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Newest first; with ``after_seq``, the alerts stored after it in storage order (a cursor)."""
-    store = get_ctx(request).store
-    alerts = await store.query_alerts(patient_id=patient_id, category=category, active=active,
-                                      after_seq=after_seq, limit=limit)
+    ctx = get_ctx(request)
+    store = ctx.store
+
+    async def query(pid: str | None) -> list[StoredAlert]:
+        return await store.query_alerts(patient_id=pid, category=category, active=active, after_seq=after_seq,
+                                        limit=limit)
+
+    alerts = await scoped_query(await visible_patients(ctx, user), patient_id, query, key=lambda a: a.seq,
+                                newest_first=after_seq is None, limit=limit)
     return {"alerts": await alerts_json(store, alerts)}
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertOut, responses=error_responses(401, 404, 422))
 async def get_alert(alert_id: str, request: Request, user: CurrentUser) -> dict[str, Any]:
-    store = get_ctx(request).store
+    ctx = get_ctx(request)
+    store = ctx.store
     aid = canonical_uuid(alert_id, "alert_id")
     try:
         alert = await store.get_alert(aid)
     except NotFound:
         raise not_found(f"alert {aid}") from None
+    await require_patient(ctx, user, alert.alert.patient_id, f"alert {aid}")
     await store.audit(user.username, "view_alert", f"alert:{aid}", {"patient_id": alert.alert.patient_id})
     return (await alerts_json(store, [alert]))[0]
 
@@ -51,10 +60,15 @@ async def get_alert(alert_id: str, request: Request, user: CurrentUser) -> dict[
 async def acknowledge(alert_id: str, request: Request, user: CurrentUser,
                       body: AckBody | None = None) -> dict[str, Any]:
     """Acknowledge the alert's episode. Every acknowledgement is kept and audited; the episode shows the first."""
-    store = get_ctx(request).store
+    ctx = get_ctx(request)
+    store = ctx.store
     aid = canonical_uuid(alert_id, "alert_id")
     try:
         alert = await store.get_alert(aid)
+    except NotFound:
+        raise not_found(f"alert {aid}") from None
+    await require_patient(ctx, user, alert.alert.patient_id, f"alert {aid}")
+    try:
         ack = await store.acknowledge(alert.episode_id, user.username, note=body.note if body else "", alert_id=aid)
     except NotFound:
         raise not_found(f"alert {aid}") from None

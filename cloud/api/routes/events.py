@@ -28,7 +28,7 @@ class EventStreamResponse(StreamingResponse):
 @router.get("/events", response_class=EventStreamResponse, responses={200: _STREAM, **error_responses(401, 422)})
 async def events(
     request: Request,
-    _: CurrentUser,
+    user: CurrentUser,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
     after_seq: Annotated[int | None, Query(ge=0, le=(1 << 62))] = None,
 ) -> EventStreamResponse:
@@ -43,6 +43,6 @@ async def events(
         if start < 0:
             raise ApiError(422, "invalid_request", "Last-Event-ID must not be negative")
     ctx = get_ctx(request)
-    conn = await open_feed(ctx, start)
+    conn = await open_feed(ctx, start, user)
     return EventStreamResponse(event_stream(conn, ctx.stopping), media_type=EVENT_STREAM,
                                headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -20,6 +20,7 @@ from cloud.api.context import ApiContext
 from cloud.api.deps import CurrentUser, get_ctx
 from cloud.api.errors import ApiError, not_found
 from cloud.api.openapi import FHIR_JSON, error_responses
+from cloud.api.scope import require_patient
 from cloud.api.views import canonical_uuid
 from cloud.interop.fhir import (
     FhirExportError,
@@ -77,6 +78,11 @@ async def window_fhir(window_id: str, request: Request, user: CurrentUser) -> Fh
     store = ctx.store
     wid = canonical_uuid(window_id, "window_id")
     try:
+        meta = await store.window_meta(wid)
+    except NotFound:
+        raise not_found(f"window {wid}") from None
+    await require_patient(ctx, user, meta.patient_id, f"window {wid}")
+    try:
         window = await store.load_window(wid)
     except NotFound:
         raise not_found(f"window {wid}") from None
@@ -100,6 +106,10 @@ async def alert_fhir(alert_id: str, request: Request, user: CurrentUser) -> Fhir
     aid = canonical_uuid(alert_id, "alert_id")
     try:
         stored = await store.get_alert(aid)
+    except NotFound:
+        raise not_found(f"alert {aid}") from None
+    await require_patient(ctx, user, stored.alert.patient_id, f"alert {aid}")
+    try:
         episode = await store.get_episode(stored.episode_id)
         messages = await store.alerts_of_episode(stored.episode_id)
     except NotFound:

@@ -1,4 +1,6 @@
-"""Patients and devices: everyone reads, admins write; clinicians and admins assign patients."""
+"""Patients and devices: everyone reads, admins write; clinicians and admins assign patients; admins put
+patients in a ward or care team. With care-team scoping a clinician reads and assigns only the patients
+they may see (:mod:`cloud.api.scope`); another patient answers 404, as if it did not exist."""
 
 from __future__ import annotations
 
@@ -12,7 +14,15 @@ from cloud.api.deps import AdminUser, CurrentUser, get_ctx
 from cloud.api.errors import ApiError, not_found
 from cloud.api.models import DeviceList, DeviceOut, PatientList, PatientOut
 from cloud.api.openapi import error_responses
-from cloud.api.schemas import ID_PATTERN, AssignBody, CreateDeviceBody, CreatePatientBody, DevicePatientBody
+from cloud.api.schemas import (
+    ID_PATTERN,
+    AssignBody,
+    CreateDeviceBody,
+    CreatePatientBody,
+    DevicePatientBody,
+    TeamBody,
+)
+from cloud.api.scope import filter_visible, require_patient, visible_patients
 from cloud.store import NotFound, PatientRecord
 
 router = APIRouter(prefix="/api", tags=["registry"])
@@ -20,7 +30,7 @@ router = APIRouter(prefix="/api", tags=["registry"])
 
 def patient_json(p: PatientRecord) -> dict[str, Any]:
     return {"patient_id": p.patient_id, "display_name": p.display_name, "assigned_to": p.assigned_to,
-            "assigned_us": p.assigned_us, "created_us": p.created_us}
+            "assigned_us": p.assigned_us, "team": p.team, "created_us": p.created_us}
 
 
 def device_json(d: Any) -> dict[str, Any]:
@@ -29,8 +39,11 @@ def device_json(d: Any) -> dict[str, Any]:
 
 
 @router.get("/patients", response_model=PatientList, responses=error_responses(401))
-async def list_patients(request: Request, _: CurrentUser) -> dict[str, Any]:
-    return {"patients": [patient_json(p) for p in await get_ctx(request).store.patients()]}
+async def list_patients(request: Request, user: CurrentUser) -> dict[str, Any]:
+    ctx = get_ctx(request)
+    visible = await visible_patients(ctx, user)
+    patients = await ctx.store.patients(None if visible is None else sorted(visible))
+    return {"patients": [patient_json(p) for p in patients]}
 
 
 @router.post("/patients", status_code=201, response_model=PatientOut,
@@ -42,6 +55,8 @@ async def create_patient(body: CreatePatientBody, request: Request, admin: Admin
         raise ApiError(409, "conflict", f"patient {body.patient_id!r} is already registered")
     await store.audit(admin.username, "create_patient", f"patient:{body.patient_id}",
                       {"display_name": body.display_name})
+    if body.team is not None:
+        await store.set_patient_team(body.patient_id, body.team, by=admin.username)
     patient = await store.get_patient(body.patient_id)
     assert patient is not None
     return patient_json(patient)
@@ -51,9 +66,11 @@ async def create_patient(body: CreatePatientBody, request: Request, admin: Admin
              responses=error_responses(401, 404, 413, 422))
 async def assign_patient(patient_id: str, body: AssignBody, request: Request,
                          user: CurrentUser) -> dict[str, Any]:
-    store = get_ctx(request).store
+    ctx = get_ctx(request)
+    store = ctx.store
     if await store.get_patient(patient_id) is None:
         raise not_found(f"patient {patient_id[:80]!r}")
+    await require_patient(ctx, user, patient_id, f"patient {patient_id[:80]!r}")
     if body.username is not None:
         target = await store.get_user(body.username)
         if target is None or not target.active:
@@ -65,9 +82,26 @@ async def assign_patient(patient_id: str, body: AssignBody, request: Request,
     return patient_json(patient)
 
 
+@router.put("/patients/{patient_id}/team", response_model=PatientOut,
+            responses=error_responses(401, 403, 404, 413, 422))
+async def set_patient_team(patient_id: str, body: TeamBody, request: Request, admin: AdminUser) -> dict[str, Any]:
+    """Put a patient in the care of a ward or team (``null``: none); audited as ``set_team``."""
+    store = get_ctx(request).store
+    if not re.fullmatch(ID_PATTERN, patient_id):
+        raise not_found(f"patient {patient_id[:80]!r}")
+    try:
+        patient = await store.set_patient_team(patient_id, body.team, by=admin.username)
+    except NotFound:
+        raise not_found(f"patient {patient_id!r}") from None
+    return patient_json(patient)
+
+
 @router.get("/devices", response_model=DeviceList, responses=error_responses(401))
-async def list_devices(request: Request, _: CurrentUser) -> dict[str, Any]:
-    return {"devices": [device_json(d) for d in await get_ctx(request).store.list_devices()]}
+async def list_devices(request: Request, user: CurrentUser) -> dict[str, Any]:
+    ctx = get_ctx(request)
+    devices = filter_visible(await visible_patients(ctx, user), await ctx.store.list_devices(),
+                             lambda d: d.patient_id)
+    return {"devices": [device_json(d) for d in devices]}
 
 
 @router.post("/devices", status_code=201, response_model=DeviceOut,

@@ -11,8 +11,9 @@ from cloud.api.errors import ApiError, not_found
 from cloud.api.models import WindowList, WindowOut
 from cloud.api.openapi import error_responses
 from cloud.api.schemas import ID_PATTERN
+from cloud.api.scope import require_patient, scoped_query, visible_patients
 from cloud.api.views import canonical_uuid, result_json, window_json, window_meta_json
-from cloud.store import NotFound
+from cloud.store import NotFound, WindowMeta
 from protocol.errors import ProtocolError
 
 router = APIRouter(prefix="/api", tags=["windows"])
@@ -23,7 +24,7 @@ _US = Query(ge=0, le=(1 << 63) - 1)
 @router.get("/windows", response_model=WindowList, responses=error_responses(401, 422))
 async def list_windows(
     request: Request,
-    _: CurrentUser,
+    user: CurrentUser,
     patient_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     from_us: Annotated[int | None, _US] = None,
     to_us: Annotated[int | None, _US] = None,
@@ -32,18 +33,28 @@ async def list_windows(
     """Newest first, ``from_us <= t0_us < to_us``."""
     if from_us is not None and to_us is not None and to_us < from_us:
         raise ApiError(422, "invalid_request", "to_us must not be before from_us")
-    windows = await get_ctx(request).store.list_windows(patient_id=patient_id, t0_from=from_us, t0_to=to_us,
-                                                         limit=limit)
+    ctx = get_ctx(request)
+
+    async def query(pid: str | None) -> list[WindowMeta]:
+        return await ctx.store.list_windows(patient_id=pid, t0_from=from_us, t0_to=to_us, limit=limit)
+
+    windows = await scoped_query(await visible_patients(ctx, user), patient_id, query,
+                                 key=lambda w: (w.t0_us, w.received_us), newest_first=True, limit=limit)
     return {"windows": [window_meta_json(w) for w in windows]}
 
 
 @router.get("/windows/{window_id}", response_model=WindowOut,
             responses=error_responses(401, 404, 409, 422))
 async def get_window(window_id: str, request: Request, user: CurrentUser) -> dict[str, Any]:
-    store = get_ctx(request).store
+    ctx = get_ctx(request)
+    store = ctx.store
     wid = canonical_uuid(window_id, "window_id")
     try:
         meta = await store.window_meta(wid)
+    except NotFound:
+        raise not_found(f"window {wid}") from None
+    await require_patient(ctx, user, meta.patient_id, f"window {wid}")
+    try:
         window = await store.load_window(wid)
     except NotFound:
         raise not_found(f"window {wid}") from None

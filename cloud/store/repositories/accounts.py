@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, or_, select, update
 
 from cloud.errors import NotFound
 from cloud.store.database import Database
@@ -17,7 +17,7 @@ from cloud.store.schema import LoginFailure, Patient, SessionRow, User
 
 def user_record(r: User) -> UserRecord:
     return UserRecord(username=r.username, role=r.role, active=bool(r.active), created_us=r.created_us,
-                      password_hash=r.password_hash)
+                      password_hash=r.password_hash, team=r.team)
 
 
 def _rowcount(result: Any) -> int:
@@ -55,6 +55,23 @@ class AccountRepository:
                                   .values(password_hash=password_hash).returning(User.username))
             if res.first() is None:
                 raise NotFound(f"user {username!r} does not exist")
+
+    async def set_team(self, username: str, team: str | None) -> UserRecord:
+        """Put a user in a ward or care team (None: none); NotFound for an unknown user."""
+        async with self.db.sessions.begin() as s:
+            res = await s.execute(update(User).where(User.username == username).values(team=team).returning(User))
+            row = res.scalar_one_or_none()
+            if row is None:
+                raise NotFound(f"user {username!r} does not exist")
+            return user_record(row)
+
+    async def delete_sessions(self, username: str, *, keep_token_hash: str | None = None) -> int:
+        """End every session of ``username`` (but the one of ``keep_token_hash``); returns how many."""
+        stmt = delete(SessionRow).where(SessionRow.username == username)
+        if keep_token_hash is not None:
+            stmt = stmt.where(SessionRow.token_hash != keep_token_hash)
+        async with self.db.sessions.begin() as s:
+            return _rowcount(await s.execute(stmt))
 
     async def delete_user(self, username: str) -> bool:
         """Remove a user, their sessions and their patient assignments; False if there is no such user.
@@ -111,9 +128,23 @@ class AccountRepository:
             by_client = list((await s.scalars(base.where(LoginFailure.client == client[:64]))).all())
         return by_user, by_client
 
-    async def clear_login_failures(self, username: str) -> None:
+    async def login_failures_near(self, username: str, client: str, since_us: int) -> list[tuple[str, str, int]]:
+        """``(username, client, at_us)`` of the failed sign-ins since ``since_us`` for this user name
+        (from any address) or from this client (for any user name), oldest first."""
+        q = (select(LoginFailure.username, LoginFailure.client, LoginFailure.at_us)
+             .where(LoginFailure.at_us >= since_us,
+                    or_(LoginFailure.username == username[:128], LoginFailure.client == client[:64]))
+             .order_by(LoginFailure.at_us, LoginFailure.id))
+        async with self.db.sessions() as s:
+            return [(u, c, int(t)) for u, c, t in (await s.execute(q)).all()]
+
+    async def clear_login_failures(self, username: str, client: str | None = None) -> int:
+        """Forget the failed sign-ins of a user name (only those from ``client`` when given); returns how many."""
+        stmt = delete(LoginFailure).where(LoginFailure.username == username[:128])
+        if client is not None:
+            stmt = stmt.where(LoginFailure.client == client[:64])
         async with self.db.sessions.begin() as s:
-            await s.execute(delete(LoginFailure).where(LoginFailure.username == username[:128]))
+            return _rowcount(await s.execute(stmt))
 
 
 __all__ = ["AccountRepository", "user_record"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from cloud.errors import NotFound
 from cloud.store.database import Database
@@ -14,7 +14,7 @@ from cloud.store.schema import AuditEntry, Device, Patient
 
 def patient_record(r: Patient) -> PatientRecord:
     return PatientRecord(patient_id=r.patient_id, display_name=r.display_name, created_us=r.created_us,
-                         assigned_to=r.assigned_to, assigned_us=r.assigned_us)
+                         assigned_to=r.assigned_to, assigned_us=r.assigned_us, team=r.team)
 
 
 def device_record(r: Device) -> DeviceRecord:
@@ -87,6 +87,30 @@ class RegistryRepository:
         q = select(Patient).where(Patient.patient_id.in_(list(patient_ids))).order_by(Patient.patient_id)
         async with self.db.sessions() as s:
             return [patient_record(p) for p in (await s.scalars(q)).all()]
+
+    async def set_patient_team(self, patient_id: str, team: str | None, *, by: str) -> PatientRecord:
+        """Put a patient in the care of a ward or team (None: none), audited as ``set_team`` by ``by``
+        (in the live feed's ``assign`` stream of changes). Raises NotFound for an unregistered patient."""
+        at = self.db.clock()
+        async with self.db.sessions.begin() as s:
+            res = await s.execute(update(Patient).where(Patient.patient_id == patient_id)
+                                  .values(team=team).returning(Patient))
+            row = res.scalar_one_or_none()
+            if row is None:
+                raise NotFound(f"patient {patient_id!r} is not registered")
+            s.add(AuditEntry(at_us=at, user=by, action="set_team", target=f"patient:{patient_id}",
+                             details={"team": team}))
+            record = patient_record(row)
+        self.db.changed("assign")
+        return record
+
+    async def care_team_patient_ids(self, username: str, team: str | None) -> list[str]:
+        """Patients assigned to ``username`` or looked after by ``team`` (when not None), by id."""
+        cond = Patient.assigned_to == username
+        if team is not None:
+            cond = or_(cond, Patient.team == team)
+        async with self.db.sessions() as s:
+            return list((await s.scalars(select(Patient.patient_id).where(cond).order_by(Patient.patient_id))).all())
 
     async def assign_patient(self, patient_id: str, username: str | None, *, by: str) -> PatientRecord:
         """Make ``username`` (None: nobody) responsible for a patient, audited as ``assign`` by ``by``.
