@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import aiomqtt
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud.broker_auth import GatewaySpec, generate_broker_auth
 from cloud.ingest import IngestWorker
@@ -53,6 +54,7 @@ async def broker(registry: Store, tmp_path) -> AsyncIterator[tuple[AuthBroker, d
     binary = mosquitto_binary()
     if binary is None:
         skip_or_fail("the mosquitto binary is not installed")
+        return
     result = await generate_broker_auth(registry, tmp_path / "auth", gateways=[GatewaySpec("gw-a", ("pat-a",))],
                                         services=["cloud-ingest"])
     b = AuthBroker(binary, tmp_path, tmp_path / "auth")
@@ -70,8 +72,9 @@ def persistent(broker: AuthBroker, username: str, password: str, identifier: str
                          properties=props)
 
 
-def refused(codes: list) -> bool:
-    return all(getattr(c, "value", c) >= 0x80 for c in codes)
+def refused(codes: Sequence[int | ReasonCode]) -> bool:
+    """Whether every SUBACK reason code is a failure (0x80 and up: "not authorized" here)."""
+    return all((c.value if isinstance(c, ReasonCode) else c) >= 0x80 for c in codes)
 
 
 async def until(cond: Callable[[], object], what: str) -> None:

@@ -356,6 +356,7 @@ async def deployment(registry, tmp_path) -> AsyncIterator[tuple[AuthBroker, dict
     binary = mosquitto_binary()
     if binary is None:
         skip_or_fail("the mosquitto binary is not installed")
+        return
     auth_dir = tmp_path / "auth"
     result = await generate_broker_auth(registry, auth_dir, gateways=[GatewaySpec("gw-a", ("pat-a",))],
                                         services=SERVICES)
