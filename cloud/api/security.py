@@ -8,8 +8,8 @@ HSTS when the request came over HTTPS (directly, or through a trusted proxy that
 ``forwarded_allow_ips`` sets the scheme).
 
 :class:`CsrfGuard` refuses (403 ``forbidden``) a state-changing request (any method but GET, HEAD,
-OPTIONS) whose ``Origin`` (or, without one, ``Referer``) names another origin than the ``Host`` it was
-sent to. A request that the browser authenticates by itself (the session cookie, no ``Authorization``
+OPTIONS) without ``Authorization`` whose ``Origin`` (or, without one, ``Referer``) names another origin
+than the ``Host`` it was sent to (sign-in included: no logging a victim into an attacker's account). A request that the browser authenticates by itself (the session cookie, no ``Authorization``
 header) must also name its origin: browsers always send ``Origin`` on a POST, so a cookie-only
 state change without one did not come from a page of ours (sign-in, which the cookie does not
 authenticate, is only held to the first rule). Bearer-token requests cannot be forged
@@ -93,10 +93,12 @@ def cross_site_reason(scope: Scope) -> str | None:
     if scope["type"] != "http" or scope.get("method", "GET") in SAFE_METHODS:
         return None
     headers = _headers(scope)
+    if b"authorization" in headers:  # a bearer token: no browser attaches one by itself
+        return None
     host = headers.get(b"host", b"").decode("latin-1").strip().lower()
     claimed = headers.get(b"origin") or headers.get(b"referer")
     if claimed is None:
-        cookie_only = (b"authorization" not in headers and scope.get("path") not in NOT_BY_COOKIE
+        cookie_only = (scope.get("path") not in NOT_BY_COOKIE
                        and f"{SESSION_COOKIE}=".encode() in headers.get(b"cookie", b""))
         return "a request signed in by the session cookie must come with an Origin header" if cookie_only else None
     origin = _origin_of(claimed.decode("latin-1"))

@@ -69,7 +69,8 @@ async def test_sessions_store_only_the_token_hash_and_expire(store: Store) -> No
     async with store.session() as s:
         row = (await s.scalars(select(SessionRow))).one()
     assert row.token_hash == hash_token(result.token) and result.token not in row.token_hash
-    assert (await accounts.authenticate(result.token)).username == "dr.osei"
+    user = await accounts.authenticate(result.token)
+    assert user is not None and user.username == "dr.osei"
     assert await accounts.authenticate(result.token + "x") is None
     clock.now += 60 * S
     assert await accounts.authenticate(result.token) is None  # expired
@@ -87,7 +88,8 @@ async def test_logout_and_user_deletion_end_sessions_and_assignments(store: Stor
     assert await accounts.authenticate(b.token) is not None
     assert await accounts.delete_user("dr.osei")
     assert await accounts.authenticate(b.token) is None
-    assert (await store.get_patient("pat-1")).assigned_to is None
+    patient = await store.get_patient("pat-1")
+    assert patient is not None and patient.assigned_to is None
     assert not await accounts.delete_user("dr.osei")
 
 
@@ -130,7 +132,7 @@ async def test_growing_delays_unlock_and_the_account_wide_bound(store: Store) ->
     accounts = Accounts(store, hasher=HASHER, limiter=LoginRateLimiter(
         store, max_failures=2, window_s=3600, max_delay_s=30, account_max_delay_s=5))
     await accounts.create_user("admin", "correct horse", "admin")
-    waits = []
+    waits: list[float] = []
     while len(waits) < 7:  # one address guessing, waiting out each delay
         try:
             await accounts.login("admin", "guess", client="10.6.6.6")
