@@ -30,7 +30,7 @@ active device. :func:`read_accounts` reads gateways, services and the cloud's sh
 group from a TOML file::
 
     services = ["cloud-ingest-1", "cloud-ingest-2"]   # one per ingest worker process
-    share_group = "cloud"                             # the cloud's [broker] group (default "cloud")
+    share_group = "cloud"     # optional: default the cloud settings' [broker] group ("cloud")
 
     [gateways.gw-ward-3]      # accounts gw-ward-3 (uplink) and gw-ward-3-ingest
     patients = ["pat-001", "pat-002"]
@@ -324,11 +324,12 @@ class GatewaySpec:
 
 @dataclass(frozen=True)
 class AccountsFile:
-    """What an accounts TOML file holds: gateways, service accounts and the cloud's share group."""
+    """What an accounts TOML file holds: gateways, service accounts and the cloud's share group
+    (``None``: not set, use the cloud settings' ``[broker] group``)."""
 
     gateways: list[GatewaySpec]
     services: list[str]
-    share_group: str = DEFAULT_SHARE_GROUP
+    share_group: str | None = None
 
 
 def load_accounts(path: str | os.PathLike[str]) -> tuple[list[GatewaySpec], list[str]]:
@@ -338,7 +339,7 @@ def load_accounts(path: str | os.PathLike[str]) -> tuple[list[GatewaySpec], list
 
 
 def read_accounts(path: str | os.PathLike[str]) -> AccountsFile:
-    """Gateways, service accounts and ``share_group`` (default ``cloud``) from a TOML file."""
+    """Gateways, service accounts and ``share_group`` (``None`` if the file has none) from a TOML file."""
     try:
         doc = tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -347,10 +348,11 @@ def read_accounts(path: str | os.PathLike[str]) -> AccountsFile:
     if unknown:
         raise BrokerAuthError(f"{path}: unknown keys {sorted(unknown)} "
                               "(expected 'gateways', 'services', 'share_group')")
-    group = doc.get("share_group", DEFAULT_SHARE_GROUP)
-    if not isinstance(group, str):
-        raise BrokerAuthError(f"{path}: 'share_group' must be a string")
-    _check_id(group, "share group")
+    group = doc.get("share_group")
+    if group is not None:
+        if not isinstance(group, str):
+            raise BrokerAuthError(f"{path}: 'share_group' must be a string")
+        _check_id(group, "share group")
     services = doc.get("services", [])
     if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
         raise BrokerAuthError(f"{path}: 'services' must be a list of account names")

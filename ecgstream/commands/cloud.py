@@ -194,34 +194,41 @@ def users_team(config_path: Path | None, username: str, team: str | None) -> Non
 @cloud.command("broker-auth")
 @_CONFIG
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the Mosquitto password_file (passwd) and acl_file (acl).")
+              help="Folder for dynamic-security.json (the broker's plugin file), passwd and acl.")
 @click.option("--accounts", "accounts_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="TOML with the gateway and service accounts (services = [...], [gateways.<id>] patients = [...]).")
+              help="TOML with the gateway and service accounts (services = [...], share_group = ..., "
+                   "[gateways.<id>] patients = [...]).")
 @click.option("--rotate", multiple=True, metavar="ACCOUNT", help="Give this account a new password (repeatable).")
 def broker_auth(config_path: Path | None, out_dir: Path, accounts_path: Path | None, rotate: tuple[str, ...]) -> None:
-    """Write Mosquitto password and ACL files from the device registry (devices publish only their own topics).
+    """Write the broker's accounts and ACLs from the device registry (docs/security.md).
 
-    New passwords are written once to a 0600 credentials file for provisioning, never printed. Run
-    it as the broker's user (or chown the files), then reload the broker (SIGHUP).
+    Devices publish only their own topics and subscribe to nothing; every client (device, gateway
+    uplink <gw>, gateway ingest <gw>-ingest, each cloud worker) has its own account, bound to its
+    client id. New passwords are written once to a 0600 credentials file for provisioning, never
+    printed. Run it as the broker's user (or chown the files), then restart the broker (its
+    dynamic-security plugin reads the file at start-up only).
     """
-    from cloud.broker_auth import BrokerAuthError, generate_broker_auth, load_accounts
+    from cloud.broker_auth import AccountsFile, BrokerAuthError, generate_broker_auth, read_accounts
     from cloud.store import Store
 
     settings = _settings(config_path)
     try:
-        gateways, services = load_accounts(accounts_path) if accounts_path else ([], [])
+        accounts = read_accounts(accounts_path) if accounts_path else AccountsFile([], [])
     except BrokerAuthError as exc:
         raise click.ClickException(str(exc)) from None
+    group = accounts.share_group or settings.broker.group
 
     async def generate() -> Any:
         async with Store(settings.database.url) as store:
-            return await generate_broker_auth(store, out_dir, gateways=gateways, services=services, rotate=rotate)
+            return await generate_broker_auth(store, out_dir, gateways=accounts.gateways, services=accounts.services,
+                                              rotate=rotate, share_group=group)
 
     try:
         result = asyncio.run(generate())
     except BrokerAuthError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"wrote {result.password_file} and {result.acl_file}: {len(result.kept)} accounts kept, "
-               f"{len(result.created)} created, {len(result.dropped)} dropped")
+    click.echo(f"wrote {result.dynsec_file}, {result.password_file} and {result.acl_file} (shared-subscription "
+               f"group {group!r}): {len(result.kept)} accounts kept, {len(result.created)} created, "
+               f"{len(result.dropped)} dropped; restart the broker to apply them")
     if result.credentials_file is not None:
         click.echo(f"new passwords in {result.credentials_file} (0600): hand them to provisioning, then delete it")

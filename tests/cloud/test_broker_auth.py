@@ -31,6 +31,7 @@ from cloud.broker_auth import (
     hash_password,
     load_accounts,
     parse_hash,
+    read_accounts,
     read_password_file,
     render_acl,
     render_password_file,
@@ -476,3 +477,81 @@ def test_cli_writes_the_files_from_the_registry_and_never_prints_passwords(tmp_p
     assert again.exit_code == 0 and "4 accounts kept, 0 created" in again.output
     missing = CliRunner().invoke(cli, [*args[:4], "--accounts", str(tmp_path / "nope.toml")])
     assert missing.exit_code == 2 and "nope.toml" in missing.output
+
+
+# -- the dynamic-security plugin file ---------------------------------------------------------------
+
+
+def dynsec_doc(result) -> dict:
+    return json.loads(result.dynsec_file.read_text())
+
+
+async def test_dynsec_file_binds_client_ids_denies_by_default_and_grants_exact_subscriptions(registry, tmp_path):
+    result = await generate_broker_auth(registry, tmp_path / "b", gateways=[GatewaySpec("gw-a", ("pat-a",))],
+                                        services=["cloud-1"], share_group="ward")
+    doc = dynsec_doc(result)
+    assert doc["defaultACLAccess"] == {"publishClientSend": False, "publishClientReceive": False,
+                                       "subscribe": False, "unsubscribe": True}
+    hashes = read_password_file(result.password_file)
+    clients = {c["username"]: c for c in doc["clients"]}
+    assert set(clients) == set(hashes) == {"dev-a", "dev-b", "dev-c", "gw-a", "gw-a-ingest", "cloud-1"}
+    for name, c in clients.items():
+        assert c["clientid"] == name and c["roles"] == [{"rolename": name, "priority": 0}]
+        h = parse_hash(hashes[name])  # the same PBKDF2 hash as the password file
+        assert (base64.b64decode(c["salt"]), base64.b64decode(c["password"]), c["iterations"]) == (
+            h.salt, h.digest, h.iterations)
+    acls = {r["rolename"]: {(a["acltype"], a["topic"]) for a in r["acls"] if a["allow"]} for r in doc["roles"]}
+    assert acls["dev-a"] == {("publishClientSend", "ecgstream/v1/device/dev-a/samples"),
+                             ("publishClientSend", "ecgstream/v1/device/dev-a/status")}
+    assert acls["gw-a"] == {("publishClientSend", t) for t in (
+        "ecgstream/v1/patient/pat-a/window", "ecgstream/v1/patient/pat-a/alert", "ecgstream/v1/gateway/gw-a/status",
+        "ecgstream/v1/device/dev-a/status")}
+    assert acls["gw-a-ingest"] == {("subscribeLiteral", "ecgstream/v1/device/+/samples"),
+                                   ("subscribeLiteral", "ecgstream/v1/device/+/status"),
+                                   ("publishClientReceive", "ecgstream/v1/device/dev-a/#")}
+    subs = {t for kind, t in acls["cloud-1"] if kind == "subscribeLiteral"}
+    assert "$share/ward/ecgstream/v1/patient/+/alert" in subs and "ecgstream/v1/patient/+/alert" in subs
+    assert all(t.startswith(("$share/ward/ecgstream/v1/", "ecgstream/v1/")) and "#" not in t for t in subs)
+    assert {kind for kind, _ in acls["cloud-1"]} == {"subscribeLiteral", "publishClientReceive"}  # sends nothing
+
+
+async def test_an_old_salted_sha512_hash_must_be_rotated_for_the_plugin(registry, tmp_path):
+    out = tmp_path / "b"
+    out.mkdir()
+    salt = b"0123456789ab"
+    old = "$6$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(
+        hashlib.sha512(b"legacy" + salt).digest()).decode()
+    (out / "passwd").write_text(f"dev-a:{old}\n")
+    with pytest.raises(BrokerAuthError, match="rotate"):
+        await generate_broker_auth(registry, out)
+    result = await generate_broker_auth(registry, out, rotate=["dev-a"])
+    assert "dev-a" in result.created and {c["username"] for c in dynsec_doc(result)["clients"]} >= {"dev-a"}
+
+
+def test_accounts_toml_share_group(tmp_path):
+    path = tmp_path / "accounts.toml"
+    path.write_text('services = ["c1"]\nshare_group = "ward"\n')
+    assert read_accounts(path).share_group == "ward"
+    path.write_text('services = ["c1"]\n')
+    assert read_accounts(path).share_group is None
+    path.write_text('share_group = "a/b"\n')
+    with pytest.raises(BrokerAuthError, match="share group"):
+        read_accounts(path)
+
+
+def test_cli_takes_the_share_group_from_the_cloud_settings(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from ecgstream.cli import cli
+
+    url = f"sqlite:///{tmp_path / 'cloud.db'}"
+    upgrade_database(url)
+    (tmp_path / "accounts.toml").write_text('services = ["cloud-1"]\n')
+    monkeypatch.setenv("ECGSTREAM_CLOUD__DATABASE__URL", url)
+    monkeypatch.setenv("ECGSTREAM_CLOUD__BROKER__GROUP", "icu")
+    out = tmp_path / "auth"
+    run = CliRunner().invoke(cli, ["cloud", "broker-auth", "--out-dir", str(out), "--accounts",
+                                   str(tmp_path / "accounts.toml")])
+    assert run.exit_code == 0, run.output
+    assert "'icu'" in run.output and "restart the broker" in run.output
+    assert "$share/icu/ecgstream/v1/patient/+/alert" in (out / "dynamic-security.json").read_text()
