@@ -82,16 +82,37 @@ def _check_rate(header: Path, fields: list[str]) -> None:
         raise RecordError(f"WFDB header {header}: sampling rate {fs_text} Hz is not positive")
 
 
-def _check_signal(header: Path, number: int, line: str) -> _SignalFile:
+def _check_integers(header: Path, label: str, fields: list[str]) -> None:
+    """ADC resolution, ADC zero, initial value, checksum and block size: whole numbers where present.
+
+    The description may follow any of them, so the first field that is not a number at all ends
+    the check; a number that is not whole (``-1.0``, ``4e-85``) is refused.
+    """
+    for name, text in zip(("ADC resolution", "ADC zero", "initial value", "checksum", "block size"),
+                          fields[3:8], strict=False):
+        if re.fullmatch(r"-?\d+", text):
+            continue
+        try:
+            float(text)
+        except ValueError:
+            return
+        raise RecordError(f"WFDB header {header}: {label}: {name} {text!r} is not a whole number")
+
+
+def _check_signal(header: Path, number: int, line: str, *, layout: bool = False) -> _SignalFile:
     fields = line.split()
     label = f"signal {number}" + (f" ({' '.join(fields[8:])})" if len(fields) > 8 else "")
     if len(fields) < 2:
         raise RecordError(f"WFDB header {header}: {label} has no format field")
+    _check_integers(header, label, fields)
     spec = _FORMAT_FIELD.fullmatch(fields[1])
     if spec is None:
         raise RecordError(f"WFDB header {header}: {label} has a malformed format field {fields[1]!r}")
     fmt, per_frame, _skew, offset = spec.groups()
-    if fields[0] == "~":  # a null signal (no samples stored): nothing to read, nothing to scale
+    if fields[0] == "~":  # a null signal (no samples stored): only in a multi-segment layout
+        if not layout:
+            raise RecordError(f"WFDB header {header}: {label} is a null signal ('~'), which only a "
+                              "multi-segment layout may have")
         return _SignalFile(fields[0], fmt, 0, 1)
     if fmt not in KNOWN_FORMATS:
         raise RecordError(
@@ -134,7 +155,7 @@ def _check_segments(header: Path, lines: list[str]) -> None:
         lines_of_segment = _lines(segment)
         if lines_of_segment and "/" in lines_of_segment[0].split()[0]:
             raise RecordError(f"WFDB header {header}: segment {name!r} is itself a multi-segment record")
-        facts = check_header(segment)
+        facts = check_header(segment, layout=length == 0)
         check_sample_count(segment, facts)
         if facts.sig_len is not None and length and facts.sig_len != length:
             raise RecordError(
@@ -148,12 +169,13 @@ def _check_segments(header: Path, lines: list[str]) -> None:
         )
 
 
-def check_header(header: Path) -> HeaderFacts:
+def check_header(header: Path, *, layout: bool = False) -> HeaderFacts:
     """Refuse what wfdb would misread in ``header``; return its sample count and signal files.
 
     Raises :class:`RecordError` for a sampling rate that is not a positive number, an unknown
     signal format, or an ADC gain of 0 or missing (an uncalibrated signal). Warns
     (:class:`RecordWarning`) when the header states no rate (the WFDB default 250 Hz is used).
+    ``layout``: the header is a multi-segment record's layout segment, whose signals are null (``~``).
     """
     lines = _lines(header)
     if not lines:
@@ -168,12 +190,18 @@ def check_header(header: Path) -> HeaderFacts:
     n_sig = int(record[1])
     if len(lines) < 1 + n_sig:
         raise RecordError(f"WFDB header {header} names {n_sig} signals but has {len(lines) - 1} signal lines")
-    files = tuple(_check_signal(header, i + 1, line) for i, line in enumerate(lines[1 : 1 + n_sig]))
+    if n_sig == 0:
+        raise RecordError(f"WFDB header {header} names no signals")
+    files = tuple(
+        _check_signal(header, i + 1, line, layout=layout) for i, line in enumerate(lines[1 : 1 + n_sig])
+    )
     sig_len = None
     if len(record) > 3:
         if not record[3].isdigit():
             raise RecordError(f"WFDB header {header}: sample count {record[3]!r} is not a whole number")
         sig_len = int(record[3])
+        if sig_len == 0 and not layout:
+            raise RecordError(f"WFDB header {header} says the record has 0 samples")
     return HeaderFacts(sig_len, files)
 
 
@@ -199,8 +227,11 @@ def check_sample_count(header: Path, facts: HeaderFacts) -> None:
         per_frame = sum(s.samples_per_frame for s in signals)
         data_bytes = path.stat().st_size - signals[0].offset
         holds = math.floor(Fraction(max(data_bytes, 0) * block_samples, block_bytes * per_frame))
-        needed = math.ceil(Fraction(facts.sig_len * per_frame, block_samples)) * block_bytes
-        if holds < facts.sig_len:
+        samples = facts.sig_len * per_frame
+        needed = math.ceil(Fraction(samples, block_samples)) * block_bytes  # whole blocks
+        # 212 may end in a half block (two bytes for a last odd sample); wfdb reads 310/311 only whole
+        least = needed if block_samples == 3 else math.ceil(Fraction(samples * block_bytes, block_samples))
+        if data_bytes < least:
             raise RecordError(
                 f"WFDB header {header} says {facts.sig_len} samples, but {name} holds {holds}: "
                 "the record is truncated"

@@ -31,4 +31,6 @@ def read_wfdb(header: Path) -> Recording:
         raise RecordError(f"cannot read WFDB record {header}: {detail}") from exc
     if record.p_signal is None or record.n_sig == 0:
         raise RecordError(f"WFDB record {header} has no signals")
-    return from_channels(record.p_signal, record.fs, record.sig_name, record.units, header)
+    names = [name or f"signal {i + 1}" for i, name in enumerate(record.sig_name or [None] * record.n_sig)]
+    units = [unit or "mV" for unit in (record.units or [None] * record.n_sig)]  # WFDB: mV when unstated
+    return from_channels(record.p_signal, record.fs, names, units, header)
