@@ -4,13 +4,16 @@ Commands live in :mod:`ecgstream.commands`, one module per tier; they parse
 arguments and call the packages, nothing more. Every error a user can cause
 (bad file, bad option value, unreachable broker, an account that already
 exists) ends as one line on stderr, ``ecgstream: error: …``, and exit status 2;
-``-v`` shows the traceback as well.
+``-v`` shows the traceback as well. A warning (a record read with a change, such
+as infinite samples made gaps) is one line too, ``ecgstream: warning: …``.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import warnings
+from typing import TextIO
 
 import click
 
@@ -50,8 +53,26 @@ cli.add_command(cloud)
 cli.add_command(plot)
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A warning as one line on stderr: ``ecgstream: warning: …`` (no source line, no traceback)."""
+    click.echo(f"ecgstream: warning: {_one_line(str(message))}", err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         result = cli.main(args=argv, prog_name="ecgstream", standalone_mode=False)
     except click.exceptions.Abort:

@@ -1,11 +1,30 @@
-"""``ecgstream models …``: train and evaluate the project's models (torch only inside training)."""
+"""``ecgstream models …``: train and evaluate the project's models (torch only inside training).
+
+Every error a user can cause ends as a :class:`click.ClickException` (or an exception type
+:func:`ecgstream.cli.main` reports), so it prints as one ``ecgstream: error: …`` line with exit
+status 2; ONNX Runtime's own exceptions (a file that is not a model, the wrong model) included.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
+
+
+@contextmanager
+def _onnx_errors() -> Iterator[None]:
+    """ONNX Runtime's exceptions (which derive from no standard error type) as one CLI error line."""
+    try:
+        yield
+    except Exception as exc:
+        if not type(exc).__module__.startswith("onnxruntime"):
+            raise
+        lines = str(exc).strip().splitlines()
+        raise click.ClickException(f"ONNX Runtime cannot use the model: {lines[0] if lines else type(exc).__name__}") from None
 
 
 @click.group()
@@ -93,7 +112,8 @@ def calibrate_reconstruction_cmd(reference: Path, patient_id: str, out_dir: Path
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        cal = calibrate_from_record(reference, patient_id=patient_id, model_path=model_path, seconds=seconds)
+        with _onnx_errors():
+            cal = calibrate_from_record(reference, patient_id=patient_id, model_path=model_path, seconds=seconds)
     except CalibrationError as exc:
         raise click.ClickException(str(exc)) from None
     path = cal.save(out_dir / f"{patient_id}.json")
@@ -135,7 +155,8 @@ def eval_reconstruction_cmd(data: Path, json_out: Path, model_path: Path | None,
     if not baseline_path.exists():
         raise click.ClickException(f"linear baseline {baseline_path} not found (pass --baseline)")
     try:
-        result = evaluate_records(data, model_path, baseline_path, calibration_s=calibration_s, ceiling=ceiling)
+        with _onnx_errors():
+            result = evaluate_records(data, model_path, baseline_path, calibration_s=calibration_s, ceiling=ceiling)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{result['records']} records ({result['skipped_records']} skipped: not 12-lead or < 10 s), "
@@ -175,14 +196,16 @@ def eval_classifier_cmd(data: Path, json_out: Path, model_path: Path | None, rec
     if not model_path.exists():
         raise click.ClickException(f"classifier {model_path} not found (train it or pass --model)")
     try:
-        result = evaluate_records(data, model_path, reconstruction_path, bootstrap=bootstrap)
+        with _onnx_errors():
+            result = evaluate_records(data, model_path, reconstruction_path, bootstrap=bootstrap)
     except (DatasetError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{result['records']} records ({result['skipped_records']} skipped), {result['windows']} windows; "
                "AUROC [95 % CI over records]")
     click.echo(format_table(result))
     if synthetic_config is not None:
-        result["synthetic"] = evaluate_synthetic(model_path, synthetic_config)
+        with _onnx_errors():
+            result["synthetic"] = evaluate_synthetic(model_path, synthetic_config)
         click.echo(f"held-out synthetic ({result['synthetic']['windows']} windows)")
         click.echo(format_table(result["synthetic"]))
     json_out.parent.mkdir(parents=True, exist_ok=True)
