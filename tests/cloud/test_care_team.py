@@ -77,6 +77,9 @@ async def test_a_scoped_clinician_lists_only_their_patients(scoped: tuple[Api, d
         assert all(v == {"pat-2"} for v in (await seen_by(c)).values())
     async with api.as_user(ADMIN) as c:  # admins see everyone
         assert all(v == {"pat-1", "pat-2", "pat-3"} for v in (await seen_by(c)).values())
+    await api.app.state.ctx.accounts.create_user("locum", "locum-pass-123", "clinician")
+    async with api.as_user(("locum", "locum-pass-123")) as c:  # no team, nobody assigned: sees nobody
+        assert all(v == set() for v in (await seen_by(c)).values())
 
 
 async def test_another_teams_alert_or_window_is_404_as_if_it_did_not_exist(
