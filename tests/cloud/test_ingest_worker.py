@@ -221,20 +221,21 @@ async def test_a_batch_stores_valid_messages_together_and_a_bad_one_falls_back_a
         worker = IngestWorker(store, client_id=f"{unique_id}-batch")
         alerts = [make_alert(pat, device_id=dev, onset_us=T0_US + i) for i in range(3)]
         window = make_window(pat, device_id=dev)
-        # the protocol accepts this alert, the store refuses it (its episode event is not one it knows)
-        odd = dataclasses.replace(make_alert(pat, device_id=dev), details={"event": "paused", "episode_id": alerts[0].alert_id})
+        # the protocol accepts this alert, the store refuses it (it clears an episode another device raised)
+        await store.add_device(f"{dev}2", pat)
+        odd = make_alert(pat, device_id=f"{dev}2", event="cleared", episode_id=alerts[0].alert_id)
         batch = [(alert_topic(pat), encode_message(a)) for a in alerts]
         batch += [(window_topic(pat), encode_window(window)), (alert_topic(pat), encode_message(alerts[1])),
                   (alert_topic(pat), b"{broken"), (device_status_topic(dev), encode_message(DeviceStatus(dev, 5))),
                   (alert_topic(pat), encode_message(odd))]
         outcomes = await worker.handle_batch(batch)
-        assert outcomes == ["stored"] * 4 + ["duplicate", "malformed", "stored", "malformed"]
+        assert outcomes == ["stored"] * 4 + ["duplicate", "malformed", "stored", "episode_owner"]
         assert await store.count_alerts() == 3 and await store.count_windows() == 1
         clean = await worker.handle_batch(batch[:4])        # the edge resends the whole batch
         assert clean == ["duplicate"] * 4
         c = worker.counters
         assert (c.received, c.alerts_stored, c.windows_stored, c.duplicates) == (12, 3, 1, 5)
-        assert c.rejected["malformed"] == 2
+        assert (c.rejected["malformed"], c.rejected["episode_owner"]) == (1, 1)
 
 
 async def test_a_window_is_decoded_once_on_its_way_into_the_store(db_url, unique_id, monkeypatch) -> None:

@@ -1,15 +1,18 @@
 """Episode state is order-independent: any delivery order of an episode's messages, with resends,
-gives the same active set (property test on both backends)."""
+gives the same active set (property test on both backends); and an episode belongs to the patient and
+device that raised it."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cloud.store import Store
+from protocol.errors import SchemaError
 from protocol.messages import Alert
 from tests.cloud.conftest import T0_US, make_alert
 
@@ -60,3 +63,33 @@ def test_any_order_with_resends_gives_the_same_active_set(migrated_url: str, spe
             assert len(await a.alerts_for_patient(patient)) == len(messages)
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("intruder", ["other_patient", "other_device"])
+async def test_an_event_naming_someone_elses_episode_changes_nothing(store: Store, intruder: str) -> None:
+    """Gateway A's clear (or escalation) naming patient B's episode id, sent as A's patient and device or as
+    B's patient from another device, is refused before anything is written: B's VT stays active."""
+    vt = make_alert("pat-b", device_id="dev-b", priority="medium")
+    assert await store.store_alert(vt)
+    patient, device = ("pat-a", "dev-a") if intruder == "other_patient" else ("pat-b", "dev-other")
+    for event in ("cleared", "escalated"):
+        forged = make_alert(patient, device_id=device, event=event, episode_id=vt.alert_id, priority="high")
+        with pytest.raises(SchemaError, match="belongs to another patient or device"):
+            await store.store_alert(forged)
+    episode = await store.get_episode(vt.alert_id)
+    assert (episode.active, episode.priority.value, episode.messages) == (True, "medium", 1)
+    assert [a.alert.alert_id for a in await store.alerts_of_episode(vt.alert_id)] == [vt.alert_id]
+    assert store.counters.alerts_rejected == 2
+    # the rightful sender still clears it
+    assert await store.store_alert(make_alert("pat-b", device_id="dev-b", event="cleared", episode_id=vt.alert_id))
+    assert not (await store.get_episode(vt.alert_id)).active
+
+
+async def test_a_batch_with_a_forged_event_stores_nothing(store: Store) -> None:
+    vt = make_alert("pat-b", device_id="dev-b")
+    assert await store.store_alert(vt)
+    good = make_alert("pat-a", device_id="dev-a")
+    forged = make_alert("pat-a", device_id="dev-a", event="cleared", episode_id=vt.alert_id)
+    with pytest.raises(SchemaError):
+        await store.store_batch([good, forged])
+    assert await store.count_alerts() == 1 and (await store.get_episode(vt.alert_id)).active
