@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from firmware_sim.records import RecordError, RecordWarning, Recording, read_record
+from firmware_sim.records import RecordError, Recording, RecordWarning, read_record
 from firmware_sim.records.wfdb_header import KNOWN_FORMATS
 
 QUICK = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
