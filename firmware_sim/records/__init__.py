@@ -2,6 +2,11 @@
 fill gaps and resample, as plain functions over one immutable record class; read and
 write WFDB beat and rhythm annotations.
 
+A file the readers cannot take as it is raises :class:`RecordError` (one line: an unknown
+WFDB format, a rate that is not positive, an uncalibrated gain, a truncated file, a CSV cell
+that is not a number); a file read with a change says so with a :class:`RecordWarning`
+(infinite samples made gaps, a header counting fewer samples than its file holds).
+
 >>> rec = read_record("mitdb/100")                  # doctest: +SKIP
 >>> rec = select_leads(rec, ("II", "V5"))           # doctest: +SKIP
 >>> rec, n_filled = fill_gaps(rec)                  # doctest: +SKIP

@@ -40,21 +40,22 @@ def _preamble(path: Path, lines: list[str]) -> tuple[dict[str, str], list[str], 
     raise RecordError(f"CSV file {path} has no header row")
 
 
-def _rows(path: Path, lines: list[str], first: int, width: int) -> tuple[np.ndarray, list[int]]:
-    """The cells of every data row from line index ``first`` on, and each row's line number (1-based).
-
-    Inline ``#`` comments are dropped; blank and comment lines are skipped. Raises
-    :class:`RecordError` when rows have different numbers of cells.
-    """
-    rows: list[list[str]] = []
+def _data_lines(lines: list[str], first: int) -> tuple[list[str], list[int]]:
+    """The data rows from line index ``first`` on (inline ``#`` comments dropped, blank lines skipped)
+    and each one's line number (1-based)."""
+    texts: list[str] = []
     numbers: list[int] = []
     for index in range(first, len(lines)):
         text = lines[index].split("#", 1)[0].strip()
         if text:
-            rows.append(text.split(","))
+            texts.append(text)
             numbers.append(index + 1)
-    if not rows:
-        return np.zeros((0, width), dtype=str), numbers
+    return texts, numbers
+
+
+def _cells(path: Path, texts: list[str], numbers: list[int]) -> np.ndarray:
+    """The cells of every data row, as stripped strings. Raises :class:`RecordError` for ragged rows."""
+    rows = [text.split(",") for text in texts]
     lengths = np.array([len(row) for row in rows])
     odd = np.flatnonzero(lengths != lengths[0])
     if odd.size:
@@ -62,7 +63,17 @@ def _rows(path: Path, lines: list[str], first: int, width: int) -> tuple[np.ndar
             f"CSV file {path} is malformed: line {numbers[odd[0]]} has {lengths[odd[0]]} cells, "
             f"line {numbers[0]} has {lengths[0]}"
         )
-    return np.char.strip(np.array(rows, dtype=str)), numbers
+    return np.char.strip(np.array(rows, dtype=str))
+
+
+def _parse(path: Path, texts: list[str], numbers: list[int], columns: list[str]) -> np.ndarray:
+    """The data rows as a float64 table: numpy's fast parser when every cell is a number, else
+    cell by cell (empty cells as NaN, the first cell that is not a number refused by line and column)."""
+    try:
+        return np.loadtxt(texts, delimiter=",", dtype=np.float64, ndmin=2, comments=None)
+    except ValueError:
+        pass
+    return _parse_cells(path, _cells(path, texts, numbers), numbers, columns)
 
 
 def _parse_cells(path: Path, cells: np.ndarray, numbers: list[int], columns: list[str]) -> np.ndarray:
@@ -138,14 +149,14 @@ def read_csv(path: Path, *, fs: float | None = None, units: str | None = None) -
     except (OSError, UnicodeDecodeError) as exc:
         raise RecordError(f"cannot read CSV file {path}: {exc}") from exc
     settings, columns, header_line = _preamble(path, lines)
-    cells, numbers = _rows(path, lines, header_line + 1, len(columns))
-    if cells.size == 0:
+    texts, numbers = _data_lines(lines, header_line + 1)
+    if not texts:
         raise RecordError(f"CSV file {path} has no samples")
-    if cells.shape[1] != len(columns):
+    data = _parse(path, texts, numbers, columns)
+    if data.shape[1] != len(columns):
         raise RecordError(
-            f"CSV file {path}: rows have {cells.shape[1]} cells but the header names {len(columns)}"
+            f"CSV file {path}: rows have {data.shape[1]} cells but the header names {len(columns)}"
         )
-    data = _parse_cells(path, cells, numbers, columns)
     stated_units = settings.get("units")
     if units is not None and stated_units is not None and units.lower() != stated_units.lower():
         raise RecordError(f"CSV file {path} says units={stated_units} but units={units} was passed")
