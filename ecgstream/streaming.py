@@ -470,8 +470,17 @@ async def _edge_source(build: DeviceBuilder, medium: Medium, host: str, port: in
 
 
 async def _feed_ble_link(link: BleAttach, agent: PayloadSink) -> None:
-    ble_link, device_id, kind = await link()
-    await feed_ble(ble_link, device_id, kind, agent)
+    """Connect, feed until the link drops (the agent marks it down), and connect again when the device
+    is back (a scripted disconnection ends; the gateway's BleIngest does the same for real devices)."""
+    from edge.ble import BleError
+
+    while True:
+        try:
+            ble_link, device_id, kind = await link()
+        except BleError:
+            await asyncio.sleep(0.2)
+            continue
+        await feed_ble(ble_link, device_id, kind, agent)
 
 
 async def _run_live(devices: list[VirtualDevice], gateway: Gateway, clock: DemoClock, duration_s: float | None,
