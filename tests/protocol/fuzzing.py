@@ -274,7 +274,7 @@ def check_message(message: Message) -> None:
     if isinstance(message, DeviceStatus):
         assert message.battery_pct is None or 0 <= message.battery_pct <= 100
         assert set(message.lead_off) <= set(ELECTRODES)
-    assert decode_message(encode_message(message), type(message)) == message
+    assert decode_message(encode_message(message), type(message)) == message  # type: ignore[type-var]
 
 
 __all__ = [
