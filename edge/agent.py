@@ -268,7 +268,7 @@ class EdgeAgent:
         self._rules_versions = {"reconstruction": "none (rules only)"}
         self._metric_children: dict[tuple[str, str], Any] = {}
         self.ble: Any = None
-        """The :class:`~edge.ble.BleIngest` feeding this agent, when :func:`edge.runtime.run_gateway` runs one."""
+        """The :class:`~edge.ble.BleIngest` feeding this agent, when its :class:`edge.gateway.Gateway` runs one."""
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
