@@ -18,8 +18,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from edge.ble.manager import BackendFactory
 from edge.config.schema import EdgeConfig
-from edge.observability.logging import configure_logging
 from edge.gateway import Endpoint, Gateway
+from edge.observability.logging import configure_logging
 
 
 def _version() -> str:

@@ -231,23 +231,25 @@ class Gateway:
 
     async def _stop(self) -> None:
         """Today's clean stop order (module docstring); safe after a partial start."""
-        if self.ble is not None:  # BLE ingest first: nothing more comes in once we start draining
-            await self.ble.stop()
-        for t in self._tasks[::-1]:  # feeds and ingest first, then (after the agent's last output is stored) uplink
-            if t.get_name() == "uplink" and self._agent is not None:
+        try:
+            if self.ble is not None:  # BLE ingest first: nothing more comes in once we start draining
+                await self.ble.stop()
+            for t in self._tasks[::-1]:  # feeds and ingest first, then (the agent's last output stored) uplink
+                if t.get_name() == "uplink" and self._agent is not None:
+                    await self._agent.close()
+                t.cancel()
+                await asyncio.gather(t, return_exceptions=True)
+            self._tasks.clear()
+            if self._agent is not None:
                 await self._agent.close()
-            t.cancel()
-            await asyncio.gather(t, return_exceptions=True)
-        self._tasks.clear()
-        if self._agent is not None:
-            await self._agent.close()
-        if self.exporter is not None:
-            self.exporter.close()
-            self.exporter = None
-        if self.outbox_sink is not None:
-            self.outbox_sink.close()          # the window-encoding threads
-        if self._outbox is not None:
-            self._outbox.close()
+        finally:
+            if self.exporter is not None:
+                self.exporter.close()
+                self.exporter = None
+            if self.outbox_sink is not None:
+                self.outbox_sink.close()          # the window-encoding threads
+            if self._outbox is not None:
+                self._outbox.close()
         if self._agent is None:
             return                  # it never started: a status file there is not ours
         if not self.keep_status:
