@@ -4,7 +4,12 @@ edge gateway made of it (``ecgstream demo``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import math
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import click
@@ -12,6 +17,7 @@ import click
 from ecgstream.streaming import EdgeRun, EdgeSettings, Medium, TransportFactory, stream, stream_to_edge
 from ecgstream.ward_view import AlertLogEntry, EdgeWardView, WardView
 from firmware_sim.device import VirtualDevice
+from firmware_sim.faults import FaultConfig
 from firmware_sim.fleet import FleetStats
 from firmware_sim.profiles import get_profile
 from firmware_sim.replay import ReplaySource
@@ -37,29 +43,87 @@ def run_scenario(scenario: Scenario, medium: Medium, *, pace: float, seconds: fl
         truth.parent.mkdir(parents=True, exist_ok=True)
         truth.write_text(json.dumps(ground_truth(scenario, beds), indent=1) + "\n", encoding="utf-8")
         click.echo(f"ground truth written to {truth}")
-    _report(stats, view)
+    report_stream(stats, view)
     return stats, view
 
 
 def replay_record(record: Path, medium: Medium, *, profile: str, device_id: str, pace: float,
                   seconds: float | None, loop: bool, live: bool | None) -> tuple[FleetStats, WardView]:
-    """Stream one recording as one wearable."""
+    """Stream one recording (which has the profile's leads) as one wearable."""
     device_profile = get_profile(profile)
     source = ReplaySource(record, leads=device_profile.leads, fs=device_profile.fs_hz, loop=loop)
     if source.filled_samples:
         click.echo(f"{source.filled_samples} invalid (NaN) sample values were filled by interpolation", err=True)
+    return replay_source(source, medium, profile=profile, device_id=device_id, pace=pace, seconds=seconds,
+                         live=live)
+
+
+def replay_source(source: ReplaySource, medium: Medium, *, profile: str, device_id: str, pace: float,
+                  seconds: float | None, live: bool | None, faults: FaultConfig | None = None
+                  ) -> tuple[FleetStats, WardView]:
+    """Stream ``source`` as one wearable over ``medium`` with progress on stderr, then report."""
+    device_profile = get_profile(profile)
     view = WardView({device_id: f"replay of {source.recording.name}"})
 
     def build(transport: TransportFactory) -> list[VirtualDevice]:
-        return [VirtualDevice(device_id, device_profile, source, transport(device_id, device_profile))]
+        return [VirtualDevice(device_id, device_profile, source, transport(device_id, device_profile),
+                              faults=faults)]
 
-    stats = asyncio.run(stream(build, medium, pace=pace, duration_s=seconds, view=view, live=live,
-                               title=f"replay over {medium.transport}"))
-    _report(stats, view)
+    total = seconds if seconds is not None else (math.inf if source.loop else source.duration_s)
+    show_table = sys.stdout.isatty() if live is None else live
+
+    async def run() -> FleetStats:
+        async with replay_progress(lambda: source.position_s, total, f"replay of {source.recording.name}",
+                                   bar=sys.stderr.isatty() and not show_table):
+            return await stream(build, medium, pace=pace, duration_s=seconds, view=view, live=live,
+                                title=f"replay over {medium.transport}")
+
+    stats = asyncio.run(run())
+    report_stream(stats, view)
     return stats, view
 
 
-def _report(stats: FleetStats, view: WardView) -> None:
+@contextlib.asynccontextmanager
+async def replay_progress(position_s: Callable[[], float], total_s: float, label: str, *, bar: bool,
+                          every_s: float = 5.0) -> AsyncIterator[None]:
+    """Stream time sent and wall time elapsed on stderr: a rich bar (``bar``), else a line every ``every_s``."""
+    started = time.monotonic()
+
+    def line() -> str:
+        done, elapsed = position_s(), time.monotonic() - started
+        of = f" of {total_s:.1f} s ({100 * min(done / total_s, 1):.0f} %)" if math.isfinite(total_s) else " (looping)"
+        return f"{label}: {done:.1f} s{of} of stream time sent, {elapsed:.1f} s elapsed"
+
+    async def tick(update: Callable[[], None], period_s: float) -> None:
+        while True:
+            await asyncio.sleep(period_s)
+            update()
+
+    if bar:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                            TextColumn("{task.completed:.1f}/{task.total:.1f} s of stream"), TimeElapsedColumn(),
+                            console=Console(stderr=True), transient=False)
+        task_id = progress.add_task(label, total=total_s if math.isfinite(total_s) else None)
+        with progress:
+            task = asyncio.create_task(tick(lambda: progress.update(task_id, completed=position_s()), 0.25))
+            try:
+                yield
+            finally:
+                task.cancel()
+                progress.update(task_id, completed=position_s())
+    else:
+        task = asyncio.create_task(tick(lambda: click.echo(line(), err=True), every_s))
+        try:
+            yield
+        finally:
+            task.cancel()
+            click.echo(line(), err=True)
+
+
+def report_stream(stats: FleetStats, view: WardView) -> None:
     got = view.totals()
     click.echo(
         f"sent {stats.frames_sent} frames from {stats.devices or len(view.streams)} device(s) "

@@ -50,7 +50,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -65,6 +65,7 @@ from edge.inference.windowing import Window, WindowConfig, prepare_batch
 from edge.ingest.session import DeviceSession, SessionConfig, SessionOutput, finite_or_none
 from edge.observability.logging import log_event
 from edge.observability.status import StatusSnapshot, StreamStatus
+from edge.stream.resampling import model_fs_from_metadata
 from edge.stream.state import StreamConfig
 from edge.uplink.outbox import Kind, Outbox
 from protocol import ProtocolError, decode_frame, decode_pmd_ecg, decode_samples_payload
@@ -244,6 +245,17 @@ class AgentCounters:
         self.windows_dropped[reason] = self.windows_dropped.get(reason, 0) + n
 
 
+def _at_model_rate(config: AgentConfig, pipeline: InferencePipeline | None) -> AgentConfig:
+    """``config`` with the stream layer's output rate and the window grid at the rate the model artifact
+    states (``fs_hz`` in its metadata), when it states one; the configured rate otherwise."""
+    fs = model_fs_from_metadata(pipeline.reconstruction.backend.metadata) if pipeline is not None else None
+    session = config.session
+    if fs is None or (fs == session.stream.model_fs and fs == session.window.fs):
+        return config
+    session = replace(session, stream=replace(session.stream, model_fs=fs), window=replace(session.window, fs=fs))
+    return replace(config, session=session)
+
+
 class EdgeAgent:
     """See the module docstring. One event loop (or one thread); not thread-safe."""
 
@@ -252,7 +264,7 @@ class EdgeAgent:
                  clock: Callable[[], float] = time.time, version: str = "") -> None:
         if mode not in ("sync", "async"):
             raise ValueError(f"mode must be 'sync' or 'async', not {mode!r}")
-        self.config = config or AgentConfig()
+        self.config = _at_model_rate(config or AgentConfig(), pipeline)
         self.sink: Sink = sink if sink is not None else MemorySink()
         self.pipeline = pipeline
         self.metrics = metrics

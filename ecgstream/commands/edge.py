@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ecgstream.commands.edge_record import record
+
 if TYPE_CHECKING:
     from edge.observability.status import StatusSnapshot
 
@@ -16,6 +18,9 @@ if TYPE_CHECKING:
 @click.group()
 def edge() -> None:
     """Run and inspect the edge gateway agent (one TOML config: docs/edge.example.toml)."""
+
+
+edge.add_command(record)
 
 
 @edge.command("run")

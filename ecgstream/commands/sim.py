@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import math
-import sys
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,10 +13,7 @@ from ecgstream.commands.options import broker_address, broker_options, pace_opti
 from protocol.leads import STANDARD_LEADS
 
 if TYPE_CHECKING:
-    from ecgstream.streaming import Medium
-    from firmware_sim.faults import FaultConfig
-    from firmware_sim.fleet import FleetStats
-    from firmware_sim.replay import ReplaySource
+    pass
 
 
 @click.group()
@@ -169,6 +161,7 @@ def replay(record: Path, transport: str, hci: str, broker: str, username: str | 
     such as MIT-BIH: --leads II=MLII,V5=V5). Progress goes to stderr.
     """
     from ecgstream.streaming import Medium
+    from ecgstream.ward_runner import replay_source
     from firmware_sim.faults import FaultConfig
     from firmware_sim.profiles import get_profile
     from firmware_sim.records import MissingLeadError, ReplayError, read_record
@@ -201,74 +194,7 @@ def replay(record: Path, transport: str, hci: str, broker: str, username: str | 
         click.echo(f"record {recording.name!r} has no channel for {', '.join(source.absent_leads)}: sent as flat, "
                    f"{flagged}", err=True)
         faults = FaultConfig(lead_off=(lead_off,)) if lead_off else None
-    _replay(source, medium, profile=profile, device_id=device_id, pace=pace, seconds=seconds, live=live,
-            faults=faults)
+    replay_source(source, medium, profile=profile, device_id=device_id, pace=pace, seconds=seconds, live=live,
+                  faults=faults)
 
 
-def _replay(source: ReplaySource, medium: Medium, *, profile: str, device_id: str, pace: float,
-            seconds: float | None, live: bool | None, faults: FaultConfig | None) -> None:
-    """Stream ``source`` as one wearable over ``medium`` with progress on stderr, then report."""
-    from ecgstream.streaming import TransportFactory, stream
-    from ecgstream.ward_runner import _report
-    from ecgstream.ward_view import WardView
-    from firmware_sim.device import VirtualDevice
-    from firmware_sim.profiles import get_profile
-
-    device_profile = get_profile(profile)
-    view = WardView({device_id: f"replay of {source.recording.name}"})
-
-    def build(transport: TransportFactory) -> list[VirtualDevice]:
-        return [VirtualDevice(device_id, device_profile, source, transport(device_id, device_profile),
-                              faults=faults)]
-
-    total = seconds if seconds is not None else (math.inf if source.loop else source.duration_s)
-    show_table = sys.stdout.isatty() if live is None else live
-
-    async def run() -> FleetStats:
-        async with replay_progress(lambda: source.position_s, total, f"replay of {source.recording.name}",
-                                   bar=sys.stderr.isatty() and not show_table):
-            return await stream(build, medium, pace=pace, duration_s=seconds, view=view, live=live,
-                                title=f"replay over {medium.transport}")
-
-    stats = asyncio.run(run())
-    _report(stats, view)
-
-
-@contextlib.asynccontextmanager
-async def replay_progress(position_s: Callable[[], float], total_s: float, label: str, *, bar: bool,
-                          every_s: float = 5.0) -> AsyncIterator[None]:
-    """Stream time sent and wall time elapsed on stderr: a rich bar (``bar``), else a line every ``every_s``."""
-    started = time.monotonic()
-
-    def line() -> str:
-        done, elapsed = position_s(), time.monotonic() - started
-        of = f" of {total_s:.1f} s ({100 * min(done / total_s, 1):.0f} %)" if math.isfinite(total_s) else " (looping)"
-        return f"{label}: {done:.1f} s{of} of stream time sent, {elapsed:.1f} s elapsed"
-
-    async def tick(update: Callable[[], None], period_s: float) -> None:
-        while True:
-            await asyncio.sleep(period_s)
-            update()
-
-    if bar:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                            TextColumn("{task.completed:.1f}/{task.total:.1f} s of stream"), TimeElapsedColumn(),
-                            console=Console(stderr=True), transient=False)
-        task_id = progress.add_task(label, total=total_s if math.isfinite(total_s) else None)
-        with progress:
-            task = asyncio.create_task(tick(lambda: progress.update(task_id, completed=position_s()), 0.25))
-            try:
-                yield
-            finally:
-                task.cancel()
-                progress.update(task_id, completed=position_s())
-    else:
-        task = asyncio.create_task(tick(lambda: click.echo(line(), err=True), every_s))
-        try:
-            yield
-        finally:
-            task.cancel()
-            click.echo(line(), err=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -292,3 +293,23 @@ def test_frames_leave_in_runs_but_quality_comes_with_the_frame_that_completes_it
             blocks += held.blocks
     assert len(blocks) < len(batch) // 4                          # runs, not frames
     assert [b.start for b in blocks] == list(np.cumsum([0] + [b.n for b in blocks[:-1]]))
+
+
+def test_the_agent_takes_the_model_rate_from_the_artifact_metadata(tmp_path: Path) -> None:
+    """A reconstruction artifact that says it runs at 250 Hz gets the stream output and window grid at 250 Hz;
+    the shipped one (125 Hz) keeps the default."""
+    onnx = pytest.importorskip("onnx")
+    from edge.agent import AgentConfig, EdgeAgent
+    from edge.inference import InferencePipeline, select_backend
+    from models.runtime.onnx_model import DEFAULT_RECONSTRUCTION
+
+    shipped = EdgeAgent(AgentConfig(), pipeline=InferencePipeline(select_backend("cpu", DEFAULT_RECONSTRUCTION)))
+    assert shipped.config.session.stream.model_fs == 125.0 and shipped.config.session.window.fs == 125.0
+
+    proto = onnx.load(str(DEFAULT_RECONSTRUCTION))
+    for prop in proto.metadata_props:
+        if prop.key == "ecgstream":
+            prop.value = json.dumps({**json.loads(prop.value), "fs_hz": 250})
+    onnx.save(proto, str(tmp_path / "at250.onnx"))
+    at_250 = EdgeAgent(AgentConfig(), pipeline=InferencePipeline(select_backend("cpu", tmp_path / "at250.onnx")))
+    assert at_250.config.session.stream.model_fs == 250.0 and at_250.config.session.window.fs == 250.0
