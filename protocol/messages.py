@@ -18,8 +18,9 @@ decodes, and what :func:`encode_message` refuses to send:
   :data:`MAX_DETAILS_DEPTH` levels;
 - ids are whole matches of :func:`protocol.topics.validate_id` (no trailing
   newline); times and counts are 0 ≤ value < 2^63 (a signed 64-bit column);
-- an alert's ``details['event']``, when present, is one of :data:`ALERT_EVENTS`
-  and ``details['episode_id']`` a UUID.
+- an alert's ``details['event']``, when present, is one of :data:`ALERT_EVENTS`,
+  ``details['episode_id']`` a UUID and ``details['family']`` a name of at most
+  :data:`MAX_TEXT` characters.
 """
 
 from __future__ import annotations
@@ -308,6 +309,9 @@ def _validate_alert(obj: dict[str, Any]) -> dict[str, Any]:
     event = details.get("event")
     if event is not None and event not in ALERT_EVENTS:
         raise SchemaError(f"{w}: details.event {event!r} is not one of {', '.join(ALERT_EVENTS)}")
+    family = details.get("family")
+    if family is not None and not (isinstance(family, str) and len(family) <= MAX_TEXT):
+        raise SchemaError(f"{w}: details.family must be a name of at most {MAX_TEXT} characters")
     if details.get("episode_id") is not None:
         if not isinstance(details["episode_id"], str):
             raise SchemaError(f"{w}: details.episode_id is not a UUID")

@@ -128,6 +128,8 @@ _DETAILS = json.dumps(make_alert().details, separators=(",", ":"))
     pytest.param(alert_topic("pat-1"), _alert_json(details={"event": ["cleared"]}), id="event-not-a-string"),
     pytest.param(alert_topic("pat-1"), _alert_json(details={"event": "cleared", "episode_id": "nope"}),
                  id="episode-id-not-a-uuid"),
+    pytest.param(alert_topic("pat-1"), _alert_json(details={"event": "raised", "family": "f" * 65}),
+                 id="family-longer-than-its-column"),
     pytest.param(alert_topic("pat-1"), _alert_json(onset_gateway_us=2**63), id="onset-2^63"),
     pytest.param(alert_topic("pat-1"), _alert_json(onset_device_us=2**64 - 1), id="device-onset-2^64-1"),
     pytest.param(alert_topic("pat-1"), _alert_json(onset_gateway_us=-1), id="negative-onset"),

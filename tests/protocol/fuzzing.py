@@ -268,6 +268,8 @@ def check_message(message: Message) -> None:
         assert str(uuid.UUID(message.alert_id)) == message.alert_id
         event = message.details.get("event")
         assert event is None or event in ALERT_EVENTS
+        family = message.details.get("family")
+        assert family is None or (isinstance(family, str) and len(family) <= 64)
         if message.details.get("episode_id") is not None:
             uuid.UUID(message.details["episode_id"])
         assert all(lead in STANDARD_LEADS and 0 <= u < math.inf for lead, u in message.reconstructed_leads.items())
