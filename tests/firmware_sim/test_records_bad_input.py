@@ -194,3 +194,13 @@ def test_a_truncated_edf_file_is_refused(tmp_path: Path) -> None:
     short = tmp_path / "short.edf"
     short.write_bytes(data[:-700])
     _refused(short, "the header says 10 data records, the file holds 8: it is truncated")
+
+
+def test_an_absurd_gain_overflowing_to_infinity_gives_gaps_and_one_kind_of_warning(tmp_path: Path) -> None:
+    path = _wfdb(tmp_path, "tiny", "{name} 1 250 2500\n{name}.dat 16 1e-300(99999999999)/mV 16 0 0 0 0 II\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rec = read_record(path)
+    assert [w.category for w in caught] == [RecordWarning]
+    assert "2500 infinite samples (in II) treated as gaps" in str(caught[0].message)
+    assert np.isnan(rec.signals).all()
