@@ -181,3 +181,23 @@ def test_message_decoder_raises_only_protocol_errors(data: bytes) -> None:
             decode_message(data, cls)
         except ProtocolError:
             pass
+
+
+@pytest.mark.parametrize(("over", "message"), [
+    ({"message": "VT\x00"}, "NUL"),
+    ({"details": {"rate": float("nan")}}, "finite"),
+    ({"details": {"rate": [float("inf")]}}, "finite"),
+    ({"details": {"event": "paused"}}, "details.event"),
+    ({"onset_gateway_us": 2**63}, "out of range"),
+    ({"patient_id": "bed-7\n"}, "patient_id"),
+])
+def test_the_encoder_refuses_what_a_receiver_would_refuse(over: dict, message: str) -> None:
+    with pytest.raises(SchemaError, match=message):
+        encode_message(_alert(**over))
+
+
+@pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_json_numbers_beyond_finite_are_refused(text: str) -> None:
+    data = encode_message(_alert(details={"hr": 180})).replace(b'"hr":180', b'"hr":' + text.encode())
+    with pytest.raises(SchemaError, match="strict JSON"):
+        decode_message(data, Alert)

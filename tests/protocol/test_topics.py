@@ -32,7 +32,7 @@ def test_built_topics_parse_back(ident: str) -> None:
         assert (parsed.scope, parsed.ident, parsed.channel) == (scope, ident, channel)
 
 
-@pytest.mark.parametrize("bad", ["", "a/b", "+", "#", "x" * 65, "dev ice", "é"])
+@pytest.mark.parametrize("bad", ["", "a/b", "+", "#", "x" * 65, "dev ice", "é", "dev-1\n", "\ndev-1", "dev\x00"])
 def test_ids_that_could_escape_their_branch_are_refused(bad: str) -> None:
     with pytest.raises(TopicError):
         samples_topic(bad)
@@ -55,3 +55,8 @@ def test_foreign_topics_are_rejected_clearly(name: str, message: str) -> None:
 def test_subscriptions_and_shared_subscriptions() -> None:
     assert subscription(Scope.PATIENT, Channel.ALERT) == "ecgstream/v1/patient/+/alert"
     assert shared_subscription("cloud", subscription("patient", "window")) == "$share/cloud/ecgstream/v1/patient/+/window"
+
+
+def test_a_topic_whose_id_ends_in_a_newline_does_not_parse() -> None:
+    with pytest.raises(TopicError):
+        parse_topic("ecgstream/v1/patient/pat-1\n/alert")
