@@ -155,6 +155,10 @@ def eval_reconstruction_cmd(data: Path, json_out: Path, model_path: Path | None,
     if not baseline_path.exists():
         raise click.ClickException(f"linear baseline {baseline_path} not found (pass --baseline)")
     try:
+        json.loads(baseline_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise click.ClickException(f"linear baseline {baseline_path} is not JSON ({exc})") from None
+    try:
         with _onnx_errors():
             result = evaluate_records(data, model_path, baseline_path, calibration_s=calibration_s, ceiling=ceiling)
     except ValueError as exc:

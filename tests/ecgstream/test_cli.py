@@ -165,3 +165,14 @@ def test_models_calibrate_exits_2_with_one_error_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("ecgstream: error: ") and "uncalibrated signal" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_models_eval_names_a_baseline_that_is_not_json(
+    reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text("x = [\n")
+    capsys.readouterr()
+    status = main(["models", "eval", "reconstruction", "--data", str(reference.parent), "--json",
+                   str(tmp_path / "r.json"), "--baseline", str(baseline)])
+    _one_line_error(capsys, status, f"linear baseline {baseline} is not JSON")
