@@ -7,6 +7,8 @@
     ecgstream/v1/patient/{patient_id}/window   edge -> cloud     binary ECG window (protocol.window_payload)
     ecgstream/v1/patient/{patient_id}/alert    edge -> cloud     JSON Alert
     ecgstream/v1/gateway/{gateway_id}/status   edge -> cloud     JSON gateway status
+    ecgstream/v1/gateway/{gateway_id}/ack      cloud -> edge     JSON AlarmAck (protocol.downlink): staff
+                                                                 acknowledged an alarm episode of that gateway
 
 Identifiers are 1-64 characters from ``[A-Za-z0-9_.-]`` so they can never
 contain MQTT wildcards or separators; devices publish only under their own
@@ -39,12 +41,13 @@ class Channel(StrEnum):
     STATUS = "status"
     WINDOW = "window"
     ALERT = "alert"
+    ACK = "ack"
 
 
 _ALLOWED = {
     Scope.DEVICE: {Channel.SAMPLES, Channel.STATUS},
     Scope.PATIENT: {Channel.WINDOW, Channel.ALERT},
-    Scope.GATEWAY: {Channel.STATUS},
+    Scope.GATEWAY: {Channel.STATUS, Channel.ACK},
 }
 
 
@@ -96,6 +99,11 @@ def alert_topic(patient_id: str) -> str:
 
 def gateway_status_topic(gateway_id: str) -> str:
     return topic(Scope.GATEWAY, gateway_id, Channel.STATUS)
+
+
+def gateway_ack_topic(gateway_id: str) -> str:
+    """The downlink on which the cloud tells one gateway that staff acknowledged one of its alarm episodes."""
+    return topic(Scope.GATEWAY, gateway_id, Channel.ACK)
 
 
 def parse_topic(name: str) -> Topic:
