@@ -243,9 +243,12 @@ class CloudSettings:
     source: str = field(default="defaults", metadata=INTERNAL)
 
     def client_id(self) -> str:
-        """The configured MQTT client id, or ``cloud-<host>-<pid>`` (topic-safe, ≤ 64 characters)."""
+        """The configured MQTT client id; else the broker username (a broker set up by ``ecgstream cloud
+        broker-auth`` binds each account to its own client id); else ``cloud-<host>-<pid>``."""
         if self.broker.client_id:
             return self.broker.client_id
+        if self.broker.username:
+            return self.broker.username
         host = "".join(c if c.isalnum() or c in "_.-" else "-" for c in socket.gethostname())[:40]
         return f"cloud-{host or 'host'}-{os.getpid()}"
 

@@ -223,6 +223,15 @@ def test_defaults_need_no_services() -> None:
     assert s.client_id().startswith("cloud-")
 
 
+def test_a_worker_with_a_broker_account_connects_with_its_username_as_client_id() -> None:
+    """Brokers set up by `cloud broker-auth` bind each account to its client id: the worker uses its username."""
+    s = parse_settings('[broker]\nusername = "cloud-a"\n', env={"ECGSTREAM_CLOUD__BROKER__PASSWORD": "x"})
+    assert s.client_id() == "cloud-a"
+    s = parse_settings('[broker]\nusername = "cloud-a"\nclient_id = "worker-7"\n',
+                       env={"ECGSTREAM_CLOUD__BROKER__PASSWORD": "x"})
+    assert s.client_id() == "worker-7"
+
+
 def test_file_and_environment_overrides(tmp_path: Path) -> None:
     path = tmp_path / "cloud.toml"
     path.write_text('[database]\nurl = "sqlite:///data/c.db"\n[broker]\nhost = "mq.example"\ntls = true\n'
