@@ -9,6 +9,8 @@
     ecgstream/v1/gateway/{gateway_id}/status   edge -> cloud     JSON gateway status
     ecgstream/v1/gateway/{gateway_id}/ack      cloud -> edge     JSON AlarmAck (protocol.downlink): staff
                                                                  acknowledged an alarm episode of that gateway
+    ecgstream/v1/gateway/{gateway_id}/receipt  cloud -> edge     JSON Receipt (protocol.receipts): what the cloud
+                                                                 committed (or refused) of that gateway's uplink
 
 Identifiers are 1-64 characters from ``[A-Za-z0-9_.-]`` so they can never
 contain MQTT wildcards or separators; devices publish only under their own
@@ -42,12 +44,13 @@ class Channel(StrEnum):
     WINDOW = "window"
     ALERT = "alert"
     ACK = "ack"
+    RECEIPT = "receipt"
 
 
 _ALLOWED = {
     Scope.DEVICE: {Channel.SAMPLES, Channel.STATUS},
     Scope.PATIENT: {Channel.WINDOW, Channel.ALERT},
-    Scope.GATEWAY: {Channel.STATUS, Channel.ACK},
+    Scope.GATEWAY: {Channel.STATUS, Channel.ACK, Channel.RECEIPT},
 }
 
 
@@ -104,6 +107,11 @@ def gateway_status_topic(gateway_id: str) -> str:
 def gateway_ack_topic(gateway_id: str) -> str:
     """The downlink on which the cloud tells one gateway that staff acknowledged one of its alarm episodes."""
     return topic(Scope.GATEWAY, gateway_id, Channel.ACK)
+
+
+def gateway_receipt_topic(gateway_id: str) -> str:
+    """The downlink on which the cloud tells one gateway which of its alerts and windows it has committed."""
+    return topic(Scope.GATEWAY, gateway_id, Channel.RECEIPT)
 
 
 def parse_topic(name: str) -> Topic:
