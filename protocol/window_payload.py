@@ -1,4 +1,4 @@
-"""ECG windows from the edge to the cloud (schema v1), compact and self-describing.
+"""ECG windows from the edge to the cloud (schema v2; v1 still read), compact and self-describing.
 
 A window is a stretch (typically 10 s) of 12-lead ECG as the edge saw it:
 measured leads and reconstructed leads, told apart by a mask, with the
@@ -12,6 +12,16 @@ zlib-compressed, which shrinks a typical window to a few kB::
     u8 len + patient_id | u8 len + device_id | u32 len + zlib(samples [, uncertainty])
 
 flags bit 0: uncertainty block present. Samples are lead-major ``(leads, n)``.
+
+**v2** adds flags bit 1, *gaps present*: then ``u16 count | count × (u32 start, u32 end)``
+follows the device id, the ``[start, end)`` sample ranges where no data came (ascending,
+disjoint, within ``0 … n_samples``); their samples carry no signal and are drawn as a gap. A
+window without gaps is written as v1 (byte for byte as before), so decoders of v1 keep reading
+every window they can represent and refuse a masked one clearly (unsupported schema version 2).
+:data:`WINDOW_SCHEMA_VERSIONS` lists the versions this decoder accepts.
+
+``leads`` is what the window carries, measured or reconstructed: a device with other leads (the
+Polar H10: lead I only) sends the leads it has, with no reconstructed ones.
 """
 
 from __future__ import annotations
@@ -28,17 +38,24 @@ from protocol.errors import FrameError, SchemaError
 from protocol.leads import lead_mask, leads_from_mask
 from protocol.topics import validate_id
 
-WINDOW_SCHEMA_VERSION = 1
+WINDOW_SCHEMA_VERSION = 2
+"""The newest window schema (v2: gap mask)."""
+WINDOW_SCHEMA_VERSIONS = (1, 2)
+"""Versions :func:`decode_window` accepts."""
+MAX_WINDOW_GAPS = 4096
 MAX_WINDOW_SAMPLES = 12 * 500 * 60
 """Largest leads × samples a window may declare (one minute of 12 leads at 500 Hz)."""
 _FIXED = struct.Struct("<16sQHHHHIB")
 _FLAG_UNCERTAINTY = 0x01
+_FLAG_GAPS = 0x02
+_GAP = struct.Struct("<II")
 
 
 @dataclass(frozen=True, eq=False)
 class EcgWindow:
     """A window of ECG. ``samples``: int16 counts ``(len(leads), n)``; ``uncertainty``:
-    int16 counts ``(len(reconstructed), n)`` or None."""
+    int16 counts ``(len(reconstructed), n)`` or None; ``gaps``: ``[start, end)`` sample ranges
+    with no data (ascending, disjoint; empty: the whole window was measured)."""
 
     window_id: str
     patient_id: str
@@ -50,6 +67,7 @@ class EcgWindow:
     reconstructed: tuple[str, ...] = ()
     uncertainty: np.ndarray | None = None
     lsb_nv: int = 1000
+    gaps: tuple[tuple[int, int], ...] = ()
 
     @staticmethod
     def new_id() -> str:
@@ -66,6 +84,18 @@ class EcgWindow:
     def uncertainty_mv(self) -> np.ndarray | None:
         return None if self.uncertainty is None else self.uncertainty * (self.lsb_nv * 1e-6)
 
+    @property
+    def masked_samples(self) -> int:
+        """Samples (per lead) inside :attr:`gaps`."""
+        return sum(b - a for a, b in self.gaps)
+
+    def gap_mask(self) -> np.ndarray:
+        """Boolean ``(n,)``: True where a sample lies in a gap."""
+        mask = np.zeros(self.n_samples, dtype=bool)
+        for a, b in self.gaps:
+            mask[a:b] = True
+        return mask
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, EcgWindow):
             return NotImplemented
@@ -75,9 +105,9 @@ class EcgWindow:
         )
         return (
             (self.window_id, self.patient_id, self.device_id, self.t0_us, self.fs_hz, self.leads,
-             self.reconstructed, self.lsb_nv)
+             self.reconstructed, self.lsb_nv, tuple(self.gaps))
             == (other.window_id, other.patient_id, other.device_id, other.t0_us, other.fs_hz, other.leads,
-                other.reconstructed, other.lsb_nv)
+                other.reconstructed, other.lsb_nv, tuple(other.gaps))
             and np.array_equal(self.samples, other.samples) and same_unc
         )
 
@@ -125,19 +155,40 @@ def encode_window(window: EcgWindow, *, level: int = 6) -> bytes:
             raise FrameError("uncertainty counts must be within 0..32767")
         blocks.append(_delta(unc))
         flags |= _FLAG_UNCERTAINTY
+    gaps = _check_gaps(window.gaps, samples.shape[1])
+    if gaps:
+        flags |= _FLAG_GAPS
     try:
         fixed = _FIXED.pack(wid, window.t0_us, window.fs_hz, mask, rmask, window.lsb_nv, samples.shape[1], flags)
     except struct.error as exc:
         raise FrameError(f"header field out of range: {exc}") from None
     pid, did = window.patient_id.encode(), window.device_id.encode()
     packed = zlib.compress(b"".join(b.astype("<i2").tobytes() for b in blocks), level)
-    body = fixed + bytes([len(pid)]) + pid + bytes([len(did)]) + did + struct.pack("<I", len(packed)) + packed
-    return wrap(PayloadKind.WINDOW, WINDOW_SCHEMA_VERSION, body)
+    gap_block = (struct.pack("<H", len(gaps)) + b"".join(_GAP.pack(a, b) for a, b in gaps)) if gaps else b""
+    body = (fixed + bytes([len(pid)]) + pid + bytes([len(did)]) + did + gap_block + struct.pack("<I", len(packed))
+            + packed)
+    return wrap(PayloadKind.WINDOW, WINDOW_SCHEMA_VERSION if gaps else 1, body)
+
+
+def _check_gaps(gaps: object, n: int) -> tuple[tuple[int, int], ...]:
+    """Validated gap ranges: ints, ``0 <= start < end <= n``, ascending and disjoint."""
+    try:
+        out = tuple((int(a), int(b)) for a, b in gaps)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise SchemaError("window gaps must be (start, end) pairs of sample indices") from None
+    if len(out) > MAX_WINDOW_GAPS:
+        raise SchemaError(f"window declares {len(out)} gaps, more than {MAX_WINDOW_GAPS}")
+    previous = 0
+    for a, b in out:
+        if not previous <= a < b <= n:
+            raise SchemaError(f"window gaps must be ascending, disjoint [start, end) ranges within 0..{n}")
+        previous = b
+    return out
 
 
 def decode_window(data: bytes | bytearray | memoryview) -> EcgWindow:
     """Parse a window payload. Raises only :class:`~protocol.errors.ProtocolError` subclasses."""
-    _, view = unwrap(data, PayloadKind.WINDOW, (WINDOW_SCHEMA_VERSION,))
+    version, view = unwrap(data, PayloadKind.WINDOW, WINDOW_SCHEMA_VERSIONS)
     body = bytes(view)
     if len(body) < _FIXED.size + 2:
         raise FrameError("window payload is truncated")
@@ -145,6 +196,19 @@ def decode_window(data: bytes | bytearray | memoryview) -> EcgWindow:
     pos = _FIXED.size
     patient_id, pos = _read_id(body, pos, "patient id")
     device_id, pos = _read_id(body, pos, "device id")
+    known = _FLAG_UNCERTAINTY | (_FLAG_GAPS if version >= 2 else 0)
+    if flags & ~known:
+        raise FrameError(f"reserved window flag bits set (0x{flags:02x}) for schema v{version}")
+    raw_gaps: list[tuple[int, int]] = []
+    if flags & _FLAG_GAPS:
+        if len(body) < pos + 2:
+            raise FrameError("window payload is truncated")
+        (count,) = struct.unpack_from("<H", body, pos)
+        pos += 2
+        if count == 0 or len(body) < pos + count * _GAP.size:
+            raise FrameError("window gap list is empty or truncated")
+        raw_gaps = [_GAP.unpack_from(body, pos + i * _GAP.size) for i in range(count)]
+        pos += count * _GAP.size
     if len(body) < pos + 4:
         raise FrameError("window payload is truncated")
     (packed_len,) = struct.unpack_from("<I", body, pos)
@@ -157,8 +221,7 @@ def decode_window(data: bytes | bytearray | memoryview) -> EcgWindow:
         raise FrameError("window declares no leads, or a zero rate, resolution or sample count")
     if rmask & ~mask:
         raise SchemaError("window marks leads as reconstructed that it does not carry")
-    if flags & ~_FLAG_UNCERTAINTY:
-        raise FrameError(f"reserved window flag bits set (0x{flags:02x})")
+    gaps = _check_gaps(raw_gaps, n)
     rows = len(leads) + (len(reconstructed) if flags & _FLAG_UNCERTAINTY else 0)
     if len(leads) * n > MAX_WINDOW_SAMPLES:
         raise FrameError(f"window declares {len(leads) * n} samples, more than the {MAX_WINDOW_SAMPLES} allowed")
@@ -178,7 +241,7 @@ def decode_window(data: bytes | bytearray | memoryview) -> EcgWindow:
     return EcgWindow(
         window_id=str(uuid.UUID(bytes=wid)), patient_id=patient_id, device_id=device_id, t0_us=t0_us,
         fs_hz=fs_hz, leads=leads, samples=samples, reconstructed=reconstructed, uncertainty=uncertainty,
-        lsb_nv=lsb_nv,
+        lsb_nv=lsb_nv, gaps=gaps,
     )
 
 

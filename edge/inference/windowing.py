@@ -14,20 +14,33 @@ segment off the model-rate grid). Every slot from the first one that fits the
 stream's first segment on is either **emitted** once, or **dropped and
 counted** by reason (:attr:`WindowerCounters.dropped`):
 
-- a slot whose context is not inside one contiguous segment, i.e. that spans
-  a non-interpolated gap, is dropped with the gap's reason
+- a slot whose context spans a non-interpolated gap longer than
+  ``mask_max_gap_s`` (or whose content is mostly masked) is dropped with the gap's reason
   (:class:`~edge.stream.records.GapReason` value: ``lost_frames``,
   ``disconnect``, ``timestamp_gap``, ``device_reset``), or ``segment_break``
   when the caller did not pass the gap record;
 - slots still open when :meth:`Windower.close` is called are dropped as
   ``stream_end``.
 
-*Chosen: drop and count rather than emit with a mask.* The reconstruction VAE
-and the classifier were trained on contiguous 10 s windows with no mask input;
-feeding them a zero-filled hole would give confident garbage. Short gaps
+*Gaps are masked, not dropped* (issue 13: a device with 2 % frame loss must
+show its ECG). A non-interpolated gap of at most ``WindowConfig.mask_max_gap_s``
+inside a stream does not break the grid: the windower goes on, fills the gap for
+the band-pass (linear between the samples either side) and marks it in
+:attr:`Window.gaps` (``[start, end)`` sample ranges of the window), which the
+uplink payload carries (:mod:`protocol.window_payload` v2) and the dashboard
+draws as a gap; masked windows are counted in :attr:`WindowerCounters.with_gaps`.
+The classifier was trained on contiguous windows, so the pipeline gives no
+class probabilities for a masked window (:mod:`edge.inference.pipeline`). A window
+whose content is more than ``mask_max_fraction`` masked, and any slot spanning a
+longer gap, is dropped with the gap's reason as before. Short gaps
 (``StreamConfig.interpolate_max_s``, 150 ms by default) are filled by the stream
 state and stay inside a segment: windows over them are emitted, with the number
 of interpolated device-rate samples in :attr:`Window.interpolated_samples`.
+
+**Window ids.** A window's id is known before it is cut: ``uuid5(stream key,
+slot)``, the stream key a random UUID per windower (so ids never repeat across
+restarts or replays). An alarm raised before the windows covering its deciding
+samples exist names them at once (:meth:`Windower.window_ids_covering`).
 
 **Band-pass with margins.** The model saw, in training,
 :func:`models.preprocessing.prepare_window` applied to 12 s of signal (10 s plus
@@ -75,10 +88,16 @@ class WindowConfig:
     margin_s: float = 1.0
     """Context kept either side of the window for the band-pass (as in training)."""
     fs: float = MODEL_FS
+    mask_max_gap_s: float = 4.0
+    """Longest non-interpolated gap a window may span, masked (0: a gap always breaks the grid)."""
+    mask_max_fraction: float = 0.5
+    """Largest masked fraction of a window's content that is still sent."""
 
     def __post_init__(self) -> None:
         if self.fs <= 0 or self.window_s <= 0 or self.hop_s <= 0 or self.margin_s < 0:
             raise ValueError("WindowConfig: fs, window_s and hop_s must be positive and margin_s >= 0")
+        if self.mask_max_gap_s < 0 or not 0.0 <= self.mask_max_fraction < 1.0:
+            raise ValueError("WindowConfig: mask_max_gap_s must be >= 0 and mask_max_fraction in [0, 1)")
         for name in ("window_s", "hop_s", "margin_s"):
             n = getattr(self, name) * self.fs
             if abs(n - round(n)) > 1e-6:
@@ -113,7 +132,9 @@ class Window:
     window's first sample in that segment) place it exactly; ``t_stream_s`` is
     the same place in stream seconds (device sample clock, from the stream's
     first sample); ``t_gateway_s`` the gateway time of the first sample.
-    ``protected``: evidence for an alarm; the batcher never sheds it.
+    ``protected``: evidence for an alarm; the batcher never sheds it. ``gaps``: ``[start, end)``
+    sample ranges of the window (0 … ``n_samples``) where no data came (filled linearly in
+    ``context_mv`` for the band-pass only; see the module docstring).
     """
 
     window_id: str
@@ -131,6 +152,12 @@ class Window:
     interpolated_samples: int = 0
     """Device-rate samples inside the window that the stream state filled by interpolation."""
     protected: bool = False
+    gaps: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def masked_samples(self) -> int:
+        """Samples of the window inside :attr:`gaps`."""
+        return sum(b - a for a, b in self.gaps)
 
     @property
     def n_samples(self) -> int:
@@ -187,6 +214,8 @@ class WindowerCounters:
     """Slots dropped, by reason (a gap reason, ``segment_break`` or ``stream_end``)."""
     with_interpolation: int = 0
     """Emitted windows that contain interpolated samples."""
+    with_gaps: int = 0
+    """Emitted windows with masked gaps (:attr:`Window.gaps`)."""
 
     @property
     def dropped_total(self) -> int:
@@ -215,8 +244,13 @@ class Windower:
         self.leads = tuple(leads)
         self.counters = WindowerCounters()
         self._ratio = self.config.fs / self.device_fs
-        self._segment: int | None = None  # device-rate start of the current segment
-        self._received = 0  # model-rate samples of the current segment received
+        self.stream_key = uuid.uuid4()
+        """Random per windower: window ids are ``uuid5(stream_key, slot)``."""
+        self._segment: int | None = None  # device-rate start of the current chain of segments (joined over masked gaps)
+        self._part: int | None = None  # device-rate start of the segment now arriving
+        self._part_shift = 0  # chain offset (model rate) of that segment's first sample
+        self._received = 0  # model-rate samples of the current chain received (masked gaps included)
+        self._masked: list[tuple[int, int, str]] = []  # chain offsets [start, stop) of masked gaps, and their reason
         self._buf = np.zeros((0, len(self.leads)), dtype=np.float32)
         self._buf_start = 0  # segment offset of _buf[0]
         self._anchors: list[tuple[int, float]] = []  # (segment offset, gateway time) of received blocks
@@ -249,16 +283,18 @@ class Windower:
             raise ValueError(f"model block of shape {x.shape}, expected (n, {len(self.leads)})")
         if abs(block.fs - self.config.fs) > 1e-9:
             raise ValueError(f"model block at {block.fs} Hz, windows at {self.config.fs} Hz")
-        if block.segment_start != self._segment:
+        if block.segment_start != self._part:
             if block.offset != 0:
                 raise ValueError(f"block of segment {block.segment_start} starts at offset {block.offset}, not 0")
-            self._start_segment(block.segment_start)
-        elif block.offset != self._received:
-            raise ValueError(f"block at offset {block.offset}, expected {self._received} (blocks out of order?)")
+            if not self._join(block.segment_start):
+                self._start_segment(block.segment_start)
+        elif block.offset + self._part_shift != self._received:
+            raise ValueError(f"block at offset {block.offset}, expected {self._received - self._part_shift} "
+                             "(blocks out of order?)")
         if not len(x):
             return []
         self._buf = np.concatenate([self._buf, x]) if len(self._buf) else x
-        self._anchors.append((block.offset, block.t_gateway_s))
+        self._anchors.append((self._part_shift + block.offset, block.t_gateway_s))
         self._received += len(x)
         return self._emit_ready()
 
@@ -271,10 +307,28 @@ class Windower:
                 self._next_slot += 1
         if n:
             self._drop(STREAM_END, n)
-        self._segment = None
+        self._segment = self._part = None
         self._buf = self._buf[:0]
         self._anchors.clear()
+        self._masked.clear()
         return n
+
+    def window_id_for(self, slot: int) -> str:
+        """The id the window of ``slot`` has (or will have) on this stream."""
+        return str(uuid.uuid5(self.stream_key, str(slot)))
+
+    def slots_covering(self, start_s: float, end_s: float) -> list[int]:
+        """Grid slots whose window content overlaps ``[start_s, end_s]`` (seconds of this stream)."""
+        cfg = self.config
+        m, n, hop = cfg.margin_samples, cfg.window_samples, cfg.hop_samples
+        a, b = start_s * cfg.fs, max(start_s, end_s) * cfg.fs
+        lo = max(0, math.floor((a - m - n) / hop) + 1)
+        hi = math.ceil((b - m) / hop)
+        return [k for k in range(lo, hi + 1) if k * hop + m <= b and k * hop + m + n > a]
+
+    def window_ids_covering(self, start_s: float, end_s: float) -> list[str]:
+        """Ids of the windows of :meth:`slots_covering` (known before the windows are cut)."""
+        return [self.window_id_for(k) for k in self.slots_covering(start_s, end_s)]
 
     # -- internals ----------------------------------------------------------------------------------
 
@@ -283,9 +337,29 @@ class Windower:
         assert self._segment is not None
         return round(k * self.config.hop_samples - self._segment * self._ratio)
 
+    def _join(self, start: int) -> bool:
+        """A new segment after a short gap continues the chain, the gap masked; False if it cannot."""
+        if self._segment is None or self.config.mask_max_gap_s <= 0:
+            return False
+        shift = round((start - self._segment) * self._ratio)
+        missing = shift - self._received
+        if not 0 <= missing <= self.config.mask_max_gap_s * self.config.fs:
+            return False
+        reason = self._gap_reasons.pop(start, SEGMENT_BREAK)
+        self._gap_reasons = {k: v for k, v in self._gap_reasons.items() if k > start}
+        if missing:
+            pad = np.full((missing, len(self.leads)), np.nan, dtype=np.float32)
+            self._buf = np.concatenate([self._buf, pad])
+            self._masked.append((self._received, shift, reason))
+            self._received = shift
+        self._part, self._part_shift = start, shift
+        return True
+
     def _start_segment(self, start: int) -> None:
         previous = self._segment
-        self._segment = start
+        self._segment = self._part = start
+        self._part_shift = 0
+        self._masked.clear()
         self._received = 0
         self._buf = np.zeros((0, len(self.leads)), dtype=np.float32)
         self._buf_start = 0
@@ -313,7 +387,9 @@ class Windower:
             j = self._slot_offset(self._next_slot)
             if j + ctx > self._received:
                 break
-            out.append(self._window(self._next_slot, j))
+            w = self._window(self._next_slot, j)
+            if w is not None:
+                out.append(w)
             self._next_slot += 1
         keep_from = min(self._slot_offset(self._next_slot), self._received)
         if keep_from > self._buf_start:
@@ -322,14 +398,23 @@ class Windower:
             i = bisect.bisect_right(self._anchors, (keep_from, math.inf)) - 1
             if i > 0:
                 del self._anchors[:i]
+            self._masked = [g for g in self._masked if g[1] > keep_from]
         return out
 
-    def _window(self, slot: int, j: int) -> Window:
+    def _window(self, slot: int, j: int) -> Window | None:
         cfg = self.config
         assert self._segment is not None
         m, n = cfg.margin_samples, cfg.window_samples
         context = self._buf[j - self._buf_start : j - self._buf_start + cfg.context_samples].copy()
         first = j + m  # offset of the window's first sample
+        gaps: tuple[tuple[int, int], ...] = ()
+        holes = [g for g in self._masked if g[0] < j + cfg.context_samples and g[1] > j]
+        if holes:
+            gaps = tuple((max(a - first, 0), min(b - first, n)) for a, b, _ in holes if a < first + n and b > first)
+            if sum(b - a for a, b in gaps) > cfg.mask_max_fraction * n:
+                self._drop(holes[0][2], 1)
+                return None
+            _fill_linear(context)
         i = bisect.bisect_right(self._anchors, (first, math.inf)) - 1
         a_off, a_t = self._anchors[max(i, 0)]
         t_gw = a_t + (first - a_off) / cfg.fs
@@ -341,11 +426,28 @@ class Windower:
         self.counters.emitted += 1
         if interp_n:
             self.counters.with_interpolation += 1
+        if gaps:
+            self.counters.with_gaps += 1
         return Window(
-            window_id=str(uuid.uuid4()), patient_id=self.patient_id, device_id=self.device_id, slot=slot,
+            window_id=self.window_id_for(slot), patient_id=self.patient_id, device_id=self.device_id, slot=slot,
             segment_start=self._segment, offset=first, t_stream_s=self._segment / self.device_fs + first / cfg.fs,
             t_gateway_s=t_gw, fs=cfg.fs, leads=self.leads, context_mv=context, margin=m, interpolated_samples=interp_n,
+            gaps=gaps,
         )
+
+
+def _fill_linear(context: np.ndarray) -> None:
+    """Fill NaN rows of ``(n, leads)`` in place, linearly between the rows either side (held at the ends)."""
+    bad = np.isnan(context).any(axis=1)
+    if not bad.any():
+        return
+    idx = np.arange(len(context))
+    good = ~bad
+    if not good.any():
+        context[:] = 0.0
+        return
+    for col in range(context.shape[1]):
+        context[bad, col] = np.interp(idx[bad], idx[good], context[good, col])
 
 
 def windows_of(windower: Windower, outputs: Iterable[StreamOutput]) -> list[Window]:

@@ -126,8 +126,8 @@ def streams(draw: st.DrawFn) -> tuple[float, list[tuple[int, int, str]], list[li
 
 
 def feed(device_fs: float, segments: list[tuple[int, int, str]], splits: list[list[int]], hop_s: float,
-         data: np.ndarray) -> tuple[Windower, list, int]:
-    w = Windower("p", "d", device_fs, WindowConfig(hop_s=hop_s))
+         data: np.ndarray, mask_max_gap_s: float = 0.0) -> tuple[Windower, list, int]:
+    w = Windower("p", "d", device_fs, WindowConfig(hop_s=hop_s, mask_max_gap_s=mask_max_gap_s))
     wins = []
     prev_stop = None
     for (start, length, reason), cuts in zip(segments, splits, strict=True):
@@ -147,7 +147,7 @@ def feed(device_fs: float, segments: list[tuple[int, int, str]], splits: list[li
 def test_same_windows_whatever_the_block_boundaries(case: tuple) -> None:
     device_fs, segments, splits, hop_s = case
     data = signal(5000, seed=9)
-    w_ref, ref, _ = feed(device_fs, segments, [[] for _ in segments], hop_s, data)
+    w_ref, ref, _ = feed(device_fs, segments, [[] for _ in segments], hop_s, data)  # no masking: gaps break
     w, wins, _ = feed(device_fs, segments, splits, hop_s, data)
     key = [(x.slot, x.segment_start, x.offset) for x in wins]
     assert key == [(x.slot, x.segment_start, x.offset) for x in ref]
@@ -173,3 +173,70 @@ def test_same_windows_whatever_the_block_boundaries(case: tuple) -> None:
         assert w.counters.emitted + w.counters.dropped_total == k_end - k0
         reasons = {s[2] for s in segments[1:]} | {STREAM_END}
         assert set(w.counters.dropped) <= reasons
+
+
+def test_a_short_gap_is_masked_not_dropped() -> None:
+    """Frames lost for 1 s at 12 s (device 250 Hz): the windows over it are sent with the lost range masked."""
+    w = Windower("p", "d", 250.0)
+    x = signal(5000)
+    first = w.push_block(ModelBlock(0, 0, x[:1500], FS, T0))                       # [0, 12) s
+    w.push_gap(Gap(3000, 250, GapReason.LOST_FRAMES, False, 12e6, T0 + 12))      # device [3000, 3250) = [12, 13) s
+    wins = first + w.push_block(ModelBlock(3250, 0, x[1625:], FS, T0 + 13))        # [13, 40) s
+    assert [win.slot for win in wins] == [0, 1, 2, 3, 4, 5]
+    assert w.counters.dropped_total == 0 and w.counters.with_gaps == 2
+    by_slot = {win.slot: win for win in wins}
+    # slot 1: content [6, 16) s → the gap is samples [6 s, 7 s) of it; slot 2: [11, 21) s → [1 s, 2 s)
+    assert by_slot[1].gaps == ((750, 875),) and by_slot[2].gaps == ((125, 250),)
+    assert all(not by_slot[k].gaps for k in (0, 3, 4, 5))
+    for win in wins:  # filled for the band-pass, the rest exactly as received
+        assert np.isfinite(win.context_mv).all()
+        keep = np.ones(win.n_samples, dtype=bool)
+        for a, b in win.gaps:
+            keep[a:b] = False
+        np.testing.assert_array_equal(win.samples_mv[:, keep], x[win.offset : win.offset + 1250].T[:, keep])
+        assert win.window_id == w.window_id_for(win.slot)
+
+
+def test_a_mostly_missing_window_is_dropped_and_a_long_gap_still_breaks_the_grid() -> None:
+    w = Windower("p", "d", 250.0, WindowConfig(mask_max_gap_s=8.0, mask_max_fraction=0.5))
+    x = signal(8000)
+    w.push_block(ModelBlock(0, 0, x[:1500], FS, T0))                               # [0, 12) s
+    w.push_gap(Gap(3000, 1500, GapReason.LOST_FRAMES, False, 12e6, T0 + 12))     # [12, 18) s: 6 s lost
+    wins = w.push_block(ModelBlock(4500, 0, x[2250:], FS, T0 + 18))
+    masked = {win.slot: win.masked_samples for win in wins if win.gaps}
+    assert all(n <= 625 for n in masked.values()) and masked
+    assert w.counters.dropped == {"lost_frames": 1}  # slot 2: content [11, 21) s, 6 s of it lost
+    w2 = Windower("p", "d", 250.0)                                                # default: at most 4 s masked
+    w2.push_block(ModelBlock(0, 0, x[:1500], FS, T0))
+    w2.push_gap(Gap(3000, 1500, GapReason.LOST_FRAMES, False, 12e6, T0 + 12))
+    wins2 = w2.push_block(ModelBlock(4500, 0, x[2250:], FS, T0 + 18))
+    assert not any(win.gaps for win in wins2) and w2.counters.dropped == {"lost_frames": 3}  # contexts of slots 1-3
+
+
+def test_window_ids_are_known_before_the_window_is_cut() -> None:
+    w = Windower("p", "d", 250.0)
+    # content of slot k: [1 + 5k, 11 + 5k) s
+    assert w.slots_covering(12.0, 12.0) == [1, 2]
+    assert w.slots_covering(0.0, 0.5) == [] and w.slots_covering(1.0, 1.5) == [0]
+    assert w.slots_covering(20.0, 33.0) == [2, 3, 4, 5, 6]
+    ids = w.window_ids_covering(12.0, 12.0)
+    wins = w.push_block(ModelBlock(0, 0, signal(3000), FS, T0))
+    assert [win.window_id for win in wins if win.slot in (1, 2)] == ids
+    assert Windower("p", "d", 250.0).window_id_for(1) != ids[0]   # another stream, another id
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams())
+def test_masked_windows_are_the_same_whatever_the_block_boundaries_and_every_slot_counts(case: tuple) -> None:
+    device_fs, segments, splits, hop_s = case
+    data = signal(5000, seed=9)
+    w_ref, ref, _ = feed(device_fs, segments, [[] for _ in segments], hop_s, data, mask_max_gap_s=4.0)
+    w, wins, _ = feed(device_fs, segments, splits, hop_s, data, mask_max_gap_s=4.0)
+    assert [(x.slot, x.gaps) for x in wins] == [(x.slot, x.gaps) for x in ref]
+    for a, b in zip(wins, ref, strict=True):
+        np.testing.assert_array_equal(a.context_mv, b.context_mv)
+        assert np.isfinite(a.context_mv).all() and a.masked_samples <= 625
+    assert w.counters.dropped == w_ref.counters.dropped and w.counters.emitted == len(wins)
+    slots = [x.slot for x in wins]
+    assert slots == sorted(set(slots))
+    assert w.counters.with_gaps == sum(1 for x in wins if x.gaps)

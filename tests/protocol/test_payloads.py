@@ -120,6 +120,51 @@ def test_a_decompression_bomb_is_refused_without_inflating_it() -> None:
         decode_window(data)
 
 
+@st.composite
+def _gap_lists(draw: st.DrawFn, n: int) -> tuple[tuple[int, int], ...]:
+    cuts = sorted(set(draw(st.lists(st.integers(0, n), max_size=8))))
+    pairs = [(a, b) for a, b in zip(cuts[::2], cuts[1::2], strict=False) if a < b]
+    return tuple(pairs)
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 3000), st.booleans(), st.data())
+@settings(max_examples=40)
+def test_a_window_with_gaps_round_trips_as_v2(seed: int, n: int, with_unc: bool, data: st.DataObject) -> None:
+    gaps = data.draw(_gap_lists(n))
+    window = EcgWindow(**{**_window(np.random.default_rng(seed), n, with_unc).__dict__, "gaps": gaps})
+    payload = encode_window(window)
+    assert payload[3] == (2 if gaps else 1)   # without gaps: v1, byte for byte as before
+    back = decode_window(payload)
+    assert back == window and back.gaps == gaps
+    assert back.masked_samples == int(back.gap_mask().sum()) == sum(b - a for a, b in gaps)
+
+
+def test_a_v1_decoder_refuses_a_masked_window_clearly_and_v2_reads_v1() -> None:
+    from protocol.envelope import PayloadKind, unwrap
+
+    window = EcgWindow(**{**_window(np.random.default_rng(4), 100, False).__dict__, "gaps": ((10, 20), (50, 51))})
+    payload = encode_window(window)
+    with pytest.raises(UnsupportedVersionError, match="2"):
+        unwrap(payload, PayloadKind.WINDOW, (1,))          # what a v1 decoder does
+    plain = _window(np.random.default_rng(4), 100, False)
+    v1 = encode_window(plain)
+    assert v1[3] == 1 and decode_window(v1) == plain and decode_window(v1).gaps == ()
+
+
+@pytest.mark.parametrize("gaps", [((5, 5),), ((10, 20), (15, 30)), ((0, 101),), ((20, 30), (0, 10)), ((-1, 3),)])
+def test_bad_gap_ranges_are_refused(gaps: tuple[tuple[int, int], ...]) -> None:
+    window = EcgWindow(**{**_window(np.random.default_rng(5), 100, False).__dict__, "gaps": gaps})
+    with pytest.raises(SchemaError, match="gaps"):
+        encode_window(window)
+
+
+def test_a_gap_flag_in_a_v1_payload_is_refused() -> None:
+    payload = bytearray(encode_window(_window(np.random.default_rng(6), 50, False)))
+    payload[4 + 36] |= 0x02                       # flags byte of the fixed header
+    with pytest.raises(FrameError, match="reserved window flag"):
+        decode_window(bytes(payload))
+
+
 # ---- JSON messages -----------------------------------------------------------------------------
 
 
