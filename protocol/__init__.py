@@ -20,6 +20,7 @@ from protocol.ble_frame import (
 from protocol.errors import (
     FrameError,
     IntegrityError,
+    OwnershipError,
     ProtocolError,
     SchemaError,
     TopicError,
@@ -43,7 +44,7 @@ from protocol.window_payload import EcgWindow, decode_window, encode_window
 __all__ = [
     "ELECTRODES", "FRAME_VERSION", "MAX_ATT_PAYLOAD", "STANDARD_LEADS", "WEARABLE_LEADS",
     "Alert", "AlertCategory", "DeviceStatus", "EcgFrame", "EcgWindow", "FrameBatch", "FrameError",
-    "GatewayStatus", "IntegrityError", "PolarEcgFrame", "Priority", "ProtocolError", "SampleFormat",
+    "GatewayStatus", "IntegrityError", "OwnershipError", "PolarEcgFrame", "Priority", "ProtocolError", "SampleFormat",
     "SchemaError", "TopicError", "UnsupportedVersionError",
     "decode_frame", "decode_frames", "decode_message", "decode_pmd_ecg", "decode_samples_payload",
     "decode_window", "encode_frame", "encode_frames", "encode_message", "encode_pmd_ecg",

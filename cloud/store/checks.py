@@ -10,12 +10,10 @@ import uuid
 from typing import Any
 
 from protocol.errors import SchemaError
-from protocol.messages import Alert
+from protocol.messages import ALERT_EVENTS, MAX_INT, Alert
 
-EVENTS = ("raised", "escalated", "cleared")
-"""``details['event']`` values of the edge's alarm engine."""
-MAX_INT = (1 << 63) - 1
-"""BIGINT; the protocol allows u64, real µs timestamps are far below this."""
+EVENTS = ALERT_EVENTS
+"""``details['event']`` values of the edge's alarm engine (the protocol's list)."""
 
 
 def check_range(value: int | None, what: str) -> None:
