@@ -13,21 +13,32 @@ Episode life cycle, per rule family, all in stream time (s):
   and an active clinical episode is neither advanced nor cleared by artefact;
 - **hysteresis**: HOLD (between the set and clear thresholds) resets both timers; the episode clears
   only after CLEAR held for ``clear_s``;
-- **de-duplication**: one episode per family at a time: a condition that stays true raises once; a
-  new episode (new id) needs the old one cleared;
+- **de-duplication**: one live episode per family at a time: a condition that stays true raises
+  once; a new episode (new id) needs the old one's condition cleared;
 - **escalation**: a SET of higher priority within an active episode (pause → asystole) is sent as an
   ``escalated`` message with the new type and priority, same episode;
-- **latching**: clinical episodes of a priority in ``AlarmConfig.latching`` (high) stay active after
-  their condition ends until :meth:`AlarmEngine.acknowledge` or :meth:`AlarmEngine.clear`; an
-  acknowledged episode clears by itself when its condition ends;
+- **latching** (IEC 60601-1-8: latching, never swallowing a recurrence): clinical episodes of a
+  priority in ``AlarmConfig.latching`` (high) stay shown after their condition ends, as *latched*
+  episodes (:attr:`AlarmEngine.latched`), until :meth:`AlarmEngine.acknowledge` (staff, through the
+  cloud's ack downlink) or :meth:`AlarmEngine.clear`; nothing is sent when the condition ends, so the
+  cloud keeps the episode active too. A latched episode no longer holds its family: a new episode of
+  the same condition raises a new alarm with a new id even while the old one waits for its
+  acknowledgement. An episode acknowledged while its condition is still present clears by itself when
+  the condition ends;
 - **supersession**: a rule is not raised while a family in its ``superseded_by`` is active.
 
 Every message is an :class:`~protocol.messages.Alert` with ``details['event']`` one of
-:class:`AlarmEvent` and ``details['episode_id']`` (the ``alert_id`` of the raising message), so the
-cloud, which de-duplicates by ``alert_id``, sees raise, escalation and clear as three messages of one
-episode. Ids are UUID 5 of (patient, device, family, onset on the device clock, event, type): a
-replay of the same stream gives the same ids, so a gateway restarted mid-stream cannot duplicate an
-alert in the cloud.
+:class:`AlarmEvent` and ``details['episode_id']``, so the cloud, which de-duplicates by ``alert_id``,
+sees raise, escalation and clear as three messages of one episode.
+
+**Identity.** The episode id is a random UUID 4 drawn when the episode opens and kept with it (the
+raising message's ``alert_id`` is the episode id). Each later message of the episode has the id UUID 5
+(episode id, ``"{event}|{seq}"``), ``seq`` counting the episode's messages, so ids never collide across
+episodes: a device whose clock restarts (a reboot, a replayed scenario or record) or a restarted
+gateway opens new episodes with new ids, and the cloud stores every one of them. Redelivery of the
+*same* message is idempotent because the outbox stores the encoded message: a resend carries the same
+id. (Before: ids were UUID 5 of patient, device, family and the device-clock onset, so a replay's
+alerts collided with the first run's and the cloud dropped them as duplicates.)
 """
 
 from __future__ import annotations
@@ -50,8 +61,6 @@ from edge.alarms.rules import (
 )
 from protocol.messages import Alert, AlertCategory
 
-_NAMESPACE = uuid.UUID("6f1c2a52-3f7e-4c1e-9a59-5d4c0e6b7a10")
-
 
 class AlarmEvent(StrEnum):
     """``details['event']`` of an alert message."""
@@ -64,6 +73,8 @@ class AlarmEvent(StrEnum):
 @dataclass
 class _Episode:
     episode_id: str
+    """Random UUID 4 drawn when the episode opened."""
+    family: str
     assessment: Assessment
     onset_s: float
     window_id: str | None
@@ -71,6 +82,8 @@ class _Episode:
     latching: bool
     acknowledged: bool = False
     condition_ended: bool = False
+    messages: int = 0
+    """Messages sent for this episode so far (the ``seq`` of its next message id)."""
 
 
 @dataclass
@@ -80,6 +93,8 @@ class _Track:
     episode: _Episode | None = None
     rearmed_s: float = float("-inf")
     """Explicit :meth:`AlarmEngine.clear` time: persistence counts from no earlier, whatever onset a rule reports."""
+    ended_s: float = float("-inf")
+    """When the family's last episode's condition ended (cleared or latched): a new episode's onset is no earlier."""
 
 
 class AlarmEngine:
@@ -93,6 +108,8 @@ class AlarmEngine:
         self.state = EvidenceState(c.analysis_lead, suppress_sqi=c.suppress_sqi, quiet_rms_mv=c.quiet_rms_mv,
                                    recovery_s=c.quality_recovery_s, irregular_threshold=c.af_irregularity)
         self._tracks = {r.family: _Track() for r in self.rules}
+        self._latched: dict[str, _Episode] = {}
+        """Latched episodes whose condition has ended, waiting for an acknowledgement, by episode id (oldest first)."""
 
     # -- public -------------------------------------------------------------------------------
 
@@ -118,27 +135,49 @@ class AlarmEngine:
 
     @property
     def active(self) -> dict[str, Alert]:
-        """Active episodes by family, as their latest state (type and priority after escalation)."""
-        return {f: self._alert(t.episode, AlarmEvent.RAISED, f, reuse_id=True)
-                for f, t in self._tracks.items() if t.episode is not None}
+        """Shown episodes by family, as their latest state (type and priority after escalation): the
+        family's live episode, else its latest latched one (:attr:`shown` lists every episode)."""
+        out = {ep.family: self._state(ep) for ep in self._latched.values()}
+        out.update({f: self._state(t.episode) for f, t in self._tracks.items() if t.episode is not None})
+        return out
+
+    @property
+    def latched(self) -> dict[str, Alert]:
+        """Latched episodes whose condition has ended, waiting for an acknowledgement, by episode id."""
+        return {eid: self._state(ep) for eid, ep in self._latched.items()}
+
+    @property
+    def shown(self) -> list[Alert]:
+        """Every episode shown now, one entry each: the live episodes and the latched ones."""
+        return [*(self._state(t.episode) for t in self._tracks.values() if t.episode is not None),
+                *(self._state(ep) for ep in self._latched.values())]
+
+    def has_episode(self, episode_id: str) -> bool:
+        """Whether ``episode_id`` is shown here now (live or latched)."""
+        return episode_id in self._latched or any(
+            t.episode is not None and t.episode.episode_id == episode_id for t in self._tracks.values())
 
     def acknowledge(self, episode_id: str) -> list[Alert]:
-        """Staff acknowledged an episode: a latched one whose condition has ended clears now; one still
-        present clears by itself when its condition ends. Unknown ids are ignored (already cleared)."""
-        for family, t in self._tracks.items():
+        """Staff acknowledged an episode: a latched one whose condition has ended clears now (its
+        ``cleared`` message, reason ``acknowledged``); one still present clears by itself when its
+        condition ends. Unknown ids (already cleared, another device's) and repeated acks are ignored."""
+        ep = self._latched.pop(episode_id, None)
+        if ep is not None:
+            return [self._cleared(ep, "acknowledged")]
+        for t in self._tracks.values():
             if t.episode is not None and t.episode.episode_id == episode_id:
                 t.episode.acknowledged = True
-                if t.episode.condition_ended:
-                    return [self._close(family, t, "acknowledged")]
         return []
 
     def clear(self, family: str) -> list[Alert]:
-        """Clear a family's episode now (the caller's explicit reset); the condition must then persist
-        afresh to raise a new episode."""
+        """Clear a family's episodes now, latched ones included (the caller's explicit reset); the
+        condition must then persist afresh to raise a new episode."""
         t = self._tracks[family]
         t.pending_since = None
         t.rearmed_s = self.state.now_s
-        return [] if t.episode is None else [self._close(family, t, "caller")]
+        out = [self._cleared(self._latched.pop(eid), "caller")
+               for eid in [e for e, ep in self._latched.items() if ep.family == family]]
+        return out if t.episode is None else [*out, self._close(t, "caller")]
 
     # -- episode machine ------------------------------------------------------------------------
 
@@ -161,27 +200,29 @@ class AlarmEngine:
                 return []
             ep = t.episode
             if ep.latching and not ep.acknowledged:
-                ep.condition_ended = True
+                ep.condition_ended = True          # stays shown, latched; the family is free for a recurrence
+                self._latched[ep.episode_id] = ep
+                t.episode, t.clear_since, t.ended_s = None, None, s.now_s
                 return []
-            return [self._close(rule.family, t, "condition_ended")]
+            return [self._close(t, "condition_ended")]
         # SET
         t.clear_since = None
         if t.episode is not None:
-            t.episode.condition_ended = False
-            return self._escalate(rule.family, t.episode, a)
+            return self._escalate(t.episode, a)
         if any(self._tracks[f].episode is not None for f in rule.superseded_by if f in self._tracks):
             t.pending_since = None
             return []
         if t.pending_since is None:
             t.pending_since = s.now_s
-        start = max(t.pending_since if a.onset_s is None else a.onset_s, t.rearmed_s)
+        start = max(t.pending_since if a.onset_s is None else a.onset_s, t.rearmed_s, t.ended_s)
         if clinical:
             start = max(start, s.unusable_until_s)
         persist = rule.persist_s if a.persist_s is None else a.persist_s
         if s.now_s - start < persist:
             return []
         if a.began_s is not None:
-            start = max(min(start, a.began_s), t.rearmed_s, s.unusable_until_s if clinical else -float("inf"))
+            start = max(min(start, a.began_s), t.rearmed_s, t.ended_s,
+                        s.unusable_until_s if clinical else -float("inf"))
         return [self._raise(rule, t, a, start)]
 
     def _raise(self, rule: Rule, t: _Track, a: Assessment, onset_s: float) -> Alert:
@@ -189,44 +230,53 @@ class AlarmEngine:
         window_id = a.window_id or (None if window is None else window.window_id)
         versions = {"alarm_rules": RULES_VERSION, **({} if window is None else dict(window.model_versions))}
         latching = rule.category is AlertCategory.CLINICAL and a.priority in self.config.latching
-        t.episode = _Episode("", a, onset_s, window_id, versions, latching)
+        t.episode = _Episode(str(uuid.uuid4()), rule.family, a, onset_s, window_id, versions, latching)
         t.pending_since = None
-        alert = self._alert(t.episode, AlarmEvent.RAISED, rule.family)
-        t.episode.episode_id = alert.alert_id
-        return alert
+        return self._message(t.episode, AlarmEvent.RAISED)
 
-    def _escalate(self, family: str, ep: _Episode, a: Assessment) -> list[Alert]:
+    def _escalate(self, ep: _Episode, a: Assessment) -> list[Alert]:
         if PRIORITY_RANK[a.priority] <= PRIORITY_RANK[ep.assessment.priority]:
             return []
         ep.assessment = a
-        ep.latching = ep.latching or (self._category(family) is AlertCategory.CLINICAL
+        ep.latching = ep.latching or (self._category(ep.family) is AlertCategory.CLINICAL
                                       and a.priority in self.config.latching)
-        return [self._alert(ep, AlarmEvent.ESCALATED, family)]
+        return [self._message(ep, AlarmEvent.ESCALATED)]
 
-    def _close(self, family: str, t: _Track, reason: str) -> Alert:
+    def _close(self, t: _Track, reason: str) -> Alert:
         assert t.episode is not None
-        alert = self._alert(t.episode, AlarmEvent.CLEARED, family, extra={"reason": reason})
+        ep = t.episode
         t.episode, t.clear_since = None, None
-        return alert
+        t.ended_s = self.state.now_s
+        return self._cleared(ep, reason)
+
+    def _cleared(self, ep: _Episode, reason: str) -> Alert:
+        return self._message(ep, AlarmEvent.CLEARED, extra={"reason": reason})
 
     def _category(self, family: str) -> AlertCategory:
         return next(r.category for r in self.rules if r.family == family)
 
-    def _alert(self, ep: _Episode, event: AlarmEvent, family: str, *, reuse_id: bool = False,
-               extra: dict[str, Any] | None = None) -> Alert:
+    def _message(self, ep: _Episode, event: AlarmEvent, *, extra: dict[str, Any] | None = None) -> Alert:
+        """The episode's next message: the raise carries the episode id itself, later ones UUID 5 of
+        (episode id, event and sequence number)."""
+        seq, ep.messages = ep.messages, ep.messages + 1
+        alert_id = ep.episode_id if seq == 0 else str(uuid.uuid5(uuid.UUID(ep.episode_id), f"{event}|{seq}"))
+        return self._alert(ep, alert_id, event, extra)
+
+    def _state(self, ep: _Episode) -> Alert:
+        """An episode's current state as an alert (id: the episode id; not a message to send)."""
+        return self._alert(ep, ep.episode_id, AlarmEvent.RAISED, None)
+
+    def _alert(self, ep: _Episode, alert_id: str, event: AlarmEvent, extra: dict[str, Any] | None) -> Alert:
         a = ep.assessment
         onset_device_us = self.clock.device_us(ep.onset_s)
-        if reuse_id:
-            alert_id = ep.episode_id
-        else:
-            key = f"{self.patient_id}|{self.device_id}|{family}|{onset_device_us}|{event}|{a.alert_type}"
-            alert_id = str(uuid.uuid5(_NAMESPACE, key))
         details: dict[str, Any] = {
-            "event": str(event), "episode_id": ep.episode_id or alert_id, "family": family,
+            "event": str(event), "episode_id": ep.episode_id, "family": ep.family,
             "onset_s": round(ep.onset_s, 3), "at_s": round(self.state.now_s, 3), **dict(a.details), **(extra or {}),
         }
+        if ep.condition_ended:
+            details["latched"] = True
         return Alert(alert_id=alert_id, patient_id=self.patient_id, device_id=self.device_id,
-                     alert_type=a.alert_type, category=self._category(family), priority=a.priority,
+                     alert_type=a.alert_type, category=self._category(ep.family), priority=a.priority,
                      onset_gateway_us=max(0, self.clock.gateway_us(ep.onset_s)),
                      onset_device_us=max(0, onset_device_us), window_id=ep.window_id, message=a.message,
                      model_versions=dict(ep.model_versions), reconstructed_leads=dict(a.reconstructed_leads),

@@ -173,3 +173,63 @@ def test_technical_alarms_battery_disconnect_gap_are_kept_apart() -> None:
     assert events(back) == [("device_disconnected", "cleared"), ("data_gap", "raised")]
     assert all(a.category is AlertCategory.TECHNICAL for a in back)
     assert [a for a in f.alerts + back if a.category is AlertCategory.CLINICAL] == []   # no asystole from the gap
+
+
+def test_a_recurrence_after_the_condition_ended_raises_a_new_episode_while_the_old_one_stays_latched() -> None:
+    f = Feed()
+    f.run(20, 70)
+    (first,) = f.run(15, 30)                 # extreme bradycardia: high, latching
+    assert f.run(30, 70) == []               # condition ended: nothing sent, still shown (latched)
+    assert list(f.engine.latched) == [first.alert_id] and f.engine.latched[first.alert_id].details["latched"]
+    (second,) = f.run(15, 30)                # the same condition again, the first one not acknowledged
+    assert events([second]) == [("extreme_bradycardia", "raised")]
+    assert second.details["episode_id"] != first.details["episode_id"]
+    assert {a.details["episode_id"] for a in f.engine.shown} == {first.alert_id, second.alert_id}
+    assert f.engine.active["extreme_bradycardia"].alert_id == second.alert_id
+    # staff acknowledge the old episode: it clears (its own message), the new one goes on
+    (cleared,) = f.engine.acknowledge(first.alert_id)
+    assert events([cleared]) == [("extreme_bradycardia", "cleared")] and cleared.details["reason"] == "acknowledged"
+    assert cleared.details["episode_id"] == first.alert_id
+    assert f.engine.acknowledge(first.alert_id) == []    # a repeated ack (at-least-once downlink) is harmless
+    assert [a.alert_id for a in f.engine.shown] == [second.alert_id]
+
+
+def test_a_high_alarm_recurring_three_times_raises_three_episodes() -> None:
+    f = Feed()
+    f.run(20, 70)
+    for _ in range(3):
+        f.run(15, 30)
+        f.run(30, 70)
+    raised = [a for a in f.alerts if a.details["event"] == "raised"]
+    assert events(raised) == [("extreme_bradycardia", "raised")] * 3
+    assert len({a.details["episode_id"] for a in raised}) == 3
+    assert len(f.engine.latched) == 3 and len(f.engine.shown) == 3
+    f.alerts += f.engine.clear("extreme_bradycardia")   # the explicit reset clears the latched ones too
+    assert events(f.alerts)[-3:] == [("extreme_bradycardia", "cleared")] * 3 and f.engine.shown == []
+
+
+def test_message_ids_are_per_episode_never_repeat_across_runs_and_name_their_episode() -> None:
+    def run() -> list[Alert]:
+        f = Feed()
+        f.run(20, 70)
+        f.run(12, 160)                       # extreme tachycardia, high
+        f.run(20, 70)
+        f.alerts += f.engine.acknowledge(f.alerts[0].alert_id)
+        f.run(20, 70)
+        f.run(40, 90, irregularity=0.25)     # AF, medium: clears by itself
+        f.run(70, 70, irregularity=0.03)
+        return f.alerts
+
+    one, two = run(), run()                  # the same device clock values twice (a replay, a reboot)
+    assert events(one) == events(two) == [("extreme_tachycardia", "raised"), ("extreme_tachycardia", "cleared"),
+                                           ("af", "raised"), ("af", "cleared")]
+    assert not {a.alert_id for a in one} & {a.alert_id for a in two}
+    assert not {a.details["episode_id"] for a in one} & {a.details["episode_id"] for a in two}
+    for alerts in (one, two):
+        assert len({a.alert_id for a in alerts}) == len(alerts)
+        for a in alerts:
+            episode = uuid.UUID(a.details["episode_id"])
+            if a.details["event"] == "raised":
+                assert a.alert_id == str(episode) and episode.version == 4
+            else:                            # later messages: UUID 5 of the episode, event and sequence
+                assert uuid.UUID(a.alert_id).version == 5 and a.alert_id != str(episode)
