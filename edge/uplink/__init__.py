@@ -1,12 +1,16 @@
-"""Store-and-forward uplink: a durable SQLite outbox drained to the cloud broker over MQTT QoS 1.
+"""Store-and-forward uplink: a durable SQLite outbox drained to the cloud broker over MQTT 5, QoS 1.
 
-:mod:`.outbox` (:class:`Outbox`) keeps alerts, status and windows on disk until the broker
-acknowledges them, evicting only windows under a byte budget (counted), never alerts;
-:mod:`.uplink` (:class:`Uplink`) publishes them in order over one persistent MQTT session and
-deletes each on its PUBACK, so a gateway or broker restart loses nothing.
+:mod:`.outbox` (:class:`Outbox`) keeps alerts, status and windows on disk until they are delivered,
+evicting only windows under a byte budget (counted), never alerts; :mod:`.uplink` (:class:`Uplink`)
+publishes them in order over one persistent MQTT 5 session and deletes an alert or window only on
+the cloud's end-to-end receipt (:mod:`protocol.receipts`), resending what is not receipted in time;
+a broker refusal (PUBACK reason code) keeps the message and is counted and reported.
 """
 
-from edge.uplink.outbox import Kind, Outbox, OutboxError, OutboxMessage
-from edge.uplink.uplink import Uplink, UplinkCounters
+from edge.uplink.outbox import Kind, Outbox, OutboxError, OutboxMessage, ReceiptOutcome, State
+from edge.uplink.uplink import Uplink, UplinkCounters, reason_name
 
-__all__ = ["Kind", "Outbox", "OutboxError", "OutboxMessage", "Uplink", "UplinkCounters"]
+__all__ = [
+    "Kind", "Outbox", "OutboxError", "OutboxMessage", "ReceiptOutcome", "State", "Uplink", "UplinkCounters",
+    "reason_name",
+]

@@ -1,8 +1,17 @@
 """Durable store-and-forward outbox for everything the edge sends to the cloud.
 
 Every alert, window and status message is written here *before* it is sent
-and deleted only after the broker's PUBACK, so a crash, a kill -9 or a broker
+and deleted only once it is delivered, so a crash, a kill -9 or a broker
 outage never loses a message whose :meth:`Outbox.put` returned.
+
+Delivery states (column ``state``): ``pending`` (to send at ``due_us``), ``published`` (the broker
+acknowledged it; waiting for the cloud's receipt until ``due_us``, then it is sent again) and
+``dead`` (the cloud rejected it for a fault of its own: never resent, kept and counted so it is
+visible). With end-to-end receipts (:mod:`protocol.receipts`) an alert or window is deleted only
+on its receipt (:meth:`Outbox.receipt`, by ``message_id``: the alert or window id read from the
+payload at put); status messages, and everything when receipts are off, are deleted on the
+broker's PUBACK (:meth:`Outbox.ack`). A refused publish (MQTT 5 reason code) goes back to
+``pending`` with a later ``due_us`` (:meth:`Outbox.settle`).
 
 Storage: one SQLite file in WAL mode with ``synchronous=FULL``. In WAL mode
 ``NORMAL`` already survives a killed process, but a power cut or kernel crash
@@ -17,7 +26,7 @@ leave a margin): when a put takes the outbox over budget, the **oldest windows**
 are evicted until it fits again, possibly including the window just put.
 Alerts and status messages are never evicted; if they alone exceed the budget
 they are all kept and :attr:`Outbox.over_budget` says so. Every eviction is
-logged and counted in a persistent counter table (:meth:`Outbox.evicted`).
+logged and counted per kind in a persistent counter table (:meth:`Outbox.evicted`).
 
 Concurrency: one process owns an outbox file at a time (the running-total
 caches assume it). Methods are thread-safe and short, so asyncio callers run
@@ -38,6 +47,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from edge.errors import EdgeError
+from protocol.receipts import ReceiptItem, message_id
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +64,14 @@ PRIORITY: dict[Kind, int] = {Kind.ALERT: 0, Kind.STATUS: 1, Kind.WINDOW: 2}
 """Send order: lower first. Within a priority, oldest first."""
 
 EVICTABLE = (Kind.WINDOW,)
+
+
+class State(StrEnum):
+    """Where a stored message is on its way to the cloud (module docstring)."""
+
+    PENDING = "pending"
+    PUBLISHED = "published"
+    DEAD = "dead"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -90,6 +108,33 @@ class OutboxMessage:
     created_us: int
     size: int
     attempts: int
+    message_id: str | None = None
+    state: State = State.PENDING
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ReceiptOutcome:
+    """What one receipt did to the outbox: entries deleted (delivered), marked dead (rejected), and
+    receipt items that matched nothing (already deleted: a second receipt for a resend, say)."""
+
+    delivered: int = 0
+    dead: int = 0
+    unknown: int = 0
+
+
+_COLUMNS = "id, kind, topic, payload, priority, created_us, size, attempts, message_id, state, reason"
+_MIGRATIONS = (
+    ("message_id", "ALTER TABLE outbox ADD COLUMN message_id TEXT"),
+    ("state", "ALTER TABLE outbox ADD COLUMN state TEXT NOT NULL DEFAULT 'pending'"),
+    ("due_us", "ALTER TABLE outbox ADD COLUMN due_us INTEGER NOT NULL DEFAULT 0"),
+    ("reason", "ALTER TABLE outbox ADD COLUMN reason TEXT"),
+)
+"""Columns added since the first outbox schema (an outbox file from before is upgraded in place)."""
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
 
 
 class Outbox:
@@ -113,6 +158,11 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        for column, ddl in _MIGRATIONS:
+            if column not in have:
+                self._db.execute(ddl)
+        self._db.execute("CREATE INDEX IF NOT EXISTS outbox_message_id ON outbox (message_id)")
         self._count: dict[Kind, int] = {}
         self._bytes: dict[Kind, int] = {}
         self._load_totals()
@@ -130,9 +180,11 @@ class Outbox:
         with self._lock, self._transaction() as db:
             ids: list[int] = []
             for kind, topic, payload, size in rows:
+                mid = message_id(kind.value, payload) if kind is not Kind.STATUS else None
                 cur = db.execute(
-                    "INSERT INTO outbox (kind, topic, payload, priority, created_us, size) VALUES (?, ?, ?, ?, ?, ?)",
-                    (kind.value, topic, payload, PRIORITY[kind], time.time_ns() // 1000, size),
+                    "INSERT INTO outbox (kind, topic, payload, priority, created_us, size, message_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (kind.value, topic, payload, PRIORITY[kind], _now_us(), size, mid),
                 )
                 assert cur.lastrowid is not None
                 ids.append(cur.lastrowid)
@@ -141,16 +193,19 @@ class Outbox:
             self._evict_over_budget(db)
         return ids
 
-    def claim(self, n: int, *, exclude: Iterable[int] = (), max_windows: int | None = None) -> list[OutboxMessage]:
-        """The next ``n`` messages in send order, skipping ``exclude`` (in flight), with
-        their ``attempts`` counted up by one (the caller is about to send them); at most
-        ``max_windows`` of them windows (None: no limit)."""
+    def claim(self, n: int, *, exclude: Iterable[int] = (), max_windows: int | None = None,
+              now_us: int | None = None) -> list[OutboxMessage]:
+        """The next ``n`` messages due by ``now_us`` (default now) in send order, skipping ``exclude``
+        (in flight) and dead ones, with their ``attempts`` counted up by one (the caller is about to
+        send them); at most ``max_windows`` of them windows (None: no limit). A published message
+        whose receipt is overdue is due again (a resend)."""
         skip = set(exclude)
+        now = _now_us() if now_us is None else now_us
         with self._lock, self._transaction() as db:
             rows = db.execute(
-                "SELECT id, kind, topic, payload, priority, created_us, size, attempts FROM outbox "
+                f"SELECT {_COLUMNS} FROM outbox WHERE state != 'dead' AND due_us <= ? "
                 "ORDER BY priority, id LIMIT ?",
-                (n + len(skip),),
+                (now, n + len(skip)),
             ).fetchall()
             messages = [_message(r) for r in rows if r[0] not in skip][:n]
             if max_windows is not None:       # windows come last in send order: drop the surplus
@@ -169,6 +224,44 @@ class Outbox:
             rows = self._delete(db, id_list)
         return len(rows)
 
+    def settle(self, *, acked: Iterable[int] = (), published: Iterable[tuple[int, int]] = (),
+               refused: Iterable[tuple[int, str, int]] = ()) -> int:
+        """Record what the broker answered, in one transaction: ``acked`` ids are deleted (delivered
+        without receipts), ``published`` ``(id, receipt_due_us)`` wait for their receipt until then,
+        ``refused`` ``(id, reason, retry_due_us)`` stay pending until then. Returns how many acked
+        entries were deleted."""
+        acked, published, refused = list(acked), list(published), list(refused)
+        if not (acked or published or refused):
+            return 0
+        with self._lock, self._transaction() as db:
+            rows = self._delete(db, acked) if acked else []
+            db.executemany("UPDATE outbox SET state = 'published', due_us = ?, reason = NULL "
+                           "WHERE id = ? AND state != 'dead'", [(due, i) for i, due in published])
+            db.executemany("UPDATE outbox SET state = 'pending', due_us = ?, reason = ? WHERE id = ? AND state != 'dead'",
+                           [(due, reason, i) for i, reason, due in refused])
+        return len(rows)
+
+    def receipt(self, items: Iterable[ReceiptItem]) -> ReceiptOutcome:
+        """Apply the cloud's receipt: entries it holds (stored or duplicate) are deleted, entries it
+        rejected are marked dead with the reason (kept, never resent). Matched by message id."""
+        delivered: list[ReceiptItem] = []
+        dead: list[ReceiptItem] = []
+        unknown = 0
+        for item in items:
+            (delivered if item.delivered else dead).append(item)
+        with self._lock, self._transaction() as db:
+            n_delivered = n_dead = 0
+            for item in delivered:
+                ids = [r[0] for r in db.execute("SELECT id FROM outbox WHERE message_id = ?", (item.message_id,))]
+                n_delivered += len(self._delete(db, ids)) if ids else 0
+                unknown += not ids
+            for item in dead:
+                cur = db.execute("UPDATE outbox SET state = 'dead', reason = ? WHERE message_id = ?",
+                                 (item.reason, item.message_id))
+                n_dead += cur.rowcount
+                unknown += cur.rowcount == 0
+        return ReceiptOutcome(n_delivered, n_dead, unknown)
+
     # -- reading ---------------------------------------------------------------------------------
 
     def peek(self, n: int, *, exclude: Iterable[int] = ()) -> list[OutboxMessage]:
@@ -176,11 +269,27 @@ class Outbox:
         skip = set(exclude)
         with self._lock:
             rows = self._conn().execute(
-                "SELECT id, kind, topic, payload, priority, created_us, size, attempts FROM outbox "
-                "ORDER BY priority, id LIMIT ?",
+                f"SELECT {_COLUMNS} FROM outbox ORDER BY priority, id LIMIT ?",
                 (n + len(skip),),
             ).fetchall()
         return [_message(r) for r in rows if r[0] not in skip][:n]
+
+    def states(self) -> dict[State, dict[Kind, int]]:
+        """Stored messages per delivery state and kind (``published``: waiting for a receipt;
+        ``dead``: rejected by the cloud, kept for the operator)."""
+        out = {s: dict.fromkeys(Kind, 0) for s in State}
+        with self._lock:
+            rows = self._conn().execute("SELECT state, kind, COUNT(*) FROM outbox GROUP BY state, kind").fetchall()
+        for state, kind, count in rows:
+            out[State(state)][Kind(kind)] = count
+        return out
+
+    def dead(self, n: int = 100) -> list[OutboxMessage]:
+        """The oldest ``n`` dead messages (rejected by the cloud), with the reason."""
+        with self._lock:
+            rows = self._conn().execute(
+                f"SELECT {_COLUMNS} FROM outbox WHERE state = 'dead' ORDER BY id LIMIT ?", (n,)).fetchall()
+        return [_message(r) for r in rows]
 
     def depth(self) -> dict[Kind, int]:
         """Pending messages per kind. A snapshot of the running totals, read without the store's lock
@@ -203,10 +312,11 @@ class Outbox:
         return self.max_bytes is not None and sum(self.bytes().values()) > self.max_bytes
 
     def evicted(self) -> dict[Kind, int]:
-        """Messages evicted for the disk budget since the outbox was created, per kind (persistent)."""
+        """Messages evicted for the disk budget since the outbox was created, per kind (persistent;
+        alerts and status are never evicted, so theirs stay 0)."""
         with self._lock:
             rows = self._conn().execute("SELECT name, value FROM counters WHERE name LIKE 'evicted_%'").fetchall()
-        counts = dict.fromkeys(EVICTABLE, 0)
+        counts = dict.fromkeys(Kind, 0)
         for name, value in rows:
             counts[Kind(name.removeprefix("evicted_"))] = value
         return counts
@@ -309,8 +419,9 @@ def _row(kind: Kind | str, topic: str, payload: bytes) -> tuple[Kind, str, bytes
 
 
 def _message(row: tuple[Any, ...]) -> OutboxMessage:
-    row_id, kind, topic, payload, priority, created_us, size, attempts = row
-    return OutboxMessage(row_id, Kind(kind), topic, bytes(payload), priority, created_us, size, attempts)
+    row_id, kind, topic, payload, priority, created_us, size, attempts, mid, state, reason = row
+    return OutboxMessage(row_id, Kind(kind), topic, bytes(payload), priority, created_us, size, attempts,
+                         mid, State(state), reason)
 
 
 class _Transaction:

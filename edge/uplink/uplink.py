@@ -1,12 +1,35 @@
-"""Drain the outbox to the cloud broker: MQTT QoS 1, persistent session, nothing lost.
+"""Drain the outbox to the cloud broker: MQTT 5, QoS 1, end-to-end receipts, nothing lost.
 
 One asyncio task (:meth:`Uplink.run`) keeps a connection to the broker and
 publishes the outbox in send order (alerts, then status, then windows; oldest
-first). A message is deleted from the outbox only after its PUBACK: aiomqtt
-2.x's ``await client.publish(..., qos=1)`` returns when paho-mqtt calls
-``on_publish``, which for QoS 1 happens only on the broker's PUBACK
-(``paho.mqtt.client.Client._handle_pubackcomp``); if the connection is down,
-paho refuses the publish with ``MQTT_ERR_NO_CONN`` and aiomqtt raises.
+first). ``await publish`` returns on the broker's PUBACK (paho-mqtt calls
+``on_publish`` from ``_handle_pubackcomp``); if the connection is down, paho
+refuses the publish with ``MQTT_ERR_NO_CONN`` and aiomqtt raises.
+
+**Receipts** (``receipts=True``, the default). A PUBACK only says the broker took
+the message; a broker restart while the cloud is offline can still lose it for
+the cloud's shared subscription. So an alert or window is only marked
+*published* on its PUBACK and deleted when the cloud's receipt
+(:mod:`protocol.receipts`) names it as stored or duplicate; one the cloud
+rejected is kept as *dead* (counted, never resent). Each publish carries the
+MQTT 5 response topic ``ecgstream/v1/gateway/{id}/receipt`` and the message id
+as correlation data; the uplink subscribes to that topic (QoS 1) on the same
+connection, whose session outlives disconnects (``clean_start=False`` and a
+session expiry), so receipts sent while it was away still arrive. A published
+message without a receipt after ``receipt_timeout_s`` is sent again, the wait
+doubling per attempt up to ``receipt_timeout_max_s``; the cloud de-duplicates by
+id and answers ``duplicate``. Status messages (no id) go on PUBACK. With
+``receipts=False`` every message is deleted on its PUBACK (a cloud without
+receipts), and QoS 0 is allowed.
+
+**Refusals.** MQTT 5 PUBACKs carry a reason code: one of 0x80 or more (0x87 not
+authorized: the broker's ACL) means the message was *not* taken. It stays in the
+outbox, is retried after ``refusal_backoff_s`` doubling per attempt up to
+``refusal_backoff_max_s`` (never in a tight loop), is counted by reason, and
+``on_refused(topic, reason)`` is called when a topic becomes refused
+(``on_accepted(topic)`` when it is taken again): the gateway raises the technical
+alarm ``uplink_refused`` through it. aiomqtt 2.5 drops paho's reason code, so the
+uplink's client (:class:`_Client`) records it in its own ``on_publish``.
 
 Delivery is at least once: a message whose PUBACK was lost with the connection
 (or with the process) is sent again, so receivers de-duplicate by id (alert id,
@@ -30,13 +53,26 @@ import random
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.uplink.outbox import Kind, Outbox, OutboxMessage
+from edge.uplink.outbox import Kind, Outbox, OutboxMessage, ReceiptOutcome
+from protocol.errors import ProtocolError
 from protocol.messages import Alert, DeviceStatus, GatewayStatus, encode_message
-from protocol.topics import alert_topic, device_status_topic, gateway_status_topic, validate_id, window_topic
+from protocol.receipts import Receipt, ReceiptStatus, decode_receipt
+from protocol.topics import (
+    alert_topic,
+    device_status_topic,
+    gateway_receipt_topic,
+    gateway_status_topic,
+    validate_id,
+    window_topic,
+)
 from protocol.window_payload import EcgWindow, encode_window
 
 log = logging.getLogger(__name__)
@@ -54,15 +90,69 @@ class UplinkCounters:
     evicted: int = 0
     depth: int = 0
     connected: bool = False
+    resends: int = 0
+    """Messages sent again because their receipt did not come in time."""
+    refused: dict[str, int] = field(default_factory=dict)
+    """Publishes the broker refused (PUBACK reason code >= 0x80), by reason name (``not_authorized``)."""
+    receipts: dict[str, int] = field(default_factory=dict)
+    """Receipt items received, by status (``stored``, ``duplicate``, ``rejected``)."""
+    rejected: dict[str, int] = field(default_factory=dict)
+    """Messages the cloud rejected (now dead in the outbox), by the cloud's reason."""
+    bad_receipts: int = 0
+    """Receipt messages that did not decode or named another gateway (ignored, logged)."""
+
+
+def reason_name(code: int) -> str:
+    """A PUBACK reason code as a metric label: ``not_authorized`` for 0x87, ``0x99`` if unknown."""
+    try:
+        name = ReasonCode(PacketTypes.PUBACK, identifier=code).getName()
+    except Exception:  # noqa: BLE001 - paho raises a bare Exception for an unknown code
+        return f"0x{code:02x}"
+    return "_".join(name.lower().replace("-", " ").split())
+
+
+class _Client(aiomqtt.Client):
+    """aiomqtt's client, keeping the reason code of each PUBACK (aiomqtt 2.5 drops it)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._reasons: dict[int, int] = {}
+
+    def _on_publish(self, client: paho.Client, userdata: object, mid: int, reason_code: ReasonCode,
+                    properties: Properties) -> None:
+        self._reasons[mid] = int(getattr(reason_code, "value", 0) or 0)
+        super()._on_publish(client, userdata, mid, reason_code, properties)
+
+    async def publish_with_reason(self, topic: str, payload: bytes, *, qos: int, properties: Properties | None,
+                                  timeout: float) -> int:
+        """Publish and return the broker's reason code (0 success; >= 0x80 refused; 0 for QoS 0).
+        Raises :class:`aiomqtt.MqttError` as :meth:`aiomqtt.Client.publish` does."""
+        info = self._client.publish(topic, payload, qos, False, properties)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
+        if not info.is_published():
+            confirmation = asyncio.Event()
+            with self._pending_call(info.mid, confirmation, self._pending_publishes):
+                await self._wait_for(confirmation.wait(), timeout=timeout)
+        return self._reasons.pop(info.mid, 0)
 
 
 class Uplink:
-    """Publishes an :class:`Outbox` to an MQTT broker, QoS 1, deleting only on PUBACK.
+    """Publishes an :class:`Outbox` to an MQTT 5 broker (module docstring).
 
     Args:
-        outbox: the store to drain (the uplink only reads, claims and acknowledges).
+        outbox: the store to drain (the uplink claims, settles and applies receipts).
         hostname, port, username, password, tls_context: the broker.
         gateway_id: this gateway's id; also the MQTT client id of its persistent session.
+        qos: 1 (default) or 2; 0 only with ``receipts=False`` (nothing would confirm delivery).
+        receipts: delete alerts and windows only on the cloud's receipt (default); False: on PUBACK.
+        receipt_timeout_s, receipt_timeout_max_s: wait for a receipt before a resend, doubled per
+            attempt up to the cap.
+        refusal_backoff_s, refusal_backoff_max_s: wait before retrying a refused message, doubled per
+            attempt up to the cap.
+        on_refused: called ``(topic, reason)`` when publishes on a topic start being refused.
+        on_accepted: called ``(topic)`` when a topic that was refused is accepted again.
+        session_expiry_s: how long the broker keeps the session (and the receipts for it) while away.
         max_inflight: most messages published and not yet acknowledged.
         reserved_for_alerts: of those, send slots windows may not take, so that an alert (or status)
             never waits for windows' PUBACKs (a backlog of windows after an outage, a busy gateway);
@@ -73,7 +163,8 @@ class Uplink:
         ack_timeout_s: a PUBACK later than this means the link is dead: reconnect.
         backoff_initial_s, backoff_max_s: reconnect delay, doubled per failure up to the cap.
         poll_s: how often an idle uplink looks for messages put by others than :meth:`submit`
-            (who may call :meth:`notify` instead, as the gateway does after every write).
+            (who may call :meth:`notify` instead, as the gateway does after every write), and for
+            messages that came due (receipt overdue, refusal backoff over).
         keepalive_s: MQTT keepalive.
         software: software version reported in the heartbeat.
     """
@@ -88,6 +179,15 @@ class Uplink:
         username: str | None = None,
         password: str | None = None,
         tls_context: ssl.SSLContext | None = None,
+        qos: int = 1,
+        receipts: bool = True,
+        receipt_timeout_s: float = 30.0,
+        receipt_timeout_max_s: float = 600.0,
+        refusal_backoff_s: float = 5.0,
+        refusal_backoff_max_s: float = 300.0,
+        on_refused: Callable[[str, str], None] | None = None,
+        on_accepted: Callable[[str], None] | None = None,
+        session_expiry_s: int = 7 * 24 * 3600,
         max_inflight: int = 20,
         reserved_for_alerts: int | None = None,
         heartbeat_s: float | None = 30.0,
@@ -107,10 +207,24 @@ class Uplink:
             raise ValueError(f"reserved_for_alerts must be in [0, max_inflight), got {reserved_for_alerts}")
         if not 0 < backoff_initial_s <= backoff_max_s:
             raise ValueError("backoff must satisfy 0 < backoff_initial_s <= backoff_max_s")
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, got {qos}")
+        if qos == 0 and receipts:
+            raise ValueError("qos 0 is allowed only with receipts off (nothing would confirm delivery)")
+        if not 0 < receipt_timeout_s <= receipt_timeout_max_s:
+            raise ValueError("receipt timeouts must satisfy 0 < receipt_timeout_s <= receipt_timeout_max_s")
+        if not 0 < refusal_backoff_s <= refusal_backoff_max_s:
+            raise ValueError("refusal backoff must satisfy 0 < refusal_backoff_s <= refusal_backoff_max_s")
         self.outbox = outbox
         self.gateway_id = validate_id(gateway_id, "gateway id")
+        self.receipt_topic = gateway_receipt_topic(self.gateway_id)
         self._hostname, self._port = hostname, port
         self._username, self._password, self._tls = username, password, tls_context
+        self.qos, self.receipts = qos, receipts
+        self._receipt_timeout = (receipt_timeout_s, receipt_timeout_max_s)
+        self._refusal_backoff = (refusal_backoff_s, refusal_backoff_max_s)
+        self._on_refused, self._on_accepted = on_refused, on_accepted
+        self._session_expiry_s = session_expiry_s
         self._max_inflight = max_inflight
         self._reserved = reserved_for_alerts
         self._heartbeat_s = heartbeat_s
@@ -126,8 +240,12 @@ class Uplink:
         self._inflight: set[int] = set()
         self._inflight_windows: set[int] = set()
         self._acked: list[int] = []
+        self._published: list[tuple[int, int]] = []
+        self._refused_ids: list[tuple[int, str, int]] = []
         self._ack_ready = asyncio.Event()
         self._ack_write: asyncio.Future[int] | None = None
+        self.refused_topics: dict[str, str] = {}
+        """Topics whose last publish was refused, with the reason (cleared when one is accepted)."""
 
     # -- producers ---------------------------------------------------------------------------------
 
@@ -156,9 +274,9 @@ class Uplink:
     @property
     def counters(self) -> UplinkCounters:
         """A snapshot of the counters, with the outbox's current depth and eviction total."""
-        return replace(
-            self._counters, depth=self.outbox.total_depth, evicted=sum(self.outbox.evicted().values())
-        )
+        c = self._counters
+        return replace(c, depth=self.outbox.total_depth, evicted=sum(self.outbox.evicted().values()),
+                       refused=dict(c.refused), receipts=dict(c.receipts), rejected=dict(c.rejected))
 
     # -- the task ----------------------------------------------------------------------------------
 
@@ -185,37 +303,71 @@ class Uplink:
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self._backoff[1])
 
-    def _client(self) -> aiomqtt.Client:
-        return aiomqtt.Client(
+    def _client(self) -> _Client:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self._session_expiry_s
+        return _Client(
             self._hostname,
             self._port,
             username=self._username,
             password=self._password,
             tls_context=self._tls,
             identifier=self.gateway_id,
-            clean_session=False,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            properties=props,
             keepalive=self._keepalive_s,
             timeout=self._ack_timeout_s,
             max_inflight_messages=self._max_inflight + 1,  # + the heartbeat
         )
 
-    async def _session(self, client: aiomqtt.Client) -> None:
+    async def _session(self, client: _Client) -> None:
         """One connection's life: the first task to fail (broker loss) ends it and cancels the rest."""
+        if self.receipts:
+            codes = await client.subscribe(self.receipt_topic, qos=1)
+            if any(getattr(c, "value", c) >= 0x80 for c in codes):
+                raise aiomqtt.MqttError(f"the broker refused the receipt subscription {self.receipt_topic}: {codes}")
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._watch(client))
+            tg.create_task(self._listen(client))
             tg.create_task(self._write_acks())
             tg.create_task(self._drain(client, tg))
             if self._heartbeat_s is not None:
                 tg.create_task(self._heartbeat(client, self._heartbeat_s))
 
-    @staticmethod
-    async def _watch(client: aiomqtt.Client) -> None:
-        """Raise MqttError as soon as the connection drops (the uplink subscribes to nothing)."""
-        async for _ in client.messages:
-            pass
+    async def _listen(self, client: aiomqtt.Client) -> None:
+        """Apply receipts as they come; raises MqttError as soon as the connection drops."""
+        async for message in client.messages:
+            if str(message.topic) != self.receipt_topic:
+                continue
+            payload = message.payload if isinstance(message.payload, bytes | bytearray) else b""
+            try:
+                receipt = decode_receipt(payload)
+            except ProtocolError as exc:
+                self._count(bad_receipts=1)
+                log.warning("uplink %s: a receipt that does not decode was ignored: %s", self.gateway_id, exc)
+                continue
+            await self.apply_receipt(receipt)
 
-    async def _drain(self, client: aiomqtt.Client, tg: asyncio.TaskGroup) -> None:
-        """Claim messages in send order and start one publish task each, keeping at most
+    async def apply_receipt(self, receipt: Receipt) -> ReceiptOutcome:
+        """Delete what the cloud holds, mark dead what it rejected; counted by status and reason."""
+        if receipt.gateway_id != self.gateway_id:
+            self._count(bad_receipts=1)
+            log.warning("uplink %s: a receipt for gateway %s was ignored", self.gateway_id, receipt.gateway_id)
+            return ReceiptOutcome()
+        outcome = await asyncio.to_thread(self.outbox.receipt, receipt.items)
+        c = self._counters
+        receipts, rejected = dict(c.receipts), dict(c.rejected)
+        for item in receipt.items:
+            receipts[item.status.value] = receipts.get(item.status.value, 0) + 1
+            if item.status is ReceiptStatus.REJECTED and item.reason is not None:
+                rejected[item.reason] = rejected.get(item.reason, 0) + 1
+                log.error("uplink %s: the cloud rejected message %s (%s); kept as dead in the outbox",
+                          self.gateway_id, item.message_id, item.reason)
+        self._counters = replace(self._counters, receipts=receipts, rejected=rejected)
+        return outcome
+
+    async def _drain(self, client: _Client, tg: asyncio.TaskGroup) -> None:
+        """Claim due messages in send order and start one publish task each, keeping at most
         ``max_inflight`` unacknowledged, of them at most ``max_inflight − reserved_for_alerts``
         windows; publish() is called in task-start order, so on the wire messages keep outbox order."""
         while True:
@@ -245,38 +397,77 @@ class Uplink:
                     publish.close()
                     raise
 
-    async def _publish(self, client: aiomqtt.Client, message: OutboxMessage) -> None:
-        self._count(published=1, retries=1 if message.attempts > 0 else 0)
+    def _properties(self, message: OutboxMessage) -> Properties | None:
+        if not self.receipts:
+            return None
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = self.receipt_topic
+        if message.message_id is not None:
+            props.CorrelationData = message.message_id.encode()
+        return props
+
+    async def _publish(self, client: _Client, message: OutboxMessage) -> None:
+        resend = message.attempts > 0 and message.state == "published"
+        self._count(published=1, retries=1 if message.attempts > 0 else 0, resends=int(resend))
         try:
-            await client.publish(message.topic, message.payload, qos=1, timeout=self._ack_timeout_s)
+            code = await client.publish_with_reason(message.topic, message.payload, qos=self.qos,
+                                                    properties=self._properties(message), timeout=self._ack_timeout_s)
         except BaseException:
             self._inflight.discard(message.id)
             self._inflight_windows.discard(message.id)
             raise
-        self._count(acked=1)
-        self._acked.append(message.id)
+        now = time.time_ns() // 1000
+        if code >= 0x80:
+            self._refused(message, reason_name(code), now)
+        else:
+            self._count(acked=1)
+            if message.topic in self.refused_topics:
+                del self.refused_topics[message.topic]
+                log.warning("uplink %s: %s is accepted again", self.gateway_id, message.topic)
+                if self._on_accepted is not None:
+                    self._on_accepted(message.topic)
+            if self.receipts and message.message_id is not None:
+                self._published.append((message.id, now + _doubled(self._receipt_timeout, message.attempts)))
+            else:
+                self._acked.append(message.id)
         self._ack_ready.set()
 
+    def _refused(self, message: OutboxMessage, reason: str, now_us: int) -> None:
+        refused = dict(self._counters.refused)
+        refused[reason] = refused.get(reason, 0) + 1
+        self._counters = replace(self._counters, refused=refused)
+        self._refused_ids.append((message.id, reason, now_us + _doubled(self._refusal_backoff, message.attempts)))
+        if self.refused_topics.get(message.topic) != reason:
+            self.refused_topics[message.topic] = reason
+            log.error("uplink %s: the broker refused a %s on %s (%s); it stays in the outbox and is retried later",
+                      self.gateway_id, message.kind, message.topic, reason)
+            if self._on_refused is not None:
+                self._on_refused(message.topic, reason)
+
     async def _write_acks(self) -> None:
-        """Delete acknowledged messages in batches (one transaction each), then free their slots."""
+        """Write the broker's answers in batches (one transaction each), then free their slots."""
         while True:
             await self._ack_ready.wait()
             await self._flush_acks()
 
     async def _flush_acks(self) -> None:
         self._ack_ready.clear()
-        ids, self._acked = self._acked, []
-        if ids:
-            # shielded: a session cancelled mid-write still deletes what the broker acknowledged
-            self._ack_write = asyncio.ensure_future(asyncio.to_thread(self.outbox.ack, ids))
+        acked, self._acked = self._acked, []
+        published, self._published = self._published, []
+        refused, self._refused_ids = self._refused_ids, []
+        if acked or published or refused:
+            # shielded: a session cancelled mid-write still records what the broker answered
+            self._ack_write = asyncio.ensure_future(asyncio.to_thread(
+                self.outbox.settle, acked=acked, published=published, refused=refused))
             await asyncio.shield(self._ack_write)
-        self._inflight.difference_update(ids)
-        self._inflight_windows.difference_update(ids)
+        done = acked + [i for i, _ in published] + [i for i, _, _ in refused]
+        self._inflight.difference_update(done)
+        self._inflight_windows.difference_update(done)
         self._slot_free.set()
         self._wake.set()                 # freed window slots: more windows may be claimed
 
     async def _settle(self) -> None:
-        """After a session: finish the ack write in progress, write the remaining acks, forget in-flight."""
+        """After a session: finish the write in progress, write the remaining answers, forget in-flight."""
         if self._ack_write is not None:
             await self._ack_write
             self._ack_write = None
@@ -303,3 +494,9 @@ class Uplink:
     def _count(self, **deltas: int) -> None:
         c = self._counters
         self._counters = replace(c, **{k: getattr(c, k) + v for k, v in deltas.items()})
+
+
+def _doubled(limits: tuple[float, float], attempts: int) -> int:
+    """Microseconds to wait after the ``attempts``-th try: the first limit doubled per earlier try, capped."""
+    first, cap = limits
+    return int(min(first * 2.0 ** max(0, min(attempts - 1, 30)), cap) * 1e6)

@@ -109,9 +109,9 @@ def test_eviction_counter_persists(tmp_path: Path) -> None:
     with Outbox(tmp_path / "o.db", max_bytes=100) as box:
         for _ in range(5):
             box.put("window", "t", bytes(39))
-        assert box.evicted() == {Kind.WINDOW: 3}
+        assert box.evicted() == {Kind.ALERT: 0, Kind.STATUS: 0, Kind.WINDOW: 3}
     with Outbox(tmp_path / "o.db", max_bytes=100) as box:
-        assert box.evicted() == {Kind.WINDOW: 3}
+        assert box.evicted() == {Kind.ALERT: 0, Kind.STATUS: 0, Kind.WINDOW: 3}
         assert box.depth()[Kind.WINDOW] == 2
 
 

@@ -1,4 +1,7 @@
-"""The uplink against a real Mosquitto: order, broker loss, kill -9, and the broker's queue limit."""
+"""The uplink against a real Mosquitto: order, broker loss, kill -9, and the broker's queue limit.
+
+These tests are about the broker leg (delete on PUBACK, ``receipts=False``); the end-to-end receipts,
+resends and refusals are in ``test_receipts.py``."""
 
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ def _alert(patient_id: str, n: int = 0) -> Alert:
 
 
 def _uplink(box: Outbox, broker: Broker, gateway_id: str, **kw: object) -> Uplink:
-    options: dict = {"heartbeat_s": None, "backoff_initial_s": 0.1, "backoff_max_s": 0.5, "ack_timeout_s": 3.0,
+    options: dict = {"receipts": False, "heartbeat_s": None, "backoff_initial_s": 0.1, "backoff_max_s": 0.5, "ack_timeout_s": 3.0,
                      "poll_s": 0.05}
     return Uplink(box, hostname=broker.host, port=broker.port, gateway_id=gateway_id, **(options | kw))
 
@@ -210,7 +213,7 @@ from protocol.messages import Alert, AlertCategory, Priority
 
 async def main(path, port, gateway_id, patient_id):
     uplink = Uplink(Outbox(path), hostname="127.0.0.1", port=port, gateway_id=gateway_id, heartbeat_s=None,
-                    backoff_initial_s=0.05, backoff_max_s=0.2)
+                    backoff_initial_s=0.05, backoff_max_s=0.2, receipts=False)
     task = asyncio.create_task(uplink.run())
     i = 0
     while True:
