@@ -26,7 +26,8 @@ Frames at or behind the release point:
   same sample indices twice would break the "every index once" guarantee;
 - **restart** — more than ``history`` frames behind: the device restarted its
   sequence. Held frames are released, a :class:`Restarted` marker is emitted
-  and the new run starts at this frame.
+  and the new run starts at this frame. A caller that knows better (arrival
+  times) calls :meth:`ReorderBuffer.restart` itself.
 
 Memory is bounded: at most ``window - 1`` frames are held and ``history``
 sequence numbers remembered.
@@ -156,6 +157,18 @@ class ReorderBuffer(Generic[T]):
     def flush(self) -> list[Release[T]]:
         """Release everything held, declaring the holes between (end of stream)."""
         return self._release(float("inf"))
+
+    def restart(self, seq: int) -> list[Release[T]]:
+        """The caller knows the device restarted its stream at ``seq`` (its arrival time says so, e.g. a
+        jump ahead no gap could explain): release everything held, then a :class:`Restarted` marker; the
+        next :meth:`push` of ``seq`` starts the new run."""
+        out = self.flush()
+        out.append(Restarted(seq % _U32))
+        self.stats.restarts += 1
+        self._next = seq % _U32
+        self._recent.clear()
+        self._recent_set.clear()
+        return out
 
     def _release(self, now_s: float) -> list[Release[T]]:
         out: list[Release[T]] = []

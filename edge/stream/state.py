@@ -15,6 +15,16 @@ timestamp agrees with its seq; otherwise it starts a sequence restart (see the
 reorder buffer): a ``DEVICE_RESET`` gap, sized from the timestamps when they still advance, else from arrival
 times.
 
+**Restarts.** A device that reboots starts its sequence numbers and usually its clock again. The
+arrival times decide what a frame far from the stream's order is: one more than the reorder history
+behind whose seq and timestamp agree is a late frame only if it left the device (by the clock fit) at
+most ``restart_slack_s`` before it arrived, else the first of a restarted stream (a device that reset
+seq and clock together looks like a very old frame otherwise, and its whole new run would be dropped as
+late); a seq further ahead than the time since the last frame explains (by ``restart_slack_s``) is a
+restart too, not a gap of hours. On a restart the clock fit starts again (unless the timestamps still
+agree with the arrivals), the gap is sized from arrival times, and sample indices go on from there, so
+stream time and gateway times stay right across any number of reboots.
+
 **Polar PMD frames** carry no sequence number: a frame's position comes from
 its first-sample timestamp relative to the end of the previous frame (drift-
 corrected). More than half a frame ahead is a ``TIMESTAMP_GAP``; more than half
@@ -103,6 +113,9 @@ class StreamConfig:
     """Gaps at least this long (stream s) are reported as disconnects."""
     timestamp_tolerance_s: float = 0.05
     """Disagreement between timestamps and sequence numbers tolerated (besides half a frame)."""
+    restart_slack_s: float = 5.0
+    """How far sequence numbers or timestamps may disagree with arrival times (s) before the device counts
+    as restarted (see "Restarts" in the module docstring)."""
     quality_window_s: float = 2.0
     """Received samples per quality report (stream s)."""
     clock_bucket_s: float = 10.0
@@ -112,7 +125,7 @@ class StreamConfig:
     (:func:`edge.stream.resampling.model_fs_from_metadata`) where the agent has them, else 125 Hz."""
 
     def __post_init__(self) -> None:
-        for name in ("max_hold_s", "interpolate_max_s", "disconnect_s", "timestamp_tolerance_s"):
+        for name in ("max_hold_s", "interpolate_max_s", "disconnect_s", "timestamp_tolerance_s", "restart_slack_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"StreamConfig.{name} must be >= 0")
         if self.reorder_window < 1 or self.quality_window_s <= 0 or self.clock_bucket_s <= 0 or self.model_fs <= 0:
@@ -174,9 +187,11 @@ class StreamState:
         else:
             self._bind(frame.fs_hz, frame.leads, frame.sample_format.limits[1] * frame.lsb_nv * 1e-6)
             self.counters.frames += 1
-            if self._stale(frame):
+            if self._stale(frame, arrival_s):
                 self._stale_late += 1
             else:
+                if self._jumped_ahead(frame, arrival_s):
+                    self._handle(self._reorder.restart(frame.seq), out)
                 self._handle(self._reorder.push(frame.seq, frame, arrival_s), out)
         self._sync()
         return out
@@ -223,18 +238,34 @@ class StreamState:
                 assert self._last is not None
                 self._last.seq = r.seq
 
-    def _stale(self, frame: EcgFrame) -> bool:
-        """True for a frame too far behind for the reorder buffer whose timestamp agrees with its seq.
+    def _stale(self, frame: EcgFrame, arrival_s: float) -> bool:
+        """True for a frame too far behind for the reorder buffer whose timestamp agrees with its seq and
+        whose arrival agrees with both (it left the device less than ``restart_slack_s`` before it came).
 
-        Such a frame is very late (network), not the first of a device restart
-        (which restarts seq and usually the clock, so the two disagree). Counted late.
+        Such a frame is very late (network), not the first of a device restart. A restart that reset seq
+        and clock together also has them agree, but its frame maps to a gateway time long past (the old
+        run's start): the arrival time tells the two apart.
         """
         last, head = self._last, self._reorder.next_seq
         if last is None or last.seq is None or head is None or seq_diff(frame.seq, head) >= -self._reorder.history:
             return False
         d = seq_diff(frame.seq, last.seq)
         by_time = self._timestamp_gap(frame.t0_us) + last.n
-        return abs(by_time - d * last.n) <= self._tolerance(d * last.n)
+        if abs(by_time - d * last.n) > self._tolerance(d * last.n):
+            return False
+        sent_s = self.clock.to_gateway(frame.t0_us + frame.n_samples * self._us_per_sample)
+        return arrival_s - sent_s <= self.config.restart_slack_s
+
+    def _jumped_ahead(self, frame: EcgFrame, arrival_s: float) -> bool:
+        """True when the frame's seq is further ahead of the stream than the time since the last frame
+        could explain (by more than ``restart_slack_s``): the device restarted with other numbers."""
+        last, head = self._last, self._reorder.next_seq
+        if last is None or head is None:
+            return False
+        d = seq_diff(frame.seq, head)
+        if d < self._reorder.window:
+            return False
+        return d * last.n / self._fs > max(0.0, arrival_s - last.arrival_s) + self.config.restart_slack_s
 
     def _gap_before_seq(self, t0_us: float, n: int, arrival_s: float, out: StreamOutput) -> tuple[int, GapReason]:
         """Samples missing before a frame released by the reorder buffer, and why."""
@@ -248,9 +279,10 @@ class StreamState:
         if restart:
             self.counters.device_resets += 1
             out.events.append(StreamEvent(self._next_index, EventKind.DEVICE_RESET, "sequence numbers restarted"))
-            if ts_gap < -self._tolerance(0):
-                self.clock.reset()
-                ts_gap = round((arrival_s - last.arrival_s) * fs) - n
+            by_arrival = max(round((arrival_s - last.arrival_s) * fs) - n, 0)
+            if ts_gap < -self._tolerance(0) or ts_gap > by_arrival + self.config.restart_slack_s * fs:
+                self.clock.reset()          # the device clock restarted too (or jumped): re-anchor on arrivals
+                ts_gap = by_arrival
             return max(ts_gap, 0), GapReason.DEVICE_RESET
         seq_gap = skipped * last.n
         if abs(ts_gap - seq_gap) > self._tolerance(seq_gap):
@@ -279,6 +311,12 @@ class StreamState:
             elif delta < -(n // 2):
                 self._polar_late += 1
                 return
+            elif delta > n // 2 and delta / self._fs > max(0.0, arrival_s - self._last.arrival_s) + \
+                    self.config.restart_slack_s:
+                self.counters.device_resets += 1     # the clock jumped ahead further than the time since: a restart
+                out.events.append(StreamEvent(self._next_index, EventKind.DEVICE_RESET, "timestamps jumped ahead"))
+                self.clock.reset()
+                gap, reason = max(round((arrival_s - self._last.arrival_s) * self._fs) - n, 0), GapReason.DEVICE_RESET
             elif delta > n // 2:
                 gap = delta
                 if gap >= self.config.disconnect_s * self._fs:

@@ -1,0 +1,163 @@
+"""Device lifecycle at the edge: restarts and reconnections re-anchor a stream; unknown devices are bounded.
+
+A device that reboots starts its sequence numbers and its clock from 0 again. The gateway, which has
+seen it before, must take the new run as a new anchor (clock, order, gaps) and date everything after
+it right; the simulator (a fresh :class:`~firmware_sim.device.VirtualDevice` for the same device id,
+fed in stream time at a later gateway time) gives the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from ecgstream.edge_sim import GATEWAY_T0_S, run_ward_into_agent
+from edge.agent import AgentConfig, EdgeAgent, MemorySink
+from edge.inference.windowing import Window
+from edge.ingest.session import DeviceSession
+from edge.stream import StreamState
+from firmware_sim.scenario import parse_scenario
+from firmware_sim.transports.loopback import LoopbackHub
+from firmware_sim.ward import build_ward
+from protocol.ble_frame import EcgFrame
+from protocol.messages import Alert
+
+FIRST_RUN = """
+name = "before-reboot"
+duration_s = 60
+seed = 3
+[[patient]]
+id = "p1"
+device = "d1"
+heart_rate = 70
+rhythm = [ { at = 0, name = "sinus" } ]
+events = [ { at = 40, until = 50, kind = "disconnect" } ]
+"""
+
+AFTER_REBOOT = """
+name = "after-reboot"
+duration_s = 80
+seed = 11
+[[patient]]
+id = "p1"
+device = "d1"
+heart_rate = 70
+rhythm = [ { at = 0, name = "sinus" }, { at = 25, name = "vt", heart_rate = 180 }, { at = 40, name = "sinus" } ]
+events = [ { at = 55, until = 65, kind = "disconnect" } ]
+"""
+
+OFF_S = 30.0
+"""Gateway seconds the device is away between its two runs (the gateway ticks on meanwhile)."""
+
+
+class _Recorder(MemorySink):
+    """Keeps every alert, and every window with the gateway time at which it was cut."""
+
+    def __init__(self, agent_time: list[float]) -> None:
+        super().__init__()
+        self.cut: list[tuple[Window, float]] = []
+        self._now = agent_time
+
+    def record(self, session: DeviceSession, window: Window) -> None:
+        self.cut.append((window, self._now[0]))
+
+
+async def _run(text: str, agent: EdgeAgent, t0_s: float, duration_s: float, *, flush: bool) -> None:
+    hub = LoopbackHub()
+    sub = hub.subscribe()
+    beds = build_ward(parse_scenario(text), lambda d, p: hub.transport(d, wire=p.wire), duration_s=duration_s)
+    await run_ward_into_agent(beds, agent, sub, duration_s=duration_s, t0_s=t0_s, flush=flush)
+
+
+def _reboot_run() -> tuple[EdgeAgent, list[Alert], list[tuple[Window, float]], float]:
+    """The device runs 60 s, is away 30 s (gateway ticking), reboots (seq and clock from 0) and runs 80 s."""
+    now = [0.0]
+    sink = _Recorder(now)
+    agent = EdgeAgent(AgentConfig(), sink)
+    submit = agent._submit
+
+    def submit_and_record(session: DeviceSession, window: Window) -> None:
+        sink.record(session, window)
+        submit(session, window)
+
+    agent._submit = submit_and_record  # type: ignore[method-assign]
+    feed = agent.feed
+
+    def feed_and_note(device_id: str, data: bytes, kind: str, arrival_s: float | None = None, **kw: str) -> None:
+        now[0] = agent.clock() if arrival_s is None else arrival_s
+        feed(device_id, data, kind, arrival_s, **kw)
+
+    agent.feed = feed_and_note  # type: ignore[method-assign]
+    asyncio.run(_run(FIRST_RUN, agent, GATEWAY_T0_S, 60.0, flush=False))
+    t2 = GATEWAY_T0_S + 60.0 + OFF_S
+    t = GATEWAY_T0_S + 60.5
+    while t < t2:
+        agent.tick(t)
+        t += 0.5
+    asyncio.run(_run(AFTER_REBOOT, agent, t2, 80.0, flush=True))
+    return agent, sink.alerts, sink.cut, t2
+
+
+def _raised(alerts: list[Alert], alert_type: str) -> list[Alert]:
+    return [a for a in alerts if a.alert_type == alert_type and a.details["event"] == "raised"]
+
+
+def test_a_rebooted_device_is_re_anchored_and_its_alerts_are_dated_right() -> None:
+    agent, alerts, cut, t2 = _reboot_run()
+    session = agent.sessions["d1"]
+    assert session.stream.counters.device_resets == 1
+    assert session.stream.counters.late == 0                       # the new run is not taken for old frames
+    # the VT of the second run: raised, and dated by the new run's clock (device time 0 = gateway t2)
+    vt = _raised(alerts, "vt")
+    assert len(vt) == 1, [(a.alert_type, a.details["event"]) for a in alerts]
+    onset_device_s = (vt[0].onset_device_us or 0) / 1e6
+    assert 24.5 <= onset_device_s <= 32.0, onset_device_s          # VT scripted at 25 s of the new run
+    assert abs(vt[0].onset_gateway_us / 1e6 - (t2 + onset_device_s)) <= 0.5
+    # windows: each is dated so that it ends when its data came in, as for the fresh device before the reboot
+    lag = [(at - (w.t_gateway_s + w.n_samples / w.fs), at > t2) for w, at in cut]
+    before = [d for d, after in lag if not after]
+    after = [d for d, after in lag if after]
+    assert before and after
+    assert abs(float(np.median(after)) - float(np.median(before))) <= 0.5, (np.median(before), np.median(after))
+    assert max(abs(d - float(np.median(before))) for d in after) <= 0.5
+
+
+def test_disconnects_are_raised_and_resolve_when_data_flows_again() -> None:
+    _, alerts, _, t2 = _reboot_run()
+    events = [(a.alert_type, a.details["event"], a.onset_gateway_us / 1e6 - t2, a.details["at_s"])
+              for a in alerts if a.alert_type == "device_disconnected"]
+    raised = [e for e in events if e[1] == "raised"]
+    cleared = [e for e in events if e[1] == "cleared"]
+    # three disconnections: at 40 s of the first run, between the runs (device away), at 55 s of the second
+    assert len(raised) == 3 and len(cleared) == 3, events
+    # the one between the runs clears as soon as the rebooted device's data flows (stream time: first run
+    # 60 s + 30 s away), not a minute later
+    stream_restart_s = 60.0 + OFF_S
+    assert stream_restart_s <= cleared[1][3] <= stream_restart_s + 2.0, events
+    # the scripted disconnect of the second run is raised at its time (by the new clock), then resolves
+    assert 53.0 <= raised[2][2] <= 56.0, events
+    assert stream_restart_s + 65.0 <= cleared[2][3] <= stream_restart_s + 68.0, events
+    # nothing technical is left active once the data is back
+    assert not [a for a in _raised(alerts, "device_disconnected") if a.details["at_s"] > cleared[2][3]]
+
+
+def _frame(seq: int, t0_us: int, n: int = 36) -> EcgFrame:
+    x = np.sin(np.arange(n) / 5.0)[:, None].repeat(3, axis=1) * 1.0
+    counts = np.rint(x * 1e6 / 2500).astype(np.int16)
+    return EcgFrame(seq, t0_us, 250, ("II", "V1", "V5"), counts, lsb_nv=2500)
+
+
+def test_sequence_numbers_jumping_far_ahead_are_a_restart_not_hours_of_gap() -> None:
+    state = StreamState()
+    dt = 36 / 250
+    for i in range(50):
+        state.push(_frame(i, round(i * dt * 1e6)), 100.0 + (i + 1) * dt)
+    # the device comes back 3 s later numbering from 1,000,000 (and its clock from 0)
+    arrival = 100.0 + 51 * dt + 3.0
+    out = state.push(_frame(1_000_000, 0), arrival)
+    out2 = state.push(_frame(1_000_001, round(dt * 1e6)), arrival + dt)
+    assert state.counters.device_resets == 1
+    gaps = [g for o in (out, out2) for g in o.gaps]
+    assert len(gaps) == 1 and abs(gaps[0].length / 250 - 3.0) < 0.2, gaps
+    assert abs(state.clock.to_gateway(dt * 1e6) - (arrival)) < 0.2
