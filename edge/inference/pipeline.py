@@ -22,6 +22,17 @@ model versions name it (``reconstruction_calibration``). The measured leads II, 
 quantised (the model passes them through unchanged). ``t0_us`` is the gateway
 time (Unix µs) of the window's first sample. The float 12-lead array stays in
 the result for the classifier and ST measurement.
+
+**Masked windows** (:attr:`Window.gaps`, a short data gap spanned: see
+:mod:`edge.inference.windowing`) ship with their gap ranges, the samples inside
+them 0; the reconstruction runs over the linear fill (its output there is
+masked too), and the second stage's output is withheld (``second_stage`` None,
+counted in :attr:`PipelineStats.masked`): the classifier was trained on
+contiguous windows and must not call a rhythm on a filled hole.
+
+A window without the reconstruction's input leads (a device with other leads,
+the Polar H10's lead I) is not for this pipeline (:meth:`InferencePipeline.takes`);
+the agent ships its measured leads as they are.
 """
 
 from __future__ import annotations
@@ -154,6 +165,8 @@ class PipelineStats:
     """Windows refused at submit (wrong geometry, leads or non-finite samples)."""
     calibrated: int = 0
     """Windows reconstructed with their patient's own calibration (the rest: the generic model)."""
+    masked: int = 0
+    """Windows with masked gaps (shipped with their mask, no second-stage output)."""
 
 
 class InferencePipeline:
@@ -203,6 +216,10 @@ class InferencePipeline:
         await self.close()
 
     # -- submit -------------------------------------------------------------------------------------
+
+    def takes(self, window: Window) -> bool:
+        """Whether the window carries every lead the reconstruction needs (else: ship it as measured)."""
+        return all(lead in window.leads for lead in self.reconstruction.inputs)
 
     def check(self, window: Window) -> None:
         """Raise ValueError if the model cannot take this window (checked at submit, not in the batch)."""
@@ -256,10 +273,17 @@ class InferencePipeline:
         ucounts = np.clip(ucounts, 0, INT16_MAX).astype(np.int16)
         out = []
         for i, w in enumerate(windows):
+            if w.gaps:
+                second = [*second[:i], None, *second[i + 1:]]
+                self.stats.masked += 1
+                for a, b in w.gaps:
+                    counts[i][:, a:b] = 0
+                    ucounts[i][:, a:b] = 0
             ecg = EcgWindow(
                 window_id=w.window_id, patient_id=w.patient_id, device_id=w.device_id,
                 t0_us=int(round(w.t_gateway_s * 1e6)), fs_hz=int(round(w.fs)), leads=rec.outputs,
                 samples=counts[i], reconstructed=rec.reconstructed, uncertainty=ucounts[i], lsb_nv=self.lsb_nv,
+                gaps=w.gaps,
             )
             out.append(WindowResult(
                 window=w, ecg_window=ecg, leads12=leads12[i], uncertainty=unc[i], lead_names=rec.outputs,

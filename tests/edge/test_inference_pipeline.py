@@ -197,3 +197,34 @@ async def test_patient_calibration_applies_to_its_patient_only_and_is_named_in_t
         np.testing.assert_array_equal(results[k].leads12, generic[k].leads12)
         assert "reconstruction_calibration" not in results[k].model_versions
     assert pipe.stats.calibrated == 1 and "another" in pipe.calibrations.problems["p2"]
+
+
+def test_a_short_loss_is_shipped_masked_and_not_classified(backend) -> None:  # type: ignore[no-untyped-def]
+    """Frames lost for [15, 16.5) s: the windows over it ship with the lost range masked (0 counts) and
+    get no second-stage output; the others are classified as usual."""
+    class Flat:
+        name, version = "flat", "test-1"
+
+        def __call__(self, batch: StageBatch) -> list[dict[str, float]]:
+            return [{"p": 0.5} for _ in batch.windows]
+
+    windows, windower, out, _ = stream_windows("m1", 32.0, seed=4, drop_s=(15.0, 16.5))
+    gaps = [g for g in out.gaps if not g.interpolated]
+    assert len(gaps) == 1 and windower.counters.dropped_total == windower.counters.dropped.get("stream_end", 0)
+    ga, gb = gaps[0].start / 250, gaps[0].stop / 250
+    over = [w.slot for w in windows if w.t_stream_s < gb and w.t_stream_s + 10 > ga]
+    assert [w.slot for w in windows if w.gaps] == over and len(over) >= 2 and windower.counters.with_gaps == len(over)
+    assert [w.slot for w in windows] == [0, 1, 2, 3]   # nothing dropped for the loss
+    pipe = InferencePipeline(backend, second_stage=Flat())
+    results = pipe.run_batch(windows)
+    assert pipe.stats.masked == len(over)
+    for r in results:
+        ecg = decode_window(encode_window(r.ecg_window))
+        assert ecg.gaps == r.window.gaps
+        if r.window.gaps:
+            assert r.second_stage is None and not ecg.samples[:, ecg.gap_mask()].any()
+            lost = (max(0.0, ga - r.window.t_stream_s), min(10.0, gb - r.window.t_stream_s))   # within the window
+            (a, b), = ecg.gaps
+            assert abs(a / 125 - lost[0]) <= 0.01 and abs(b / 125 - lost[1]) <= 0.01
+        else:
+            assert r.second_stage == {"p": 0.5}
