@@ -352,6 +352,21 @@ class EdgeAgent:
         log_event(log, "link_down", level=logging.WARNING, device_id=device_id, patient_id=session.patient_id,
                   reason=reason, at_s=round(self.clock() if at_s is None else at_s, 3))
 
+    def acknowledge(self, episode_id: str) -> bool:
+        """Staff acknowledged alarm episode ``episode_id`` (the cloud's ack downlink,
+        :mod:`edge.downlink`): its engine releases the latch, and a latched episode whose condition has
+        ended clears now (its ``cleared`` message goes to the sink like any alert). Whether an episode
+        of that id was shown here; an unknown or already cleared one changes nothing (acks may repeat)."""
+        for s in list(self.sessions.values()):
+            if not s.engine.has_episode(episode_id):
+                continue
+            for alert in s.engine.acknowledge(episode_id):
+                self._alert(alert)
+            log_event(log, "alarm_acknowledged", device_id=s.device_id, patient_id=s.patient_id,
+                      episode_id=episode_id)
+            return True
+        return False
+
     def session(self, device_id: str, transport: str = "loopback") -> DeviceSession:
         """The device's session (created on first contact)."""
         s = self.sessions.get(device_id)
@@ -395,6 +410,8 @@ class EdgeAgent:
             self._submit(session, w)
 
     def _alert(self, alert: Alert) -> None:
+        if "gateway_id" not in alert.details:   # the cloud sends staff acknowledgements back to this gateway
+            alert = replace(alert, details={**alert.details, "gateway_id": self.config.gateway_id})
         self.sink.put_alert(alert)
         self.counters.alerts += 1
         event = alert.details.get("event", "")
@@ -513,7 +530,8 @@ class EdgeAgent:
             child.inc()
 
     def active_alerts(self) -> int:
-        return sum(len(s.engine.active) for s in self.sessions.values())
+        """Episodes shown now (live or latched), over every device."""
+        return sum(len(s.engine.shown) for s in self.sessions.values())
 
     def connected(self, s: DeviceSession, now_s: float) -> bool:
         return (s.link_up and s.last_arrival_s is not None and now_s - s.last_arrival_s <= self.config.stale_s)
@@ -584,7 +602,7 @@ class EdgeAgent:
                 m.outbox_depth.labels(str(kind)).set(n)
         active: dict[str, int] = {"high": 0, "medium": 0, "low": 0}
         for s in self.sessions.values():
-            for a in s.engine.active.values():
+            for a in s.engine.shown:
                 active[str(a.priority)] = active.get(str(a.priority), 0) + 1
         for p, n in active.items():
             m.alerts_active.labels(p).set(n)
