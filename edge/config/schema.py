@@ -130,9 +130,48 @@ class IngestConfig:
     """Longest gap filled by linear interpolation; longer gaps are marked, never bridged."""
     mqtt: MqttIngestConfig = field(default_factory=MqttIngestConfig)
     ble: tuple[BleDeviceConfig, ...] = ()
+    patients: Annotated[Mapping[str, Text], AfterValidator(_frozen_mapping)] = field(
+        default_factory=lambda: MappingProxyType({}))
+    """``[ingest.patients]``: device id → patient id, for devices on every transport (MQTT wearables, replays);
+    a ``[[ingest.ble]]`` entry's ``patient`` is the same mapping for that device. Others are their own patient."""
+    allowed_devices: tuple[Text, ...] = ()
+    """Device ids accepted besides the mapped ones (empty and no file: any device, up to ``max_sessions``)."""
+    allowed_devices_file: FilePath | None = None
+    """A file of more allowed device ids, one a line (``#`` starts a comment)."""
+    only_known_devices: Bool = False
+    """Accept only devices of ``[ingest.patients]``, ``[[ingest.ble]]`` and the allow-list; others are refused."""
+    max_sessions: Annotated[Int, rule(lambda v: 1 <= v <= 100_000, "must be 1-100000")] = 1000
+    """Most device streams kept at once; a new device beyond it is refused (``rejected{reason="too_many_devices"}``)."""
+    new_devices_per_s: Annotated[Number, rule(lambda v: v > 0, "must be > 0")] = 10.0
+    """New device ids accepted per second per transport (a burst of ``max(1, 5 × rate)`` first); more are
+    refused (``rejected{reason="new_device_rate"}``)."""
+
+    def allowed_device_ids(self) -> frozenset[str] | None:
+        """The allow-list (mapped devices, ``allowed_devices``, the file), or None when any device may come
+        (``only_known_devices`` false and no list given). Raises OSError when the file cannot be read."""
+        listed = set(self.allowed_devices)
+        if self.allowed_devices_file is not None:
+            for line in Path(self.allowed_devices_file).read_text(encoding="utf-8").splitlines():
+                ident = line.split("#", 1)[0].strip()
+                if ident:
+                    listed.add(ident)
+        if not listed and not self.only_known_devices:
+            return None
+        mapped = {str(d.device_id) for d in self.ble} | set(self.patients)
+        return frozenset(listed | mapped)
 
     @model_validator(mode="after")
     def _check(self) -> IngestConfig:
+        for device, patient in self.patients.items():
+            _ident(device, "patients")
+            _ident(patient, "patients")
+        for i, device in enumerate(self.ble):
+            other = self.patients.get(str(device.device_id))
+            if other is not None and other != device.patient:
+                raise problem(f"device {device.device_id!r} is mapped to patient {other!r} in [ingest.patients] "
+                              f"and to {device.patient!r} here", "patient", at=("ble", i))
+        for ident in self.allowed_devices:
+            _ident(ident, "allowed_devices")
         for key in ("device_id", "address", "name"):
             seen: set[str] = set()
             for i, device in enumerate(self.ble):
@@ -185,10 +224,28 @@ class UplinkConfig(BrokerConfig):
     ``client_id`` is the MQTT client id of the persistent session; :func:`edge.config.load_config` fills in
     the gateway id when none is given."""
 
-    qos: Annotated[Int, rule(lambda v: v in (1, 2), "must be 1 or 2 (alerts need an acknowledgement)")] = 1
+    qos: Annotated[Int, rule(lambda v: v in (0, 1, 2), "must be 0, 1 or 2")] = 1
+    """MQTT QoS of every uplink publish: 1 (default) or 2; 0 only with ``receipts = false``."""
+    receipts: Bool = True
+    """Delete an alert or window from the outbox only on the cloud's end-to-end receipt, resending it
+    when none comes; false: on the broker's PUBACK (a cloud that sends no receipts)."""
+    receipt_timeout_s: Annotated[Number, rule(lambda v: 1 <= v <= 3600, "must be 1-3600 s")] = 30.0
+    """A published message without a receipt after this long is sent again (the wait doubles per resend)."""
+    refusal_backoff_s: Annotated[Number, rule(lambda v: 0.1 <= v <= 3600, "must be 0.1-3600 s")] = 5.0
+    """A message the broker refused (MQTT 5 reason code, e.g. not authorized) is retried after this
+    long, doubling per attempt up to 5 minutes."""
+    session_expiry_s: Annotated[Int, rule(lambda v: 60 <= v <= 4294967295, "must be 60-4294967295 s")] = 604800
+    """How long the broker keeps the uplink's session (and the receipts sent to it) while the gateway is away."""
     outbox_path: FilePath = Path("out/edge/outbox.sqlite")
     disk_budget_mb: PositiveNumber = 512.0
     """Outbox budget; over it the oldest windows are evicted (and counted), never alerts."""
+
+    @model_validator(mode="after")
+    def _check_delivery(self) -> UplinkConfig:
+        if self.qos == 0 and self.receipts:
+            raise problem("qos 0 must be 1 or 2 while receipts = true (qos 0 is allowed only with receipts = false: "
+                          "nothing would confirm delivery)", "qos")
+        return self
 
 
 @dataclass(frozen=True, config=SECTION)
