@@ -48,6 +48,7 @@ import functools
 import logging
 import math
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -70,8 +71,8 @@ from edge.stream.state import StreamConfig
 from edge.uplink.outbox import Kind, Outbox
 from protocol import ProtocolError, decode_frame, decode_pmd_ecg, decode_samples_payload
 from protocol.errors import TopicError
-from protocol.messages import Alert, DeviceStatus, decode_message, encode_message
-from protocol.topics import alert_topic, validate_id, window_topic
+from protocol.messages import Alert, AlertCategory, DeviceStatus, Priority, decode_message, encode_message
+from protocol.topics import alert_topic, parse_topic, validate_id, window_topic
 from protocol.window_payload import EcgWindow, encode_window
 
 log = logging.getLogger(__name__)
@@ -279,6 +280,8 @@ class EdgeAgent:
         self._seen: dict[str, dict[str, Any]] = {}
         self._rules_versions = {"reconstruction": "none (rules only)"}
         self._metric_children: dict[tuple[str, str], Any] = {}
+        self.uplink_refusals: dict[str, tuple[str, str, str, str]] = {}
+        """Topics the cloud broker refuses now → (episode id, patient, device, reason) of their alarm."""
         self.ble: Any = None
         """The :class:`~edge.ble.BleIngest` feeding this agent, when its :class:`edge.gateway.Gateway` runs one."""
 
@@ -606,6 +609,39 @@ class EdgeAgent:
                 active[str(a.priority)] = active.get(str(a.priority), 0) + 1
         for p, n in active.items():
             m.alerts_active.labels(p).set(n)
+
+    # -- uplink refusals ----------------------------------------------------------------------------
+
+    def uplink_refused(self, topic: str, reason: str) -> None:
+        """The uplink's hook (``on_refused``) when the cloud broker starts refusing a topic (an MQTT 5 PUBACK
+        reason code such as ``not_authorized``): raises the technical alarm ``uplink_refused`` with the
+        reason for the topic's patient. The refused data stays in the outbox and is retried."""
+        try:
+            patient = parse_topic(topic).ident
+        except ProtocolError:
+            patient = self.config.gateway_id
+        device = next((s.device_id for s in self.sessions.values() if s.patient_id == patient), self.config.gateway_id)
+        episode = str(uuid.uuid4())
+        self.uplink_refusals[topic] = (episode, patient, device, reason)
+        self._alert(Alert(
+            alert_id=Alert.new_id(), patient_id=patient, device_id=device, alert_type="uplink_refused",
+            category=AlertCategory.TECHNICAL, priority=Priority.MEDIUM, onset_gateway_us=int(self.clock() * 1e6),
+            message=f"the cloud broker refused this patient's data ({reason}); it is kept in the outbox and retried",
+            details={"event": "raised", "episode_id": episode, "reason": reason, "topic": topic,
+                     "gateway_id": self.config.gateway_id}))
+
+    def uplink_accepted(self, topic: str) -> None:
+        """The uplink's hook (``on_accepted``) when a refused topic is accepted again: clears the alarm."""
+        refusal = self.uplink_refusals.pop(topic, None)
+        if refusal is None:
+            return
+        episode, patient, device, reason = refusal
+        self._alert(Alert(
+            alert_id=Alert.new_id(), patient_id=patient, device_id=device, alert_type="uplink_refused",
+            category=AlertCategory.TECHNICAL, priority=Priority.MEDIUM, onset_gateway_us=int(self.clock() * 1e6),
+            message="the cloud broker accepts this patient's data again",
+            details={"event": "cleared", "episode_id": episode, "reason": reason, "topic": topic,
+                     "gateway_id": self.config.gateway_id}))
 
     # -- replay helper ------------------------------------------------------------------------------
 
