@@ -180,6 +180,7 @@ class Gateway:
         self.exporter = self._start_exporter()
         self._outbox = Outbox(config.uplink.outbox_path, max_bytes=int(config.uplink.disk_budget_mb * 1024 * 1024))
         self.outbox_sink = OutboxSink(self._outbox)
+        self.metrics.watch_uplink(self._outbox, lambda: self.uplink)   # outbox and uplink series, read at each scrape
         agent_config = AgentConfig.from_edge_config(config)
         if self.patients:
             agent_config = replace(agent_config, patients={**agent_config.patients, **self.patients})
@@ -195,7 +196,11 @@ class Gateway:
                                  gateway_id=up.client_id or config.gateway_id, username=up.username,
                                  password=up.password, tls_context=client_tls_context(up), poll_s=self.uplink_poll_s,
                                  heartbeat_s=self.uplink_heartbeat_s, software=self.version,
-                                 device_statuses=agent.device_statuses)
+                                 device_statuses=agent.device_statuses, qos=up.qos, receipts=up.receipts,
+                                 receipt_timeout_s=up.receipt_timeout_s, receipt_timeout_max_s=max(600.0, up.receipt_timeout_s),
+                                 refusal_backoff_s=up.refusal_backoff_s, refusal_backoff_max_s=max(300.0, up.refusal_backoff_s),
+                                 session_expiry_s=up.session_expiry_s, on_refused=agent.uplink_refused,
+                                 on_accepted=agent.uplink_accepted)
             self.outbox_sink.on_stored = self.uplink.notify     # alerts leave as soon as they are stored
             self._tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
         if in_ep is not None and config.ingest.mqtt.enabled:

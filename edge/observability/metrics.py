@@ -8,11 +8,25 @@ status snapshot (:mod:`edge.observability.status`). Names start with
 ``ecgstream_edge_``; rates such as windows per second are ``rate()`` of the
 counters. :meth:`EdgeMetrics.render` gives the text exposition;
 :mod:`edge.observability.exporter` serves it over HTTP.
+
+The outbox and uplink series are read from the outbox and the uplink at each scrape
+(:meth:`EdgeMetrics.watch_uplink`), so they match the outbox exactly: evictions per kind (from the
+outbox's persistent counter; alerts are never evicted, so theirs stays 0), messages waiting for the
+cloud's receipt and dead ones (rejected by the cloud) per kind, broker refusals by reason, resends,
+receipt items by status and the cloud's rejections by reason.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
 
 PREFIX = "ecgstream_edge"
 LATENCY_BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
@@ -68,6 +82,69 @@ class EdgeMetrics:
         self.uplink_reconnects = Counter(
             f"{PREFIX}_uplink_reconnects", "Reconnections to the cloud broker.", registry=r)
 
+    def watch_uplink(self, outbox: Any, uplink: Callable[[], Any] | None = None) -> None:
+        """Export the outbox's (``evicted()``, ``states()``) and the uplink's (``uplink()`` gives the
+        running :class:`~edge.uplink.Uplink` or None) figures, read at each scrape. The hand-set
+        ``evicted_windows`` and ``uplink_reconnects`` series give way to the ones read here."""
+        for legacy in (self.evicted_windows, self.uplink_reconnects):
+            try:
+                self.registry.unregister(legacy)
+            except KeyError:
+                pass
+        self.registry.register(_UplinkCollector(outbox, uplink or (lambda: None)))
+
     def render(self) -> str:
         """The Prometheus text exposition of every series."""
         return generate_latest(self.registry).decode("utf-8")
+
+
+class _UplinkCollector(Collector):
+    """The outbox and uplink series, read from them at each scrape (see :meth:`EdgeMetrics.watch_uplink`)."""
+
+    def __init__(self, outbox: Any, uplink: Callable[[], Any]) -> None:
+        self._outbox, self._uplink = outbox, uplink
+
+    def describe(self) -> list[Metric]:
+        return []              # not known before the first collect: no duplicate-name check at register
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            evicted = self._outbox.evicted()
+            states = self._outbox.states()
+        except Exception as exc:  # noqa: BLE001 - a closed outbox (the gateway stopped): no series, no error
+            log.debug("outbox metrics unavailable: %s", exc)
+            return
+        ev = CounterMetricFamily(f"{PREFIX}_outbox_evicted", "Outbox messages evicted over the disk budget, by kind "
+                                 "(alerts and status are never evicted).", labels=["kind"])
+        for kind, n in evicted.items():
+            ev.add_metric([str(kind)], n)
+        yield ev
+        yield CounterMetricFamily(f"{PREFIX}_outbox_evicted_windows", "Windows evicted from the outbox over its "
+                                  "disk budget.", value=evicted.get("window", 0))
+        for state, help_text in (("published", "Outbox messages the broker took that wait for the cloud's receipt."),
+                                 ("dead", "Outbox messages the cloud rejected, kept and never resent.")):
+            name = "awaiting_receipt" if state == "published" else state
+            g = GaugeMetricFamily(f"{PREFIX}_outbox_{name}", help_text, labels=["kind"])
+            for kind, n in states.get(state, {}).items():
+                g.add_metric([str(kind)], n)
+            yield g
+        uplink = self._uplink()
+        if uplink is None:
+            return
+        c = uplink.counters
+        yield CounterMetricFamily(f"{PREFIX}_uplink_reconnects", "Reconnections to the cloud broker.",
+                                  value=c.reconnects)
+        yield CounterMetricFamily(f"{PREFIX}_uplink_resends", "Messages sent again because the cloud's receipt did "
+                                  "not come in time.", value=c.resends)
+        yield GaugeMetricFamily(f"{PREFIX}_uplink_connected", "Whether the uplink is connected to the cloud broker "
+                                "now (1 or 0).", value=int(c.connected))
+        for name, help_text, label, counts in (
+                ("uplink_refused", "Publishes the broker refused (MQTT 5 reason code), by reason; the message "
+                 "stays in the outbox.", "reason", c.refused),
+                ("uplink_receipts", "Receipt items received from the cloud, by status.", "status", c.receipts),
+                ("uplink_rejected", "Messages the cloud rejected (dead in the outbox), by the cloud's reason.",
+                 "reason", c.rejected)):
+            family = CounterMetricFamily(f"{PREFIX}_{name}", help_text, labels=[label])
+            for key, n in sorted(counts.items()):
+                family.add_metric([key], n)
+            yield family
