@@ -58,6 +58,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge.alarms import AlarmConfig
+from edge.alarms.evidence import with_evidence
 from edge.ble.manager import device_id_of
 from edge.config.schema import EdgeConfig
 from edge.inference.batcher import Completed, WindowDropped
@@ -408,11 +409,15 @@ class EdgeAgent:
 
     def _handle(self, session: DeviceSession, out: SessionOutput) -> None:
         for alert in out.alerts:
-            self._alert(alert)
+            self._alert(alert, session)
         for w in out.windows:
             self._submit(session, w)
 
-    def _alert(self, alert: Alert) -> None:
+    def _alert(self, alert: Alert, session: DeviceSession | None = None) -> None:
+        if session is not None:   # the windows covering its deciding samples, by id (edge.alarms.evidence)
+            reconstructed = self.pipeline is not None and not session.counters.windows_unsupported
+            versions = self.pipeline.model_versions if reconstructed and self.pipeline else self._rules_versions
+            alert = with_evidence(alert, session.evidence_window_ids, model_versions=versions)
         if "gateway_id" not in alert.details:   # the cloud sends staff acknowledgements back to this gateway
             alert = replace(alert, details={**alert.details, "gateway_id": self.config.gateway_id})
         self.sink.put_alert(alert)
@@ -427,7 +432,7 @@ class EdgeAgent:
 
     def _submit(self, session: DeviceSession, window: Window) -> None:
         self.counters.windows_submitted += 1
-        if self.pipeline is None:
+        if self.pipeline is None or not self.pipeline.takes(window):   # no model, or other leads: as measured
             self._deliver_rules_only(session, window)
             return
         if self.mode == "sync":
@@ -502,20 +507,23 @@ class EdgeAgent:
                                         lead_names=result.lead_names, uncertainty=result.uncertainty,
                                         reconstructed=result.reconstructed, probabilities=probabilities)
             for alert in alerts:
-                self._alert(alert)
+                self._alert(alert, session)
 
     def _deliver_rules_only(self, session: DeviceSession, window: Window) -> None:
-        """No model: upload the band-passed measured leads; the window is still alarm evidence."""
+        """No model (or leads it cannot take): upload the band-passed measured leads, gaps masked (0 counts);
+        the window is still alarm evidence."""
         self.counters.windows_done += 1
         measured = prepare_batch([window])[0]
         counts = np.clip(np.rint(measured * 1000.0), -32768, 32767).astype(np.int16)
+        for a, b in window.gaps:
+            counts[:, a:b] = 0
         self.sink.put_window(EcgWindow(window.window_id, window.patient_id, window.device_id,
                                        int(round(window.t_gateway_s * 1e6)), int(round(window.fs)),
-                                       window.leads, counts))
+                                       window.leads, counts, gaps=window.gaps))
         if self.metrics is not None:
             self.metrics.windows_processed.inc()
         for alert in session.add_window(window, dict(self._rules_versions), leads=measured, lead_names=window.leads):
-            self._alert(alert)
+            self._alert(alert, session)
 
     # -- observation --------------------------------------------------------------------------------
 

@@ -14,19 +14,30 @@ Inputs (all immutable):
 - :class:`TechnicalState`: lead-off, SQI per lead over a quality window, battery, link, data gaps.
 
 :class:`EvidenceState` accumulates them; the rules read only it.
+
+**ECG with every clinical alarm.** :func:`with_evidence` names, in an alert that is raised or
+escalated, the windows that cover its deciding samples: from its onset (for asystole and pause,
+the last beat before the silence: the whole pause) to the sample that decided it (``at_s``),
+plus :data:`EVIDENCE_CONTEXT_S` either side. The window grid is fixed (10 s windows every 5 s
+of stream time) and window ids come from the grid slot, so the ids are known when the alert is
+raised, before inference has produced those windows (late-bound by id): they travel in
+``details["evidence_window_ids"]`` (oldest first) with the span in ``details["evidence_span_s"]``,
+and ``window_id`` is the one of them centred nearest the deciding sample (unless the rule named
+the window it decided on, e.g. a classifier or ST window, which is kept and listed too).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
 
 from edge.signal.st import StMeasurement
+from protocol.messages import Alert, AlertCategory
 
 __all__ = [
     "Beat",
@@ -39,7 +50,14 @@ __all__ = [
     "StMeasurement",
     "TechnicalState",
     "WindowEvidence",
+    "with_evidence",
 ]
+
+EVIDENCE_CONTEXT_S = 1.0
+"""Signal kept either side of an alert's deciding span when choosing its evidence windows."""
+MAX_EVIDENCE_WINDOWS = 12
+"""Most windows one alert names (the latest ones, which hold the deciding sample; a 60 s span)."""
+EVIDENCE_EVENTS = ("raised", "escalated")
 
 class ClockMap(Protocol):
     """Maps stream time (s) to device and gateway clocks (µs); the edge's clock estimator implements it."""
@@ -285,8 +303,59 @@ class EvidenceState:
         return recent[-n:]
 
     def window_for(self, onset_s: float) -> WindowEvidence | None:
-        """The latest window overlapping ``[onset_s, now]``: the evidence an alert points at."""
+        """A window already produced that holds both ``onset_s`` and the deciding sample (now), or None.
+
+        Usually None: the window holding the deciding sample is cut only ``margin_s`` after it and
+        inferred later still. The evidence is then named by grid slot (:func:`with_evidence`), not
+        by the latest window at hand, which ended before the deciding sample (an asystole strip that
+        ended 1.4 s into the pause).
+        """
         for w in reversed(self.windows):
-            if w.end_s >= onset_s and w.start_s <= self.now_s:
+            if w.start_s <= onset_s and w.end_s >= self.now_s:
                 return w
         return None
+
+
+def with_evidence(alert: Alert, window_ids: Callable[[float, float], list[str]], *,
+                  model_versions: Mapping[str, str] | None = None, context_s: float = EVIDENCE_CONTEXT_S,
+                  max_windows: int = MAX_EVIDENCE_WINDOWS) -> Alert:
+    """``alert`` with the ids of the windows covering its deciding samples (see the module docstring).
+
+    ``window_ids(start_s, end_s)``: ids of the grid windows overlapping that span of stream time, in
+    slot order (:meth:`edge.ingest.session.DeviceSession.evidence_window_ids`); ``model_versions``:
+    the models that will produce those windows, added to the alert's (its own win). Technical
+    alerts, cleared events and alerts without ``onset_s``/``at_s`` in their details come back unchanged.
+    """
+    d = alert.details
+    onset, at = d.get("onset_s"), d.get("at_s")
+    if (alert.category is not AlertCategory.CLINICAL or d.get("event") not in EVIDENCE_EVENTS
+            or not isinstance(onset, int | float) or not isinstance(at, int | float)
+            or not (math.isfinite(onset) and math.isfinite(at))):
+        return alert
+    start, end = min(onset, at), max(onset, at)
+    ids = window_ids(start - context_s, end + context_s)[-max_windows:]
+    if not ids:
+        return alert
+    covering_end = window_ids(end, end)
+    primary = alert.window_id
+    if primary is None and covering_end:
+        primary = covering_end[0] if len(covering_end) == 1 else _centred(covering_end, window_ids, end)
+    if primary is not None and primary not in ids:
+        ids = [*ids, primary]
+    details = {**d, "evidence_window_ids": ids, "evidence_span_s": [round(start, 3), round(end, 3)]}
+    versions = {**(model_versions or {}), **alert.model_versions}
+    return replace(alert, window_id=primary, details=details, model_versions=versions)
+
+
+def _centred(candidates: list[str], window_ids: Callable[[float, float], list[str]], t_s: float) -> str:
+    """Of the windows containing ``t_s``, the one whose centre is nearest to it."""
+    # a window containing t_s also contains t_s ± d for d up to its distance from the nearer edge:
+    # probe outward in small steps; the last candidate still covering both sides is the centred one
+    best, step = candidates[0], 0.25
+    for k in range(1, 41):
+        left, right = set(window_ids(t_s - k * step, t_s - k * step)), set(window_ids(t_s + k * step, t_s + k * step))
+        still = [c for c in candidates if c in left and c in right]
+        if not still:
+            break
+        best = still[0]
+    return best

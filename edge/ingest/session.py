@@ -30,9 +30,13 @@ engine as :class:`~edge.alarms.evidence.GapEvent` (clinical persistence restarts
 the data-gap alarm sees them); shorter ones (one lost BLE frame) do not, or random loss of 1–2 %
 would keep AF from ever persisting its 30 s.
 
-Streams without lead II (Polar H10: one chest lead) get technical alarms only; the samples not
-analysed are counted (``analysis_skipped_samples``). Streams without II, V1 and V5 give no model
-windows (``windows_unsupported``, per stream).
+**Other leads.** The analysed lead is ``AlarmConfig.analysis_lead`` (II) when the stream has it,
+else the first of :data:`ANALYSIS_LEAD_FALLBACK` it has (the Polar H10: lead I), so such a device
+gets heart rate, beats and rhythm alarms too (:attr:`DeviceSession.analysis_lead`; the engine's
+evidence follows it). Only a stream with none of them gets technical alarms only (the samples not
+analysed are counted in ``analysis_skipped_samples``). Every stream is windowed, with the leads it
+has; streams without II, V1 and V5 cannot be reconstructed and ship their measured leads
+(``windows_unsupported`` = 1 marks them).
 """
 
 from __future__ import annotations
@@ -70,6 +74,9 @@ from protocol.messages import Alert, DeviceStatus
 from protocol.polar_pmd import PolarEcgFrame
 
 log = logging.getLogger(__name__)
+
+ANALYSIS_LEAD_FALLBACK = ("II", "I", "V5", "V6", "V4", "aVF", "III", "V3", "V2", "V1", "aVL", "aVR")
+"""Leads tried, in order, when the stream lacks the configured analysis lead (tall R first)."""
 
 _BEATS_KEPT = 512
 """R peaks remembered for ST measurement (minutes at any heart rate: windows return within seconds)."""
@@ -199,6 +206,7 @@ class DeviceSession:
         self._anchor: tuple[float, float] | None = None   # (stream time, device µs) of the last received block
         self._an: _Analysis | None = None
         self._ii: int | None = None             # column of the analysis lead
+        self.analysis_lead: str | None = None   # its name (None: no lead to analyse, or not bound yet)
         self._bound = False
         self._pending: deque[tuple[int, np.ndarray | int]] = deque()   # (start, samples) or (start, gap length)
         self._window_electrodes: set[str] = set()
@@ -307,6 +315,13 @@ class DeviceSession:
             self.counters.st_measured += 1
         return result.st
 
+    def evidence_window_ids(self, start_s: float, end_s: float) -> list[str]:
+        """Ids of the windows of this stream's grid covering ``[start_s, end_s]`` (stream time), known
+        before they are cut (:meth:`~edge.inference.windowing.Windower.window_ids_covering`)."""
+        if self.windower is None:
+            return []
+        return self.windower.window_ids_covering(start_s - self._base_s, end_s - self._base_s)
+
     # -- views ----------------------------------------------------------------------------------
 
     @property
@@ -352,13 +367,19 @@ class DeviceSession:
         self._bound = True
         leads, fs = self.stream.leads, self.stream.fs
         assert fs is not None
-        lead = self.config.alarms.analysis_lead
-        self._ii = leads.index(lead) if lead in leads else None
-        if self._ii is None:
+        wanted = self.config.alarms.analysis_lead
+        lead = next((name for name in (wanted, *ANALYSIS_LEAD_FALLBACK) if name in leads), None)
+        self._ii = None if lead is None else leads.index(lead)
+        self.analysis_lead = lead
+        if lead is None:
             log.info("no_analysis_lead device_id=%s leads=%s: technical alarms only", self.device_id, leads)
-        if set(WEARABLE_LEADS) <= set(leads):
-            self.windower = Windower(self.patient_id, self.device_id, fs, self.config.window, leads=leads)
         else:
+            self.engine.state.analysis_lead = lead
+            if lead != wanted:
+                log.info("analysis_lead device_id=%s lead=%s (no %s)", self.device_id, lead, wanted)
+        if leads:
+            self.windower = Windower(self.patient_id, self.device_id, fs, self.config.window, leads=leads)
+        if not set(WEARABLE_LEADS) <= set(leads):
             self.counters.windows_unsupported = 1
 
     def _process(self, so: StreamOutput, out: SessionOutput) -> None:
@@ -403,8 +424,8 @@ class DeviceSession:
                 received = [y for _, y, filled in chunks if not filled]
                 rms = float(np.sqrt(np.mean(np.concatenate(received) ** 2))) if received else None
             leads[name] = LeadQuality(float(q.sqi[i]), bool(q.lead_off[i]), bool(q.flat[i]), bool(q.saturated[i]), rms)
-        lead = self.config.alarms.analysis_lead
-        self.sqi = leads[lead].sqi if lead in leads else float(np.min(q.sqi)) if len(q.sqi) else None
+        lead = self.analysis_lead
+        self.sqi = leads[lead].sqi if lead is not None and lead in leads else float(np.min(q.sqi)) if len(q.sqi) else None
         tech = TechnicalState(self._t(q.start), self._t(q.stop), leads, tuple(sorted(self._window_electrodes)),
                               self.battery_pct, True, tuple(self._engine_gaps))
         self._window_electrodes.clear()
