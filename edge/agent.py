@@ -17,7 +17,11 @@ and logged, never raised; any other exception while processing one device's data
 logged with its traceback and counted (``internal_errors``), so one device's garbage or one bug
 never stops the other patients. Each device gets a :class:`~edge.ingest.session.DeviceSession`
 (stream state, QRS analysis of lead II, windows, alarm engine); the patient comes from the
-configured BLE device list, else the device id stands for the patient.
+configured map (``[ingest.patients]`` and the BLE device list), else the device id stands for the
+patient. A new device gets its session with its first payload, and only within bounds: the
+allow-list (when configured), ``max_sessions`` and a rate of new devices per transport; refusals are
+counted by reason (``unknown_device``, ``too_many_devices``, ``new_device_rate``), so a flood of fake
+device ids costs a counter, not a session each.
 
 **Windows** go through an :class:`~edge.inference.pipeline.InferencePipeline` (3→12 lead VAE),
 micro-batched across patients: in ``async`` mode through its :class:`MicroBatcher` (call
@@ -202,7 +206,13 @@ class AgentConfig:
     gateway_id: str = "edge"
     session: SessionConfig = field(default_factory=SessionConfig)
     patients: Mapping[str, str] = field(default_factory=dict)
-    """Device id → patient id (the BLE device list); other devices are their own patient."""
+    """Device id → patient id (``[ingest.patients]`` and the BLE device list); other devices are their own patient."""
+    allowed_devices: frozenset[str] | None = None
+    """Only these devices get a session (None: any device, within the limits below)."""
+    max_sessions: int = 1000
+    """Most device sessions at once; a new device beyond it is refused (``too_many_devices``)."""
+    new_devices_per_s: float = 10.0
+    """New devices accepted per second per transport (burst ``max(1, 5 × rate)``); more: ``new_device_rate``."""
     stale_s: float = 5.0
     """A stream without frames for this long shows as disconnected in the status."""
     status_interval_s: float = 2.0
@@ -221,10 +231,12 @@ class AgentConfig:
                               interpolate_max_s=config.ingest.interpolation_limit_ms / 1000.0)
         p = config.processing
         window = WindowConfig(window_s=p.window_s, hop_s=p.hop_s)
-        patients = {device_id_of(d): d.patient for d in config.ingest.ble}   # the ids BleIngest reports
+        patients = {**config.ingest.patients,
+                    **{device_id_of(d): d.patient for d in config.ingest.ble}}   # the ids BleIngest reports
         return cls(gateway_id=config.gateway_id, session=SessionConfig(stream=stream, window=window, alarms=alarms),
                    patients=patients, status_interval_s=config.observability.status_interval_s,
-                   max_batch=p.max_batch)
+                   max_batch=p.max_batch, allowed_devices=config.ingest.allowed_device_ids(),
+                   max_sessions=config.ingest.max_sessions, new_devices_per_s=config.ingest.new_devices_per_s)
 
 
 @dataclass
@@ -233,7 +245,9 @@ class AgentCounters:
 
     payloads: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
-    """Payloads rejected, by reason (``decode``, ``invalid_device``, ``device_mismatch``, ``internal``)."""
+    """Payloads rejected, by reason (``decode``, ``invalid_device``, ``device_mismatch``, ``internal``, and for a
+    device without a session: ``unknown_device`` (not on the allow-list), ``too_many_devices`` (at
+    ``max_sessions``), ``new_device_rate`` (over ``new_devices_per_s``))."""
     windows_submitted: int = 0
     windows_done: int = 0
     windows_dropped: dict[str, int] = field(default_factory=dict)
@@ -281,6 +295,8 @@ class EdgeAgent:
         self._seen: dict[str, dict[str, Any]] = {}
         self._rules_versions = {"reconstruction": "none (rules only)"}
         self._metric_children: dict[tuple[str, str], Any] = {}
+        self._new_device_tokens: dict[str, tuple[float, float]] = {}   # transport → (tokens, gateway time)
+        self._refused: dict[str, int] = {}
         self.uplink_refusals: dict[str, tuple[str, str, str, str]] = {}
         """Topics the cloud broker refuses now → (episode id, patient, device, reason) of their alarm."""
         self.ble: Any = None
@@ -319,7 +335,8 @@ class EdgeAgent:
             except TopicError:
                 self._reject(INVALID_DEVICE, "invalid_device", f"invalid device id {device_id!r}")
                 return
-            session = self.session(device_id, transport)
+            if (session := self._admit(device_id, transport, arrival)) is None:
+                return
         try:
             k = PayloadKind(kind)
             if k is PayloadKind.STATUS:
@@ -380,6 +397,37 @@ class EdgeAgent:
             self.sessions[device_id] = s
             log_event(log, "stream_opened", device_id=device_id, patient_id=patient, transport=transport)
         return s
+
+    def _admit(self, device_id: str, transport: str, arrival_s: float) -> DeviceSession | None:
+        """A session for a new device, or None (its payload refused and counted): the
+        allow-list, ``max_sessions`` and the per-transport rate of new devices (a token bucket on the
+        gateway clock) bound what unknown or fake device ids can cost."""
+        c = self.config
+        reason = None
+        if c.allowed_devices is not None and device_id not in c.allowed_devices and device_id not in c.patients:
+            reason = "unknown_device"
+        elif len(self.sessions) >= c.max_sessions:
+            reason = "too_many_devices"
+        else:
+            burst = max(1.0, 5.0 * c.new_devices_per_s)
+            tokens, last = self._new_device_tokens.get(transport, (burst, arrival_s))
+            tokens = min(burst, tokens + max(0.0, arrival_s - last) * c.new_devices_per_s)
+            if tokens < 1.0:
+                reason = "new_device_rate"
+                self._new_device_tokens[transport] = (tokens, max(last, arrival_s))
+            else:
+                self._new_device_tokens[transport] = (tokens - 1.0, max(last, arrival_s))
+        if reason is None:
+            return self.session(device_id, transport)
+        self.counters.reject(reason)
+        if self.metrics is not None:
+            self.metrics.frames_rejected.labels(reason).inc()
+        refused = self._refused.get(reason, 0) + 1     # a flood of fake ids: log the 1st, 2nd, 4th, 8th … and every 1000th
+        self._refused[reason] = refused
+        if refused & (refused - 1) == 0 or refused % 1000 == 0:
+            log_event(log, "device_refused", level=logging.WARNING, device_id=device_id, transport=transport,
+                      reason=reason, refused=refused, sessions=len(self.sessions))
+        return None
 
     def tick(self, now_s: float | None = None) -> None:
         """Periodic work at gateway time ``now_s`` (default: the clock)."""

@@ -162,14 +162,14 @@ class IngestConfig:
 
     @model_validator(mode="after")
     def _check(self) -> IngestConfig:
-        for device, patient in self.patients.items():
-            _ident(device, "patients")
-            _ident(patient, "patients")
-        for i, device in enumerate(self.ble):
-            other = self.patients.get(str(device.device_id))
-            if other is not None and other != device.patient:
-                raise problem(f"device {device.device_id!r} is mapped to patient {other!r} in [ingest.patients] "
-                              f"and to {device.patient!r} here", "patient", at=("ble", i))
+        for device_id, patient_id in self.patients.items():
+            _ident(device_id, "patients")
+            _ident(patient_id, "patients")
+        for i, ble in enumerate(self.ble):
+            other = self.patients.get(str(ble.device_id))
+            if other is not None and other != ble.patient:
+                raise problem(f"device {ble.device_id!r} is mapped to patient {other!r} in [ingest.patients] "
+                              f"and to {ble.patient!r} here", "patient", at=("ble", i))
         for ident in self.allowed_devices:
             _ident(ident, "allowed_devices")
         for key in ("device_id", "address", "name"):

@@ -161,3 +161,55 @@ def test_sequence_numbers_jumping_far_ahead_are_a_restart_not_hours_of_gap() -> 
     gaps = [g for o in (out, out2) for g in o.gaps]
     assert len(gaps) == 1 and abs(gaps[0].length / 250 - 3.0) < 0.2, gaps
     assert abs(state.clock.to_gateway(dt * 1e6) - (arrival)) < 0.2
+
+
+def _one_frame(seq: int = 0) -> bytes:
+    from protocol.ble_frame import encode_frame
+
+    return encode_frame(_frame(seq, seq * 144_000))
+
+
+def test_a_flood_of_fake_device_ids_is_capped_rate_limited_and_counted() -> None:
+    agent = EdgeAgent(AgentConfig(max_sessions=100, new_devices_per_s=10.0), MemorySink())
+    for i in range(20_000):                                   # 20,000 one-byte messages in 20 s, each a new id
+        agent.feed(f"fake-{i}", b"\x00", "samples", GATEWAY_T0_S + i / 1000.0, transport="mqtt")
+    assert len(agent.sessions) <= 100
+    refused = agent.counters.rejected
+    assert refused.get("new_device_rate", 0) + refused.get("too_many_devices", 0) + len(agent.sessions) == 20_000
+    assert refused.get("decode", 0) == len(agent.sessions)    # the few admitted sent garbage: counted too
+    # the cap holds however slowly they come
+    slow = EdgeAgent(AgentConfig(max_sessions=100, new_devices_per_s=10.0), MemorySink())
+    for i in range(2_000):
+        slow.feed(f"fake-{i}", b"\x00", "samples", GATEWAY_T0_S + i, transport="mqtt")
+    assert len(slow.sessions) == 100 and slow.counters.rejected["too_many_devices"] == 1_900
+
+
+def test_only_known_devices_get_a_session_and_the_known_one_streams_through_a_flood() -> None:
+    from edge.config import parse_config
+
+    config = parse_config('[ingest]\nonly_known_devices = true\n[ingest.patients]\n"es-0001" = "bed-01"\n')
+    agent = EdgeAgent(AgentConfig.from_edge_config(config), MemorySink())
+    dt = 36 / 250
+    for i in range(200):
+        for j in range(20):
+            agent.feed(f"fake-{i}-{j}", _one_frame(i), "frame", GATEWAY_T0_S + i * dt)
+        agent.feed("es-0001", _one_frame(i), "frame", GATEWAY_T0_S + (i + 1) * dt)
+    assert set(agent.sessions) == {"es-0001"}
+    assert agent.sessions["es-0001"].patient_id == "bed-01"
+    assert agent.sessions["es-0001"].stream.counters.frames == 200
+    assert agent.counters.rejected == {"unknown_device": 4_000}
+
+
+def test_devices_on_any_transport_map_to_their_patient_from_the_config() -> None:
+    from edge.config import parse_config
+
+    config = parse_config('[ingest.patients]\n"es-0001" = "bed-01"\n')
+    sink = MemorySink()
+    agent = EdgeAgent(AgentConfig.from_edge_config(config), sink)
+    for i in range(200):
+        agent.feed("es-0001", _one_frame(i), "frame", GATEWAY_T0_S + (i + 1) * 36 / 250, transport="mqtt")
+        agent.feed("es-0002", _one_frame(i), "frame", GATEWAY_T0_S + (i + 1) * 36 / 250, transport="mqtt")
+    agent.flush()
+    assert agent.sessions["es-0001"].patient_id == "bed-01"
+    assert agent.sessions["es-0002"].patient_id == "es-0002"           # unmapped: its own patient
+    assert {(w.device_id, w.patient_id) for w in sink.windows} == {("es-0001", "bed-01"), ("es-0002", "es-0002")}
