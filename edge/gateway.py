@@ -14,7 +14,8 @@ run. Built from an :class:`~edge.config.schema.EdgeConfig`, with what differs be
   ticks on the loop) or ``"sync"`` (stream time: the driver calls :meth:`Gateway.tick`).
 
 ``async with Gateway(config, ...) as gw`` opens, in order, the metrics exporter, the outbox, the agent
-(its inference), the uplink, the MQTT ingest, the BLE ingest and the feeds; leaving it stops them in
+(its inference), the uplink and next to it the ack downlink (:class:`~edge.downlink.DownlinkListener`:
+staff acknowledgements from the cloud release latched alarms), the MQTT ingest, the BLE ingest and the feeds; leaving it stops them in
 today's clean order: BLE ingest first (nothing more comes in), then the MQTT ingest and the feeds,
 inference drained and its last output flushed to the outbox, the uplink stopped, the outbox closed
 and the status file removed. What opened before a failure is closed again.
@@ -45,6 +46,7 @@ from edge.agent import AgentConfig, EdgeAgent, OutboxSink, Sink
 from edge.ble import BleError, BleIngest, default_backend
 from edge.ble.manager import BackendFactory
 from edge.config.schema import EdgeConfig
+from edge.downlink import DownlinkListener
 from edge.inference import InferencePipeline, select_backend
 from edge.inference.classifier_stage import ClassifierStage
 from edge.ingest.mqtt import MqttIngest, PayloadSink
@@ -141,6 +143,7 @@ class Gateway:
         self.exporter: Exporter | None = None
         self.outbox_sink: OutboxSink | None = None
         self.uplink: Uplink | None = None
+        self.downlink: DownlinkListener | None = None
         self.mqtt_ingest: MqttIngest | None = None
         self.ble: BleIngest | None = None
         self._outbox: Outbox | None = None
@@ -203,6 +206,13 @@ class Gateway:
                                  on_accepted=agent.uplink_accepted)
             self.outbox_sink.on_stored = self.uplink.notify     # alerts leave as soon as they are stored
             self._tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
+            # staff acknowledgements from the cloud release latched alarms (same broker and account as the uplink)
+            self.downlink = DownlinkListener(agent, gateway_id=config.gateway_id, hostname=up_ep.host, port=up_ep.port,
+                                             client_id=f"{up.client_id or config.gateway_id}-downlink",
+                                             username=up.username, password=up.password,
+                                             tls_context=client_tls_context(up), session_expiry_s=up.session_expiry_s,
+                                             registry=self.metrics.registry)
+            self._tasks.append(asyncio.create_task(self.downlink.run(), name="downlink"))
         if in_ep is not None and config.ingest.mqtt.enabled:
             mqtt = config.ingest.mqtt
             self.mqtt_ingest = MqttIngest(agent, hostname=in_ep.host, port=in_ep.port,
