@@ -58,7 +58,7 @@ def _covered(windows: list[EcgWindow], start_us: int, end_us: int) -> bool:
         step = 1e6 / w.fs_hz
         edges = [0, *[x for g in w.gaps for x in g], w.n_samples]
         spans += [(w.t0_us + a * step, w.t0_us + b * step) for a, b in zip(edges[::2], edges[1::2], strict=True) if b > a]
-    t = start_us
+    t = float(start_us)
     for a, b in sorted(spans):
         if a > t + 1e4:        # within 10 ms (window boundaries fall between samples)
             break
@@ -83,6 +83,7 @@ def test_the_alert_names_uplinked_windows_covering_its_deciding_samples(
     to_us = lambda t_s: alert.onset_gateway_us + round((t_s - onset_s) * 1e6)  # noqa: E731
     # from the truth's onset (for asystole: the last beat before the pause, its onset) to the deciding sample
     assert _covered(windows, to_us(min(onset_s, ONSET_TRUTH_S[device])), to_us(at_s))
+    assert alert.window_id is not None
     primary = uplinked[alert.window_id]
     assert primary.t0_us <= to_us(at_s) < primary.t0_us + primary.n_samples * 1e6 / primary.fs_hz
 
