@@ -2,9 +2,10 @@
 gives a Recording or one line of RecordError, never a raw wfdb, numpy or pyedflib exception.
 
 Each reader has a quick property (150 cases, part of the ordinary run) and a slow-marked one with
-many more cases (``ECGSTREAM_FUZZ_CASES``, default 100,000 per reader; run with the slow tests). On
-one core of the development box a case takes about 3.5 ms (EDF), 4.5 ms (WFDB) and 6 ms (CSV), so
-the slow profile runs about 6, 8 and 10 minutes per reader (about 25 minutes in all).
+many more cases (``ECGSTREAM_FUZZ_CASES``, default 100,000 per reader; run with the slow tests).
+Measured on the shared 2-core development box (niced, under load): 20,000 cases per reader took
+4.8 min (CSV), 3.7 min (WFDB) and 1.5 min (EDF), 10 min in all, so the 100,000 default runs about
+50 min there (each slow test has its own one-hour timeout).
 """
 
 from __future__ import annotations
