@@ -14,6 +14,11 @@ Start-up: create the SQLite folder if needed, run the migrations (``[database] m
   default the shipped full-precision edge classifier) on the windows behind stored alerts; several
   processes split it with ``[model_worker] partition``.
 - **housekeeping**: expired sessions and aged-out login failures are deleted every few minutes.
+- **downlink** (with the API): a :class:`cloud.downlink.AckPublisher` on the ``[broker]``, client id
+  ``<client id>-downlink``: each acknowledgement made through the API is published, QoS 1, to the
+  gateway that raised the episode (``ecgstream/v1/gateway/{id}/ack``), which releases its latch. Without
+  a broker the acknowledgement is still stored; the publish waits in a queue and is retried (one
+  warning per outage; counted in ``/metrics`` as ``ecgstream_cloud_downlink_*_total``).
 
 Several such processes (on one host or many) share the load: they share the database, split the
 broker's traffic through the shared subscription, and any of them may serve any client (sessions and
@@ -40,6 +45,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cloud.api import create_app
 from cloud.config import CloudSettings, sqlite_path
+from cloud.downlink import AckPublisher
 from cloud.escalation import Escalator
 from cloud.ingest import IngestWorker
 from cloud.model_worker import HostedModel, ModelSpec, ModelWorker
@@ -61,6 +67,7 @@ class ServiceInfo:
     ingest: IngestWorker | None
     escalator: Escalator | None
     app: Any
+    downlink: AckPublisher | None = None
 
 
 class _InProcessServer(uvicorn.Server):
@@ -160,8 +167,17 @@ async def _serve(settings: CloudSettings, store: Store, stop: asyncio.Event,
 
     app = server = server_task = None
     url = None
+    downlink: AckPublisher | None = None
+    if settings.run.api and not settings.broker.embedded:
+        b = settings.broker
+        downlink = AckPublisher(hostname=b.host, port=b.port, client_id=f"{settings.client_id()}-downlink",
+                                username=b.username, password=b.password, tls_context=client_tls_context(b))
+        background["downlink"] = asyncio.create_task(downlink.run(), name="cloud-downlink")
     if settings.run.api:
         app = create_app(settings, store, ingest=ingest)
+        if downlink is not None:
+            app.state.ctx.extras["downlink"] = downlink        # the ack route hands it each acknowledgement
+            app.state.ctx.metrics.add_source("downlink", downlink.counters.as_dict)
         if escalator is not None:
             app.state.ctx.metrics.add_source("escalation", escalator.counters.as_dict)
         if models is not None:
@@ -191,7 +207,8 @@ async def _serve(settings: CloudSettings, store: Store, stop: asyncio.Event,
     log.info("ecgstream cloud running: %s; database %s", ", ".join(parts) or "nothing",
                 _redact(settings.database.url))
     if on_ready is not None:
-        on_ready(ServiceInfo(http_url=url, store=store, ingest=ingest, escalator=escalator, app=app))
+        on_ready(ServiceInfo(http_url=url, store=store, ingest=ingest, escalator=escalator, app=app,
+                             downlink=downlink))
 
     watched = [t for t in (server_task, background.get("ingest"), background.get("escalation")) if t is not None]
     stopper = asyncio.create_task(stop.wait())

@@ -1,4 +1,4 @@
-"""Alerts: list with filters, one alert (audited as viewed), acknowledge (audited, idempotent)."""
+"""Alerts: list with filters, one alert (audited as viewed), acknowledge (audited, idempotent, sent back to the edge)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,8 @@ async def get_alert(alert_id: str, request: Request, user: CurrentUser) -> dict[
              responses=error_responses(401, 404, 413, 422))
 async def acknowledge(alert_id: str, request: Request, user: CurrentUser,
                       body: AckBody | None = None) -> dict[str, Any]:
-    """Acknowledge the alert's episode. Every acknowledgement is kept and audited; the episode shows the first."""
+    """Acknowledge the alert's episode. Every acknowledgement is kept and audited; the episode shows the first.
+    The acknowledgement is also sent to the edge gateway that raised the episode, which releases its latch."""
     ctx = get_ctx(request)
     store = ctx.store
     aid = canonical_uuid(alert_id, "alert_id")
@@ -72,6 +73,9 @@ async def acknowledge(alert_id: str, request: Request, user: CurrentUser,
         ack = await store.acknowledge(alert.episode_id, user.username, note=body.note if body else "", alert_id=aid)
     except NotFound:
         raise not_found(f"alert {aid}") from None
+    downlink = ctx.extras.get("downlink")        # a cloud.downlink.AckPublisher, when this process runs one
+    if downlink is not None:
+        await downlink.acknowledged(store, alert, ack)     # to the gateway that raised it: it unlatches there
     episode = await store.get_episode(alert.episode_id)
     return {**ack_json(ack, aid), "acknowledged_by": episode.acknowledged_by,
             "acknowledged_us": episode.acknowledged_us}
