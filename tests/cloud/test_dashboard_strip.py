@@ -203,3 +203,52 @@ def test_dashboard_needs_nothing_from_another_host() -> None:
         text = (STATIC_DIR / name).read_text()
         assert not re.search(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}/(?!2000/svg)", text), f"{name} refers to another host"
         assert "@import" not in text and "@font-face" not in text
+
+
+def _subpaths(d: str) -> list[np.ndarray]:
+    """The vertices of each ``M…L…`` piece of an SVG path."""
+    return [parse_path_points(piece) for piece in re.split(r"(?=M)", d) if piece.strip()]
+
+
+def test_a_window_with_gaps_draws_no_line_through_them_and_marks_them(page: Any, window: Any) -> None:
+    """Samples [1000, 1400) (0.8 s of the 500 Hz window: column 0 of each row and the rhythm strip) and
+    [3000, 3100) were lost: the trace and band break there, each gap is shaded in every cell it crosses."""
+    win = {**window_json(window), "gaps": [[1000, 1400], [3000, 3100]]}
+    _render(page, win)
+    assert page.locator("[data-testid=ecg-strip]").get_attribute("data-gaps") == "2"
+    fs = win["fs_hz"]
+    ii = page.locator("[data-testid=strip-lead][data-lead='II']")          # column 0: samples 0..1250
+    pieces = _subpaths(ii.locator("path.trace").get_attribute("d"))
+    x0 = float(ii.get_attribute("data-x-mm"))
+    assert [len(p) for p in pieces] == [1000, 0] or [len(p) for p in pieces] == [1000]   # stops at the gap
+    assert pieces[0][-1, 0] == pytest.approx(x0 + 999 / fs * 25, abs=0.006)
+    rhythm = page.locator("[data-testid=strip-rhythm]")
+    pieces = _subpaths(rhythm.locator("path.trace").get_attribute("d"))
+    assert [len(p) for p in pieces] == [1000, 1600, 1900]                  # 0-1000, 1400-3000, 3100-5000
+    shaded = page.locator("[data-testid=strip-rhythm] [data-testid=strip-gap]")
+    assert shaded.count() == 2
+    assert [(int(shaded.nth(i).get_attribute("data-sample-start")), int(shaded.nth(i).get_attribute("data-sample-end")))
+            for i in range(2)] == [(1000, 1400), (3000, 3100)]
+    gap = shaded.nth(0)
+    assert float(gap.get_attribute("width")) == pytest.approx(400 / fs * 25, abs=0.01)     # 0.8 s at 25 mm/s
+    assert float(gap.get_attribute("x")) == pytest.approx(float(rhythm.get_attribute("data-x-mm")) + 2 * 25, abs=0.01)
+    # a reconstructed lead's band breaks too: one closed piece per run between gaps
+    avr = page.locator("[data-testid=strip-lead][data-lead='aVR']")         # column 1: samples 1250..2500
+    band = avr.locator("path.band").get_attribute("d")
+    assert band.count("Z") == 1 and _subpaths(band)[0][0, 0] == pytest.approx(
+        float(avr.get_attribute("data-x-mm")) + 150 / fs * 25, abs=0.01)    # starts after the gap (1400)
+    assert "no data" in (page.locator("[data-testid=strip-legend]").text_content() or "")
+
+
+def test_a_lead_i_window_draws_lead_i_as_its_rhythm_strip(page: Any, window: Any) -> None:
+    """A chest strap's window (lead I only, measured) is drawn: lead I in its cell and as the rhythm strip."""
+    full = window_json(window)
+    i = full["leads"].index("I")
+    win = {**full, "leads": ["I"], "reconstructed": [], "samples_mv": [full["samples_mv"][i]], "uncertainty_mv": {}}
+    _render(page, win)
+    rhythm = page.locator("[data-testid=strip-rhythm]")
+    assert rhythm.get_attribute("data-lead") == "I" and rhythm.get_attribute("data-reconstructed") == "false"
+    pts = parse_path_points(rhythm.locator("path.trace").get_attribute("d"))
+    assert len(pts) == len(full["samples_mv"][i])
+    labels = [t or "" for t in page.locator("[data-testid=strip-lead-label]").all_text_contents()]
+    assert "I" in labels and "II (not available)" in labels and "I rhythm" in labels

@@ -12,6 +12,12 @@
 // model, not measured) are drawn dashed in another colour, labelled "<lead> (reconstructed)", with a
 // shaded band of ± their uncertainty (half-width of the 90 % band). A legend says so on the strip.
 //
+// Gaps: a window may carry ``gaps``, [start, end) sample ranges where no data came (the edge lost
+// frames it could not interpolate). No line is drawn through them (the trace and the band break), and
+// each is shaded and marked "no data" in every cell it falls in, so a loss never looks like signal.
+// A window of other leads (e.g. a chest strap's lead I only) draws what it has; its rhythm strip is
+// lead II when present, else its first measured lead.
+//
 // The SVG's user unit is the millimetre (viewBox in mm), so the geometry is exact at any zoom:
 // printing the SVG 265 mm wide gives true 25 mm/s and 10 mm/mV paper.
 
@@ -53,7 +59,7 @@ export const RHYTHM_LEAD = "II";
  *   baselineMm:number, topMm:number}}[], cells:{lead:string, row:number, col:number, xMm:number, widthMm:number,
  *   baselineMm:number, sampleStart:number, sampleEnd:number, rhythm:boolean}[], legendTopMm:number}}
  */
-export function stripLayout({ fsHz, nSamples }) {
+export function stripLayout({ fsHz, nSamples, rhythmLead = RHYTHM_LEAD }) {
   if (!(fsHz > 0) || !(nSamples >= 0)) throw new RangeError("stripLayout needs fsHz > 0 and nSamples >= 0");
   const p = PAPER;
   const rowsCount = LAYOUT_ROWS.length + 1;
@@ -86,7 +92,7 @@ export function stripLayout({ fsHz, nSamples }) {
     });
   });
   cells.push({
-    lead: RHYTHM_LEAD, row: LAYOUT_ROWS.length, col: 0, rhythm: true, xMm: p.traceX0Mm, widthMm: traceWidthMm,
+    lead: rhythmLead, row: LAYOUT_ROWS.length, col: 0, rhythm: true, xMm: p.traceX0Mm, widthMm: traceWidthMm,
     baselineMm: rows[LAYOUT_ROWS.length].baselineMm, sampleStart: 0,
     sampleEnd: Math.min(nSamples, Math.round(p.columns * colSamples)),
   });
@@ -108,31 +114,58 @@ export function valueY(cell, mv) {
 
 const f2 = (v) => (Math.round(v * 100) / 100).toString();
 
-/** SVG path data of one lead's samples over a cell. */
-export function tracePath(cell, samples, fsHz) {
+/**
+ * Per-sample gap mask (1 = no data) of a window's ``gaps`` ([start, end) sample ranges), or null.
+ * @param {number[][]|undefined} gaps
+ * @param {number} nSamples
+ */
+export function gapMask(gaps, nSamples) {
+  if (!gaps || !gaps.length) return null;
+  const mask = new Uint8Array(nSamples);
+  for (const [a, b] of gaps) mask.fill(1, Math.max(0, a), Math.min(nSamples, b));
+  return mask;
+}
+
+/** SVG path data of one lead's samples over a cell; the line breaks at masked or missing samples. */
+export function tracePath(cell, samples, fsHz, mask = null) {
   const parts = [];
+  let pen = "M";
   for (let i = cell.sampleStart; i < cell.sampleEnd; i++) {
     const v = samples[i];
-    if (!Number.isFinite(v)) continue;
-    parts.push(`${parts.length ? "L" : "M"}${f2(sampleX(cell, i, fsHz))} ${f2(valueY(cell, v))}`);
+    if (!Number.isFinite(v) || (mask && mask[i])) {
+      pen = "M";
+      continue;
+    }
+    parts.push(`${pen}${f2(sampleX(cell, i, fsHz))} ${f2(valueY(cell, v))}`);
+    pen = "L";
   }
   return parts.join("");
 }
 
-/** SVG path data of the closed ± band around a reconstructed lead (upper edge forward, lower back). */
-export function bandPath(cell, samples, halfWidth, fsHz) {
-  const upper = [];
-  const lower = [];
+/** SVG path data of the closed ± band around a reconstructed lead (upper edge forward, lower back), one
+ * closed piece per run of samples between gaps. */
+export function bandPath(cell, samples, halfWidth, fsHz, mask = null) {
+  const pieces = [];
+  let upper = [];
+  let lower = [];
+  const close = () => {
+    if (upper.length) pieces.push(`M${upper.join("L")}L${lower.reverse().join("L")}Z`);
+    upper = [];
+    lower = [];
+  };
   for (let i = cell.sampleStart; i < cell.sampleEnd; i++) {
     const v = samples[i];
     const u = halfWidth[i];
-    if (!Number.isFinite(v) || !Number.isFinite(u)) continue;
+    if (!Number.isFinite(v) || !Number.isFinite(u) || (mask && mask[i])) {
+      close();
+      continue;
+    }
     const x = f2(sampleX(cell, i, fsHz));
     upper.push(`${x} ${f2(valueY(cell, v + u))}`);
     lower.push(`${x} ${f2(valueY(cell, v - u))}`);
   }
-  if (!upper.length) return "";
-  return `M${upper.join("L")}L${lower.reverse().join("L")}Z`;
+  close();
+  return pieces.join("");
 }
 
 /** SVG path data of the 1 mm (minor) or 5 mm (major) grid over the whole strip. */
@@ -186,8 +219,11 @@ export function renderStrip(win, options = {}) {
   const nSamples = samples.reduce((n, s) => Math.max(n, s ? s.length : 0), 0);
   const recon = new Set(win.reconstructed || []);
   const unc = win.uncertainty_mv || {};
-  const layout = stripLayout({ fsHz, nSamples });
   const byLead = new Map(leads.map((name, i) => [name, samples[i]]));
+  const rhythmLead = byLead.has(RHYTHM_LEAD) ? RHYTHM_LEAD : (leads.find((name) => !recon.has(name)) ?? RHYTHM_LEAD);
+  const layout = stripLayout({ fsHz, nSamples, rhythmLead });
+  const gaps = (win.gaps || []).filter(([a, b]) => b > a);
+  const mask = gapMask(gaps, nSamples);
   const durationS = nSamples / fsHz;
 
   const titleText = options.title ||
@@ -197,6 +233,7 @@ export function renderStrip(win, options = {}) {
     xmlns: SVG_NS, viewBox: `0 0 ${layout.widthMm} ${layout.heightMm}`, class: "ecg-strip", role: "img",
     "data-testid": "ecg-strip", "data-mm-per-s": PAPER.mmPerS, "data-mm-per-mv": PAPER.mmPerMv,
     "data-width-mm": layout.widthMm, "data-height-mm": layout.heightMm, "data-window-id": win.window_id ?? null,
+    "data-gaps": gaps.length,
     preserveAspectRatio: "xMinYMin meet",
   });
   svg.append(el("title", {}, titleText));
@@ -233,9 +270,22 @@ export function renderStrip(win, options = {}) {
       label += " (not available)";
     } else {
       if (isRecon && unc[cell.lead]) {
-        g.append(el("path", { class: "band", d: bandPath(cell, data, unc[cell.lead], fsHz) }));
+        g.append(el("path", { class: "band", d: bandPath(cell, data, unc[cell.lead], fsHz, mask) }));
       }
-      g.append(el("path", { class: "trace", d: tracePath(cell, data, fsHz) }));
+      g.append(el("path", { class: "trace", d: tracePath(cell, data, fsHz, mask) }));
+      for (const [a, b] of gaps) {
+        const s0 = Math.max(a, cell.sampleStart);
+        const s1 = Math.min(b, cell.sampleEnd);
+        if (s1 <= s0) continue;
+        const x0 = sampleX(cell, s0, fsHz);
+        const rect = el("rect", {
+          class: "gap", "data-testid": "strip-gap", "data-sample-start": s0, "data-sample-end": s1,
+          x: f2(x0), y: f2(layout.rows[cell.row].topMm + 7), width: f2(sampleX(cell, s1, fsHz) - x0),
+          height: f2(PAPER.rowPitchMm - 9),
+        });
+        rect.append(el("title", {}, `no data: ${f2((s1 - s0) / fsHz)} s lost in transmission`));
+        g.append(rect);
+      }
       if (isRecon) label += " (reconstructed)";
       if (cell.rhythm) label += " rhythm";
     }
@@ -260,11 +310,11 @@ export function renderStrip(win, options = {}) {
   });
   svg.append(el("path", { class: "column-ticks", d: ticks.join("") }));
 
-  svg.append(legend(layout, fsHz, leads.filter((name) => !recon.has(name)), recon.size > 0));
+  svg.append(legend(layout, fsHz, leads.filter((name) => !recon.has(name)), recon.size > 0, gaps.length > 0));
   return svg;
 }
 
-function legend(layout, fsHz, measured, hasRecon) {
+function legend(layout, fsHz, measured, hasRecon, hasGaps = false) {
   const y = layout.legendTopMm + 6;
   const g = el("g", { class: "legend", "data-testid": "strip-legend" });
   g.append(el("rect", { class: "legend-bg", x: 0, y: layout.legendTopMm, width: layout.widthMm, height: PAPER.legendMm }));
@@ -276,6 +326,7 @@ function legend(layout, fsHz, measured, hasRecon) {
   g.append(el("text", { class: "legend-text", x: x2 + 14, y: y + 1.2 },
     `reconstructed lead (estimated from ${measured.join(", ") || "the measured leads"}; band = ± uncertainty, 90 %)`));
   g.append(el("text", { class: "legend-text legend-scale", x: PAPER.traceX0Mm, y: y + 6.5 },
-    `25 mm/s · 10 mm/mV · grid 1 mm / 5 mm · ${fsHz} Hz` + (hasRecon ? "" : " · all leads measured")));
+    `25 mm/s · 10 mm/mV · grid 1 mm / 5 mm · ${fsHz} Hz` + (hasRecon ? "" : " · all leads measured") +
+    (hasGaps ? " · shaded: no data (lost in transmission, not drawn)" : "")));
   return g;
 }
