@@ -115,6 +115,13 @@ class AlertOut(Out):
     escalation_level: int
     episode_active: bool
     results: list[ModelResultOut]
+    evidence_window_ids: list[str] = Field(
+        default_factory=list,
+        description="One alert's detail only: the windows the edge named as covering the alarm's deciding samples "
+                    "(for asystole the whole pause), oldest first; some may not have arrived yet.")
+    evidence_windows: list[WindowMetaOut] = Field(
+        default_factory=list,
+        description="One alert's detail only: those of evidence_window_ids already stored, in time order.")
 
 
 class AlertList(Out):
@@ -162,6 +169,9 @@ class WindowOut(Out):
         description="Reconstructed lead → half-width of the 90 % band per sample, in mV.")
     received_us: int | None
     results: list[ModelResultOut]
+    gaps: list[list[int]] = Field(
+        default_factory=list,
+        description="[start, end) sample ranges with no data (lost frames the edge could not bridge): drawn as gaps.")
 
 
 class WardRow(Out):

@@ -1,7 +1,14 @@
-"""Alerts: list with filters, one alert (audited as viewed), acknowledge (audited, idempotent, sent back to the edge)."""
+"""Alerts: list with filters, one alert (audited as viewed), acknowledge (audited, idempotent, sent back to the edge).
+
+One alert's detail adds its ECG evidence: ``evidence_window_ids``, the windows the edge named as
+covering the alarm's deciding samples (``details.evidence_window_ids`` and ``window_id``; named when
+the alarm was raised, so some may not have arrived yet), and ``evidence_windows``, the metadata of
+those already stored, in time order (only the alert's own patient's windows).
+"""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -12,8 +19,8 @@ from cloud.api.models import AckOut, AlertList, AlertOut
 from cloud.api.openapi import error_responses
 from cloud.api.schemas import ID_PATTERN, AckBody
 from cloud.api.scope import require_patient, scoped_query, visible_patients
-from cloud.api.views import ack_json, alerts_json, canonical_uuid
-from cloud.store import NotFound, StoredAlert
+from cloud.api.views import ack_json, alerts_json, canonical_uuid, window_meta_json
+from cloud.store import NotFound, Store, StoredAlert
 
 router = APIRouter(prefix="/api", tags=["alerts"])
 
@@ -52,7 +59,35 @@ async def get_alert(alert_id: str, request: Request, user: CurrentUser) -> dict[
         raise not_found(f"alert {aid}") from None
     await require_patient(ctx, user, alert.alert.patient_id, f"alert {aid}")
     await store.audit(user.username, "view_alert", f"alert:{aid}", {"patient_id": alert.alert.patient_id})
-    return (await alerts_json(store, [alert]))[0]
+    return {**(await alerts_json(store, [alert]))[0], **await _evidence(store, alert)}
+
+
+MAX_EVIDENCE = 32
+"""Most evidence windows one alert's detail looks up."""
+
+
+async def _evidence(store: Store, alert: StoredAlert) -> dict[str, Any]:
+    """The alert's evidence window ids (as named by the edge) and the stored ones' metadata."""
+    named = alert.alert.details.get("evidence_window_ids")
+    raw = [*(named if isinstance(named, list) else []), alert.alert.window_id]
+    ids: list[str] = []
+    for value in raw:
+        try:
+            wid = str(uuid.UUID(value)) if isinstance(value, str) else None
+        except ValueError:
+            wid = None
+        if wid is not None and wid not in ids:
+            ids.append(wid)
+    metas = []
+    for wid in ids[:MAX_EVIDENCE]:
+        try:
+            meta = await store.window_meta(wid)
+        except NotFound:
+            continue                              # named before it was cut: not arrived (yet)
+        if meta.patient_id == alert.alert.patient_id:
+            metas.append(meta)
+    metas.sort(key=lambda m: (m.t0_us, m.window_id))
+    return {"evidence_window_ids": ids, "evidence_windows": [window_meta_json(m) for m in metas]}
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AckOut,
