@@ -18,7 +18,9 @@ run. Built from an :class:`~edge.config.schema.EdgeConfig`, with what differs be
 staff acknowledgements from the cloud release latched alarms), the MQTT ingest, the BLE ingest and the feeds; leaving it stops them in
 today's clean order: BLE ingest first (nothing more comes in), then the MQTT ingest and the feeds,
 inference drained and its last output flushed to the outbox, the uplink stopped, the outbox closed
-and the status file removed. What opened before a failure is closed again.
+and the status file removed. What opened before a failure is closed again. Every wait of the stop is
+bounded (``Gateway.STOP_STEPS_S``): a step that runs out of time is logged (``stop_step_cut_short``)
+and left behind, so a stop takes a few seconds in any state.
 
 **BLE.** The ``[[ingest.ble]]`` devices are kept connected by one :class:`~edge.ble.BleIngest`: each
 notification goes to :meth:`EdgeAgent.feed` (kind ``frame`` or ``pmd``, transport ``ble``), each link
@@ -53,7 +55,7 @@ from edge.ingest.mqtt import MqttIngest, PayloadSink
 from edge.observability.exporter import Exporter, start_exporter
 from edge.observability.logging import log_event
 from edge.observability.metrics import EdgeMetrics
-from edge.observability.status import remove_status, write_status
+from edge.observability.status import HealthReport, remove_status, write_status
 from edge.uplink import Outbox, Uplink
 from settings.tls import client_tls_context
 
@@ -149,6 +151,9 @@ class Gateway:
         self._outbox: Outbox | None = None
         self._agent: EdgeAgent | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.stop_cut_short: list[str] = []
+        self._beat = time.monotonic()           # the event loop's last heartbeat (``health``)
+        """Stop steps that ran out of time (logged as ``stop_step_cut_short``)."""
         self._next_status = -float("inf")
 
     @property
@@ -192,6 +197,7 @@ class Gateway:
             pipeline=open_pipeline(config), metrics=self.metrics, mode=self.mode, version=self.version,
             clock=self.clock)
         await agent.start()
+        self._tasks.append(asyncio.create_task(self._heartbeat(), name="loop-heartbeat"))
         up_ep, in_ep = self.uplink_endpoint, self.ingest_endpoint
         if up_ep is not None:
             up = config.uplink
@@ -236,7 +242,8 @@ class Gateway:
         obs = self.config.observability
         try:
             return start_exporter(self.metrics, obs.metrics_port, obs.metrics_host,
-                                  status=lambda: None if self._agent is None else self._agent.status())
+                                  status=lambda: None if self._agent is None else self._agent.status(),
+                                  health=self.health)
         except OSError as exc:
             reason = "the port is already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
             raise GatewayError(
@@ -244,19 +251,83 @@ class Gateway:
                 f"{obs.metrics_host}:{obs.metrics_port} ({reason}); set observability.metrics_port to a free port, "
                 "or 0 for no exporter") from None
 
+    HEALTH_INGEST_DOWN_S = 30.0
+    """``/health`` turns 503 when the MQTT ingest has been without its broker longer than this (s)."""
+    HEALTH_LOOP_LAG_S = 5.0
+    """``/health`` turns 503 when the event loop has not run its heartbeat for this long (s)."""
+    _BEAT_S = 0.5
+
+    async def _heartbeat(self) -> None:
+        while True:
+            self._beat = time.monotonic()
+            await asyncio.sleep(self._BEAT_S)
+
+    def health(self, now: float | None = None) -> HealthReport:
+        """Whether ingest is alive (the exporter's ``/health``; callable from any thread): unhealthy when no
+        ingest runs (the MQTT ingest task ended, no BLE devices and no feed left), the MQTT ingest has been
+        without its broker over ``HEALTH_INGEST_DOWN_S``, or the event loop lags over ``HEALTH_LOOP_LAG_S``."""
+        now = time.monotonic() if now is None else now
+        problems: list[str] = []
+        tasks = list(self._tasks)
+        lag = max(0.0, now - self._beat)
+        running = [t.get_name() for t in tasks if not t.done() and (t.get_name() == "mqtt-ingest"
+                                                                    or t.get_name().startswith("feed-"))]
+        if self.ble is not None and self.config.ingest.ble:
+            running.append("ble")
+        checks: dict[str, object] = {"started": self._agent is not None, "ingest_running": running,
+                                     "loop_lag_s": round(lag, 3)}
+        if self._agent is None or not tasks:
+            problems.append("the gateway is not running")
+        if lag > self.HEALTH_LOOP_LAG_S:
+            problems.append(f"event loop lagging: no heartbeat for {lag:.1f} s")
+        if any(t.get_name() == "mqtt-ingest" and t.done() for t in tasks):
+            problems.append("the MQTT ingest task has ended")
+        elif not running and tasks:
+            problems.append("no ingest is running")
+        if self.mqtt_ingest is not None:
+            down = self.mqtt_ingest.down_s(now)
+            checks["mqtt_ingest_down_s"] = round(down, 3)
+            if down > self.HEALTH_INGEST_DOWN_S:
+                problems.append(f"MQTT ingest without its broker for {down:.0f} s")
+        return HealthReport(not problems, tuple(problems), checks)
+
+    STOP_STEPS_S = {"ble": 0.8, "ingest": 0.8, "drain": 1.5, "uplink": 0.5}
+    """Longest wait of each stop step (s): together with the exporter's and outbox's close, a stop takes at
+    most ~4 s in any state (``ecgstream edge run`` must exit within 5 s of SIGTERM)."""
+
+    async def _bounded(self, step: str, aw: Awaitable[object], timeout_s: float) -> bool:
+        """Await ``aw`` for at most ``timeout_s``; a step cut short (left cancelled, not awaited further: a
+        task that ignores cancellation cannot hold the stop) or failing is logged, never raised."""
+        task = asyncio.ensure_future(aw)
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+        if not done:
+            task.cancel()
+            self.stop_cut_short.append(step)
+            log_event(log, "stop_step_cut_short", level=logging.WARNING, step=step, timeout_s=timeout_s)
+            return False
+        if not task.cancelled() and task.exception() is not None:
+            log.error("stop_step_failed step=%s", step, exc_info=task.exception())
+            return False
+        return True
+
     async def _stop(self) -> None:
-        """Today's clean stop order (module docstring); safe after a partial start."""
+        """Today's clean stop order (module docstring), every wait bounded (``STOP_STEPS_S``); safe after a
+        partial start."""
+        steps = self.STOP_STEPS_S
         try:
             if self.ble is not None:  # BLE ingest first: nothing more comes in once we start draining
-                await self.ble.stop()
-            for t in self._tasks[::-1]:  # feeds and ingest first, then (the agent's last output stored) uplink
-                if t.get_name() == "uplink" and self._agent is not None:
-                    await self._agent.close()
+                await self._bounded("ble_disconnect", self.ble.stop(), steps["ble"])
+            inputs = [t for t in self._tasks if t.get_name() != "uplink"]   # feeds, ingest, downlink
+            for t in inputs:
                 t.cancel()
-                await asyncio.gather(t, return_exceptions=True)
+            await self._bounded("ingest_stop", asyncio.wait(inputs) if inputs else asyncio.sleep(0), steps["ingest"])
+            if self._agent is not None:          # the agent's last output stored before the uplink goes
+                await self._bounded("inference_drain", self._agent.close(), steps["drain"])
+            rest = [t for t in self._tasks if t not in inputs]
+            for t in rest:
+                t.cancel()
+            await self._bounded("uplink_stop", asyncio.wait(rest) if rest else asyncio.sleep(0), steps["uplink"])
             self._tasks.clear()
-            if self._agent is not None:
-                await self._agent.close()
         finally:
             if self.exporter is not None:
                 self.exporter.close()
@@ -292,8 +363,10 @@ class Gateway:
         next_status = 0.0
         while not stop.is_set():
             self.agent.tick()
-            if loop.time() >= next_status:
-                await asyncio.to_thread(write_status, obs.status_file, self.agent.status())
+            if loop.time() >= next_status:      # bounded: a stuck disk must not keep the loop from stopping
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.to_thread(write_status, obs.status_file, self.agent.status()),
+                                           max(obs.status_interval_s, 1.0))
                 next_status = loop.time() + obs.status_interval_s
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), tick_s)

@@ -7,7 +7,9 @@ needs somewhere to put payloads. A topic that does not parse is counted as rejec
 (``invalid_topic``) and logged; payload errors are the sink's to count per device. The
 connection is kept with capped exponential backoff and jitter; the session is persistent
 (``clean_session=False``, client id ``{gateway_id}-ingest``), so QoS 1 messages published while
-the gateway was briefly away are delivered when it returns.
+the gateway was briefly away are delivered when it returns. Any other failure of the loop is logged
+with its traceback and retried the same way: the ingest never ends silently while the gateway runs.
+``down_s()`` says how long it has been without a broker (the gateway's ``/health`` reads it).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import asyncio
 import logging
 import random
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -73,6 +76,12 @@ class MqttIngest:
         self._keepalive_s = keepalive_s
         self.counters = MqttIngestCounters()
         self.subscribed = asyncio.Event()
+        self._down_since: float | None = time.monotonic()   # not subscribed since (monotonic s); None: subscribed
+
+    def down_s(self, now: float | None = None) -> float:
+        """Seconds since the ingest was last subscribed (since it started, before the first time); 0 while it is."""
+        since = self._down_since
+        return 0.0 if since is None else max(0.0, (time.monotonic() if now is None else now) - since)
 
     async def run(self) -> None:
         delay = self._backoff[0]
@@ -87,6 +96,7 @@ class MqttIngest:
                     await client.subscribe(subscription(Scope.DEVICE, Channel.SAMPLES), qos=1)
                     await client.subscribe(subscription(Scope.DEVICE, Channel.STATUS), qos=1)
                     self.subscribed.set()
+                    self._down_since = None
                     log.info("mqtt ingest connected to %s:%d", self._hostname, self._port)
                     async for message in client.messages:
                         self._take(str(message.topic), message.payload)
@@ -95,9 +105,13 @@ class MqttIngest:
                     self.counters.connect_failures += 1
                 log.warning("mqtt ingest lost the broker %s:%d: %s; retry in %.1f s", self._hostname, self._port,
                             exc, delay)
+            except Exception:  # noqa: BLE001 - a bug must not end the ingest silently: log it, reconnect
+                log.exception("mqtt ingest failed; retry in %.1f s", delay)
             finally:
                 self.counters.connected = False
                 self.subscribed.clear()
+                if self._down_since is None:
+                    self._down_since = time.monotonic()
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self._backoff[1])
 

@@ -5,6 +5,8 @@ it with :func:`write_status` (a temporary file in the same folder, then an
 atomic rename, so a reader never sees half a file) and serves it on the
 exporter's ``/status`` route. :func:`read_status` and :func:`fetch_status`
 read it back; a missing file raises :class:`NoAgentError`.
+
+:class:`HealthReport` is the answer of the exporter's ``/health`` route: healthy or not, and why.
 """
 
 from __future__ import annotations
@@ -97,6 +99,19 @@ class StatusSnapshot:
                 isinstance(v, int) for v in snapshot.outbox_depth.values()):
             raise StatusError("malformed status snapshot: outbox_depth must map kinds to counts")
         return snapshot
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """Whether the gateway takes data now (``/health``: 200 when ``healthy``, else 503), with the reasons
+    it does not (``problems``: one line each) and what was checked (``checks``: JSON-ready values)."""
+
+    healthy: bool
+    problems: tuple[str, ...] = ()
+    checks: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": "ok" if self.healthy else "unhealthy", "problems": list(self.problems), "checks": self.checks}
 
 
 def write_status(path: str | Path, snapshot: StatusSnapshot) -> None:
