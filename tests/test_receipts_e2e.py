@@ -1,0 +1,158 @@
+"""Issue 13, end to end: a broker restart while the cloud is offline loses no alert and no window.
+
+A scripted ward (the simulator's ground truth: VT and asystole) runs through a real edge agent into
+its SQLite outbox; the real uplink publishes over MQTT 5 to a private Mosquitto while the real cloud
+ingest worker (shared subscription, persistent session) is offline; the broker is killed and
+restarted (with persistence on, and off); then the cloud comes back on a real store (SQLite). Messages
+published meanwhile are lost for the cloud's shared subscription (issue 13: 0 of 30 in a broker-only
+test), so only the edge's resends on a missing receipt bring them: afterwards every alert the edge
+raised is in the cloud exactly once, every window it produced too, and the outbox is empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cloud.ingest import IngestWorker
+from cloud.store import Store, upgrade_database
+from ecgstream.edge_sim import run_ward_into_agent
+from edge.agent import AgentConfig, EdgeAgent, OutboxSink
+from edge.uplink import Outbox, Uplink
+from firmware_sim.scenario import parse_scenario
+from firmware_sim.transports.loopback import LoopbackHub
+from firmware_sim.ward import build_ward
+from protocol.messages import Alert
+from protocol.window_payload import EcgWindow
+from tests.conftest import MosquittoProcess
+
+pytestmark = pytest.mark.mosquitto
+
+WAIT_S = 60.0
+
+WARD = """
+name = "receipts-e2e"
+duration_s = 60
+seed = 5
+[[patient]]
+id = "{p}-1"
+device = "{p}-d1"
+heart_rate = 72
+rhythm = [ {{ at = 0, name = "sinus" }}, {{ at = 15, name = "vt", heart_rate = 180 }}, {{ at = 30, name = "sinus" }} ]
+[[patient]]
+id = "{p}-2"
+device = "{p}-d2"
+heart_rate = 64
+rhythm = [ {{ at = 0, name = "sinus" }}, {{ at = 20, name = "asystole" }}, {{ at = 28, name = "sinus" }} ]
+"""
+
+
+class _Recording(OutboxSink):
+    """The gateway's outbox sink, remembering the id of every alert and window it stored."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        super().__init__(outbox, encode_workers=0)
+        self.alert_ids: list[str] = []
+        self.window_ids: list[str] = []
+
+    def put_alert(self, alert: Alert) -> None:
+        super().put_alert(alert)
+        self.alert_ids.append(alert.alert_id)
+
+    def put_window(self, window: EcgWindow) -> None:
+        super().put_window(window)
+        self.window_ids.append(window.window_id)
+
+
+async def _until(condition: Callable[[], object], what: str, timeout_s: float = WAIT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def _running(run: Callable[[], Coroutine[Any, Any, None]]) -> AsyncIterator[None]:
+    task = asyncio.create_task(run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def _cloud(broker: MosquittoProcess, store: Store, client_id: str) -> AsyncIterator[IngestWorker]:
+    worker = IngestWorker(store, hostname=broker.host, port=broker.port, group="cloud", client_id=client_id,
+                          enforce_registry=False, session_expiry_s=3600, backoff_initial_s=0.1, backoff_max_s=0.5)
+    async with _running(worker.run):
+        await asyncio.wait_for(worker.subscribed.wait(), WAIT_S)
+        yield worker
+
+
+@pytest.fixture
+def persistence_dir() -> Iterator[Path]:
+    """A folder mosquitto can write after dropping root (pytest's tmp_path is 0700)."""
+    with tempfile.TemporaryDirectory(prefix="ecgstream-mosquitto-") as folder:
+        Path(folder).chmod(0o777)
+        yield Path(folder)
+
+
+@pytest.mark.parametrize("persistence", [True, False], ids=["persistence-on", "persistence-off"])
+async def test_a_broker_restart_with_the_cloud_offline_loses_nothing_the_edge_raised(
+        tmp_path: Path, persistence_dir: Path, mosquitto_process: MosquittoProcess, unique_id: str,
+        persistence: bool) -> None:
+    if persistence:
+        mosquitto_process.stop()
+        with (tmp_path / "mosquitto.conf").open("a") as f:
+            f.write(f"persistence true\npersistence_location {persistence_dir}/\nautosave_interval 1\n")
+        mosquitto_process.start()
+    url = f"sqlite:///{tmp_path / 'cloud.db'}"
+    upgrade_database(url)
+    cloud_id = f"{unique_id}-cloud"
+    async with Store(url) as store:
+        async with _cloud(mosquitto_process, store, cloud_id):
+            pass                                   # the cloud's persistent session exists; the cloud goes offline
+
+        # the edge raises its alarms and cuts its windows from the scripted ward into its outbox
+        outbox = Outbox(tmp_path / "outbox.sqlite")
+        sink = _Recording(outbox)
+        agent = EdgeAgent(AgentConfig(gateway_id=f"{unique_id}-gw"), sink)
+        hub = LoopbackHub()
+        sub = hub.subscribe()
+        beds = build_ward(parse_scenario(WARD.format(p=unique_id)), lambda d, p: hub.transport(d, wire=p.wire))
+        await run_ward_into_agent(beds, agent, sub, duration_s=60.0)
+        await agent.close()
+        assert len(sink.alert_ids) >= 2 and len(sink.window_ids) >= 10
+        uplink = Uplink(outbox, hostname=mosquitto_process.host, port=mosquitto_process.port,
+                        gateway_id=f"{unique_id}-gw", heartbeat_s=None, poll_s=0.05, backoff_initial_s=0.1,
+                        backoff_max_s=0.5, receipt_timeout_s=2.0, receipt_timeout_max_s=4.0)
+        async with _running(uplink.run):
+            n = len(sink.alert_ids) + len(sink.window_ids)
+            await _until(lambda: uplink.counters.acked >= n, "the broker to take everything (PUBACK)")
+            assert outbox.total_depth == n                      # nothing deleted on a PUBACK alone
+            await asyncio.sleep(1.5 if persistence else 0)      # the broker's autosave has them
+            mosquitto_process.stop()                            # the broker restarts, the cloud still offline
+            mosquitto_process.start()
+            async with _cloud(mosquitto_process, store, cloud_id) as worker:
+                await _until(lambda: outbox.total_depth == 0, "every message receipted")
+                counters = uplink.counters
+        stored_alerts = [(await store.get_alert(a)).alert.alert_id for a in sink.alert_ids]
+        assert stored_alerts == sink.alert_ids                   # every alert the edge raised …
+        assert await store.count_alerts() == len(sink.alert_ids)  # … exactly once
+        assert await store.count_windows() == len(sink.window_ids)
+        for window_id in sink.window_ids:
+            await store.window_meta(window_id)
+        outbox.close()
+    if not persistence:
+        assert counters.resends >= n                           # the broker forgot them all: the edge sent them again
+    assert counters.receipts.get("stored", 0) == n and worker.counters.rejected_total == 0
+    sink.close()
