@@ -431,9 +431,21 @@ function selectedEpisode() {
   return state.selectedKey ? state.episodes.get(state.selectedKey) : null;
 }
 
+/**
+ * The windows an alert names as its ECG evidence (``details.evidence_window_ids``: the windows covering
+ * the alarm's deciding samples, oldest first, e.g. the whole pause of an asystole), with ``window_id``.
+ */
+function evidenceIds(a) {
+  const named = a && a.details && Array.isArray(a.details.evidence_window_ids) ? a.details.evidence_window_ids : [];
+  const ids = named.filter((x) => typeof x === "string");
+  if (a && a.window_id && !ids.includes(a.window_id)) ids.push(a.window_id);
+  return ids;
+}
+
 /** The alert whose window to show: the episode's raising alert if it has one, else the latest with a window. */
 function windowAlert(ep) {
-  const withWindow = [...ep.alerts.values()].filter((a) => a.window_id).sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
+  const withWindow = [...ep.alerts.values()].filter((a) => evidenceIds(a).length)
+    .sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
   return withWindow.find((a) => a.event === "raised") || withWindow[withWindow.length - 1] || null;
 }
 
@@ -517,7 +529,17 @@ async function acknowledge() {
   }
 }
 
-async function loadStrip(token) {
+/** Earlier / later buttons over an alert's evidence windows (none when there is one). */
+function evidenceNav(ids, index) {
+  if (ids.length < 2) return null;
+  const go = (i) => loadStrip(state.detailToken, i);
+  return h("div", { class: "evidence-nav", "data-testid": "evidence-nav", "data-index": index, "data-count": ids.length },
+    h("button", { type: "button", disabled: index === 0, onclick: () => go(index - 1) }, "◀ Earlier"),
+    h("span", {}, ` ECG ${index + 1} of ${ids.length} around this alarm `),
+    h("button", { type: "button", disabled: index === ids.length - 1, onclick: () => go(index + 1) }, "Later ▶"));
+}
+
+async function loadStrip(token, index = null) {
   const ep = selectedEpisode();
   const container = $("strip-container");
   const caption = $("strip-caption");
@@ -529,15 +551,23 @@ async function loadStrip(token) {
     container.dataset.state = "none";
     return;
   }
-  caption.textContent = "Loading the 12-lead ECG…";
+  const ids = evidenceIds(a);
+  const at = index ?? Math.max(0, ids.indexOf(a.window_id));
+  const windowId = ids[at];
+  caption.textContent = "Loading the ECG…";
   for (let attempt = 0; attempt <= WINDOW_RETRIES; attempt++) {
     try {
-      const win = await api(`/api/windows/${encodeURIComponent(a.window_id)}`);
+      const win = await api(`/api/windows/${encodeURIComponent(windowId)}`);
       if (token !== state.detailToken) return;
       const recon = win.reconstructed || [];
-      caption.textContent = `12-lead ECG at ${fmtTime(win.t0_us)} · ${win.fs_hz} Hz · 25 mm/s · 10 mm/mV` +
-        (recon.length ? ` · reconstructed (not measured): ${recon.join(", ")}` : " · all leads measured");
-      container.replaceChildren(renderStrip(win));
+      const leads = win.leads || [];
+      const gaps = win.gaps || [];
+      const what = leads.length === 12 ? "12-lead ECG" : `ECG (${leads.join(", ")})`;
+      caption.textContent = `${what} at ${fmtTime(win.t0_us)} · ${win.fs_hz} Hz · 25 mm/s · 10 mm/mV` +
+        (recon.length ? ` · reconstructed (not measured): ${recon.join(", ")}` : " · all leads measured") +
+        (gaps.length ? " · shaded: no data (lost in transmission)" : "");
+      const nav = evidenceNav(ids, at);
+      container.replaceChildren(...(nav ? [nav] : []), renderStrip(win));
       container.dataset.state = "ready";
       return;
     } catch (err) {
@@ -545,10 +575,10 @@ async function loadStrip(token) {
       if (err.status !== 404 || attempt === WINDOW_RETRIES) {
         caption.textContent = `The ECG window could not be loaded: ${err.message}`;
         container.dataset.state = "error";
-        container.append(h("button", { type: "button", onclick: () => loadStrip(state.detailToken) }, "Retry"));
+        container.append(h("button", { type: "button", onclick: () => loadStrip(state.detailToken, at) }, "Retry"));
         return;
       }
-      caption.textContent = "The ECG window has not arrived yet; retrying…";
+      caption.textContent = "The ECG window has not arrived yet (it is cut and sent after the alarm); retrying…";
       await new Promise((r) => setTimeout(r, 1500));
     }
   }
