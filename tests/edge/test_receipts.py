@@ -329,3 +329,40 @@ async def test_a_broker_acl_refusal_keeps_the_alert_and_raises_uplink_refused(
     assert raised[0].category is AlertCategory.TECHNICAL and raised[0].details["reason"] == "not_authorized"
     assert raised[0].patient_id == unique_id and raised[0].details["event"] == "raised"
     box.close()
+
+
+@pytest.mark.mosquitto
+async def test_the_gateway_publishes_at_the_configured_qos(tmp_path: Path, mqtt_broker: MqttBroker,
+                                                           unique_id: str) -> None:
+    """Issue 13: ``[uplink] qos`` was validated but ignored (every publish went at QoS 1)."""
+    import aiomqtt
+
+    from edge.config import parse_config
+    from edge.gateway import Endpoint, Gateway
+
+    config = parse_config(f"""
+gateway_id = "{unique_id}"
+[ingest.mqtt]
+enabled = false
+[processing]
+reconstruction_model = "{tmp_path / 'none.onnx'}"
+[uplink]
+host = "{mqtt_broker.host}"
+port = {mqtt_broker.port}
+qos = 2
+receipts = false
+outbox_path = "{tmp_path / 'outbox.sqlite'}"
+[observability]
+status_file = "{tmp_path / 'status.json'}"
+""")
+    alert = _alert(unique_id)
+    async with aiomqtt.Client(mqtt_broker.host, mqtt_broker.port, identifier=f"{unique_id}-cloud") as sub:
+        await sub.subscribe(alert_topic(unique_id), qos=2)
+        async with Gateway(config, uplink=Endpoint(mqtt_broker.host, mqtt_broker.port), mode="sync",
+                           uplink_heartbeat_s=None) as gateway:
+            assert gateway.uplink is not None and (gateway.uplink.qos, gateway.uplink.receipts) == (2, False)
+            assert gateway.outbox_sink is not None
+            gateway.outbox_sink.put_alert(alert)
+            message = await asyncio.wait_for(anext(sub.messages), WAIT_S)
+            assert await gateway.delivered(WAIT_S)
+    assert message.qos == 2 and message.payload == encode_message(alert)
