@@ -366,3 +366,31 @@ status_file = "{tmp_path / 'status.json'}"
             message = await asyncio.wait_for(anext(sub.messages), WAIT_S)
             assert await gateway.delivered(WAIT_S)
     assert message.qos == 2 and message.payload == encode_message(alert)
+
+
+@pytest.mark.mosquitto
+async def test_a_refused_alert_goes_out_once_the_acl_lets_it_and_the_alarm_clears(
+        tmp_path: Path, shared_dir: Path, mosquitto_process: MosquittoProcess, unique_id: str) -> None:
+    acl = shared_dir / "acl"
+    acl.write_text("topic write ecgstream/v1/patient/+/window\n")
+    acl.chmod(0o644)
+    mosquitto_process.stop()
+    with (tmp_path / "mosquitto.conf").open("a") as f:
+        f.write(f"acl_file {acl}\n")
+    mosquitto_process.start()
+    agent = EdgeAgent(sink=MemorySink())
+    box = Outbox(tmp_path / "o.db")
+    uplink = _uplink(box, mosquitto_process, unique_id, receipts=False, refusal_backoff_s=0.5,
+                     refusal_backoff_max_s=1.0, on_refused=agent.uplink_refused, on_accepted=agent.uplink_accepted)
+    alert = _alert(unique_id)
+    await uplink.submit_alert(alert)
+    async with running(uplink.run):
+        await _until(lambda: uplink.refused_topics, "the refusal")
+        acl.write_text("topic write ecgstream/v1/patient/+/window\ntopic write ecgstream/v1/patient/+/alert\n")
+        mosquitto_process.stop()                  # the operator fixes the ACL
+        mosquitto_process.start()
+        await _until(lambda: box.total_depth == 0, "the alert delivered")
+    assert uplink.refused_topics == {}
+    events = [a.details["event"] for a in agent.sink.alerts if a.alert_type == "uplink_refused"]  # type: ignore[attr-defined]
+    assert events == ["raised", "cleared"]
+    box.close()
