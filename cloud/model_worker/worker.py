@@ -14,6 +14,10 @@ stored or ``window_wait_s`` has passed (then it is counted in ``windows_missing`
 **Several workers.** ``partition = (i, n)``: worker *i* of *n* takes the alerts whose ``seq % n == i``,
 so n processes split the work without coordination; with the default (0, 1) one takes all.
 
+**Masked windows.** A window with gaps (``EcgWindow.gaps``: frames the edge lost and could not
+bridge, their samples 0) is shown to staff as it is but given to no model: the models were trained on
+contiguous ECG and would read a hole as signal. Such windows are counted in ``windows_masked``.
+
 **Failures.** A window a model cannot take (a lead missing, too short) is counted by reason and
 skipped for that model; a store error is logged and retried on the next poll. Nothing stops the loop
 but cancellation.
@@ -48,6 +52,8 @@ class ModelWorkerCounters:
     results_already_stored: int = 0
     windows_missing: int = 0
     """Alerts whose window never arrived within ``window_wait_s``."""
+    windows_masked: int = 0
+    """Windows with gaps (lost data), given to no model."""
     rejected: dict[str, int] = field(default_factory=dict)
     """Windows a model could not take, by model."""
     errors: int = 0
@@ -125,6 +131,12 @@ class ModelWorker:
                     del self._pending[wid]
                     self.counters.windows_missing += 1
                     log.warning("model worker: window %s of alert %s never arrived", wid, p.alert.alert.alert_id)
+                continue
+            if window.gaps:
+                del self._pending[wid]
+                self.counters.windows_masked += 1
+                log.info("model worker: window %s has %d samples lost in gaps; no model runs on it",
+                         wid, window.masked_samples)
                 continue
             ready.append((p.alert, window))
         done = 0
