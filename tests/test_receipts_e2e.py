@@ -156,3 +156,43 @@ async def test_a_broker_restart_with_the_cloud_offline_loses_nothing_the_edge_ra
         assert counters.resends >= n                           # the broker forgot them all: the edge sent them again
     assert counters.receipts.get("stored", 0) == n and worker.counters.rejected_total == 0
     sink.close()
+
+
+async def test_messages_the_cloud_rejects_are_kept_dead_and_not_resent(
+        tmp_path: Path, mosquitto_process: MosquittoProcess, unique_id: str) -> None:
+    """A rejection is final (``wrong_patient`` here): the cloud says so in the receipt, and the edge stops
+    resending it but keeps it, counted, for the operator. The good alert of the same batch is stored."""
+    from edge.uplink import Kind, State
+    from protocol.messages import AlertCategory, Priority, encode_message
+    from protocol.topics import alert_topic
+
+    url = f"sqlite:///{tmp_path / 'cloud.db'}"
+    upgrade_database(url)
+
+    def alert(device: str) -> Alert:
+        return Alert(alert_id=Alert.new_id(), patient_id=f"{unique_id}-p", device_id=device, alert_type="vt",
+                     category=AlertCategory.CLINICAL, priority=Priority.HIGH, onset_gateway_us=1_700_000_000_000_000)
+
+    good, bad = alert(f"{unique_id}-d"), alert(f"{unique_id}-other")
+    async with Store(url) as store:
+        await store.add_patient(f"{unique_id}-p")
+        await store.add_patient(f"{unique_id}-q")
+        await store.add_device(f"{unique_id}-d", f"{unique_id}-p")
+        await store.add_device(f"{unique_id}-other", f"{unique_id}-q")       # worn by someone else
+        outbox = Outbox(tmp_path / "outbox.sqlite")
+        outbox.put_many([(Kind.ALERT, alert_topic(a.patient_id), encode_message(a)) for a in (bad, good)])
+        uplink = Uplink(outbox, hostname=mosquitto_process.host, port=mosquitto_process.port,
+                        gateway_id=f"{unique_id}-gw", heartbeat_s=None, poll_s=0.05, receipt_timeout_s=1.0,
+                        receipt_timeout_max_s=1.0)
+        worker = IngestWorker(store, hostname=mosquitto_process.host, port=mosquitto_process.port, group="cloud",
+                              client_id=f"{unique_id}-cloud", backoff_initial_s=0.1, backoff_max_s=0.5)
+        async with _running(worker.run), _running(uplink.run):
+            await _until(lambda: outbox.total_depth == 1 and outbox.dead(), "the receipts")
+            await asyncio.sleep(1.5)               # longer than the receipt timeout: a dead message is not resent
+            (dead,) = outbox.dead()
+            counters = uplink.counters
+        assert (dead.message_id, dead.state, dead.reason) == (bad.alert_id, State.DEAD, "wrong_patient")
+        assert dead.attempts == 1 and counters.resends == 0
+        assert counters.rejected == {"wrong_patient": 1} and counters.receipts == {"stored": 1, "rejected": 1}
+        assert (await store.get_alert(good.alert_id)).alert == good and await store.count_alerts() == 1
+        outbox.close()
