@@ -82,6 +82,9 @@ from protocol.window_payload import EcgWindow, encode_window
 
 log = logging.getLogger(__name__)
 
+SHED_KEPT = 64
+"""Windows shed under overload that the agent keeps, newest, in case an alert then names them as evidence."""
+
 INVALID_DEVICE = "?invalid"
 """Key under which payloads with an invalid device id are counted."""
 
@@ -294,6 +297,9 @@ class EdgeAgent:
         self._inflight: set[asyncio.Future[Any]] = set()
         self._seen: dict[str, dict[str, Any]] = {}
         self._rules_versions = {"reconstruction": "none (rules only)"}
+        self._evidence: dict[str, None] = {}   # window ids alerts named, oldest first (protected when cut)
+        self._window_of: dict[asyncio.Future[Any], Window] = {}   # async mode: the window of each in-flight future
+        self._shed: dict[str, tuple[Window, str]] = {}   # the latest windows the batcher shed (an alert may name them)
         self._metric_children: dict[tuple[str, str], Any] = {}
         self._new_device_tokens: dict[str, tuple[float, float]] = {}   # transport → (tokens, gateway time)
         self._refused: dict[str, int] = {}
@@ -314,6 +320,8 @@ class EdgeAgent:
         if flush_sessions:
             self.flush()
         if self.mode == "async" and self.pipeline is not None:
+            for _ in range(2):        # let the callbacks of windows already shed run (evidence is submitted again)
+                await asyncio.sleep(0)
             await self.pipeline.close(drain=True)
             if self._inflight:
                 await asyncio.gather(*self._inflight, return_exceptions=True)
@@ -466,6 +474,15 @@ class EdgeAgent:
             reconstructed = self.pipeline is not None and not session.counters.windows_unsupported
             versions = self.pipeline.model_versions if reconstructed and self.pipeline else self._rules_versions
             alert = with_evidence(alert, session.evidence_window_ids, model_versions=versions)
+            self._evidence.update(dict.fromkeys(alert.details.get("evidence_window_ids", ())))
+            while len(self._evidence) > 4096:    # ids of windows cut long ago (or never): forget the oldest
+                del self._evidence[next(iter(self._evidence))]
+            for wid in alert.details.get("evidence_window_ids", ()):
+                if wid in self._shed:            # shed under overload before this alert named it: infer it after all
+                    window, reason = self._shed.pop(wid)
+                    self.counters.windows_dropped[reason] -= 1
+                    self.counters.windows_submitted -= 1
+                    self._submit(session, window)
         if "gateway_id" not in alert.details:   # the cloud sends staff acknowledgements back to this gateway
             alert = replace(alert, details={**alert.details, "gateway_id": self.config.gateway_id})
         self.sink.put_alert(alert)
@@ -488,6 +505,9 @@ class EdgeAgent:
             if len(self._queued) >= self.config.max_batch:
                 self._run_queued()
             return
+        if window.window_id in self._evidence:     # named by an alert: the batcher must not shed it
+            del self._evidence[window.window_id]
+            window = replace(window, protected=True)
         try:
             fut = self.pipeline.submit(window)
         except (ValueError, RuntimeError) as exc:
@@ -495,16 +515,27 @@ class EdgeAgent:
             log.warning("window_rejected window_id=%s: %s", window.window_id, exc)
             return
         self._inflight.add(fut)
+        self._window_of[fut] = window
         fut.add_done_callback(self._done)
 
     def _done(self, fut: asyncio.Future[Completed[WindowResult]]) -> None:
         self._inflight.discard(fut)
+        window = self._window_of.pop(fut, None)
         if fut.cancelled():
             self.counters.drop("cancelled")
             return
         exc = fut.exception()
         if isinstance(exc, WindowDropped):
+            session = None if window is None else self.sessions.get(window.device_id)
+            if window is not None and session is not None and window.window_id in self._evidence:
+                self.counters.windows_submitted -= 1     # shed before an alert named it: again, protected
+                self._submit(session, window)
+                return
             self.counters.drop(exc.reason)
+            if window is not None and exc.reason.startswith("overload"):
+                self._shed[window.window_id] = (window, exc.reason)
+                while len(self._shed) > SHED_KEPT:
+                    del self._shed[next(iter(self._shed))]
             return
         if exc is not None:
             self.counters.drop("failed")

@@ -109,3 +109,25 @@ def test_every_raised_clinical_alert_names_its_evidence_and_cleared_ones_do_not(
             assert "evidence_window_ids" not in a.details
         else:
             assert a.window_id is not None and set(a.details["evidence_window_ids"]) <= uplinked, a
+
+
+def test_under_overload_the_evidence_windows_are_never_shed() -> None:
+    """Async inference with a queue of one (the batcher sheds the oldest unprotected window when full):
+    windows an alert named are submitted protected, so every one of them is still uplinked."""
+    sink = MemorySink()
+    pipeline = InferencePipeline(select_backend("onnxruntime-cpu", max_batch=16), max_queue=1, deadline_ms=500)
+    agent = EdgeAgent(AgentConfig(patients={"d-vt": "p-vt", "d-asys": "p-asys"}), sink, pipeline=pipeline,
+                      mode="async")
+
+    async def main() -> None:
+        await agent.start()
+        await run_scenario_into_agent(parse_scenario(WARD), agent)
+        await agent.close()
+
+    asyncio.run(main())
+    assert agent.counters.windows_dropped.get("overload", 0) > 0          # the overload did shed windows
+    uplinked = {w.window_id for w in sink.windows}
+    named = [a for a in sink.alerts if "evidence_window_ids" in a.details]
+    assert {a.alert_type for a in named} >= {"vt", "asystole"}
+    for a in named:
+        assert set(a.details["evidence_window_ids"]) <= uplinked, (a.alert_type, a.details)
