@@ -260,7 +260,9 @@ async def cloud(broker: MqttBroker | MosquittoProcess, url: str, group: str) -> 
 
 @pytest.mark.mosquitto
 async def test_alerts_and_windows_leave_the_outbox_only_on_the_clouds_receipt(
-        tmp_path: Path, mqtt_broker: MqttBroker, unique_id: str) -> None:
+        tmp_path: Path, mosquitto_process: MosquittoProcess, unique_id: str) -> None:
+    # a private broker: a cloud worker of another test on a shared broker would answer these messages too
+    mqtt_broker = mosquitto_process
     url = f"sqlite:///{tmp_path / 'cloud.db'}"
     upgrade_database(url)
     box = Outbox(tmp_path / "o.db")
