@@ -22,8 +22,8 @@ plus :data:`EVIDENCE_CONTEXT_S` either side. The window grid is fixed (10 s wind
 of stream time) and window ids come from the grid slot, so the ids are known when the alert is
 raised, before inference has produced those windows (late-bound by id): they travel in
 ``details["evidence_window_ids"]`` (oldest first) with the span in ``details["evidence_span_s"]``,
-and ``window_id`` is the one of them centred nearest the deciding sample (unless the rule named
-the window it decided on, e.g. a classifier or ST window, which is kept and listed too).
+and ``window_id`` is the one of them centred nearest the deciding sample (the window the engine
+had at hand, e.g. the classifier or ST window a rule decided on, is listed too).
 """
 
 from __future__ import annotations
@@ -303,15 +303,14 @@ class EvidenceState:
         return recent[-n:]
 
     def window_for(self, onset_s: float) -> WindowEvidence | None:
-        """A window already produced that holds both ``onset_s`` and the deciding sample (now), or None.
+        """The latest window at hand overlapping ``[onset_s, now]`` (its model versions go in the alert).
 
-        Usually None: the window holding the deciding sample is cut only ``margin_s`` after it and
-        inferred later still. The evidence is then named by grid slot (:func:`with_evidence`), not
-        by the latest window at hand, which ended before the deciding sample (an asystole strip that
-        ended 1.4 s into the pause).
+        It usually ends before the deciding sample (the window holding that sample is cut only
+        ``margin_s`` after it and inferred later still): the alert's evidence is named by grid slot
+        (:func:`with_evidence`), which also picks the window shown first.
         """
         for w in reversed(self.windows):
-            if w.start_s <= onset_s and w.end_s >= self.now_s:
+            if w.end_s >= onset_s and w.start_s <= self.now_s:
                 return w
         return None
 
@@ -338,10 +337,9 @@ def with_evidence(alert: Alert, window_ids: Callable[[float, float], list[str]],
         return alert
     covering_end = window_ids(end, end)
     primary = alert.window_id
-    if primary is None and covering_end:
+    if covering_end and primary not in covering_end:    # the window at hand ended before the deciding sample
         primary = covering_end[0] if len(covering_end) == 1 else _centred(covering_end, window_ids, end)
-    if primary is not None and primary not in ids:
-        ids = [*ids, primary]
+    ids = [*ids, *(w for w in dict.fromkeys((primary, alert.window_id)) if w is not None and w not in ids)]
     details = {**d, "evidence_window_ids": ids, "evidence_span_s": [round(start, 3), round(end, 3)]}
     versions = {**(model_versions or {}), **alert.model_versions}
     return replace(alert, window_id=primary, details=details, model_versions=versions)
