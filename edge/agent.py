@@ -253,6 +253,8 @@ class AgentCounters:
     ``max_sessions``), ``new_device_rate`` (over ``new_devices_per_s``))."""
     windows_submitted: int = 0
     windows_done: int = 0
+    windows_masked: int = 0
+    """Of the windows done, those sent with a gap mask (frames lost that interpolation could not bridge)."""
     windows_dropped: dict[str, int] = field(default_factory=dict)
     """Windows that never got a result, by reason (``overload``, ``rejected``, ``failed``, ``closed``)."""
     alerts: int = 0
@@ -576,6 +578,7 @@ class EdgeAgent:
 
     def _deliver(self, result: WindowResult) -> None:
         self.counters.windows_done += 1
+        self.counters.windows_masked += bool(result.window.gaps)
         self.sink.put_window(result.ecg_window)
         if self.metrics is not None:
             self.metrics.windows_processed.inc()
@@ -592,6 +595,7 @@ class EdgeAgent:
         """No model (or leads it cannot take): upload the band-passed measured leads, gaps masked (0 counts);
         the window is still alarm evidence."""
         self.counters.windows_done += 1
+        self.counters.windows_masked += bool(window.gaps)
         measured = prepare_batch([window])[0]
         counts = np.clip(np.rint(measured * 1000.0), -32768, 32767).astype(np.int16)
         for a, b in window.gaps:

@@ -117,7 +117,7 @@ class SessionCounters:
     windows: int = 0
     """Windows cut (sent to inference)."""
     windows_unsupported: int = 0
-    """1 when the stream lacks the leads the models need (no windows for it)."""
+    """1 when the stream lacks the leads the reconstruction needs (its windows carry its measured leads only)."""
     alerts: int = 0
     gaps: dict[str, int] = field(default_factory=dict)
     """Gaps by reason (interpolated ones included), summed over restarts."""
