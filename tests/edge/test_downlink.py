@@ -2,8 +2,9 @@
 
 A simulated patient's VT episode ends while nobody acknowledged it, so it stays latched at the edge;
 an :class:`~protocol.downlink.AlarmAck` published on the gateway's ack topic releases it (the edge
-sends the episode's ``cleared`` message), malformed downlink messages are counted and ignored, and an
-ack published while the gateway was away arrives when it comes back (persistent session).
+sends the episode's ``cleared`` message), malformed downlink messages are counted and ignored, an
+ack published while the gateway was away arrives when it comes back (persistent session), and the
+:class:`~edge.gateway.Gateway` runs the listener next to its uplink.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -21,13 +23,16 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from ecgstream.edge_sim import run_scenario_into_agent
-from edge.agent import AgentConfig, EdgeAgent, MemorySink
+from edge.agent import AgentConfig, EdgeAgent, MemorySink, OutboxSink
+from edge.config import parse_config
 from edge.downlink import DownlinkListener
+from edge.gateway import Endpoint, Gateway
 from firmware_sim.scenario import parse_scenario
 from protocol.downlink import AlarmAck, decode_alarm_ack, encode_alarm_ack
 from protocol.errors import ProtocolError, SchemaError, UnsupportedVersionError
 from protocol.messages import Alert
 from protocol.topics import gateway_ack_topic, parse_topic
+from protocol.window_payload import EcgWindow
 from tests.conftest import MqttBroker
 
 WAIT_S = 20.0
@@ -226,3 +231,49 @@ async def test_an_ack_published_while_the_gateway_was_away_arrives_when_it_retur
                                                                       patient_id="p-vt")))
     back = await listen_until(lambda: not agent.sessions["d-vt"].engine.latched)
     assert back.counters.outcomes == {"applied": 1}
+
+
+async def test_the_gateway_listens_next_to_its_uplink_and_sends_the_released_episodes_clear(
+        mqtt_broker: MqttBroker, publish: Callable[[str, bytes], Awaitable[None]], unique_id: str,
+        tmp_path: Path) -> None:
+    config = parse_config(f"""
+gateway_id = "{unique_id}"
+[uplink]
+host = "{mqtt_broker.host}"
+port = {mqtt_broker.port}
+outbox_path = "{tmp_path / 'outbox.sqlite'}"
+[observability]
+status_file = "{tmp_path / 'status.json'}"
+metrics_port = 0
+""")
+    alerts: list[Alert] = []
+
+    class Tap:
+        """In front of the outbox: notes each alert and passes everything on."""
+
+        def __init__(self, inner: OutboxSink) -> None:
+            self.inner = inner
+
+        def put_alert(self, alert: Alert) -> None:
+            alerts.append(alert)
+            self.inner.put_alert(alert)
+
+        def put_window(self, window: EcgWindow) -> None:
+            self.inner.put_window(window)
+
+        def flush(self) -> None:
+            self.inner.flush()
+
+    async with Gateway(config, uplink=Endpoint(mqtt_broker.host, mqtt_broker.port), mode="sync",
+                       patients={"d-vt": "p-vt"}, sink=Tap) as gateway:
+        assert gateway.downlink is not None and gateway.downlink.client_id == f"{unique_id}-downlink"
+        await run_scenario_into_agent(parse_scenario(VT_ONCE), gateway.agent)
+        engine = gateway.agent.sessions["d-vt"].engine
+        (episode,) = engine.latched
+        await asyncio.wait_for(gateway.downlink.subscribed.wait(), WAIT_S)
+        await publish(gateway_ack_topic(unique_id), encode_alarm_ack(_ack(episode_id=episode, patient_id="p-vt")))
+        await _until(lambda: not engine.latched, "the gateway to unlatch the episode")
+        (cleared,) = [a for a in alerts if a.details["event"] == "cleared" and a.details["episode_id"] == episode]
+        assert cleared.details["reason"] == "acknowledged" and cleared.details["gateway_id"] == unique_id
+        text = gateway.metrics.render()
+        assert 'ecgstream_edge_downlink_acks_total{outcome="applied"} 1.0' in text
