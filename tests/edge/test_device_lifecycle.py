@@ -163,6 +163,21 @@ def test_sequence_numbers_jumping_far_ahead_are_a_restart_not_hours_of_gap() -> 
     assert abs(state.clock.to_gateway(dt * 1e6) - (arrival)) < 0.2
 
 
+def test_a_polar_clock_jumping_far_ahead_is_a_restart_not_hours_of_gap() -> None:
+    from protocol.polar_pmd import POLAR_ECG_FS_HZ, PolarEcgFrame
+
+    n = 73
+    dt = n / POLAR_ECG_FS_HZ
+    samples = np.zeros(n, dtype=np.int32)
+    state = StreamState()
+    for i in range(50):
+        state.push(PolarEcgFrame(round((i + 1) * dt * 1e9), samples), 100.0 + (i + 1) * dt)
+    arrival = 100.0 + 51 * dt + 3.0             # back 3 s later with its clock a day ahead (set by a phone)
+    out = state.push(PolarEcgFrame(round((86_400 + dt) * 1e9), samples), arrival)
+    assert state.counters.device_resets == 1
+    assert len(out.gaps) == 1 and abs(out.gaps[0].length / POLAR_ECG_FS_HZ - 3.0) < 0.2, out.gaps
+
+
 def _one_frame(seq: int = 0) -> bytes:
     from protocol.ble_frame import encode_frame
 
