@@ -637,10 +637,9 @@ class EdgeAgent:
         now = self.clock() if now_s is None else now_s
         out = []
         for s in self.sessions.values():
-            anchor = s.last_device_us
-            if anchor is None or s.last_arrival_s is None:
+            t_device = s.status_device_us(now)     # newer than the last report even after a device reboot
+            if t_device is None:
                 continue
-            t_device = anchor + max(0, round((now - s.last_arrival_s) * 1e6))
             battery = None if s.battery_pct is None else int(round(min(100.0, max(0.0, s.battery_pct))))
             out.append(DeviceStatus(device_id=s.device_id, t_device_us=t_device, battery_pct=battery,
                                     connected=self.connected(s, now), lead_off=tuple(s.leads_off)))

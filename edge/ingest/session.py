@@ -218,12 +218,28 @@ class DeviceSession:
         self.last_st: StResult | None = None
         self._until_s = 0.0
         self._restarted = False                 # a format restart: the next analysis learns without silence
+        self._status_us: int | None = None      # device time of the last status report (status_device_us)
+        self._status_offset_us = 0
 
     @property
     def last_device_us(self) -> int | None:
         """Device time (µs) just after the latest sample received (the device clock extrapolated from the
         last block the stream state emitted, which may hold several frames), or None before the first."""
         return None if self._anchor is None else self._clock_map.device_us(self.stream_now_s)
+
+    def status_device_us(self, now_s: float) -> int | None:
+        """Device time (µs) for a status report made at gateway time ``now_s``: the device clock extrapolated
+        to now, shifted once the device clock restarts (a reboot) so that every report is newer than the one
+        before (the cloud keeps the newest); None before the first sample."""
+        anchor = self.last_device_us
+        if anchor is None or self.last_arrival_s is None:
+            return None
+        t = anchor + max(0, round((now_s - self.last_arrival_s) * 1e6)) + self._status_offset_us
+        if self._status_us is not None and t <= self._status_us:
+            self._status_offset_us += self._status_us + 1 - t
+            t = self._status_us + 1
+        self._status_us = t
+        return t
 
     # -- input ----------------------------------------------------------------------------------
 

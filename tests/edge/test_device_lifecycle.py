@@ -70,6 +70,10 @@ async def _run(text: str, agent: EdgeAgent, t0_s: float, duration_s: float, *, f
     await run_ward_into_agent(beds, agent, sub, duration_s=duration_s, t0_s=t0_s, flush=flush)
 
 
+_STATUS_T_DEVICE: list[int] = []
+"""t_device_us of the status the gateway reports for the device at the end of each run."""
+
+
 def _reboot_run() -> tuple[EdgeAgent, list[Alert], list[tuple[Window, float]], float]:
     """The device runs 60 s, is away 30 s (gateway ticking), reboots (seq and clock from 0) and runs 80 s."""
     now = [0.0]
@@ -90,12 +94,14 @@ def _reboot_run() -> tuple[EdgeAgent, list[Alert], list[tuple[Window, float]], f
 
     agent.feed = feed_and_note  # type: ignore[method-assign]
     asyncio.run(_run(FIRST_RUN, agent, GATEWAY_T0_S, 60.0, flush=False))
+    _STATUS_T_DEVICE[:] = [agent.device_statuses(GATEWAY_T0_S + 60.0)[0].t_device_us]
     t2 = GATEWAY_T0_S + 60.0 + OFF_S
     t = GATEWAY_T0_S + 60.5
     while t < t2:
         agent.tick(t)
         t += 0.5
     asyncio.run(_run(AFTER_REBOOT, agent, t2, 80.0, flush=True))
+    _STATUS_T_DEVICE.append(agent.device_statuses(t2 + 80.0)[0].t_device_us)
     return agent, sink.alerts, sink.cut, t2
 
 
@@ -121,6 +127,9 @@ def test_a_rebooted_device_is_re_anchored_and_its_alerts_are_dated_right() -> No
     assert before and after
     assert abs(float(np.median(after)) - float(np.median(before))) <= 0.5, (np.median(before), np.median(after))
     assert max(abs(d - float(np.median(before))) for d in after) <= 0.5
+    # the status the gateway reports for it is newer after the reboot (the cloud keeps the newest)
+    before_us, after_us = _STATUS_T_DEVICE
+    assert after_us > before_us
 
 
 def test_disconnects_are_raised_and_resolve_when_data_flows_again() -> None:
@@ -228,3 +237,18 @@ def test_devices_on_any_transport_map_to_their_patient_from_the_config() -> None
     assert agent.sessions["es-0001"].patient_id == "bed-01"
     assert agent.sessions["es-0002"].patient_id == "es-0002"           # unmapped: its own patient
     assert {(w.device_id, w.patient_id) for w in sink.windows} == {("es-0001", "bed-01"), ("es-0002", "es-0002")}
+
+
+def test_the_status_reported_for_a_rebooted_device_is_newer_than_before_the_reboot() -> None:
+    agent = EdgeAgent(AgentConfig(), MemorySink())
+    dt = 36 / 250
+    for i in range(100):                                        # 14 s of device time
+        agent.feed("es-1", _one_frame(i), "frame", GATEWAY_T0_S + (i + 1) * dt)
+    before = agent.device_statuses(GATEWAY_T0_S + 100 * dt)[0].t_device_us
+    back = GATEWAY_T0_S + 100 * dt + 5.0                        # rebooted: seq and clock from 0
+    for i in range(10):
+        agent.feed("es-1", _one_frame(i), "frame", back + (i + 1) * dt)
+        agent.tick(back + (i + 1) * dt)
+    after = agent.device_statuses(back + 10 * dt)[0]
+    assert agent.sessions["es-1"].stream.counters.device_resets == 1
+    assert after.t_device_us > before and after.connected
