@@ -9,6 +9,7 @@ fed in stream time at a later gateway time) gives the truth.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import numpy as np
 
@@ -252,3 +253,15 @@ def test_the_status_reported_for_a_rebooted_device_is_newer_than_before_the_rebo
     after = agent.device_statuses(back + 10 * dt)[0]
     assert agent.sessions["es-1"].stream.counters.device_resets == 1
     assert after.t_device_us > before and after.connected
+
+
+def test_an_allow_list_file_admits_its_devices_and_refuses_the_rest(tmp_path: Path) -> None:
+    from edge.config import parse_config
+
+    (tmp_path / "allowed.txt").write_text("# ward 3\nes-0007\nes-0008  # spare\n")
+    config = parse_config(f'[ingest]\nallowed_devices_file = "{tmp_path / "allowed.txt"}"\n')
+    agent = EdgeAgent(AgentConfig.from_edge_config(config), MemorySink())
+    for device in ("es-0007", "es-0008", "es-0009"):
+        agent.feed(device, _one_frame(0), "frame", GATEWAY_T0_S)
+    assert set(agent.sessions) == {"es-0007", "es-0008"}
+    assert agent.counters.rejected == {"unknown_device": 1}
