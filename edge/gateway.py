@@ -74,6 +74,9 @@ class Endpoint:
 
     host: str
     port: int
+    mqtt5: bool = True
+    """Whether the broker speaks MQTT 5 (False: the embedded MQTT 3.1.1 broker; the ack downlink then
+    uses MQTT 3.1.1 at once instead of finding out by a timed-out MQTT 5 CONNECT)."""
 
 
 class GatewayError(RuntimeError):
@@ -217,7 +220,7 @@ class Gateway:
                                              client_id=f"{up.client_id or config.gateway_id}-downlink",
                                              username=up.username, password=up.password,
                                              tls_context=client_tls_context(up), session_expiry_s=up.session_expiry_s,
-                                             registry=self.metrics.registry)
+                                             registry=self.metrics.registry, mqtt5=None if up_ep.mqtt5 else False)
             self._tasks.append(asyncio.create_task(self.downlink.run(), name="downlink"))
         if in_ep is not None and config.ingest.mqtt.enabled:
             mqtt = config.ingest.mqtt

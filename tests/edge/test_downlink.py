@@ -277,3 +277,24 @@ metrics_port = 0
         assert cleared.details["reason"] == "acknowledged" and cleared.details["gateway_id"] == unique_id
         text = gateway.metrics.render()
         assert 'ecgstream_edge_downlink_acks_total{outcome="applied"} 1.0' in text
+
+
+async def test_on_the_demos_mqtt_3_1_1_broker_the_listener_falls_back_to_mqtt_3_1_1(unique_id: str) -> None:
+    from firmware_sim.embedded_broker import EmbeddedBroker
+
+    agent, vt = await asyncio.to_thread(_latched_agent, unique_id)
+    async with EmbeddedBroker() as broker:
+        listener = DownlinkListener(agent, gateway_id=unique_id, hostname=broker.host, port=broker.port,
+                                    connect_timeout_s=2.0, backoff_initial_s=0.1)     # auto: MQTT 5, else 3.1.1
+        task = asyncio.create_task(listener.run())
+        try:
+            await asyncio.wait_for(listener.subscribed.wait(), WAIT_S)
+            async with aiomqtt.Client(broker.host, broker.port, identifier=f"{unique_id}-cloud") as cloud:
+                await cloud.publish(gateway_ack_topic(unique_id),
+                                    encode_alarm_ack(_ack(episode_id=vt.details["episode_id"], patient_id="p-vt")),
+                                    qos=1)
+                await _until(lambda: not agent.sessions["d-vt"].engine.latched, "the episode to unlatch")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert listener.counters.outcomes == {"applied": 1}
