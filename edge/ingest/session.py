@@ -21,6 +21,13 @@ offset that grows when the device is reconfigured mid-stream (a frame of another
 ``StreamState`` starts, its stream time continues after the old one (the arrival-time difference
 between the two is reported to the engine as a data gap), and ``format_restarts`` counts it.
 
+**Device restarts.** A device that reboots (sequence numbers and clock from 0, or numbers far ahead)
+or comes back after a disconnection is re-anchored by its ``StreamState`` (see "Restarts" in
+:mod:`edge.stream.state`): the clock fit starts again, the gap is sized from arrival times and
+stream time goes on, so alert onsets and window times after it are dated by the new clock. The
+technical alarms of the silence (device disconnected, data gap) resolve as data flows again;
+statuses reported for the device stay newer than before (:meth:`DeviceSession.status_device_us`).
+
 **Gaps.** Non-interpolated gaps are fed to the detector as a held (flat) value, so its sample
 clock stays aligned; a gap longer than ``max_fill_s`` restarts the filter and detector instead
 (their learning period then reports no silence). RR intervals that span a gap are never counted
