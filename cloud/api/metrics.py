@@ -78,6 +78,16 @@ SOURCE_METRICS: dict[str, dict[str, SourceMetric | None]] = {
         "rejected": SourceMetric("Windows a cloud model could not take, by model.", label="model"),
         "errors": SourceMetric("Model worker runs that failed (logged; the alerts are retried)."),
     },
+    "downlink": {
+        "queued": SourceMetric("Staff acknowledgements queued for the edge gateway that raised the episode."),
+        "published": SourceMetric("Acknowledgements the broker accepted for delivery to their gateway."),
+        "unroutable": SourceMetric("Acknowledgements not sent because no gateway is known for the episode."),
+        "dropped": SourceMetric("Queued acknowledgements dropped because the queue was full (oldest first)."),
+        "failed": SourceMetric("Publishes of an acknowledgement that failed (it stays queued and is retried)."),
+        "refused": SourceMetric("Acknowledgements the broker refused, by MQTT 5 reason (e.g. not_authorized)."),
+        "connects": SourceMetric("Successful connections of the acknowledgement publisher to the MQTT broker."),
+        "connection_errors": SourceMetric("Failed or lost connections of the acknowledgement publisher."),
+    },
 }
 """Known source keys: their help text and label; None marks a key left out (a sum of others)."""
 

@@ -198,7 +198,8 @@ def test_every_alert_carries_ids_onsets_and_versions() -> None:
     assert vt.onset_device_us == CLOCK.device_us(onset) and vt.onset_gateway_us == CLOCK.gateway_us(onset)
     assert vt.model_versions["alarm_rules"]
     again = [a for _, a in replay(syn).raised() if a.alert_type == "vt"]
-    assert [a.alert_id for a in again] == [vt.alert_id]      # deterministic: a replay cannot duplicate
+    # a replay opens a new episode with a new id (issue 13: the cloud must not drop it as a duplicate)
+    assert len(again) == 1 and again[0].alert_id != vt.alert_id and again[0].onset_device_us == vt.onset_device_us
     assert not math.isnan(vt.details["rate_bpm"])
 
 
