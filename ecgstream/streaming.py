@@ -355,7 +355,7 @@ async def stream_to_edge(
         host, port, tls = await _open_broker(medium.broker, stack)
         stack.push_async_callback(asyncio.sleep, 0.2)  # the broker sees the gateway's clients go before it stops
         source = await _edge_source(build, medium, host, port, tls, stack, clock.realtime)
-        broker = Endpoint(host, port)
+        broker = Endpoint(host, port, mqtt5=medium.broker.host is not None)  # the embedded broker is MQTT 3.1.1
         gateway = await stack.enter_async_context(Gateway(
             _demo_config(load_config(None), settings, medium.broker, host, port), ingest=broker if source.mqtt else None,
             uplink=broker, feeds=source.feeds, clock=clock, mode="async" if clock.realtime else "sync",
