@@ -57,6 +57,7 @@ from dataclasses import dataclass, field, replace
 
 import aiomqtt
 import paho.mqtt.client as paho
+from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -100,6 +101,24 @@ class UplinkCounters:
     """Messages the cloud rejected (now dead in the outbox), by the cloud's reason."""
     bad_receipts: int = 0
     """Receipt messages that did not decode or named another gateway (ignored, logged)."""
+    protocol: str = "5"
+    """MQTT version of the current (or last) connection: ``5``, or ``3.1.1`` for a broker without MQTT 5."""
+
+
+CONNECT_PROBE_S = 3.0
+"""How long an MQTT 5 CONNECT waits for its CONNACK before the uplink tries MQTT 3.1.1 (a broker that
+speaks only 3.1.1, such as the embedded amqtt one, never answers an MQTT 5 CONNECT)."""
+_PROTOCOL_REFUSED = {1, 0x84}
+"""CONNACK codes refusing the protocol version (MQTT 3.1.1: 1; MQTT 5: 0x84 unsupported protocol version)."""
+
+
+def _older_broker(error: BaseException) -> bool:
+    """Whether a failed MQTT 5 connect looks like a broker without MQTT 5: it refused the protocol version,
+    or it took the TCP connection and never answered the CONNECT."""
+    if isinstance(error, MqttConnectError):
+        code = error.rc.value if isinstance(error.rc, ReasonCode) else error.rc
+        return isinstance(code, int) and code in _PROTOCOL_REFUSED
+    return isinstance(error, aiomqtt.MqttError) and "timed out" in str(error)
 
 
 def reason_name(code: int) -> str:
@@ -244,6 +263,7 @@ class Uplink:
         self._refused_ids: list[tuple[int, str, int]] = []
         self._ack_ready = asyncio.Event()
         self._ack_write: asyncio.Future[int] | None = None
+        self._v5 = True
         self.refused_topics: dict[str, str] = {}
         """Topics whose last publish was refused, with the reason (cleared when one is accepted)."""
 
@@ -281,31 +301,57 @@ class Uplink:
     # -- the task ----------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Connect, drain, reconnect after any broker loss; runs until cancelled."""
+        """Connect, drain, reconnect after any broker loss; runs until cancelled.
+
+        Every connection is tried with MQTT 5 first. A broker that does not answer an MQTT 5 CONNECT
+        (the embedded amqtt broker speaks 3.1.1 only) or refuses its protocol version is tried with
+        3.1.1 at once; on such a connection refusals are invisible and no receipt can be asked for,
+        so messages are deleted on PUBACK, as with ``receipts=False`` (logged as an error)."""
         delay = self._backoff[0]
         ever_connected = False
+        v5 = True
         while True:
+            connected = fallback = False
             try:
-                async with self._client() as client:
+                async with self._client(v5) as client:
+                    connected = True
+                    client.timeout = self._ack_timeout_s
                     if ever_connected:
                         self._count(reconnects=1)
                     ever_connected = True
-                    self._counters = replace(self._counters, connected=True)
+                    self._counters = replace(self._counters, connected=True, protocol="5" if v5 else "3.1.1")
                     delay = self._backoff[0]
-                    log.info("uplink %s connected to %s:%d", self.gateway_id, self._hostname, self._port)
-                    await self._session(client)
+                    log.info("uplink %s connected to %s:%d (MQTT %s)", self.gateway_id, self._hostname, self._port,
+                             "5" if v5 else "3.1.1")
+                    if not v5:
+                        log.error("uplink %s: the broker at %s:%d speaks MQTT 3.1.1 only: broker refusals are "
+                                  "invisible and the cloud cannot send receipts; messages are deleted on PUBACK",
+                                  self.gateway_id, self._hostname, self._port)
+                    await self._session(client, v5)
             except* (aiomqtt.MqttError, TimeoutError, OSError) as group:
                 self._count(connect_failures=0 if self._counters.connected else 1)
-                log.warning("uplink %s lost the broker: %s; retry in %.1f s", self.gateway_id, group.exceptions[0], delay)
+                if not connected and v5 and _older_broker(group.exceptions[0]):
+                    log.warning("uplink %s: no MQTT 5 CONNACK from %s:%d (%s); trying MQTT 3.1.1", self.gateway_id,
+                                self._hostname, self._port, group.exceptions[0])
+                    fallback = True
+                else:
+                        log.warning("uplink %s lost the broker: %s; retry in %.1f s", self.gateway_id, group.exceptions[0],
+                                delay)
             finally:
                 self._counters = replace(self._counters, connected=False)
                 await self._settle()
+            if fallback:
+                v5 = False
+                continue
+            v5 = True                      # every new connection tries MQTT 5 first
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self._backoff[1])
 
-    def _client(self) -> _Client:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self._session_expiry_s
+    def _client(self, v5: bool = True) -> _Client:
+        props = None
+        if v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self._session_expiry_s
         return _Client(
             self._hostname,
             self._port,
@@ -313,17 +359,19 @@ class Uplink:
             password=self._password,
             tls_context=self._tls,
             identifier=self.gateway_id,
-            protocol=aiomqtt.ProtocolVersion.V5,
-            clean_start=False,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            clean_start=False if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+            clean_session=None if v5 else False,
             properties=props,
             keepalive=self._keepalive_s,
-            timeout=self._ack_timeout_s,
+            timeout=min(self._ack_timeout_s, CONNECT_PROBE_S) if v5 else self._ack_timeout_s,
             max_inflight_messages=self._max_inflight + 1,  # + the heartbeat
         )
 
-    async def _session(self, client: _Client) -> None:
+    async def _session(self, client: _Client, v5: bool = True) -> None:
         """One connection's life: the first task to fail (broker loss) ends it and cancels the rest."""
-        if self.receipts:
+        self._v5 = v5
+        if self.receipts and v5:
             codes = await client.subscribe(self.receipt_topic, qos=1)
             if any(getattr(c, "value", c) >= 0x80 for c in codes):
                 raise aiomqtt.MqttError(f"the broker refused the receipt subscription {self.receipt_topic}: {codes}")
@@ -398,7 +446,7 @@ class Uplink:
                     raise
 
     def _properties(self, message: OutboxMessage) -> Properties | None:
-        if not self.receipts:
+        if not (self.receipts and self._v5):
             return None
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = self.receipt_topic
@@ -426,7 +474,7 @@ class Uplink:
                 log.warning("uplink %s: %s is accepted again", self.gateway_id, message.topic)
                 if self._on_accepted is not None:
                     self._on_accepted(message.topic)
-            if self.receipts and message.message_id is not None:
+            if self.receipts and self._v5 and message.message_id is not None:
                 self._published.append((message.id, now + _doubled(self._receipt_timeout, message.attempts)))
             else:
                 self._acked.append(message.id)
