@@ -396,3 +396,17 @@ async def test_a_refused_alert_goes_out_once_the_acl_lets_it_and_the_alarm_clear
     events = [a.details["event"] for a in agent.sink.alerts if a.alert_type == "uplink_refused"]  # type: ignore[attr-defined]
     assert events == ["raised", "cleared"]
     box.close()
+
+
+async def test_a_broker_without_mqtt_5_is_reached_over_3_1_1(tmp_path: Path) -> None:
+    """The zero-setup embedded broker (amqtt) speaks MQTT 3.1.1 only and never answers an MQTT 5 CONNECT:
+    the uplink still delivers there (deleting on PUBACK, since no receipt can be asked for)."""
+    from firmware_sim.embedded_broker import EmbeddedBroker
+
+    async with EmbeddedBroker() as broker:
+        with Outbox(tmp_path / "o.db") as box:
+            uplink = _uplink(box, MqttBroker(broker.host, broker.port), "gw-embedded")
+            await uplink.submit_alert(_alert("p1"))
+            async with running(uplink.run):
+                await _until(lambda: box.total_depth == 0, "the alert delivered over MQTT 3.1.1")
+            assert uplink.counters.protocol == "3.1.1" and uplink.counters.acked == 1
