@@ -165,7 +165,9 @@ def test_loss_reordering_duplicates_drift_raise_no_clinical_alarm_and_are_counte
     assert abs(drift.stream.clock.drift_ppm - (-250)) < 60, drift.stream.clock.drift_ppm
     assert 85 < drift.heart_rate_bpm < 105
     polar = agent.sessions["polar-1"]
-    assert polar.counters.analysis_skipped_samples > 0 and polar.counters.windows_unsupported == 1
+    # lead I of the Polar H10 is analysed (heart rate, beats) and windowed as measured, not for the VAE
+    assert polar.counters.analysis_skipped_samples == 0 and polar.counters.windows_unsupported == 1
+    assert 55 < polar.heart_rate_bpm < 80
     assert agent.status().streams  # snapshot builds with every stream
 
 
@@ -203,11 +205,12 @@ def test_garbage_from_one_device_does_not_disturb_the_others() -> None:
     clean_agent, clean = _run(GARBAGE_WARD)
     dirty_agent, dirty = _run(GARBAGE_WARD, tamper=tamper)
 
-    def view(sink: MemorySink, device: str) -> list[tuple[str, str, str, float]]:
-        return [(a.alert_id, a.alert_type, a.details["event"], a.details["onset_s"]) for a in sink.alerts
+    def view(sink: MemorySink, device: str) -> list[tuple[str, str, float]]:
+        # (alert ids are random per episode, so two runs never share them: compare what was raised, when)
+        return [(a.alert_type, a.details["event"], a.details["onset_s"]) for a in sink.alerts
                 if a.device_id == device]
 
-    assert view(dirty, "d-ok") == view(clean, "d-ok") and any(t == "vt" for _, t, _, _ in view(clean, "d-ok"))
+    assert view(dirty, "d-ok") == view(clean, "d-ok") and any(t == "vt" for t, _, _ in view(clean, "d-ok"))
     ok_windows = [(w.t0_us, w.samples.tobytes()) for w in clean.windows if w.device_id == "d-ok"]
     assert ok_windows and ok_windows == [(w.t0_us, w.samples.tobytes()) for w in dirty.windows if w.device_id == "d-ok"]
     bad = dirty_agent.sessions["d-bad"]
@@ -267,7 +270,7 @@ def test_device_statuses_report_battery_connection_and_always_move_forward() -> 
     assert set(first) == {"d-loss", "d-drift", "polar-1"}
     shown = {s.device_id: s for s in agent.status(now).streams}          # what `ecgstream edge status` shows
     assert all(first[k].connected == shown[k].connected for k in first)
-    assert all(first[k].battery_pct == round(shown[k].battery_pct) for k in first)
+    assert all(first[k].battery_pct == round(shown[k].battery_pct or -1) for k in first)
     later = {d.device_id: d for d in agent.device_statuses(now + 3600.0)}   # an hour of silence
     assert not any(d.connected for d in later.values())
     assert all(later[k].t_device_us > first[k].t_device_us for k in first)  # newer: the cloud keeps it
