@@ -410,3 +410,31 @@ async def test_a_broker_without_mqtt_5_is_reached_over_3_1_1(tmp_path: Path) -> 
             async with running(uplink.run):
                 await _until(lambda: box.total_depth == 0, "the alert delivered over MQTT 3.1.1")
             assert uplink.counters.protocol == "3.1.1" and uplink.counters.acked == 1
+
+
+@pytest.mark.mosquitto
+async def test_receipts_sent_while_the_gateway_was_away_arrive_when_it_is_back(
+        tmp_path: Path, mosquitto_process: MosquittoProcess, unique_id: str) -> None:
+    """The uplink's session is persistent (clean start off, a session expiry): the cloud's receipts for
+    messages it committed while the gateway was offline wait at the broker, so nothing is sent twice."""
+    import aiomqtt
+
+    from cloud.ingest.receipts import ReceiptPublisher
+
+    box = Outbox(tmp_path / "o.db")
+    alerts = [_alert(unique_id, i) for i in range(3)]
+    for a in alerts:
+        box.put(Kind.ALERT, alert_topic(unique_id), encode_message(a))
+    first = _uplink(box, mosquitto_process, unique_id, receipt_timeout_s=600.0, receipt_timeout_max_s=600.0)
+    async with running(first.run):
+        await _until(lambda: first.counters.acked == 3, "the broker's PUBACKs")
+    assert sum(box.states()[State.PUBLISHED].values()) == 3          # the gateway goes away before any receipt
+    async with aiomqtt.Client(mosquitto_process.host, mosquitto_process.port, identifier=f"{unique_id}-cloud",
+                              protocol=aiomqtt.ProtocolVersion.V5) as cloud_client:
+        await ReceiptPublisher().publish(cloud_client, unique_id,
+                                         [ReceiptItem(a.alert_id, ReceiptStatus.STORED) for a in alerts])
+    again = _uplink(box, mosquitto_process, unique_id, receipt_timeout_s=600.0, receipt_timeout_max_s=600.0)
+    async with running(again.run):
+        await _until(lambda: box.total_depth == 0, "the receipts kept for the gateway")
+    assert again.counters.receipts == {"stored": 3} and again.counters.published == 0
+    box.close()
