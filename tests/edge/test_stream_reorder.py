@@ -55,3 +55,13 @@ def test_restart_far_behind() -> None:
     out = buf.push(3, 3, 0.0)
     assert seqs(out) == [("restart", 3), 3]
     assert isinstance(out[0], Restarted) and buf.stats.restarts == 1
+
+
+def test_a_restart_the_caller_knows_of_releases_what_is_held_and_starts_at_the_new_seq() -> None:
+    buf: ReorderBuffer[str] = ReorderBuffer(window=8, max_hold_s=1.0)
+    buf.push(0, "a", 0.0)
+    assert buf.push(2, "c", 0.1) == []                            # held: 1 is missing
+    out = buf.restart(5_000_000)
+    assert out == [Skipped(1, 1), Delivered(2, "c", 0.1), Restarted(5_000_000)]
+    assert buf.push(5_000_000, "x", 0.2) == [Delivered(5_000_000, "x", 0.2)]
+    assert buf.stats.restarts == 1
