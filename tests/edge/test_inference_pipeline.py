@@ -157,7 +157,9 @@ def test_the_default_pipeline_classifies_what_the_wearable_streams() -> None:
     for rhythm, seed in (("sinus", 1), ("afib", 2), ("vt", 3)):
         windows = stream_windows(rhythm, 23.0, seed=seed, rhythm=rhythm)[0]
         results = pipeline.run_batch(windows[-1:])
-        probs[rhythm] = results[0].second_stage["probabilities"]
+        second = results[0].second_stage
+        assert second is not None
+        probs[rhythm] = second["probabilities"]
     assert set(probs["sinus"]) >= {"NSR", "AF", "VT"}
     assert probs["afib"]["AF"] > max(probs["sinus"]["AF"], probs["vt"]["AF"])
     assert probs["vt"]["VT"] > max(probs["sinus"]["VT"], probs["afib"]["VT"])
@@ -196,6 +198,7 @@ async def test_patient_calibration_applies_to_its_patient_only_and_is_named_in_t
     for k in (1, 2):                                                       # no file / another model: generic
         np.testing.assert_array_equal(results[k].leads12, generic[k].leads12)
         assert "reconstruction_calibration" not in results[k].model_versions
+    assert pipe.calibrations is not None
     assert pipe.stats.calibrated == 1 and "another" in pipe.calibrations.problems["p2"]
 
 
