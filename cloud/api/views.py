@@ -81,6 +81,7 @@ def window_json(w: EcgWindow, meta: WindowMeta | None = None) -> dict[str, Any]:
         "t0_us": w.t0_us, "fs_hz": w.fs_hz, "n_samples": w.n_samples, "leads": list(w.leads),
         "reconstructed": list(w.reconstructed), "samples_mv": samples.tolist(), "uncertainty_mv": uncertainty,
         "received_us": meta.received_us if meta else None,
+        "gaps": [list(g) for g in w.gaps],
     }
 
 

@@ -95,3 +95,18 @@ async def test_an_alert_cannot_show_another_patients_window(api: Api, edge_run: 
     async with api.as_user(CLINICIAN) as c:
         body = (await c.get(f"/api/alerts/{forged.alert_id}")).json()
     assert body["evidence_window_ids"] == [other.window_id] and body["evidence_windows"] == []
+
+
+async def test_a_window_with_gaps_comes_back_with_its_gaps(api: Api) -> None:
+    """Lost frames the edge could not bridge travel as gap ranges; the strip API returns them so the
+    dashboard draws them as gaps, not as a flat line."""
+    from dataclasses import replace
+
+    window = make_window("pat-1", device_id="dev-1")
+    gapped = replace(window, samples=window.samples.copy(), gaps=((100, 180), (2000, 2100)))
+    gapped.samples[:, 100:180] = 0
+    gapped.samples[:, 2000:2100] = 0
+    await api.store.store_window(gapped)
+    async with api.as_user(CLINICIAN) as c:
+        body = (await c.get(f"/api/windows/{gapped.window_id}")).json()
+    assert body["gaps"] == [[100, 180], [2000, 2100]]
