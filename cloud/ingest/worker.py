@@ -42,6 +42,16 @@ same client id and ``clean_start=False``, and the broker redelivers every unackn
 the persistent session (``session_expiry_s``). So a message is only ever lost by the broker's own
 session expiry, never by the worker.
 
+**Receipts.** After a batch is committed (and before its PUBACKs) the worker tells each gateway what
+became of its alerts and windows: :class:`cloud.ingest.receipts.ReceiptPublisher` publishes one
+:class:`protocol.receipts.Receipt` per gateway per batch (stored, duplicate, or rejected with the
+reason) on the gateway's receipt topic, QoS 1, on this worker's client, addressed by the MQTT 5
+response topic and correlation data the edge's uplink put on each message. The edge deletes an
+outbox entry only on its receipt and resends otherwise, so delivery never depends on the broker's
+persistence or its shared-subscription sessions. A receipt that cannot be published ends the
+connection like any MQTT error: the batch stays unacknowledged, the broker redelivers it, and the
+redelivery's receipt says ``duplicate``.
+
 **Reconnects.** Any MQTT error (broker restart, network) ends the connection; the worker reconnects
 with exponential backoff (``backoff_initial_s`` doubling to ``backoff_max_s``, reset after a good
 connection). Cancelling :meth:`IngestWorker.run` stops it cleanly.
@@ -62,6 +72,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from cloud.errors import CloudError
 from cloud.ingest.failures import refused_by_data
+from cloud.ingest.receipts import ReceiptPublisher
 from cloud.ingest.validation import Accepted, Kind, Reason, Rejected, check_payload, check_registry
 from cloud.store.records import ReceivedWindow
 from protocol.envelope import MAX_PAYLOAD_BYTES
@@ -199,6 +210,8 @@ class IngestWorker:
         self.manual_ack: bool | None = None
         """True once the paho client confirmed manual acknowledgement (None before the first connect)."""
         self._logged: dict[str, int] = {}
+        self.receipts = ReceiptPublisher()
+        """Publishes each committed batch's receipts to the gateways that sent it (``receipts.counters``)."""
 
     # -- one message ------------------------------------------------------------------------------
 
@@ -365,10 +378,11 @@ class IngestWorker:
                     while len(batch) < self.max_batch and len(client.messages):
                         batch.append(await anext(client.messages))
                     try:
-                        await self.handle_batch([(str(m.topic), _payload(m)) for m in batch])
+                        outcomes = await self.handle_batch([(str(m.topic), _payload(m)) for m in batch])
                     except StoreFailure:
                         self.counters.unacked += len(batch)
                         raise  # leave them unacknowledged; the reconnect makes the broker redeliver them
+                    await self.receipts.publish_batch(client, batch, outcomes)  # committed: tell the gateways
                     for m in batch:
                         self._ack(client, m)
             finally:
