@@ -136,6 +136,9 @@ class _UplinkCollector(Collector):
                                   value=c.reconnects)
         yield CounterMetricFamily(f"{PREFIX}_uplink_resends", "Messages sent again because the cloud's receipt did "
                                   "not come in time.", value=c.resends)
+        yield CounterMetricFamily(f"{PREFIX}_uplink_receipt_subscription_refused", "Connections on which the broker "
+                                  "refused the gateway's receipt subscription (its ACL).",
+                                  value=c.receipt_subscription_refused)
         yield GaugeMetricFamily(f"{PREFIX}_uplink_connected", "Whether the uplink is connected to the cloud broker "
                                 "now (1 or 0).", value=int(c.connected))
         for name, help_text, label, counts in (

@@ -101,6 +101,8 @@ class UplinkCounters:
     """Messages the cloud rejected (now dead in the outbox), by the cloud's reason."""
     bad_receipts: int = 0
     """Receipt messages that did not decode or named another gateway (ignored, logged)."""
+    receipt_subscription_refused: int = 0
+    """Connections on which the broker refused the subscription to the gateway's receipt topic (its ACL)."""
     protocol: str = "5"
     """MQTT version of the current (or last) connection: ``5``, or ``3.1.1`` for a broker without MQTT 5."""
 
@@ -374,7 +376,11 @@ class Uplink:
         if self.receipts and v5:
             codes = await client.subscribe(self.receipt_topic, qos=1)
             if any(getattr(c, "value", c) >= 0x80 for c in codes):
-                raise aiomqtt.MqttError(f"the broker refused the receipt subscription {self.receipt_topic}: {codes}")
+                # alerts must still reach the cloud: publish on, they stay in the outbox and are resent
+                self._count(receipt_subscription_refused=1)
+                log.error("uplink %s: the broker refused the subscription to %s (%s): no receipt can arrive, so "
+                          "every message stays in the outbox and is resent; the broker's ACL must let this gateway "
+                          "read its receipt topic", self.gateway_id, self.receipt_topic, codes)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._listen(client))
             tg.create_task(self._write_acks())
