@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 NO_RECEIPT = frozenset({"stale"})
 """Outcomes that get no receipt (status messages: they carry no id and the edge sends them once)."""
+_RECEIPTED = frozenset({"alert", "window"})
+"""The channels whose messages get a receipt (the rest, status, have no id)."""
 
 
 class Publisher(Protocol):
@@ -110,7 +112,7 @@ class ReceiptPublisher:
         """Group a batch's outcomes by gateway as receipt items (messages that get none left out)."""
         by_gateway: dict[str, list[ReceiptItem]] = {}
         for message, outcome in zip(messages, outcomes, strict=True):
-            if outcome in NO_RECEIPT:
+            if outcome in NO_RECEIPT or str(getattr(message, "topic", "")).rsplit("/", 1)[-1] not in _RECEIPTED:
                 continue
             gateway = self.gateway_of(message)
             if gateway is None:

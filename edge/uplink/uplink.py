@@ -452,12 +452,11 @@ class Uplink:
                     raise
 
     def _properties(self, message: OutboxMessage) -> Properties | None:
-        if not (self.receipts and self._v5):
-            return None
+        if not (self.receipts and self._v5) or message.message_id is None:
+            return None            # status messages have no id: deleted on PUBACK, no receipt asked for
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = self.receipt_topic
-        if message.message_id is not None:
-            props.CorrelationData = message.message_id.encode()
+        props.CorrelationData = message.message_id.encode()
         return props
 
     async def _publish(self, client: _Client, message: OutboxMessage) -> None:
