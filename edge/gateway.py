@@ -212,7 +212,7 @@ class Gateway:
                                  receipt_timeout_s=up.receipt_timeout_s, receipt_timeout_max_s=max(600.0, up.receipt_timeout_s),
                                  refusal_backoff_s=up.refusal_backoff_s, refusal_backoff_max_s=max(300.0, up.refusal_backoff_s),
                                  session_expiry_s=up.session_expiry_s, on_refused=agent.uplink_refused,
-                                 on_accepted=agent.uplink_accepted)
+                                 on_accepted=agent.uplink_accepted, mqtt5=up_ep.mqtt5)
             self.outbox_sink.on_stored = self.uplink.notify     # alerts leave as soon as they are stored
             self._tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
             # staff acknowledgements from the cloud release latched alarms (same broker and account as the uplink)

@@ -174,6 +174,8 @@ class Uplink:
         on_refused: called ``(topic, reason)`` when publishes on a topic start being refused.
         on_accepted: called ``(topic)`` when a topic that was refused is accepted again.
         session_expiry_s: how long the broker keeps the session (and the receipts for it) while away.
+        mqtt5: False for a broker known to speak MQTT 3.1.1 only (the embedded one): connect with 3.1.1 at
+            once rather than after a timed-out MQTT 5 CONNECT (:meth:`run`).
         max_inflight: most messages published and not yet acknowledged.
         reserved_for_alerts: of those, send slots windows may not take, so that an alert (or status)
             never waits for windows' PUBACKs (a backlog of windows after an outage, a busy gateway);
@@ -209,6 +211,7 @@ class Uplink:
         on_refused: Callable[[str, str], None] | None = None,
         on_accepted: Callable[[str], None] | None = None,
         session_expiry_s: int = 7 * 24 * 3600,
+        mqtt5: bool = True,
         max_inflight: int = 20,
         reserved_for_alerts: int | None = None,
         heartbeat_s: float | None = 30.0,
@@ -246,6 +249,7 @@ class Uplink:
         self._refusal_backoff = (refusal_backoff_s, refusal_backoff_max_s)
         self._on_refused, self._on_accepted = on_refused, on_accepted
         self._session_expiry_s = session_expiry_s
+        self._try_v5 = mqtt5
         self._max_inflight = max_inflight
         self._reserved = reserved_for_alerts
         self._heartbeat_s = heartbeat_s
@@ -311,7 +315,7 @@ class Uplink:
         so messages are deleted on PUBACK, as with ``receipts=False`` (logged as an error)."""
         delay = self._backoff[0]
         ever_connected = False
-        v5 = True
+        v5 = self._try_v5
         while True:
             connected = fallback = False
             try:
@@ -345,7 +349,7 @@ class Uplink:
             if fallback:
                 v5 = False
                 continue
-            v5 = True                      # every new connection tries MQTT 5 first
+            v5 = self._try_v5              # every new connection tries MQTT 5 first (unless known not to speak it)
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self._backoff[1])
 

@@ -398,18 +398,20 @@ async def test_a_refused_alert_goes_out_once_the_acl_lets_it_and_the_alarm_clear
     box.close()
 
 
-async def test_a_broker_without_mqtt_5_is_reached_over_3_1_1(tmp_path: Path) -> None:
+@pytest.mark.parametrize("known", [False, True], ids=["found-out", "known-3.1.1"])
+async def test_a_broker_without_mqtt_5_is_reached_over_3_1_1(tmp_path: Path, known: bool) -> None:
     """The zero-setup embedded broker (amqtt) speaks MQTT 3.1.1 only and never answers an MQTT 5 CONNECT:
     the uplink still delivers there (deleting on PUBACK, since no receipt can be asked for)."""
     from firmware_sim.embedded_broker import EmbeddedBroker
 
     async with EmbeddedBroker() as broker:
         with Outbox(tmp_path / "o.db") as box:
-            uplink = _uplink(box, MqttBroker(broker.host, broker.port), "gw-embedded")
+            uplink = _uplink(box, MqttBroker(broker.host, broker.port), "gw-embedded", mqtt5=not known)
             await uplink.submit_alert(_alert("p1"))
             async with running(uplink.run):
                 await _until(lambda: box.total_depth == 0, "the alert delivered over MQTT 3.1.1")
             assert uplink.counters.protocol == "3.1.1" and uplink.counters.acked == 1
+            assert uplink.counters.connect_failures == (0 if known else 1)   # known: no MQTT 5 CONNECT tried
 
 
 @pytest.mark.mosquitto
