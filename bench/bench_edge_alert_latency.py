@@ -149,7 +149,7 @@ async def gateway_run(port: int, work: Path, args: argparse.Namespace) -> Gatewa
     schedule.sort(key=lambda m: m[0])
 
     config = EdgeConfig(gateway_id=f"bench-gw-{run}")
-    config = replace(config, uplink=replace(config.uplink, outbox_path=work / "outbox.sqlite"),
+    config = replace(config, uplink=replace(config.uplink, outbox_path=work / "outbox.sqlite", receipts=False),  # no cloud
                      observability=replace(config.observability, status_file=work / "status.json"))
     stop = asyncio.Event()
     result = GatewayRun()

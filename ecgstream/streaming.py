@@ -396,8 +396,9 @@ def _demo_config(base: EdgeConfig, settings: EdgeSettings, broker: BrokerAddress
     user, password, tls = broker.username, broker.password, broker.tls
     mqtt = replace(base.ingest.mqtt, enabled=True, client_id=None, host=host, port=port, username=user,
                    password=password, tls=tls, cafile=cafile)
+    # the demo runs no cloud, so nothing would send receipts: its uplink counts the broker's PUBACK
     uplink = replace(base.uplink, client_id=None, outbox_path=settings.outbox_path, host=host, port=port,
-                     username=user, password=password, tls=tls, cafile=cafile)
+                     username=user, password=password, tls=tls, cafile=cafile, receipts=False)
     return replace(
         base, gateway_id=settings.gateway_id, ingest=replace(base.ingest, mqtt=mqtt, ble=()), uplink=uplink,
         observability=replace(base.observability, status_file=settings.status_path,

@@ -56,6 +56,7 @@ port = {broker.port}
 [uplink]
 host = "{broker.host}"
 port = {broker.port}
+receipts = false          # no cloud in this test: delivered means acknowledged by the broker
 outbox_path = "{tmp_path / 'outbox.sqlite'}"
 [observability]
 status_file = "{tmp_path / 'status.json'}"
@@ -106,7 +107,10 @@ async def test_a_wearables_frames_in_an_alert_out_through_outbox_and_uplink_and_
     asys = [a for a in alerts if a.alert_type in ("pause", "asystole")]
     assert (asys[0].patient_id, asys[0].device_id) == (unique_id, unique_id)
     assert 8.0 < asys[0].details["at_s"] < 14.0
-    assert agent.counters.rejected == {} and agent.counters.alerts >= 1
+    # the shared broker may hold other tests' retained device statuses: those ids only meet the
+    # gateway's limit on new devices; nothing of this wearable is refused
+    refused = {r: n for r, n in agent.counters.rejected.items() if r != "new_device_rate"}
+    assert refused == {} and unique_id in agent.sessions and agent.counters.alerts >= 1
     assert {s.transport for s in agent.sessions.values()} == {"mqtt"}
     assert not (tmp_path / "status.json").exists()             # removed on a clean stop
     outbox = Outbox(config.uplink.outbox_path)
