@@ -94,6 +94,7 @@ def create_app(settings: CloudSettings, store: Store, *, accounts: Accounts | No
     ctx.metrics.add_source("store", store.counters.as_dict)
     if ingest is not None:
         ctx.metrics.add_source("ingest", ingest.counters.as_dict)
+        ctx.metrics.add_source("receipts", ingest.receipts.counters.as_dict)
     install_error_handlers(app)
     install_openapi(app)
     for module in (auth, ward, registry, alerts, windows, fhir, events, audit, health):

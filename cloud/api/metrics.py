@@ -78,6 +78,15 @@ SOURCE_METRICS: dict[str, dict[str, SourceMetric | None]] = {
         "rejected": SourceMetric("Windows a cloud model could not take, by model.", label="model"),
         "errors": SourceMetric("Model worker runs that failed (logged; the alerts are retried)."),
     },
+    "receipts": {
+        "receipts": SourceMetric("Receipts published to gateways (one per gateway per stored batch)."),
+        "items": SourceMetric("Alerts and windows answered in receipts, by status (stored, duplicate, rejected).",
+                              label="status"),
+        "without_gateway": SourceMetric("Alerts and windows that asked for no receipt (an edge without receipts)."),
+        "bad_response_topic": SourceMetric("Messages whose response topic is not a gateway receipt topic (no "
+                                           "receipt sent)."),
+        "without_id": SourceMetric("Messages whose id could not be read (an unreadable payload): no receipt item."),
+    },
     "downlink": {
         "queued": SourceMetric("Staff acknowledgements queued for the edge gateway that raised the episode."),
         "published": SourceMetric("Acknowledgements the broker accepted for delivery to their gateway."),
