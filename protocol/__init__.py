@@ -27,6 +27,7 @@ from protocol.errors import (
     UnsupportedVersionError,
 )
 from protocol.frame_batch import FrameBatch, decode_frames, encode_frames
+from protocol.downlink import AlarmAck, decode_alarm_ack, encode_alarm_ack
 from protocol.leads import ELECTRODES, STANDARD_LEADS, WEARABLE_LEADS
 from protocol.messages import (
     Alert,
@@ -38,15 +39,17 @@ from protocol.messages import (
     encode_message,
 )
 from protocol.polar_pmd import PolarEcgFrame, decode_pmd_ecg, encode_pmd_ecg
+from protocol.receipts import Receipt, ReceiptItem, ReceiptStatus, decode_receipt, encode_receipt
 from protocol.samples_payload import decode_samples_payload, encode_samples_payload
 from protocol.window_payload import EcgWindow, decode_window, encode_window
 
 __all__ = [
     "ELECTRODES", "FRAME_VERSION", "MAX_ATT_PAYLOAD", "STANDARD_LEADS", "WEARABLE_LEADS",
-    "Alert", "AlertCategory", "DeviceStatus", "EcgFrame", "EcgWindow", "FrameBatch", "FrameError",
-    "GatewayStatus", "IntegrityError", "OwnershipError", "PolarEcgFrame", "Priority", "ProtocolError", "SampleFormat",
+    "AlarmAck", "Alert", "AlertCategory", "DeviceStatus", "EcgFrame", "EcgWindow", "FrameBatch", "FrameError",
+    "GatewayStatus", "IntegrityError", "OwnershipError", "PolarEcgFrame", "Priority", "ProtocolError", "Receipt",
+    "ReceiptItem", "ReceiptStatus", "SampleFormat",
     "SchemaError", "TopicError", "UnsupportedVersionError",
-    "decode_frame", "decode_frames", "decode_message", "decode_pmd_ecg", "decode_samples_payload",
-    "decode_window", "encode_frame", "encode_frames", "encode_message", "encode_pmd_ecg",
-    "encode_samples_payload", "encode_window", "max_samples_per_frame", "quantize",
+    "decode_alarm_ack", "decode_frame", "decode_frames", "decode_message", "decode_pmd_ecg", "decode_receipt", "decode_samples_payload",
+    "decode_window", "encode_alarm_ack", "encode_frame", "encode_frames", "encode_message", "encode_pmd_ecg",
+    "encode_receipt", "encode_samples_payload", "encode_window", "max_samples_per_frame", "quantize",
 ]
