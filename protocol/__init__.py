@@ -17,6 +17,7 @@ from protocol.ble_frame import (
     max_samples_per_frame,
     quantize,
 )
+from protocol.downlink import AlarmAck, decode_alarm_ack, encode_alarm_ack
 from protocol.errors import (
     FrameError,
     IntegrityError,
@@ -27,7 +28,6 @@ from protocol.errors import (
     UnsupportedVersionError,
 )
 from protocol.frame_batch import FrameBatch, decode_frames, encode_frames
-from protocol.downlink import AlarmAck, decode_alarm_ack, encode_alarm_ack
 from protocol.leads import ELECTRODES, STANDARD_LEADS, WEARABLE_LEADS
 from protocol.messages import (
     Alert,
