@@ -14,8 +14,8 @@ run. Built from an :class:`~edge.config.schema.EdgeConfig`, with what differs be
   ticks on the loop) or ``"sync"`` (stream time: the driver calls :meth:`Gateway.tick`).
 
 ``async with Gateway(config, ...) as gw`` opens, in order, the metrics exporter, the outbox, the agent
-(its inference), the uplink and next to it the ack downlink (:class:`~edge.downlink.DownlinkListener`:
-staff acknowledgements from the cloud release latched alarms), the MQTT ingest, the BLE ingest and the feeds; leaving it stops them in
+(its inference), the uplink with the ack downlink (:class:`~edge.downlink.DownlinkListener`, fed by
+the uplink's connection: staff acknowledgements from the cloud release latched alarms), the MQTT ingest, the BLE ingest and the feeds; leaving it stops them in
 today's clean order: BLE ingest first (nothing more comes in), then the MQTT ingest and the feeds,
 inference drained and its last output flushed to the outbox, the uplink stopped, the outbox closed
 and the status file removed. What opened before a failure is closed again. Every wait of the stop is
@@ -75,8 +75,8 @@ class Endpoint:
     host: str
     port: int
     mqtt5: bool = True
-    """Whether the broker speaks MQTT 5 (False: the embedded MQTT 3.1.1 broker; the ack downlink then
-    uses MQTT 3.1.1 at once instead of finding out by a timed-out MQTT 5 CONNECT)."""
+    """Whether the broker speaks MQTT 5 (False: the embedded MQTT 3.1.1 broker; the uplink, and with it
+    the ack downlink, then uses MQTT 3.1.1 at once instead of finding out by a timed-out MQTT 5 CONNECT)."""
 
 
 class GatewayError(RuntimeError):
@@ -204,6 +204,9 @@ class Gateway:
         up_ep, in_ep = self.uplink_endpoint, self.ingest_endpoint
         if up_ep is not None:
             up = config.uplink
+            # staff acknowledgements from the cloud release latched alarms: the uplink subscribes to the ack
+            # topic on its own connection (one broker account, client id = username) and hands them over
+            self.downlink = DownlinkListener(agent, gateway_id=config.gateway_id, registry=self.metrics.registry)
             self.uplink = Uplink(self._outbox, hostname=up_ep.host, port=up_ep.port,
                                  gateway_id=up.client_id or config.gateway_id, username=up.username,
                                  password=up.password, tls_context=client_tls_context(up), poll_s=self.uplink_poll_s,
@@ -212,16 +215,9 @@ class Gateway:
                                  receipt_timeout_s=up.receipt_timeout_s, receipt_timeout_max_s=max(600.0, up.receipt_timeout_s),
                                  refusal_backoff_s=up.refusal_backoff_s, refusal_backoff_max_s=max(300.0, up.refusal_backoff_s),
                                  session_expiry_s=up.session_expiry_s, on_refused=agent.uplink_refused,
-                                 on_accepted=agent.uplink_accepted, mqtt5=up_ep.mqtt5)
+                                 on_accepted=agent.uplink_accepted, mqtt5=up_ep.mqtt5, downlink=self.downlink)
             self.outbox_sink.on_stored = self.uplink.notify     # alerts leave as soon as they are stored
             self._tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
-            # staff acknowledgements from the cloud release latched alarms (same broker and account as the uplink)
-            self.downlink = DownlinkListener(agent, gateway_id=config.gateway_id, hostname=up_ep.host, port=up_ep.port,
-                                             client_id=f"{up.client_id or config.gateway_id}-downlink",
-                                             username=up.username, password=up.password,
-                                             tls_context=client_tls_context(up), session_expiry_s=up.session_expiry_s,
-                                             registry=self.metrics.registry, mqtt5=None if up_ep.mqtt5 else False)
-            self._tasks.append(asyncio.create_task(self.downlink.run(), name="downlink"))
         if in_ep is not None and config.ingest.mqtt.enabled:
             mqtt = config.ingest.mqtt
             self.mqtt_ingest = MqttIngest(agent, hostname=in_ep.host, port=in_ep.port,

@@ -1,11 +1,14 @@
-"""Listen on the gateway's ack topic and release acknowledged alarm episodes.
+"""Apply the acknowledgements that arrive on the gateway's ack topic: release acknowledged alarm episodes.
 
-One aiomqtt client (MQTT 5) subscribes, QoS 1, to ``ecgstream/v1/gateway/{gateway_id}/ack``
-(:func:`protocol.topics.gateway_ack_topic`). The session is persistent (``clean_start=False`` with a
-session expiry of ``session_expiry_s``, client id ``{client id}-downlink`` by default), so an
-acknowledgement the cloud published while the gateway was away is delivered when it returns, as long
-as the gateway had subscribed once before. Each message is acknowledged to the broker (PUBACK) only
-after it was handled, so one that arrives just before the gateway dies is delivered again.
+The listener has no connection of its own: the gateway's :class:`~edge.uplink.Uplink` subscribes, QoS 1,
+to ``ecgstream/v1/gateway/{gateway_id}/ack`` (:func:`protocol.topics.gateway_ack_topic`, :attr:`topic`)
+beside its receipt topic, on its own connection and in its persistent session (client id = the
+gateway's broker account, ``clean_start=False`` with a session expiry), and hands each message on that
+topic to :meth:`DownlinkListener.take`. So an acknowledgement the cloud published while the gateway was
+away is delivered when it returns, as long as the gateway had subscribed once before; and the broker's
+ACL (``ecgstream cloud broker-auth``, which binds each account to client id = username) needs no second
+client for the gateway. The uplink acknowledges each message to the broker (PUBACK) only after
+:meth:`take` returned, so one that arrives just before the gateway dies is delivered again.
 
 Handling one message (:meth:`DownlinkListener.take`): decode it (:func:`protocol.downlink.decode_alarm_ack`)
 and call ``target.acknowledge(episode_id)`` (:meth:`edge.agent.EdgeAgent.acknowledge`). Outcomes,
@@ -19,24 +22,17 @@ counted in :class:`DownlinkCounters` and, given a Prometheus registry, in
   nothing else is disturbed;
 - ``internal``: the target raised; logged with its traceback, the listener goes on.
 
-The connection is kept with capped exponential backoff and jitter, like the uplink's. With
-``mqtt5=None`` (the default) a broker that does not answer an MQTT 5 CONNECT (the demo's embedded
-MQTT 3.1.1 broker lets it time out) is tried next with MQTT 3.1.1 (``clean_session=False``: a
-persistent session too); once one version connected, the listener keeps it.
+The uplink reports its connection through :meth:`attached` (subscribed, or the broker refused the
+subscription: its ACL) and :meth:`detached`; :attr:`subscribed` is set while the subscription holds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import ssl
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from prometheus_client import CollectorRegistry, Counter
 
 from edge.observability.logging import log_event
@@ -48,8 +44,6 @@ log = logging.getLogger(__name__)
 
 OUTCOMES = ("applied", "unknown", "malformed", "unsupported_version", "invalid_topic", "internal")
 """Every outcome of one downlink message (the metric's ``outcome`` label)."""
-DEFAULT_SESSION_EXPIRY_S = 7 * 24 * 3600
-"""How long the broker keeps the listener's session (and the acks queued in it) while the gateway is away."""
 
 
 class AckTarget(Protocol):
@@ -68,57 +62,55 @@ class DownlinkCounters:
     outcomes: dict[str, int] = field(default_factory=dict)
     """Messages by outcome (see the module docstring)."""
     connects: int = 0
-    connect_failures: int = 0
+    """Uplink connections on which the ack topic was subscribed."""
+    subscription_refused: int = 0
+    """Uplink connections on which the broker refused the subscription to the ack topic (its ACL)."""
     connected: bool = False
+    """Whether the uplink's connection is up and subscribed to the ack topic now."""
 
     def count(self, outcome: str) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
 
 class DownlinkListener:
-    """Subscribe to one gateway's ack topic and apply what arrives until cancelled (:meth:`run`).
+    """Apply the acks the uplink hands over (:meth:`take`) to ``target``.
 
     Args:
         target: where acknowledgements go (the agent).
         gateway_id: this gateway's id: the topic is :func:`~protocol.topics.gateway_ack_topic` of it.
-        hostname, port, username, password, tls_context: the broker (the uplink's).
-        client_id: MQTT client id of the persistent session (default ``{gateway_id}-downlink``).
-        session_expiry_s: how long the broker keeps the session while the gateway is away.
         registry: a Prometheus registry for ``ecgstream_edge_downlink_acks_total`` (the gateway's).
-        mqtt5: True: MQTT 5 only; False: MQTT 3.1.1 only; None: MQTT 5, else 3.1.1 (module docstring).
-        connect_timeout_s: how long a CONNECT (and the SUBSCRIBE) may take.
     """
 
-    def __init__(self, target: AckTarget, *, gateway_id: str, hostname: str, port: int = 1883,
-                 client_id: str | None = None, username: str | None = None, password: str | None = None,
-                 tls_context: ssl.SSLContext | None = None, session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S,
-                 keepalive_s: int = 30, backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0,
-                 registry: CollectorRegistry | None = None, mqtt5: bool | None = None,
-                 connect_timeout_s: float = 5.0) -> None:
-        if not 0 < backoff_initial_s <= backoff_max_s:
-            raise ValueError("backoff must satisfy 0 < backoff_initial_s <= backoff_max_s")
+    def __init__(self, target: AckTarget, *, gateway_id: str, registry: CollectorRegistry | None = None) -> None:
         self.target = target
         self.gateway_id = validate_id(gateway_id, "gateway id")
         self.topic = gateway_ack_topic(gateway_id)
-        self.client_id = client_id or f"{gateway_id}-downlink"
-        self._hostname, self._port = hostname, port
-        self._username, self._password, self._tls = username, password, tls_context
-        self._session_expiry_s = session_expiry_s
-        self._keepalive_s = keepalive_s
-        self._backoff = (backoff_initial_s, backoff_max_s)
+        """The topic the uplink subscribes to for this listener."""
         self.counters = DownlinkCounters()
         self.subscribed = asyncio.Event()
-        """Set while subscribed (tests and the gateway wait on it)."""
+        """Set while the uplink is subscribed to :attr:`topic` (tests and the gateway wait on it)."""
         self._metric: Any = None
-        self._manual_ack = False
-        self._mqtt5 = mqtt5
-        self._use_v5 = mqtt5 is not False
-        self._timeout_s = connect_timeout_s
         if registry is not None:
             self._metric = Counter("ecgstream_edge_downlink_acks", "Staff acknowledgements received from the "
                                    "cloud, by outcome.", ["outcome"], registry=registry)
             for outcome in OUTCOMES:
                 self._metric.labels(outcome)
+
+    # -- the uplink's connection -----------------------------------------------------------------------
+
+    def attached(self, subscribed: bool) -> None:
+        """The uplink connected and subscribed to :attr:`topic` (``subscribed``), or the broker refused it."""
+        if subscribed:
+            self.counters.connects += 1
+            self.counters.connected = True
+            self.subscribed.set()
+        else:
+            self.counters.subscription_refused += 1
+
+    def detached(self) -> None:
+        """The uplink's connection ended."""
+        self.counters.connected = False
+        self.subscribed.clear()
 
     # -- one message ---------------------------------------------------------------------------------
 
@@ -152,67 +144,6 @@ class DownlinkListener:
         log_event(log, "downlink_ack", episode_id=ack.episode_id, patient_id=ack.patient_id,
                   acknowledged_by=ack.acknowledged_by, at_us=ack.at_us, shown=shown)
         return "applied" if shown else "unknown"
-
-    # -- the connection ------------------------------------------------------------------------------
-
-    async def run(self) -> None:
-        """Connect, subscribe, apply; reconnect after any broker loss. Runs until cancelled."""
-        delay = self._backoff[0]
-        while True:
-            try:
-                async with self._client() as client:
-                    self.counters.connects += 1
-                    self.counters.connected = True
-                    self._mqtt5 = self._use_v5          # this version works: keep it
-                    delay = self._backoff[0]
-                    (code,) = await client.subscribe(self.topic, qos=1)
-                    if _refused(code):
-                        raise aiomqtt.MqttError(f"the broker refused the subscription to {self.topic}: {code}")
-                    self.subscribed.set()
-                    log.info("downlink %s subscribed to %s at %s:%d", self.client_id, self.topic, self._hostname,
-                             self._port)
-                    async for message in client.messages:
-                        self.take(str(message.topic), message.payload)
-                        self._ack(client, message)
-            except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
-                if not self.counters.connected:
-                    self.counters.connect_failures += 1
-                    if self._mqtt5 is None:             # not settled yet: try the other version next
-                        self._use_v5 = not self._use_v5
-                log.warning("downlink %s lost the broker %s:%d: %s; retry in %.1f s", self.client_id, self._hostname,
-                            self._port, exc, delay)
-            finally:
-                self.counters.connected = False
-                self.subscribed.clear()
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 2, self._backoff[1])
-
-    def _client(self) -> aiomqtt.Client:
-        common: dict[str, Any] = dict(identifier=self.client_id, username=self._username, password=self._password,
-                                      tls_context=self._tls, keepalive=self._keepalive_s, timeout=self._timeout_s)
-        if self._use_v5:
-            props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = self._session_expiry_s
-            client = aiomqtt.Client(self._hostname, self._port, protocol=aiomqtt.ProtocolVersion.V5, clean_start=False,
-                                    properties=props, **common)
-        else:
-            client = aiomqtt.Client(self._hostname, self._port, protocol=aiomqtt.ProtocolVersion.V311,
-                                    clean_session=False, **common)
-        paho: Any = getattr(client, "_client", None)
-        self._manual_ack = hasattr(paho, "manual_ack_set") and hasattr(paho, "ack")
-        if self._manual_ack:
-            paho.manual_ack_set(True)     # PUBACK once the ack is applied: a crash before it gets a redelivery
-        return client
-
-    def _ack(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-        if self._manual_ack and message.qos > 0:
-            client._client.ack(message.mid, message.qos)  # noqa: SLF001 - paho's manual ack (see _client)
-
-
-def _refused(code: object) -> bool:
-    """A SUBACK reason code (MQTT 5 ReasonCode, or a 3.1.1 granted QoS int) that refuses the subscription."""
-    value = getattr(code, "value", code)
-    return isinstance(value, int) and value >= 0x80
 
 
 __all__ = ["OUTCOMES", "AckTarget", "DownlinkCounters", "DownlinkListener"]

@@ -22,6 +22,16 @@ id and answers ``duplicate``. Status messages (no id) go on PUBACK. With
 ``receipts=False`` every message is deleted on its PUBACK (a cloud without
 receipts), and QoS 0 is allowed.
 
+**Acks** (``downlink=``, the gateway's :class:`~edge.downlink.DownlinkListener`).
+Staff acknowledgements come down on ``ecgstream/v1/gateway/{id}/ack``: the uplink
+subscribes to that topic (QoS 1) beside the receipt topic, on the same connection
+and persistent session (with MQTT 3.1.1 too: ``clean_session=False``), and hands
+each message on it to ``downlink.take(topic, payload)``; one connection, one
+broker account, client id = the account, as the broker's ACL demands. Every
+message received (receipt or ack) is acknowledged to the broker (PUBACK) only
+once it was handled, so one that arrives just before the gateway dies is
+delivered again.
+
 **Refusals.** MQTT 5 PUBACKs carry a reason code: one of 0x80 or more (0x87 not
 authorized: the broker's ACL) means the message was *not* taken. It stays in the
 outbox, is retried after ``refusal_backoff_s`` doubling per attempt up to
@@ -54,6 +64,7 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -123,6 +134,27 @@ def _older_broker(error: BaseException) -> bool:
     return isinstance(error, aiomqtt.MqttError) and "timed out" in str(error)
 
 
+class AckReceiver(Protocol):
+    """Where the ack topic's messages go (:class:`edge.downlink.DownlinkListener` is one)."""
+
+    @property
+    def topic(self) -> str:
+        """The ack topic to subscribe to."""
+        ...
+
+    def take(self, topic: str, payload: object) -> str:
+        """Handle one message (never raises)."""
+        ...
+
+    def attached(self, subscribed: bool) -> None:
+        """A connection is up: subscribed to :attr:`topic`, or the broker refused it."""
+        ...
+
+    def detached(self) -> None:
+        """The connection ended."""
+        ...
+
+
 def reason_name(code: int) -> str:
     """A PUBACK reason code as a metric label: ``not_authorized`` for 0x87, ``0x99`` if unknown."""
     try:
@@ -173,6 +205,8 @@ class Uplink:
             attempt up to the cap.
         on_refused: called ``(topic, reason)`` when publishes on a topic start being refused.
         on_accepted: called ``(topic)`` when a topic that was refused is accepted again.
+        downlink: where the messages on the gateway's ack topic go (module docstring); None: no ack
+            subscription.
         session_expiry_s: how long the broker keeps the session (and the receipts for it) while away.
         mqtt5: False for a broker known to speak MQTT 3.1.1 only (the embedded one): connect with 3.1.1 at
             once rather than after a timed-out MQTT 5 CONNECT (:meth:`run`).
@@ -210,6 +244,7 @@ class Uplink:
         refusal_backoff_max_s: float = 300.0,
         on_refused: Callable[[str, str], None] | None = None,
         on_accepted: Callable[[str], None] | None = None,
+        downlink: AckReceiver | None = None,
         session_expiry_s: int = 7 * 24 * 3600,
         mqtt5: bool = True,
         max_inflight: int = 20,
@@ -248,6 +283,8 @@ class Uplink:
         self._receipt_timeout = (receipt_timeout_s, receipt_timeout_max_s)
         self._refusal_backoff = (refusal_backoff_s, refusal_backoff_max_s)
         self._on_refused, self._on_accepted = on_refused, on_accepted
+        self.downlink = downlink
+        self._manual_ack = False
         self._session_expiry_s = session_expiry_s
         self._try_v5 = mqtt5
         self._max_inflight = max_inflight
@@ -345,6 +382,8 @@ class Uplink:
                                 delay)
             finally:
                 self._counters = replace(self._counters, connected=False)
+                if self.downlink is not None:
+                    self.downlink.detached()
                 await self._settle()
             if fallback:
                 v5 = False
@@ -358,7 +397,7 @@ class Uplink:
         if v5:
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = self._session_expiry_s
-        return _Client(
+        client = _Client(
             self._hostname,
             self._port,
             username=self._username,
@@ -373,6 +412,11 @@ class Uplink:
             timeout=min(self._ack_timeout_s, CONNECT_PROBE_S) if v5 else self._ack_timeout_s,
             max_inflight_messages=self._max_inflight + 1,  # + the heartbeat
         )
+        inner: Any = getattr(client, "_client", None)
+        self._manual_ack = hasattr(inner, "manual_ack_set") and hasattr(inner, "ack")
+        if self._manual_ack:
+            inner.manual_ack_set(True)    # PUBACK once a receipt or ack is handled: a crash before it gets a redelivery
+        return client
 
     async def _session(self, client: _Client, v5: bool = True) -> None:
         """One connection's life: the first task to fail (broker loss) ends it and cancels the rest."""
@@ -385,6 +429,17 @@ class Uplink:
                 log.error("uplink %s: the broker refused the subscription to %s (%s): no receipt can arrive, so "
                           "every message stays in the outbox and is resent; the broker's ACL must let this gateway "
                           "read its receipt topic", self.gateway_id, self.receipt_topic, codes)
+        if self.downlink is not None:
+            topic = self.downlink.topic
+            codes = await client.subscribe(topic, qos=1)
+            refused = any(getattr(c, "value", c) >= 0x80 for c in codes)
+            if refused:
+                log.error("uplink %s: the broker refused the subscription to %s (%s): staff acknowledgements "
+                          "cannot reach this gateway; the broker's ACL must let it read its ack topic",
+                          self.gateway_id, topic, codes)
+            else:
+                log.info("uplink %s subscribed to %s", self.gateway_id, topic)
+            self.downlink.attached(not refused)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._listen(client))
             tg.create_task(self._write_acks())
@@ -393,18 +448,29 @@ class Uplink:
                 tg.create_task(self._heartbeat(client, self._heartbeat_s))
 
     async def _listen(self, client: aiomqtt.Client) -> None:
-        """Apply receipts as they come; raises MqttError as soon as the connection drops."""
+        """Apply receipts and hand acks on as they come, each PUBACKed once handled; raises MqttError as
+        soon as the connection drops."""
         async for message in client.messages:
-            if str(message.topic) != self.receipt_topic:
-                continue
-            payload = message.payload if isinstance(message.payload, bytes | bytearray) else b""
-            try:
-                receipt = decode_receipt(payload)
-            except ProtocolError as exc:
-                self._count(bad_receipts=1)
-                log.warning("uplink %s: a receipt that does not decode was ignored: %s", self.gateway_id, exc)
-                continue
-            await self.apply_receipt(receipt)
+            topic = str(message.topic)
+            if self.downlink is not None and topic == self.downlink.topic:
+                self.downlink.take(topic, message.payload)
+            elif topic == self.receipt_topic:
+                await self._receipt(message.payload)
+            self._puback(client, message)
+
+    async def _receipt(self, data: object) -> None:
+        payload = data if isinstance(data, bytes | bytearray) else b""
+        try:
+            receipt = decode_receipt(payload)
+        except ProtocolError as exc:
+            self._count(bad_receipts=1)
+            log.warning("uplink %s: a receipt that does not decode was ignored: %s", self.gateway_id, exc)
+            return
+        await self.apply_receipt(receipt)
+
+    def _puback(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        if self._manual_ack and message.qos > 0:
+            client._client.ack(message.mid, message.qos)  # noqa: SLF001 - paho's manual ack (see _client)
 
     async def apply_receipt(self, receipt: Receipt) -> ReceiptOutcome:
         """Delete what the cloud holds, mark dead what it rejected; counted by status and reason."""

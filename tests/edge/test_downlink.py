@@ -4,7 +4,9 @@ A simulated patient's VT episode ends while nobody acknowledged it, so it stays 
 an :class:`~protocol.downlink.AlarmAck` published on the gateway's ack topic releases it (the edge
 sends the episode's ``cleared`` message), malformed downlink messages are counted and ignored, an
 ack published while the gateway was away arrives when it comes back (persistent session), and the
-:class:`~edge.gateway.Gateway` runs the listener next to its uplink.
+:class:`~edge.gateway.Gateway` feeds the listener from its uplink. The listener has no connection of its
+own: the real :class:`~edge.uplink.Uplink` subscribes to the ack topic on its connection (one broker
+account, client id = username, as ``ecgstream cloud broker-auth`` demands) and hands acks over.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from edge.agent import AgentConfig, EdgeAgent, MemorySink, OutboxSink
 from edge.config import parse_config
 from edge.downlink import DownlinkListener
 from edge.gateway import Endpoint, Gateway
+from edge.uplink import Outbox, Uplink
 from firmware_sim.scenario import parse_scenario
 from protocol.downlink import AlarmAck, decode_alarm_ack, encode_alarm_ack
 from protocol.errors import ProtocolError, SchemaError, UnsupportedVersionError
@@ -159,18 +163,30 @@ async def publish(mqtt_broker: MqttBroker) -> AsyncIterator[Callable[[str, bytes
         yield send
 
 
-@pytest.fixture
-async def listening(mqtt_broker: MqttBroker, unique_id: str) -> AsyncIterator[tuple[DownlinkListener, EdgeAgent, Alert]]:
-    agent, vt = await asyncio.to_thread(_latched_agent, unique_id)
-    listener = DownlinkListener(agent, gateway_id=unique_id, hostname=mqtt_broker.host, port=mqtt_broker.port,
-                                registry=CollectorRegistry())
-    task = asyncio.create_task(listener.run())
+@asynccontextmanager
+async def uplink_of(listener: DownlinkListener, host: str, port: int, outbox_path: Path,
+                    **kw: Any) -> AsyncIterator[Uplink]:
+    """The gateway's real uplink, carrying ``listener``'s subscription, until the block ends."""
+    outbox = Outbox(outbox_path)
+    uplink = Uplink(outbox, hostname=host, port=port, gateway_id=listener.gateway_id, downlink=listener,
+                    heartbeat_s=None, **kw)
+    task = asyncio.create_task(uplink.run())
     try:
         await asyncio.wait_for(listener.subscribed.wait(), WAIT_S)
-        yield listener, agent, vt
+        yield uplink
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        outbox.close()
+
+
+@pytest.fixture
+async def listening(mqtt_broker: MqttBroker, unique_id: str,
+                    tmp_path: Path) -> AsyncIterator[tuple[DownlinkListener, EdgeAgent, Alert]]:
+    agent, vt = await asyncio.to_thread(_latched_agent, unique_id)
+    listener = DownlinkListener(agent, gateway_id=unique_id, registry=CollectorRegistry())
+    async with uplink_of(listener, mqtt_broker.host, mqtt_broker.port, tmp_path / "outbox.sqlite"):
+        yield listener, agent, vt
 
 
 async def test_an_ack_on_the_gateway_topic_unlatches_the_episode(
@@ -212,18 +228,14 @@ async def test_malformed_downlink_messages_are_counted_and_ignored(
 
 
 async def test_an_ack_published_while_the_gateway_was_away_arrives_when_it_returns(
-        mqtt_broker: MqttBroker, publish: Callable[[str, bytes], Awaitable[None]], unique_id: str) -> None:
+        mqtt_broker: MqttBroker, publish: Callable[[str, bytes], Awaitable[None]], unique_id: str,
+        tmp_path: Path) -> None:
     agent, vt = await asyncio.to_thread(_latched_agent, unique_id)
 
     async def listen_until(cond: Callable[[], bool]) -> DownlinkListener:
-        listener = DownlinkListener(agent, gateway_id=unique_id, hostname=mqtt_broker.host, port=mqtt_broker.port)
-        task = asyncio.create_task(listener.run())
-        try:
-            await asyncio.wait_for(listener.subscribed.wait(), WAIT_S)
+        listener = DownlinkListener(agent, gateway_id=unique_id)
+        async with uplink_of(listener, mqtt_broker.host, mqtt_broker.port, tmp_path / "outbox.sqlite"):
             await _until(cond, "the listener")
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
         return listener
 
     await listen_until(lambda: True)             # the gateway subscribed once, then went away
@@ -266,35 +278,34 @@ metrics_port = 0
 
     async with Gateway(config, uplink=Endpoint(mqtt_broker.host, mqtt_broker.port), mode="sync",
                        patients={"d-vt": "p-vt"}, sink=Tap) as gateway:
-        assert gateway.downlink is not None and gateway.downlink.client_id == f"{unique_id}-downlink"
+        assert gateway.downlink is not None and gateway.uplink is not None
+        assert gateway.uplink.downlink is gateway.downlink       # one connection, the uplink's, carries the acks
         await run_scenario_into_agent(parse_scenario(VT_ONCE), gateway.agent)
         engine = gateway.agent.sessions["d-vt"].engine
         (episode,) = engine.latched
         await asyncio.wait_for(gateway.downlink.subscribed.wait(), WAIT_S)
         await publish(gateway_ack_topic(unique_id), encode_alarm_ack(_ack(episode_id=episode, patient_id="p-vt")))
         await _until(lambda: not engine.latched, "the gateway to unlatch the episode")
+        assert gateway.downlink.counters.connects == 1
         (cleared,) = [a for a in alerts if a.details["event"] == "cleared" and a.details["episode_id"] == episode]
         assert cleared.details["reason"] == "acknowledged" and cleared.details["gateway_id"] == unique_id
         text = gateway.metrics.render()
         assert 'ecgstream_edge_downlink_acks_total{outcome="applied"} 1.0' in text
 
 
-async def test_on_the_demos_mqtt_3_1_1_broker_the_listener_falls_back_to_mqtt_3_1_1(unique_id: str) -> None:
+async def test_on_the_demos_mqtt_3_1_1_broker_acks_arrive_over_the_uplinks_mqtt_3_1_1_connection(
+        unique_id: str, tmp_path: Path) -> None:
     from firmware_sim.embedded_broker import EmbeddedBroker
 
     agent, vt = await asyncio.to_thread(_latched_agent, unique_id)
     async with EmbeddedBroker() as broker:
-        listener = DownlinkListener(agent, gateway_id=unique_id, hostname=broker.host, port=broker.port,
-                                    connect_timeout_s=2.0, backoff_initial_s=0.1)     # auto: MQTT 5, else 3.1.1
-        task = asyncio.create_task(listener.run())
-        try:
-            await asyncio.wait_for(listener.subscribed.wait(), WAIT_S)
+        listener = DownlinkListener(agent, gateway_id=unique_id)
+        async with uplink_of(listener, broker.host, broker.port, tmp_path / "outbox.sqlite", receipts=False,
+                             backoff_initial_s=0.1) as uplink:      # MQTT 5 first, then 3.1.1
             async with aiomqtt.Client(broker.host, broker.port, identifier=f"{unique_id}-cloud") as cloud:
                 await cloud.publish(gateway_ack_topic(unique_id),
                                     encode_alarm_ack(_ack(episode_id=vt.details["episode_id"], patient_id="p-vt")),
                                     qos=1)
                 await _until(lambda: not agent.sessions["d-vt"].engine.latched, "the episode to unlatch")
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            assert uplink.counters.protocol == "3.1.1"
     assert listener.counters.outcomes == {"applied": 1}
