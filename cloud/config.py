@@ -9,7 +9,7 @@
 A thin layer over :mod:`settings.reader`, which the edge's configuration shares (it documents the
 environment rules: ``ECGSTREAM_CLOUD__<TABLE>__<KEY>=value`` replaces one key, read as the key's type;
 an empty value resets an optional key; unknown tables and keys are errors). Secrets (the broker
-password) may only come from the environment. A relative SQLite path or CA bundle in the file is
+password, the ``[downlink]`` one) may only come from the environment. A relative SQLite path or CA bundle in the file is
 relative to the file's folder; from the environment or the defaults, to the working directory.
 
 Defaults need no system service: SQLite under ``./var``, HTTP on 127.0.0.1:8080, ingest from a broker
@@ -37,6 +37,7 @@ from settings.broker import SECTION
 from settings.errors import SettingsError
 from settings.fields import (
     INTERNAL,
+    SECRET,
     Bool,
     ListenPort,
     Number,
@@ -104,6 +105,29 @@ class BrokerConfig(shared.BrokerConfig):
     session_expiry_s: PositiveInt = 3600
     enforce_registry: Bool = True
     """Reject messages from devices that are not registered to the payload's patient."""
+
+
+@dataclass(frozen=True, config=SECTION)
+class DownlinkConfig:
+    """The broker account the API's ack publisher (:class:`cloud.downlink.AckPublisher`) uses: its own,
+    apart from the ingest worker's, since a broker set up by ``ecgstream cloud broker-auth`` binds each
+    account to client id = username and lets only ``<service>-downlink`` publish acks.
+
+    ``username`` defaults to ``<[broker] username>-downlink`` when the broker has a username (else none:
+    an open development broker); the client id is the username (else ``<client id>-downlink``);
+    ``password`` may only come from ``ECGSTREAM_CLOUD__DOWNLINK__PASSWORD`` (:meth:`CloudSettings.downlink_account`)."""
+
+    username: Text | None = None
+    password: Text | None = field(default=None, repr=False, metadata=SECRET)
+
+
+@dataclass(frozen=True)
+class DownlinkAccount:
+    """Who the ack publisher is to the broker (resolved from ``[downlink]`` and ``[broker]``)."""
+
+    client_id: str
+    username: str | None
+    password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -240,6 +264,7 @@ class CloudSettings:
     log: LogConfig = field(default_factory=LogConfig)
     fhir: FhirConfig = field(default_factory=FhirConfig)
     model_worker: ModelWorkerConfig = field(default_factory=ModelWorkerConfig)
+    downlink: DownlinkConfig = field(default_factory=DownlinkConfig)
     source: str = field(default="defaults", metadata=INTERNAL)
 
     def client_id(self) -> str:
@@ -251,6 +276,14 @@ class CloudSettings:
             return self.broker.username
         host = "".join(c if c.isalnum() or c in "_.-" else "-" for c in socket.gethostname())[:40]
         return f"cloud-{host or 'host'}-{os.getpid()}"
+
+    def downlink_account(self) -> DownlinkAccount:
+        """The ack publisher's broker account: ``[downlink] username``, else ``<[broker] username>-downlink``
+        when the broker has a username, else none; client id = the username, else ``<client id>-downlink``."""
+        d = self.downlink
+        username = d.username or (f"{self.broker.username}-downlink" if self.broker.username else None)
+        return DownlinkAccount(client_id=username or f"{self.client_id()}-downlink", username=username,
+                               password=d.password)
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -322,7 +355,7 @@ def sqlite_path(url: str) -> Path | None:
 
 __all__ = [
     "DEFAULT_DATABASE_URL", "ENV_PREFIX", "is_loopback", "AccountsConfig", "BrokerConfig", "CloudSettings", "ConfigError",
-    "DatabaseConfig", "EscalationConfig", "FeedConfig", "HttpConfig", "LogConfig", "ModelWorkerConfig", "RunConfig",
+    "DatabaseConfig", "DownlinkAccount", "DownlinkConfig", "EscalationConfig", "FeedConfig", "HttpConfig", "LogConfig", "ModelWorkerConfig", "RunConfig",
     "WardConfig",
     "load_settings", "parse_settings", "sqlite_path",
 ]

@@ -14,8 +14,10 @@ Start-up: create the SQLite folder if needed, run the migrations (``[database] m
   default the shipped full-precision edge classifier) on the windows behind stored alerts; several
   processes split it with ``[model_worker] partition``.
 - **housekeeping**: expired sessions and aged-out login failures are deleted every few minutes.
-- **downlink** (with the API): a :class:`cloud.downlink.AckPublisher` on the ``[broker]``, client id
-  ``<client id>-downlink``: each acknowledgement made through the API is published, QoS 1, to the
+- **downlink** (with the API): a :class:`cloud.downlink.AckPublisher` on the ``[broker]`` with its own
+  account (``[downlink]``: username ``<[broker] username>-downlink``, password from
+  ``ECGSTREAM_CLOUD__DOWNLINK__PASSWORD``, client id = that username; without a broker username, client
+  id ``<client id>-downlink``; :meth:`cloud.config.CloudSettings.downlink_account`): each acknowledgement made through the API is published, QoS 1, to the
   gateway that raised the episode (``ecgstream/v1/gateway/{id}/ack``), which releases its latch. Without
   a broker the acknowledgement is still stored; the publish waits in a queue and is retried (one
   warning per outage; counted in ``/metrics`` as ``ecgstream_cloud_downlink_*_total``).
@@ -170,8 +172,10 @@ async def _serve(settings: CloudSettings, store: Store, stop: asyncio.Event,
     downlink: AckPublisher | None = None
     if settings.run.api and not settings.broker.embedded:
         b = settings.broker
-        downlink = AckPublisher(hostname=b.host, port=b.port, client_id=f"{settings.client_id()}-downlink",
-                                username=b.username, password=b.password, tls_context=client_tls_context(b))
+        account = settings.downlink_account()        # its own broker account, not the ingest worker's
+        downlink = AckPublisher(hostname=b.host, port=b.port, client_id=account.client_id,
+                                username=account.username, password=account.password,
+                                tls_context=client_tls_context(b))
         background["downlink"] = asyncio.create_task(downlink.run(), name="cloud-downlink")
     if settings.run.api:
         app = create_app(settings, store, ingest=ingest)

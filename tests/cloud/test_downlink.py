@@ -20,14 +20,16 @@ from typing import Any
 
 import aiomqtt
 import httpx
+import pytest
 
-from cloud.config import DatabaseConfig, HttpConfig, RunConfig
+from cloud.config import ConfigError, DatabaseConfig, HttpConfig, RunConfig, parse_settings
 from cloud.downlink import AckPublisher
 from cloud.service import ServiceInfo, run_service
 from cloud.store import Store, upgrade_database
 from ecgstream.edge_sim import run_scenario_into_agent
 from edge.agent import AgentConfig, EdgeAgent, MemorySink
 from edge.downlink import DownlinkListener
+from edge.uplink import Outbox, Uplink
 from firmware_sim.scenario import parse_scenario
 from protocol.downlink import decode_alarm_ack
 from protocol.messages import Alert
@@ -89,8 +91,11 @@ async def test_an_ack_in_the_dashboard_unlatches_the_episode_at_the_edge(
         publisher = AckPublisher(hostname=mqtt_broker.host, port=mqtt_broker.port, client_id=f"{unique_id}-cloud")
         api.app.state.ctx.extras["downlink"] = publisher
         api.app.state.ctx.metrics.add_source("downlink", publisher.counters.as_dict)
-        listener = DownlinkListener(agent, gateway_id=unique_id, hostname=mqtt_broker.host, port=mqtt_broker.port)
-        async with running(publisher.run(), listener.run()):
+        listener = DownlinkListener(agent, gateway_id=unique_id)       # fed by the gateway's uplink connection
+        outbox = Outbox(tmp_path / "outbox.sqlite")
+        uplink = Uplink(outbox, hostname=mqtt_broker.host, port=mqtt_broker.port, gateway_id=unique_id,
+                        downlink=listener, heartbeat_s=None)
+        async with running(publisher.run(), uplink.run()):
             await asyncio.wait_for(listener.subscribed.wait(), 30)
             async with api.as_user(CLINICIAN) as c:
                 r = await c.post(f"/api/alerts/{vt.alert_id}/ack", json={"note": "on my way"})
@@ -103,6 +108,7 @@ async def test_an_ack_in_the_dashboard_unlatches_the_episode_at_the_edge(
         assert await store.store_alert(cleared)        # the edge's clear, as ingest stores it
         episode = await store.get_episode(vt.alert_id)
         assert episode.cleared and episode.acknowledged_by == CLINICIAN[0]
+        outbox.close()
         assert listener.counters.outcomes == {"applied": 1}
         assert (publisher.counters.queued, publisher.counters.published, publisher.pending) == (1, 1, 0)
         async with api.client() as c:
@@ -188,3 +194,23 @@ async def test_cloud_run_starts_the_publisher_and_an_api_ack_goes_out_on_the_gat
     finally:
         stop.set()
         await asyncio.wait_for(service, 60)
+
+
+def test_the_ack_publisher_has_its_own_broker_account_apart_from_the_ingest_worker() -> None:
+    """broker-auth binds each account to client id = username and lets only ``<s>-downlink`` publish acks:
+    the publisher must not reuse the ingest worker's account (or client id: it would take over its session)."""
+    s = parse_settings('[broker]\nusername = "cloud-ingest"\n',
+                       env={"ECGSTREAM_CLOUD__BROKER__PASSWORD": "ingest-pw",
+                            "ECGSTREAM_CLOUD__DOWNLINK__PASSWORD": "ack-pw"})
+    account = s.downlink_account()
+    assert (account.username, account.client_id, account.password) == (
+        "cloud-ingest-downlink", "cloud-ingest-downlink", "ack-pw")
+    assert s.client_id() == "cloud-ingest" and "ack-pw" not in repr(s) + repr(account)
+    named = parse_settings('[broker]\nusername = "cloud-ingest"\n[downlink]\nusername = "acks"\n', env={})
+    assert (named.downlink_account().username, named.downlink_account().client_id) == ("acks", "acks")
+    assert named.downlink_account().password is None          # never the ingest worker's password
+    open_broker = parse_settings('[broker]\nclient_id = "cloud-1"\n', env={})
+    assert (open_broker.downlink_account().username, open_broker.downlink_account().client_id) == (
+        None, "cloud-1-downlink")
+    with pytest.raises(ConfigError, match="ECGSTREAM_CLOUD__DOWNLINK__PASSWORD"):
+        parse_settings('[downlink]\npassword = "x"\n', env={})      # a secret: only from the environment
