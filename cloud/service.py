@@ -17,10 +17,10 @@ Start-up: create the SQLite folder if needed, run the migrations (``[database] m
 - **downlink** (with the API): a :class:`cloud.downlink.AckPublisher` on the ``[broker]`` with its own
   account (``[downlink]``: username ``<[broker] username>-downlink``, password from
   ``ECGSTREAM_CLOUD__DOWNLINK__PASSWORD``, client id = that username; without a broker username, client
-  id ``<client id>-downlink``; :meth:`cloud.config.CloudSettings.downlink_account`): each acknowledgement made through the API is published, QoS 1, to the
-  gateway that raised the episode (``ecgstream/v1/gateway/{id}/ack``), which releases its latch. Without
-  a broker the acknowledgement is still stored; the publish waits in a queue and is retried (one
-  warning per outage; counted in ``/metrics`` as ``ecgstream_cloud_downlink_*_total``).
+  id ``<client id>-downlink``; :meth:`cloud.config.CloudSettings.downlink_account`): each
+  acknowledgement made through the API is published, QoS 1, to the gateway that raised the episode
+  (``ecgstream/v1/gateway/{id}/ack``), which releases its latch. Without a broker the acknowledgement
+  is still stored; the publish waits in a queue and is retried (one warning per outage; counted in ``/metrics`` as ``ecgstream_cloud_downlink_*_total``).
 
 Several such processes (on one host or many) share the load: they share the database, split the
 broker's traffic through the shared subscription, and any of them may serve any client (sessions and
