@@ -20,7 +20,8 @@ Start-up: create the SQLite folder if needed, run the migrations (``[database] m
   id ``<client id>-downlink``; :meth:`cloud.config.CloudSettings.downlink_account`): each
   acknowledgement made through the API is published, QoS 1, to the gateway that raised the episode
   (``ecgstream/v1/gateway/{id}/ack``), which releases its latch. Without a broker the acknowledgement
-  is still stored; the publish waits in a queue and is retried (one warning per outage; counted in ``/metrics`` as ``ecgstream_cloud_downlink_*_total``).
+  is still stored; the publish waits in a queue and is retried (one warning per outage; counted in
+  ``/metrics`` as ``ecgstream_cloud_downlink_*_total``).
 
 Several such processes (on one host or many) share the load: they share the database, split the
 broker's traffic through the shared subscription, and any of them may serve any client (sessions and
