@@ -12,11 +12,17 @@ and can bind a client id to an account, so this module writes its JSON configura
 - **device** ``<d>``: send ``device/<d>/samples`` and ``device/<d>/status`` (its last will too);
   no subscription, nothing received;
 - **gateway uplink** ``<gw>``: send ``patient/<p>/window|alert`` for its patients,
-  ``gateway/<gw>/status`` and ``device/<d>/status`` for its devices; no subscription;
+  ``gateway/<gw>/status`` and ``device/<d>/status`` for its devices; subscribe exactly, and receive,
+  its own ``gateway/<gw>/receipt`` (the cloud's receipts) and ``gateway/<gw>/ack`` (staff
+  acknowledgements: the edge's ack downlink rides on the uplink's connection);
 - **gateway ingest** ``<gw>-ingest``: subscribe exactly ``device/+/samples`` and ``device/+/status``
   (what ``edge.ingest.mqtt`` subscribes to), receive only its own devices' ``device/<d>/#``;
 - **cloud service** ``<s>``: subscribe exactly the ingest worker's filters, shared
-  (``$share/<group>/…``) and plain, receive ``ecgstream/v1/#``; send nothing.
+  (``$share/<group>/…``) and plain, receive ``ecgstream/v1/#``; send only receipts,
+  ``ecgstream/v1/gateway/+/receipt`` (a pattern: any gateway);
+- **cloud ack publisher** ``<s>-downlink`` (one per service; the API's
+  :class:`cloud.downlink.AckPublisher`): send ``ecgstream/v1/gateway/+/ack``, nothing else (no
+  subscription, nothing received). Only it can release a gateway's latched alarm.
 
 Mosquitto 2.0.11 checks a shared subscription against the *whole* filter, ``$share/<group>/``
 included (measured: ``subscribePattern ecgstream/v1/patient/+/alert`` does not grant
@@ -50,6 +56,8 @@ from protocol.topics import (
     Scope,
     alert_topic,
     device_status_topic,
+    gateway_ack_topic,
+    gateway_receipt_topic,
     gateway_status_topic,
     samples_topic,
     shared_subscription,
@@ -60,6 +68,12 @@ from protocol.topics import (
 DYNSEC_FILE = "dynamic-security.json"
 INGEST_SUFFIX = "-ingest"
 """A gateway's MQTT ingest client has its own account ``<gw>-ingest`` (its client id today)."""
+DOWNLINK_SUFFIX = "-downlink"
+"""A cloud service's ack publisher has its own account ``<s>-downlink`` (``[downlink]`` of the cloud settings)."""
+RECEIPTS_OF_ANY_GATEWAY = subscription(Scope.GATEWAY, Channel.RECEIPT)
+"""``ecgstream/v1/gateway/+/receipt``: what a cloud service (its ingest worker) may send."""
+ACKS_TO_ANY_GATEWAY = subscription(Scope.GATEWAY, Channel.ACK)
+"""``ecgstream/v1/gateway/+/ack``: what a cloud ack publisher may send."""
 DEFAULT_SHARE_GROUP = "cloud"
 """The cloud ingest workers' shared-subscription group (``[broker] group`` of the cloud settings)."""
 
@@ -93,7 +107,10 @@ def gateway_uplink_acls(gateway_id: str, devices: Iterable[str], patients: Itera
     return ([_acl("publishClientSend", t) for p in sorted(set(patients)) for t in (window_topic(p), alert_topic(p))]
             + [_acl("publishClientSend", gateway_status_topic(gateway_id))]
             # the gateway reports its BLE devices' battery and connection on their behalf
-            + [_acl("publishClientSend", device_status_topic(d)) for d in sorted(set(devices))])
+            + [_acl("publishClientSend", device_status_topic(d)) for d in sorted(set(devices))]
+            # what comes back down on the uplink's own connection: the cloud's receipts and staff acks
+            + [_acl(acltype, t) for t in (gateway_receipt_topic(gateway_id), gateway_ack_topic(gateway_id))
+               for acltype in ("subscribeLiteral", "publishClientReceive")])
 
 
 def gateway_ingest_acls(devices: Iterable[str]) -> list[dict[str, Any]]:
@@ -104,7 +121,13 @@ def gateway_ingest_acls(devices: Iterable[str]) -> list[dict[str, Any]]:
 def service_acls(share_group: str) -> list[dict[str, Any]]:
     return ([_acl("subscribeLiteral", shared_subscription(share_group, f)) for f in SERVICE_FILTERS]
             + [_acl("subscribeLiteral", f) for f in SERVICE_FILTERS]
-            + [_acl("publishClientReceive", f"{ROOT}/{TOPIC_VERSION}/#")])
+            + [_acl("publishClientReceive", f"{ROOT}/{TOPIC_VERSION}/#")]
+            + [_acl("publishClientSend", RECEIPTS_OF_ANY_GATEWAY)])
+
+
+def downlink_acls() -> list[dict[str, Any]]:
+    """A cloud service's ack publisher ``<s>-downlink``: send acks to any gateway, nothing else."""
+    return [_acl("publishClientSend", ACKS_TO_ANY_GATEWAY)]
 
 
 def client_record(username: str, kind: str, encoded_hash: str) -> dict[str, Any]:

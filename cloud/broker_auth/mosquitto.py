@@ -9,9 +9,15 @@ has its own account (the broker binds the client id to it, see below); usernames
 - a **gateway** has two accounts, one per client: the uplink ``<gw>`` *writes* its own
   ``ecgstream/v1/gateway/<gw>/…``, its devices' status and the ``ecgstream/v1/patient/<p>/…`` topics
   of the patients it serves (windows and alerts); the MQTT ingest ``<gw>-ingest`` *subscribes* to
-  ``device/+/samples`` and ``device/+/status`` and *receives* its own devices' messages only;
+  ``device/+/samples`` and ``device/+/status`` and *receives* its own devices' messages only; the
+  uplink also *subscribes* to and *receives* its own ``gateway/<gw>/receipt`` and ``gateway/<gw>/ack``
+  (the cloud's receipts and staff acknowledgements come down on the uplink's connection) and may
+  write neither;
 - a **cloud service** (an ingest worker: one account per worker process) *subscribes* to the ingest
-  filters, shared (``$share/<group>/ecgstream/v1/…``) or not, and *receives* ``ecgstream/v1/#``;
+  filters, shared (``$share/<group>/ecgstream/v1/…``) or not, *receives* ``ecgstream/v1/#`` and
+  *writes* receipts, ``ecgstream/v1/gateway/+/receipt``, only; each service ``<s>`` also has an ack
+  publisher account ``<s>-downlink`` (the API's :class:`cloud.downlink.AckPublisher`), which *writes*
+  ``ecgstream/v1/gateway/+/ack`` and nothing else: nobody else can publish an ack or a receipt;
 - nobody else anything, and ``allow_anonymous false`` refuses clients without credentials.
 
 Three files carry this. ``dynamic-security.json`` (:mod:`cloud.broker_auth.dynsec`) is what the
@@ -29,7 +35,7 @@ explicit patients reads the devices assigned to those patients; one with ``None`
 active device. :func:`read_accounts` reads gateways, services and the cloud's shared-subscription
 group from a TOML file::
 
-    services = ["cloud-ingest-1", "cloud-ingest-2"]   # one per ingest worker process
+    services = ["cloud-ingest-1", "cloud-ingest-2"]   # one per worker process (each gets <s>-downlink too)
     share_group = "cloud"     # optional: default the cloud settings' [broker] group ("cloud")
 
     [gateways.gw-ward-3]      # accounts gw-ward-3 (uplink) and gw-ward-3-ingest
@@ -80,9 +86,11 @@ from typing import Any, Protocol
 
 from cloud.broker_auth.dynsec import (
     DEFAULT_SHARE_GROUP,
+    DOWNLINK_SUFFIX,
     DYNSEC_FILE,
     INGEST_SUFFIX,
     device_acls,
+    downlink_acls,
     gateway_ingest_acls,
     gateway_uplink_acls,
     render_dynsec,
@@ -233,9 +241,11 @@ def device_acl(device_id: str) -> list[str]:
 def gateway_acl(access: GatewayAccess) -> list[str]:
     """The gateway's uplink account ``<gw>``: writes for its patients, itself and its devices' status."""
     devices = sorted(set(access.devices))
-    # the gateway reports its BLE devices' battery and connection on their behalf
+    gw = f"{_PREFIX}/gateway/{access.gateway_id}"
+    # the gateway reports its BLE devices' battery and connection on their behalf; it reads (never
+    # writes) its receipts and acks, which come down on the uplink's connection
     return ([f"topic write {_PREFIX}/device/{d}/status" for d in devices]
-            + [f"topic write {_PREFIX}/gateway/{access.gateway_id}/#"]
+            + [f"topic write {gw}/status", f"topic read {gw}/receipt", f"topic read {gw}/ack"]
             + [f"topic write {_PREFIX}/patient/{p}/#" for p in sorted(set(access.patients))])
 
 
@@ -249,8 +259,19 @@ def ingest_account(gateway_id: str) -> str:
     return f"{gateway_id}{INGEST_SUFFIX}"
 
 
+def downlink_account(service: str) -> str:
+    """The account (and client id) of a cloud service's ack publisher: ``<s>-downlink``."""
+    return f"{service}{DOWNLINK_SUFFIX}"
+
+
 def service_acl(service: str) -> list[str]:
-    return [f"topic read {_PREFIX}/#"]
+    """A cloud service ``<s>`` (its ingest worker): reads everything, writes receipts only."""
+    return [f"topic read {_PREFIX}/#", f"topic write {_PREFIX}/gateway/+/receipt"]
+
+
+def downlink_acl(service: str) -> list[str]:
+    """A cloud service's ack publisher ``<s>-downlink``: writes acks, nothing else."""
+    return [f"topic write {_PREFIX}/gateway/+/ack"]
 
 
 def render_acl(devices: Iterable[str], gateways: Iterable[GatewayAccess], services: Iterable[str]) -> str:
@@ -264,11 +285,12 @@ def render_acl(devices: Iterable[str], gateways: Iterable[GatewayAccess], servic
         for ident, what in [(d, "device id") for d in g.devices] + [(p, "patient id") for p in g.patients]:
             _check_id(ident, what)
     _check_unique([*devices, *(u for g in gateways for u in (g.gateway_id, ingest_account(g.gateway_id))),
-                   *services])
+                   *services, *(downlink_account(s) for s in services)])
     lines = [
         "# ecgstream broker ACL: generated from the device registry by cloud.broker_auth; do not edit.",
         "# Devices write only their own device/<id>/ branch; a gateway's uplink writes its devices'",
-        "# status, its patients' and its own topics, its ingest reads its devices; cloud services read.",
+        "# status, its patients' topics and its own status, and reads its own receipts and acks; its",
+        "# ingest reads its devices; cloud services read, and write receipts; <s>-downlink writes acks.",
         "# Mosquitto 2.0 checks none of this on SUBSCRIBE, only on delivery: a client may still join",
         "# another's shared subscription and make the broker drop its share. Load",
         "# dynamic-security.json (the dynamic-security plugin) to refuse such subscriptions.",
@@ -282,7 +304,8 @@ def render_acl(devices: Iterable[str], gateways: Iterable[GatewayAccess], servic
                   f"# gateway {g.gateway_id} (ingest): reads {_count(g.devices, 'device')}",
                   f"user {ingest_account(g.gateway_id)}", *gateway_ingest_acl(g), ""]
     for s in services:
-        lines += [f"# cloud service {s}", f"user {s}", *service_acl(s), ""]
+        lines += [f"# cloud service {s}", f"user {s}", *service_acl(s), "",
+                  f"# cloud service {s} (ack publisher)", f"user {downlink_account(s)}", *downlink_acl(s), ""]
     return "\n".join(lines)
 
 
@@ -411,7 +434,8 @@ async def generate_broker_auth(store: Registry, out_dir: str | os.PathLike[str],
                                acl_file: str = ACL_FILE, dynsec_file: str = DYNSEC_FILE) -> BrokerAuthResult:
     """Write ``out_dir/passwd``, ``out_dir/acl`` and ``out_dir/dynamic-security.json`` for the
     registry's active devices, ``gateways`` (two accounts each: ``<gw>`` for the uplink and
-    ``<gw>-ingest``) and ``services`` (whose ingest workers share subscriptions in ``share_group``);
+    ``<gw>-ingest``) and ``services`` (two accounts each: ``<s>``, whose ingest workers share
+    subscriptions in ``share_group``, and ``<s>-downlink`` for its ack publisher);
     keep existing hashes, create passwords for new accounts (and for the accounts named in
     ``rotate``), drop accounts that are gone. Nothing is written if the input is bad."""
     out = Path(out_dir)
@@ -434,24 +458,27 @@ async def generate_broker_auth(store: Registry, out_dir: str | os.PathLike[str],
     kinds = {d.device_id: "device" for d in devices}
     registry_hash = {d.device_id: d.credentials_hash for d in devices if getattr(d, "credentials_hash", None)}
     gateway_accounts = [u for g in accesses for u in (g.gateway_id, ingest_account(g.gateway_id))]
-    wanted = [*kinds, *gateway_accounts, *services]
+    service_accounts = [u for s in services for u in (s, downlink_account(s))]
+    wanted = [*kinds, *gateway_accounts, *service_accounts]
     _check_unique(wanted)
-    kinds |= {u: "gateway" for u in gateway_accounts} | {s: "service" for s in services}
+    kinds |= {u: "gateway" for u in gateway_accounts} | {s: "service" for s in service_accounts}
     unknown_rotate = sorted(rotate - set(wanted))
     if unknown_rotate:
         raise BrokerAuthError(f"cannot rotate unknown accounts {unknown_rotate}")
 
     out.mkdir(parents=True, exist_ok=True)
     # PBKDF2 for many new accounts and fsyncs: off the event loop
-    return await asyncio.to_thread(_write_files, out, kinds, registry_hash, accesses, services, rotate,
+    return await asyncio.to_thread(_write_files, out, kinds, registry_hash, accesses, list(services), rotate,
                                    iterations, share_group, (password_file, acl_file, dynsec_file))
 
 
-def _dynsec_acls(kinds: Mapping[str, str], accesses: list[GatewayAccess],
+def _dynsec_acls(kinds: Mapping[str, str], accesses: list[GatewayAccess], services: list[str],
                  share_group: str) -> dict[str, list[dict[str, Any]]]:
     """Each account's dynamic-security ACLs (see :mod:`cloud.broker_auth.dynsec`)."""
-    acls = {u: device_acls(u) if k == "device" else service_acls(share_group)
-            for u, k in kinds.items() if k != "gateway"}
+    acls = {u: device_acls(u) for u, k in kinds.items() if k == "device"}
+    for s in services:
+        acls[s] = service_acls(share_group)
+        acls[downlink_account(s)] = downlink_acls()
     for g in accesses:
         acls[g.gateway_id] = gateway_uplink_acls(g.gateway_id, g.devices, g.patients)
         acls[ingest_account(g.gateway_id)] = gateway_ingest_acls(g.devices)
@@ -483,7 +510,7 @@ def _write_files(out: Path, kinds: dict[str, str], registry_hash: Mapping[str, s
         dropped = sorted(set(existing) - set(kinds))
         passwd_text = render_password_file(hashes)
         acl_text = render_acl([u for u, k in kinds.items() if k == "device"], accesses, services)
-        dynsec_text = render_dynsec(hashes, kinds, _dynsec_acls(kinds, accesses, share_group))
+        dynsec_text = render_dynsec(hashes, kinds, _dynsec_acls(kinds, accesses, services, share_group))
         creds_path = _write_credentials(out, credentials) if credentials else None
         _atomic_write(out / acl_file, acl_text, 0o640)
         _atomic_write(out / dynsec_file, dynsec_text, 0o600)

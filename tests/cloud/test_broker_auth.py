@@ -126,10 +126,13 @@ def test_acl_grants_exactly_the_scheme():
     assert blocks == {
         "dev-a": ["topic write ecgstream/v1/device/dev-a/#"],
         "dev-b": ["topic write ecgstream/v1/device/dev-b/#"],
-        "gw-1": ["topic write ecgstream/v1/device/dev-a/status", "topic write ecgstream/v1/gateway/gw-1/#",
+        # the uplink reads its own receipts and acks (they come down on its connection), writes neither
+        "gw-1": ["topic write ecgstream/v1/device/dev-a/status", "topic write ecgstream/v1/gateway/gw-1/status",
+                 "topic read ecgstream/v1/gateway/gw-1/receipt", "topic read ecgstream/v1/gateway/gw-1/ack",
                  "topic write ecgstream/v1/patient/pat-a/#"],
         "gw-1-ingest": ["topic read ecgstream/v1/device/dev-a/#"],
-        "cloud": ["topic read ecgstream/v1/#"],
+        "cloud": ["topic read ecgstream/v1/#", "topic write ecgstream/v1/gateway/+/receipt"],
+        "cloud-downlink": ["topic write ecgstream/v1/gateway/+/ack"],
     }
     # nothing outside a user block (that would apply to anonymous clients)
     before_first_user = acl.split("\nuser ")[0]
@@ -139,6 +142,8 @@ def test_acl_grants_exactly_the_scheme():
 def test_one_name_for_two_accounts_is_refused():
     with pytest.raises(BrokerAuthError, match="twice"):
         render_acl(["gw-1"], [GatewayAccess("gw-1")], [])
+    with pytest.raises(BrokerAuthError, match="twice"):    # a service's ack publisher is <s>-downlink
+        render_acl(["cloud-downlink"], [], ["cloud"])
 
 
 def test_accounts_toml(tmp_path):
@@ -192,9 +197,9 @@ async def test_generation_writes_private_files_and_one_time_credentials(registry
     out = tmp_path / "broker"
     with caplog.at_level(logging.DEBUG):
         result = await generate_broker_auth(registry, out, gateways=GATEWAYS, services=SERVICES)
-    assert result.accounts == {"device": 3, "gateway": 4, "service": 1}
+    assert result.accounts == {"device": 3, "gateway": 4, "service": 2}
     assert set(result.created) == {"dev-a", "dev-b", "dev-c", "gw-a", "gw-a-ingest", "gw-all", "gw-all-ingest",
-                                   "cloud-ingest"}
+                                   "cloud-ingest", "cloud-ingest-downlink"}
     assert mode(result.password_file) == 0o600 and mode(result.acl_file) == 0o640
     assert mode(result.dynsec_file) == 0o600
     assert result.credentials_file is not None and mode(result.credentials_file) == 0o600
@@ -240,8 +245,8 @@ async def test_concurrent_runs_give_every_account_exactly_one_password(registry,
     runs = await asyncio.gather(*(generate_broker_auth(registry, out, gateways=GATEWAYS, services=SERVICES)
                                   for _ in range(3)))
     created = [c for run in runs for c in run.credentials]
-    assert sorted(c.username for c in created) == ["cloud-ingest", "dev-a", "dev-b", "dev-c", "gw-a", "gw-a-ingest",
-                                                   "gw-all", "gw-all-ingest"]
+    assert sorted(c.username for c in created) == ["cloud-ingest", "cloud-ingest-downlink", "dev-a", "dev-b", "dev-c",
+                                                   "gw-a", "gw-a-ingest", "gw-all", "gw-all-ingest"]
     hashes = read_password_file(out / "passwd")
     assert all(verify_password(c.password, hashes[c.username]) for c in created)
 
@@ -467,14 +472,14 @@ def test_cli_writes_the_files_from_the_registry_and_never_prints_passwords(tmp_p
     args = ["cloud", "broker-auth", "--out-dir", str(out), "--accounts", str(tmp_path / "accounts.toml")]
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
-    assert "4 created" in first.output
+    assert "5 created" in first.output           # dev-a, gw-1, gw-1-ingest, cloud-ingest, cloud-ingest-downlink
     creds = json.loads(next(out.glob("credentials-*.json")).read_text())
     secrets = [c["password"] for c in creds["accounts"]]
-    assert len(secrets) == 4 and not any(s in first.output for s in secrets)
+    assert len(secrets) == 5 and not any(s in first.output for s in secrets)
     acl = (out / "acl").read_text()
     assert "topic write ecgstream/v1/device/dev-a/#" in acl and "user gw-1" in acl
     again = CliRunner().invoke(cli, args)
-    assert again.exit_code == 0 and "4 accounts kept, 0 created" in again.output
+    assert again.exit_code == 0 and "5 accounts kept, 0 created" in again.output
     missing = CliRunner().invoke(cli, [*args[:4], "--accounts", str(tmp_path / "nope.toml")])
     assert missing.exit_code == 2 and "nope.toml" in missing.output
 
@@ -494,7 +499,8 @@ async def test_dynsec_file_binds_client_ids_denies_by_default_and_grants_exact_s
                                        "subscribe": False, "unsubscribe": True}
     hashes = read_password_file(result.password_file)
     clients = {c["username"]: c for c in doc["clients"]}
-    assert set(clients) == set(hashes) == {"dev-a", "dev-b", "dev-c", "gw-a", "gw-a-ingest", "cloud-1"}
+    assert set(clients) == set(hashes) == {"dev-a", "dev-b", "dev-c", "gw-a", "gw-a-ingest", "cloud-1",
+                                           "cloud-1-downlink"}
     for name, c in clients.items():
         assert c["clientid"] == name and c["roles"] == [{"rolename": name, "priority": 0}]
         h = parse_hash(hashes[name])  # the same PBKDF2 hash as the password file
@@ -505,14 +511,19 @@ async def test_dynsec_file_binds_client_ids_denies_by_default_and_grants_exact_s
                              ("publishClientSend", "ecgstream/v1/device/dev-a/status")}
     assert acls["gw-a"] == {("publishClientSend", t) for t in (
         "ecgstream/v1/patient/pat-a/window", "ecgstream/v1/patient/pat-a/alert", "ecgstream/v1/gateway/gw-a/status",
-        "ecgstream/v1/device/dev-a/status")}
+        "ecgstream/v1/device/dev-a/status")} | {(kind, f"ecgstream/v1/gateway/gw-a/{channel}")
+                                                for kind in ("subscribeLiteral", "publishClientReceive")
+                                                for channel in ("receipt", "ack")}
     assert acls["gw-a-ingest"] == {("subscribeLiteral", "ecgstream/v1/device/+/samples"),
                                    ("subscribeLiteral", "ecgstream/v1/device/+/status"),
                                    ("publishClientReceive", "ecgstream/v1/device/dev-a/#")}
     subs = {t for kind, t in acls["cloud-1"] if kind == "subscribeLiteral"}
     assert "$share/ward/ecgstream/v1/patient/+/alert" in subs and "ecgstream/v1/patient/+/alert" in subs
     assert all(t.startswith(("$share/ward/ecgstream/v1/", "ecgstream/v1/")) and "#" not in t for t in subs)
-    assert {kind for kind, _ in acls["cloud-1"]} == {"subscribeLiteral", "publishClientReceive"}  # sends nothing
+    # the ingest worker sends receipts, nothing else; its ack publisher sends acks, nothing else
+    assert {t for kind, t in acls["cloud-1"] if kind == "publishClientSend"} == {"ecgstream/v1/gateway/+/receipt"}
+    assert {kind for kind, _ in acls["cloud-1"]} == {"subscribeLiteral", "publishClientReceive", "publishClientSend"}
+    assert acls["cloud-1-downlink"] == {("publishClientSend", "ecgstream/v1/gateway/+/ack")}
 
 
 async def test_an_old_salted_sha512_hash_must_be_rotated_for_the_plugin(registry, tmp_path):
