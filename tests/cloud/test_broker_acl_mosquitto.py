@@ -14,13 +14,19 @@ What an attacker with dev-a's password tried, and what the broker must do:
 And the parts that must keep working: a real cloud ingest worker (its shared subscriptions are all
 granted and it stores what the gateway sends), a gateway's ingest (receives its own devices only)
 and its uplink (publishes for its patients).
+
+Issue 13's downlinks (receipts and staff acks, both on the gateway uplink's own connection): the real
+:class:`~edge.uplink.Uplink` of gw-a gets its receipts from the real ingest worker (account ``<s>``)
+and its acks from the real :class:`~cloud.downlink.AckPublisher` (account ``<s>-downlink``); a device
+or another gateway cannot read them, and nobody else can write them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -28,14 +34,26 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud.broker_auth import GatewaySpec, generate_broker_auth
+from cloud.broker_auth import GatewaySpec, downlink_account, generate_broker_auth
+from cloud.downlink import AckPublisher
 from cloud.ingest import IngestWorker
 from cloud.store import Store
+from edge.downlink import DownlinkListener
+from edge.uplink import Outbox, Uplink
+from protocol.downlink import AlarmAck
 from protocol.messages import encode_message
-from protocol.topics import alert_topic, device_status_topic, samples_topic
+from protocol.topics import (
+    alert_topic,
+    device_status_topic,
+    gateway_ack_topic,
+    gateway_receipt_topic,
+    gateway_status_topic,
+    samples_topic,
+)
 from tests.cloud import test_broker_auth as auth_tests
 from tests.cloud.conftest import make_alert
 from tests.cloud.test_broker_auth import AuthBroker, receive_until
+from tests.cloud.test_downlink import latched_edge
 from tests.conftest import mosquitto_binary, skip_or_fail
 
 pytestmark = pytest.mark.mosquitto
@@ -50,12 +68,14 @@ registry = auth_tests.registry
 
 @pytest.fixture
 async def broker(registry: Store, tmp_path) -> AsyncIterator[tuple[AuthBroker, dict[str, str], Store]]:
-    """dev-a (pat-a), dev-b and dev-c (pat-b); gateway gw-a serves pat-a; one cloud ingest worker."""
+    """dev-a (pat-a), dev-b and dev-c (pat-b); gateway gw-a serves pat-a, gw-b pat-b; one cloud service
+    (its ingest worker cloud-ingest and its ack publisher cloud-ingest-downlink)."""
     binary = mosquitto_binary()
     if binary is None:
         skip_or_fail("the mosquitto binary is not installed")
         return
-    result = await generate_broker_auth(registry, tmp_path / "auth", gateways=[GatewaySpec("gw-a", ("pat-a",))],
+    result = await generate_broker_auth(registry, tmp_path / "auth", gateways=[GatewaySpec("gw-a", ("pat-a",)),
+                                                                         GatewaySpec("gw-b", ("pat-b",))],
                                         services=["cloud-ingest"])
     b = AuthBroker(binary, tmp_path, tmp_path / "auth")
     try:
@@ -206,3 +226,99 @@ async def test_the_cloud_worker_and_the_gateway_still_do_their_jobs(broker) -> N
         assert worker.counters.received == 1 and worker.counters.rejected_total == 0
     assert (await store.get_alert(alert.alert_id)).alert == alert
     assert await store.count_alerts() == 1
+
+
+# -- issue 13's downlinks: receipts (the ingest worker) and staff acks (the ack publisher) ------------
+
+
+@contextlib.asynccontextmanager
+async def running(*coroutines: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    tasks = [asyncio.create_task(c) for c in coroutines]
+    try:
+        yield
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_the_gateways_uplink_gets_its_receipts_from_the_worker_and_its_acks_from_the_ack_publisher(
+        broker, tmp_path) -> None:
+    b, pw, store = broker
+    agent, sink, vt = await asyncio.to_thread(latched_edge, "gw-a")       # a VT episode latched at gw-a
+    episode = vt.details["episode_id"]
+    acks = downlink_account("cloud-ingest")
+    assert acks == "cloud-ingest-downlink"
+    # the cloud API's ack publisher with its own account (client id = username, as the broker demands)
+    publisher = AckPublisher(hostname=b.host, port=b.port, client_id=acks, username=acks, password=pw[acks],
+                             backoff_initial_s=0.1, backoff_max_s=1.0)
+    # the gateway: one connection (account gw-a) carries its uplink, its receipts and its acks
+    listener = DownlinkListener(agent, gateway_id="gw-a")
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    uplink = Uplink(outbox, hostname=b.host, port=b.port, gateway_id="gw-a", username="gw-a", password=pw["gw-a"],
+                    downlink=listener, heartbeat_s=None, backoff_initial_s=0.1, backoff_max_s=1.0)
+    try:
+        async with ingest_worker(b, pw, store), running(uplink.run(), publisher.run()):
+            await asyncio.wait_for(listener.subscribed.wait(), WAIT_S)
+            await asyncio.wait_for(publisher.connected.wait(), WAIT_S)
+            assert uplink.counters.receipt_subscription_refused == 0 and listener.counters.subscription_refused == 0
+            # an alert goes up; the worker stores it and its receipt comes back down: the outbox forgets it
+            alert = make_alert("pat-a", device_id="dev-a")
+            await uplink.submit_alert(alert)
+            await until(lambda: uplink.counters.receipts.get("stored") == 1, "the cloud's receipt at the gateway")
+            await until(lambda: uplink.counters.depth == 0, "the outbox to forget the receipted alert")
+            # staff acknowledge the latched episode in the cloud: the ack comes down and releases it
+            before = len(sink.alerts)
+            publisher.submit("gw-a", AlarmAck(episode_id=episode, patient_id="p-vt", acknowledged_by="dr.osei",
+                                              at_us=1_765_000_000_000_000))
+            await until(lambda: not agent.sessions["d-vt"].engine.latched, "the ack to release the episode")
+            assert publisher.counters.refused == {} and publisher.counters.published == 1
+            assert listener.counters.outcomes == {"applied": 1} and listener.counters.connects == 1
+            (cleared,) = sink.alerts[before:]
+            assert (cleared.details["event"], cleared.details["reason"]) == ("cleared", "acknowledged")
+            assert uplink.counters.refused == {} and uplink.counters.bad_receipts == 0
+    finally:
+        outbox.close()
+    assert (await store.get_alert(alert.alert_id)).alert == alert
+
+
+async def test_only_the_gateway_reads_and_only_the_cloud_writes_its_receipts_and_acks(broker) -> None:
+    b, pw, _ = broker
+    acks, receipts = gateway_ack_topic("gw-a"), gateway_receipt_topic("gw-a")
+    async with (b.client("gw-a", pw["gw-a"], identifier="gw-a", protocol=V5) as gw_a,
+                b.client("gw-b", pw["gw-b"], identifier="gw-b", protocol=V5) as gw_b,
+                b.client("dev-a", pw["dev-a"], identifier="dev-a", protocol=V5) as dev):
+        for topic_filter in (acks, receipts):
+            assert not refused(await gw_a.subscribe(topic_filter, qos=1))
+        # a device, another gateway and the gateway's own ingest cannot read gw-a's acks or receipts
+        for f in (acks, receipts, "ecgstream/v1/gateway/+/ack", "ecgstream/v1/gateway/+/receipt",
+                  "ecgstream/v1/gateway/gw-a/#"):
+            assert refused(await dev.subscribe(f, qos=1)), f
+            assert refused(await gw_b.subscribe(f, qos=1)), f
+        async with b.client("gw-a-ingest", pw["gw-a-ingest"], identifier="gw-a-ingest", protocol=V5) as gw_in:
+            assert refused(await gw_in.subscribe(acks, qos=1)) and refused(await gw_in.subscribe(receipts, qos=1))
+        # nobody but <s>-downlink may publish an ack, nobody but <s> a receipt (gw-a itself included);
+        # each forgery is PUBACKed (routed or dropped) before the next publish, so had one passed it
+        # would reach gw-a before the genuine messages sent last
+        await gw_a.publish(acks, b"ack-forged-by-gw-a", qos=1)           # on its own connection (its client id)
+        await gw_a.publish(receipts, b"receipt-forged-by-gw-a", qos=1)
+        await dev.publish(acks, b"ack-forged-by-dev-a", qos=1)
+        await dev.publish(receipts, b"receipt-forged-by-dev-a", qos=1)
+        await gw_b.publish(acks, b"ack-forged-by-gw-b", qos=1)
+        await gw_b.publish(receipts, b"receipt-forged-by-gw-b", qos=1)
+        for name in ["gw-a-ingest", "cloud-ingest", "cloud-ingest-downlink"]:
+            async with b.client(name, pw[name], identifier=name, protocol=V5) as forger:
+                if name != "cloud-ingest-downlink":
+                    await forger.publish(acks, f"ack-forged-by-{name}".encode(), qos=1)
+                if name != "cloud-ingest":
+                    await forger.publish(receipts, f"receipt-forged-by-{name}".encode(), qos=1)
+        async with b.client("cloud-ingest", pw["cloud-ingest"], identifier="cloud-ingest", protocol=V5) as cloud:
+            await cloud.publish(receipts, b"receipt", qos=1)
+        async with b.client("cloud-ingest-downlink", pw["cloud-ingest-downlink"], identifier="cloud-ingest-downlink",
+                            protocol=V5) as ack_publisher:
+            assert refused(await ack_publisher.subscribe(acks, qos=1))            # it writes, it never reads
+            await ack_publisher.publish(acks, b"ack", qos=1)
+        got = await receive_until(gw_a, b"ack")
+        assert got == [(receipts, b"receipt"), (acks, b"ack")]
+        assert await nothing_pending(gw_b, gateway_status_topic("gw-b"))
+        assert await nothing_pending(dev, device_status_topic("dev-a"))
