@@ -87,8 +87,11 @@ class AckPublisher:
     """Queues acknowledgements and publishes them to each gateway's ack topic (module docstring).
 
     Args:
-        hostname, port, username, password, tls_context: the MQTT 5 broker (the cloud's ``[broker]``).
-        client_id: MQTT client id (the service uses ``<its client id>-downlink``).
+        hostname, port, tls_context: the MQTT 5 broker (the cloud's ``[broker]``).
+        username, password: the publisher's own broker account, ``<service>-downlink`` (``[downlink]``;
+            ``ecgstream cloud broker-auth`` lets only it publish acks), never the ingest worker's.
+        client_id: MQTT client id: the username (the broker binds each account to client id = username;
+            :meth:`cloud.config.CloudSettings.downlink_account`).
         max_queue: most acks waiting for the broker; over it the oldest is dropped (counted).
         publish_timeout_s: a PUBACK later than this counts as a failed attempt (reconnect, send again).
     """
