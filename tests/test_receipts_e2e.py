@@ -143,7 +143,9 @@ async def test_a_broker_restart_with_the_cloud_offline_loses_nothing_the_edge_ra
             mosquitto_process.stop()                            # the broker restarts, the cloud still offline
             mosquitto_process.start()
             async with _cloud(mosquitto_process, store, cloud_id) as worker:
-                await _until(lambda: outbox.total_depth == 0, "every message receipted")
+                # the outbox row goes in the uplink's thread before its counters move: wait for both
+                await _until(lambda: outbox.total_depth == 0 and uplink.counters.receipts.get("stored", 0) >= n,
+                             "every message receipted")
                 counters = uplink.counters
         stored_alerts = [(await store.get_alert(a)).alert.alert_id for a in sink.alert_ids]
         assert stored_alerts == sink.alert_ids                   # every alert the edge raised …
@@ -187,7 +189,8 @@ async def test_messages_the_cloud_rejects_are_kept_dead_and_not_resent(
         worker = IngestWorker(store, hostname=mosquitto_process.host, port=mosquitto_process.port, group="cloud",
                               client_id=f"{unique_id}-cloud", backoff_initial_s=0.1, backoff_max_s=0.5)
         async with _running(worker.run), _running(uplink.run):
-            await _until(lambda: outbox.total_depth == 1 and outbox.dead(), "the receipts")
+            await _until(lambda: outbox.total_depth == 1 and len(outbox.dead()) == 1
+                         and sum(uplink.counters.receipts.values()) >= 2, "the receipts")
             await asyncio.sleep(1.5)               # longer than the receipt timeout: a dead message is not resent
             (dead,) = outbox.dead()
             counters = uplink.counters
