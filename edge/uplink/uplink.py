@@ -366,10 +366,11 @@ class Uplink:
                     delay = self._backoff[0]
                     log.info("uplink %s connected to %s:%d (MQTT %s)", self.gateway_id, self._hostname, self._port,
                              "5" if v5 else "3.1.1")
-                    if not v5:
-                        log.error("uplink %s: the broker at %s:%d speaks MQTT 3.1.1 only: broker refusals are "
-                                  "invisible and the cloud cannot send receipts; messages are deleted on PUBACK",
-                                  self.gateway_id, self._hostname, self._port)
+                    if not v5:   # an error only where receipts were asked for (the demo's embedded broker asks none)
+                        log.log(logging.ERROR if self.receipts else logging.WARNING,
+                                "uplink %s: the broker at %s:%d speaks MQTT 3.1.1 only: broker refusals are "
+                                "invisible and the cloud cannot send receipts; messages are deleted on PUBACK",
+                                self.gateway_id, self._hostname, self._port)
                     await self._session(client, v5)
             except* (aiomqtt.MqttError, TimeoutError, OSError) as group:
                 self._count(connect_failures=0 if self._counters.connected else 1)
