@@ -155,8 +155,8 @@ class Gateway:
         self._agent: EdgeAgent | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.stop_cut_short: list[str] = []
-        self._beat = time.monotonic()           # the event loop's last heartbeat (``health``)
         """Stop steps that ran out of time (logged as ``stop_step_cut_short``)."""
+        self._beat = time.monotonic()           # the event loop's last heartbeat (``health``)
         self._next_status = -float("inf")
 
     @property
