@@ -28,13 +28,13 @@ cleared; acknowledging is idempotent on the edge.
 from __future__ import annotations
 
 import json
-import math
 import re
 import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from protocol.errors import SchemaError, TopicError, UnsupportedVersionError
+from protocol.strict_json import loads_strict
 from protocol.topics import validate_id
 
 DOWNLINK_SCHEMA_VERSION = 1
@@ -72,24 +72,7 @@ def encode_alarm_ack(ack: AlarmAck) -> bytes:
 
 def decode_alarm_ack(data: bytes | bytearray | memoryview | str) -> AlarmAck:
     """Parse one downlink ack; raises ProtocolError (only) for anything that is not a valid v1 ack."""
-    if isinstance(data, bytes | bytearray | memoryview):
-        if len(data) > MAX_ACK_BYTES:
-            raise SchemaError(f"alarm ack of {len(data)} bytes exceeds the {MAX_ACK_BYTES}-byte limit")
-        try:
-            text = bytes(data).decode("utf-8")
-        except UnicodeDecodeError:
-            raise SchemaError("alarm ack is not UTF-8") from None
-    elif isinstance(data, str):
-        text = data
-    else:
-        raise SchemaError(f"alarm ack must be bytes or str, got {type(data).__name__}")
-    try:
-        obj = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
-                         object_pairs_hook=_unique_keys)
-    except SchemaError:
-        raise
-    except (ValueError, RecursionError) as exc:
-        raise SchemaError(f"alarm ack is not JSON: {exc}") from None
+    obj = loads_strict(data, what=_W, max_bytes=MAX_ACK_BYTES)
     if not isinstance(obj, dict):
         raise SchemaError("alarm ack must be a JSON object")
     return AlarmAck(**_validate(obj))
@@ -99,26 +82,6 @@ def decode_alarm_ack(data: bytes | bytearray | memoryview | str) -> AlarmAck:
 
 _W = "alarm ack"
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-
-
-def _refuse_constant(name: str) -> Any:
-    raise SchemaError(f"{_W} is not strict JSON: {name} is not a number JSON allows")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise SchemaError(f"{_W} is not strict JSON: {text[:20]!r} overflows to infinity")
-    return value
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        keys = [k for k, _ in pairs]
-        dup = next(k for i, k in enumerate(keys) if k in keys[:i])
-        raise SchemaError(f"{_W} has the key {dup!r} twice")
-    return obj
 
 
 def _validate(obj: dict[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from protocol.errors import SchemaError, TopicError, UnsupportedVersionError
 from protocol.leads import ELECTRODES, STANDARD_LEADS
+from protocol.strict_json import loads_strict
 from protocol.topics import validate_id
 
 MESSAGE_SCHEMA_VERSION = 1
@@ -130,46 +131,9 @@ def encode_message(message: Message) -> bytes:
         raise SchemaError(f"{_NAME[type(message)]}: cannot be sent as JSON: {exc}") from None
 
 
-def _refuse_constant(name: str) -> Any:
-    raise SchemaError(f"message is not strict JSON: {name} is not a number JSON allows")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise SchemaError(f"message is not strict JSON: {text[:20]!r} overflows to infinity")
-    return value
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        keys = [k for k, _ in pairs]
-        dup = next(k for i, k in enumerate(keys) if k in keys[:i])
-        raise SchemaError(f"message has the key {dup!r} twice")
-    return obj
-
-
 def decode_message(data: bytes | bytearray | memoryview | str, cls: type[M]) -> M:
     """Parse JSON into ``cls`` (Alert, DeviceStatus or GatewayStatus). Raises ProtocolError only."""
-    if isinstance(data, bytes | bytearray | memoryview):
-        if len(data) > MAX_MESSAGE_BYTES:
-            raise SchemaError(f"message of {len(data)} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")
-        try:
-            text = bytes(data).decode("utf-8")
-        except UnicodeDecodeError:
-            raise SchemaError("message is not UTF-8") from None
-    elif isinstance(data, str):
-        text = data
-    else:
-        raise SchemaError(f"message must be bytes or str, got {type(data).__name__}")
-    try:
-        obj = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
-                         object_pairs_hook=_unique_keys)
-    except SchemaError:
-        raise
-    except (ValueError, RecursionError) as exc:
-        raise SchemaError(f"message is not JSON: {exc}") from None
+    obj = loads_strict(data, what="message", max_bytes=MAX_MESSAGE_BYTES)
     if not isinstance(obj, dict):
         raise SchemaError("message must be a JSON object")
     return cls(**_validate(cls, obj))

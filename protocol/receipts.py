@@ -32,6 +32,7 @@ from enum import StrEnum
 from typing import Any
 
 from protocol.errors import SchemaError, TopicError, UnsupportedVersionError
+from protocol.strict_json import loads_strict
 from protocol.topics import validate_id
 
 RECEIPT_SCHEMA_VERSION = 1
@@ -84,36 +85,9 @@ def encode_receipt(receipt: Receipt) -> bytes:
     return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise SchemaError("receipt has a key twice")
-    return obj
-
-
-def _refuse_constant(name: str) -> Any:
-    raise SchemaError(f"receipt is not strict JSON: {name}")
-
-
 def decode_receipt(data: bytes | bytearray | memoryview | str) -> Receipt:
     """Parse a receipt; raises ProtocolError subclasses only."""
-    if isinstance(data, bytes | bytearray | memoryview):
-        if len(data) > MAX_RECEIPT_BYTES:
-            raise SchemaError(f"receipt of {len(data)} bytes exceeds the {MAX_RECEIPT_BYTES}-byte limit")
-        try:
-            text = bytes(data).decode("utf-8")
-        except UnicodeDecodeError:
-            raise SchemaError("receipt is not UTF-8") from None
-    elif isinstance(data, str):
-        text = data
-    else:
-        raise SchemaError(f"receipt must be bytes or str, got {type(data).__name__}")
-    try:
-        obj = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
-    except SchemaError:
-        raise
-    except (ValueError, RecursionError) as exc:
-        raise SchemaError(f"receipt is not JSON: {exc}") from None
+    obj = loads_strict(data, what="receipt", max_bytes=MAX_RECEIPT_BYTES)
     return _validate(obj)
 
 
