@@ -232,3 +232,53 @@ def broker_auth(config_path: Path | None, out_dir: Path, accounts_path: Path | N
                f"{len(result.dropped)} dropped; restart the broker to apply them")
     if result.credentials_file is not None:
         click.echo(f"new passwords in {result.credentials_file} (0600): hand them to provisioning, then delete it")
+
+
+@cloud.group("registry")
+def registry() -> None:
+    """The device registry, exported for the gateways."""
+
+
+@registry.command("export-devices")
+@_CONFIG
+@click.option("--gateway", "gateway_id", required=True, help="The gateway whose devices to export.")
+@click.option("--accounts", "accounts_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The broker accounts TOML (as for broker-auth): the gateway serves the patients of its "
+                   "[gateways.<id>] patients list. Without it, or without a list, every patient.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the edge's [ingest] allowed_devices_file here (one device id a line).")
+@click.option("--patients-out", "patients_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write an [ingest.patients] TOML table (device id = patient id) to paste into the "
+                   "gateway's edge config.")
+def registry_export_devices(config_path: Path | None, gateway_id: str, accounts_path: Path | None,
+                            out_path: Path, patients_path: Path | None) -> None:
+    """Write the devices the registry assigns to a gateway, for its edge allow-list and patient map."""
+    from cloud.broker_auth import BrokerAuthError, GatewaySpec, read_accounts
+    from cloud.registry_export import (
+        devices_for_gateway,
+        gateway_spec,
+        render_allow_list,
+        render_patients_toml,
+    )
+    from cloud.store import Store
+
+    settings = _settings(config_path)
+    try:
+        spec = (gateway_spec(gateway_id, read_accounts(accounts_path).gateways) if accounts_path
+                else GatewaySpec(gateway_id, None))
+    except BrokerAuthError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    async def export() -> Any:
+        async with Store(settings.database.url) as store:
+            return await devices_for_gateway(store, spec)
+
+    try:
+        devices = asyncio.run(export())
+    except BrokerAuthError as exc:
+        raise click.ClickException(str(exc)) from None
+    out_path.write_text(render_allow_list(gateway_id, devices), encoding="utf-8")
+    if patients_path is not None:
+        patients_path.write_text(render_patients_toml(gateway_id, devices), encoding="utf-8")
+    click.echo(f"{len(devices)} device(s) of gateway {gateway_id} written to {out_path}"
+               + (f" and {patients_path}" if patients_path is not None else ""))
