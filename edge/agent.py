@@ -73,7 +73,7 @@ from edge.observability.logging import log_event
 from edge.observability.status import StatusSnapshot, StreamStatus
 from edge.stream.resampling import model_fs_from_metadata
 from edge.stream.state import StreamConfig
-from edge.uplink.outbox import Kind, Outbox
+from edge.uplink.outbox import Kind, Outbox, SessionStateRow
 from protocol import ProtocolError, decode_frame, decode_pmd_ecg, decode_samples_payload
 from protocol.errors import TopicError
 from protocol.messages import Alert, AlertCategory, DeviceStatus, Priority, decode_message, encode_message
@@ -153,9 +153,15 @@ class OutboxSink:
         self._workers = max(0, encode_workers)
         self._pool: ThreadPoolExecutor | None = None
         self.encode_errors = 0
+        self.states: Callable[[], list[SessionStateRow]] | None = None
+        """Session states to write with each alert and flush (restart safety: :mod:`edge.persistence`)."""
 
     def put_alert(self, alert: Alert) -> None:
-        self.outbox.put(Kind.ALERT, alert_topic(alert.patient_id), encode_message(alert))
+        item = (Kind.ALERT, alert_topic(alert.patient_id), encode_message(alert))
+        if self.states is None:
+            self.outbox.put(*item)
+        else:   # the windows handed over so far go with it: the saved grid counts them as uplinked
+            self.outbox.put_many([item, *self._take_windows()], states=self.states())
         if self.on_stored is not None:
             self.on_stored()
 
@@ -176,6 +182,15 @@ class OutboxSink:
         self._windows.append((window.window_id, topic, self._pool.submit(self._encode, window)))
 
     def flush(self) -> None:
+        items = self._take_windows()
+        states = self.states() if self.states is not None else []
+        if items or states:
+            self.outbox.put_many(items, states=states)
+        if items and self.on_stored is not None:
+            self.on_stored()
+
+    def _take_windows(self) -> list[tuple[Kind, str, bytes]]:
+        """The windows put so far, encoded, in order (the pending list emptied)."""
         pending, self._windows = self._windows, []
         items: list[tuple[Kind, str, bytes]] = []
         for window_id, topic, payload in pending:
@@ -185,10 +200,7 @@ class OutboxSink:
                 self._encode_error(window_id, exc)
                 continue
             items.append((Kind.WINDOW, topic, data))
-        if items:
-            self.outbox.put_many(items)
-            if self.on_stored is not None:
-                self.on_stored()
+        return items
 
     def close(self) -> None:
         """Write what is pending and stop the encoding threads."""
@@ -309,6 +321,8 @@ class EdgeAgent:
         """Topics the cloud broker refuses now → (episode id, patient, device, reason) of their alarm."""
         self.ble: Any = None
         """The :class:`~edge.ble.BleIngest` feeding this agent, when its :class:`edge.gateway.Gateway` runs one."""
+        self.restore_session: Callable[[DeviceSession], object] | None = None
+        """Called with each new session before its first frame (:meth:`edge.persistence.SessionPersistence.restore`)."""
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -404,6 +418,8 @@ class EdgeAgent:
         if s is None:
             patient = self.config.patients.get(device_id, device_id)
             s = DeviceSession(device_id, patient, transport=transport, config=self.config.session)
+            if self.restore_session is not None:   # a restarted gateway goes on with the device's saved state
+                self.restore_session(s)
             self.sessions[device_id] = s
             log_event(log, "stream_opened", device_id=device_id, patient_id=patient, transport=transport)
         return s

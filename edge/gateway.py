@@ -56,6 +56,7 @@ from edge.observability.exporter import Exporter, start_exporter
 from edge.observability.logging import log_event
 from edge.observability.metrics import EdgeMetrics
 from edge.observability.status import HealthReport, remove_status, write_status
+from edge.persistence import SessionPersistence
 from edge.uplink import Outbox, Uplink
 from settings.tls import client_tls_context
 
@@ -147,6 +148,8 @@ class Gateway:
         self.metrics = EdgeMetrics(config.gateway_id, version=version)
         self.exporter: Exporter | None = None
         self.outbox_sink: OutboxSink | None = None
+        self.persistence: SessionPersistence | None = None
+        """Saves and restores sessions' episodes and window grids with the outbox (:mod:`edge.persistence`)."""
         self.uplink: Uplink | None = None
         self.downlink: DownlinkListener | None = None
         self.mqtt_ingest: MqttIngest | None = None
@@ -199,6 +202,10 @@ class Gateway:
             agent_config, self._wrap(self.outbox_sink) if self._wrap is not None else self.outbox_sink,
             pipeline=open_pipeline(config), metrics=self.metrics, mode=self.mode, version=self.version,
             clock=self.clock)
+        # restart safety: open episodes and window grids are saved with the outbox and restored per device
+        self.persistence = persistence = SessionPersistence(self._outbox, max_age_s=config.uplink.restore_max_age_s)
+        self.outbox_sink.states = lambda: persistence.pending(agent.sessions.values())
+        agent.restore_session = persistence.restore
         await agent.start()
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="loop-heartbeat"))
         up_ep, in_ep = self.uplink_endpoint, self.ingest_endpoint

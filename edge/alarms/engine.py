@@ -43,6 +43,7 @@ alerts collided with the first run's and the cloud dropped them as duplicates.)
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -59,7 +60,7 @@ from edge.alarms.rules import (
     State,
     default_rules,
 )
-from protocol.messages import Alert, AlertCategory
+from protocol.messages import Alert, AlertCategory, Priority
 
 
 class AlarmEvent(StrEnum):
@@ -179,6 +180,37 @@ class AlarmEngine:
                for eid in [e for e, ep in self._latched.items() if ep.family == family]]
         return out if t.episode is None else [*out, self._close(t, "caller")]
 
+    # -- restart safety (edge.persistence) ------------------------------------------------------
+
+    def export_state(self) -> dict[str, Any]:
+        """Open and latched episodes as JSON-able data (ids, family, state, message counter, ack)."""
+        return {
+            "open": [_episode_data(t.episode) for t in self._tracks.values() if t.episode is not None],
+            "latched": [_episode_data(ep) for ep in self._latched.values()],
+            "ended_s": {f: t.ended_s for f, t in self._tracks.items() if math.isfinite(t.ended_s)},
+        }
+
+    def import_state(self, data: dict[str, Any]) -> int:
+        """Restore what :meth:`export_state` gave (a restarted gateway): open episodes go on under their
+        ids (a condition still present raises nothing new; one that is gone clears with the old id),
+        latched ones wait for their acknowledgement. Families this engine does not know are skipped.
+        Returns how many episodes were restored."""
+        n = 0
+        for item in data.get("open", ()):
+            t = self._tracks.get(str(item["family"]))
+            if t is not None and t.episode is None:
+                t.episode = _episode_from(item)
+                n += 1
+        for item in data.get("latched", ()):
+            if str(item["family"]) in self._tracks:
+                ep = _episode_from(item)
+                self._latched[ep.episode_id] = ep
+                n += 1
+        for family, ended in dict(data.get("ended_s", {})).items():
+            if family in self._tracks:
+                self._tracks[family].ended_s = float(ended)
+        return n
+
     # -- episode machine ------------------------------------------------------------------------
 
     def _step(self, rule: Rule, a: Assessment) -> list[Alert]:
@@ -281,3 +313,25 @@ class AlarmEngine:
                      onset_device_us=max(0, onset_device_us), window_id=ep.window_id, message=a.message,
                      model_versions=dict(ep.model_versions), reconstructed_leads=dict(a.reconstructed_leads),
                      details=details)
+
+
+def _episode_data(ep: _Episode) -> dict[str, Any]:
+    a = ep.assessment
+    return {
+        "episode_id": ep.episode_id, "family": ep.family, "onset_s": ep.onset_s, "window_id": ep.window_id,
+        "model_versions": dict(ep.model_versions), "latching": ep.latching, "acknowledged": ep.acknowledged,
+        "condition_ended": ep.condition_ended, "messages": ep.messages,
+        "assessment": {"state": a.state.value, "alert_type": a.alert_type, "priority": a.priority.value,
+                       "message": a.message, "window_id": a.window_id,
+                       "reconstructed_leads": dict(a.reconstructed_leads), "details": dict(a.details)},
+    }
+
+
+def _episode_from(d: dict[str, Any]) -> _Episode:
+    a = d["assessment"]
+    assessment = Assessment(State(a["state"]), str(a["alert_type"]), Priority(a["priority"]), str(a["message"]),
+                            window_id=a.get("window_id"), reconstructed_leads=dict(a.get("reconstructed_leads", {})),
+                            details=dict(a.get("details", {})))
+    return _Episode(str(d["episode_id"]), str(d["family"]), assessment, float(d["onset_s"]), d.get("window_id"),
+                    {str(k): str(v) for k, v in dict(d.get("model_versions", {})).items()}, bool(d["latching"]),
+                    bool(d.get("acknowledged", False)), bool(d.get("condition_ended", False)), int(d.get("messages", 1)))

@@ -239,6 +239,9 @@ class UplinkConfig(BrokerConfig):
     outbox_path: FilePath = Path("out/edge/outbox.sqlite")
     disk_budget_mb: PositiveNumber = 512.0
     """Outbox budget; over it the oldest windows are evicted (and counted), never alerts."""
+    restore_max_age_s: Annotated[Number, rule(lambda v: 0 < v <= 86400, "must be 0-86400 s")] = 600.0
+    """A restarted gateway goes on with each device's saved alarm episodes and window grid (kept in the
+    outbox) when they are at most this old; older state is dropped with a log line."""
 
     @model_validator(mode="after")
     def _check_delivery(self) -> UplinkConfig:

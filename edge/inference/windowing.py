@@ -39,7 +39,9 @@ of interpolated device-rate samples in :attr:`Window.interpolated_samples`.
 
 **Window ids.** A window's id is known before it is cut: ``uuid5(stream key,
 slot)``, the stream key a random UUID per windower (so ids never repeat across
-restarts or replays). An alarm raised before the windows covering its deciding
+restarts or replays). A gateway restarted after a crash continues the grid of the same
+device's stream (:meth:`Windower.restore`, :mod:`edge.persistence`): same key, the new
+stream's samples placed on the old grid, slots already uplinked not cut again. An alarm raised before the windows covering its deciding
 samples exist names them at once (:meth:`Windower.window_ids_covering`).
 
 **Band-pass with margins.** The model saw, in training,
@@ -77,6 +79,8 @@ STREAM_END = "stream_end"
 """Drop reason of slots still open when the windower is closed."""
 SEGMENT_BREAK = "segment_break"
 """Drop reason when a new segment starts without a gap record for it."""
+GATEWAY_RESTART = "gateway_restart"
+"""Drop reason of the slots a restarted gateway could not fill (:meth:`Windower.restore`)."""
 
 
 @dataclass(frozen=True)
@@ -257,6 +261,28 @@ class Windower:
         self._next_slot: int | None = None
         self._gap_reasons: dict[int, str] = {}  # device index where a non-interpolated gap ends → reason
         self._interpolated: list[tuple[int, int]] = []  # device-rate [start, stop) filled by the stream state
+        self._origin = 0  # grid position (model-rate samples) of this stream's sample 0 (restored grids)
+        self._restored = False
+
+    # -- restart safety (edge.persistence) --------------------------------------------------------------
+
+    @property
+    def next_slot(self) -> int | None:
+        """The next slot of the grid to cut (None before the first segment)."""
+        return self._next_slot
+
+    def restore(self, stream_key: uuid.UUID, origin_samples: int, next_slot: int | None) -> None:
+        """Continue the grid of a windower of the same stream before a gateway restart: same
+        ``stream_key`` (same window ids), this stream's sample 0 at ``origin_samples`` model-rate
+        samples of that grid, and no slot before ``next_slot`` cut again (those were uplinked). Slots
+        between ``next_slot`` and the first this stream can fill are dropped as ``gateway_restart``.
+        Call it before the first block."""
+        if self._segment is not None:
+            raise ValueError("Windower.restore: the windower has already started")
+        self.stream_key = stream_key
+        self._origin = int(origin_samples)
+        self._next_slot = next_slot
+        self._restored = True
 
     # -- input --------------------------------------------------------------------------------------
 
@@ -321,7 +347,7 @@ class Windower:
         """Grid slots whose window content overlaps ``[start_s, end_s]`` (seconds of this stream)."""
         cfg = self.config
         m, n, hop = cfg.margin_samples, cfg.window_samples, cfg.hop_samples
-        a, b = start_s * cfg.fs, max(start_s, end_s) * cfg.fs
+        a, b = start_s * cfg.fs + self._origin, max(start_s, end_s) * cfg.fs + self._origin
         lo = max(0, math.floor((a - m - n) / hop) + 1)
         hi = math.ceil((b - m) / hop)
         return [k for k in range(lo, hi + 1) if k * hop + m <= b and k * hop + m + n > a]
@@ -335,7 +361,7 @@ class Windower:
     def _slot_offset(self, k: int) -> int:
         """Offset in the current segment of slot ``k``'s context start (may be negative)."""
         assert self._segment is not None
-        return round(k * self.config.hop_samples - self._segment * self._ratio)
+        return round(k * self.config.hop_samples - self._segment * self._ratio - self._origin)
 
     def _join(self, start: int) -> bool:
         """A new segment after a short gap continues the chain, the gap masked; False if it cannot."""
@@ -365,13 +391,16 @@ class Windower:
         self._buf_start = 0
         self._anchors.clear()
         hop = self.config.hop_samples
-        first = max(math.ceil((start * self._ratio - 0.5) / hop) - 1, 0)
+        first = max(math.ceil((start * self._ratio + self._origin - 0.5) / hop) - 1, 0)
         while self._slot_offset(first) < 0:
             first += 1
         reason = self._gap_reasons.pop(start, SEGMENT_BREAK)
         self._gap_reasons = {k: v for k, v in self._gap_reasons.items() if k > start}
         if previous is not None and self._next_slot is not None and first > self._next_slot:
             self._drop(reason, first - self._next_slot)
+        elif self._restored and self._next_slot is not None and first > self._next_slot:
+            self._drop(GATEWAY_RESTART, first - self._next_slot)   # the slots of the gateway's down time
+        self._restored = False
         if self._next_slot is None or first > self._next_slot:
             self._next_slot = first
 

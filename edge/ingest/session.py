@@ -28,6 +28,11 @@ stream time goes on, so alert onsets and window times after it are dated by the 
 technical alarms of the silence (device disconnected, data gap) resolve as data flows again;
 statuses reported for the device stay newer than before (:meth:`DeviceSession.status_device_us`).
 
+**Gateway restarts.** A gateway restarted after a crash (kill -9) restores the session's saved
+state (:meth:`DeviceSession.restore_state`, :mod:`edge.persistence`): open and latched alarm episodes
+go on under their ids, stream time goes on after the old one (placed by the device clock) and the
+window grid continues with the same window ids, slots already uplinked not cut again.
+
 **Gaps.** Non-interpolated gaps are fed to the detector as a held (flat) value, so its sample
 clock stays aligned; a gap longer than ``max_fill_s`` restarts the filter and detector instead
 (their learning period then reports no silence). RR intervals that span a gap are never counted
@@ -50,8 +55,10 @@ from __future__ import annotations
 
 import logging
 import math
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -227,6 +234,8 @@ class DeviceSession:
         self._restarted = False                 # a format restart: the next analysis learns without silence
         self._status_us: int | None = None      # device time of the last status report (status_device_us)
         self._status_offset_us = 0
+        self._uplinked_slot: int | None = None  # highest window slot handed to the sink (add_window)
+        self._resume: dict[str, Any] | None = None   # restored grid, placed at the first output (restore_state)
 
     @property
     def last_device_us(self) -> int | None:
@@ -313,6 +322,8 @@ class DeviceSession:
         shape and the names of the ``reconstructed`` leads, are measured for ST deviation
         (:func:`edge.signal.st.measure_st`) at the R peaks this session's detector found in the window.
         """
+        if self._uplinked_slot is None or window.slot > self._uplinked_slot:
+            self._uplinked_slot = window.slot
         start = self._base_s + window.t_stream_s
         st = {}
         if leads is not None:
@@ -344,6 +355,62 @@ class DeviceSession:
         if self.windower is None:
             return []
         return self.windower.window_ids_covering(start_s - self._base_s, end_s - self._base_s)
+
+    # -- restart safety (edge.persistence) --------------------------------------------------------
+
+    def export_state(self) -> dict[str, Any]:
+        """What a restarted gateway needs to go on with this device (JSON-able): the engine's open and
+        latched episodes, the window grid (stream key, next slot not yet uplinked) and where stream time
+        stood on the device clock."""
+        grid: dict[str, Any] | None = None
+        if self.windower is not None and self._resume is None:
+            nxt = None if self._uplinked_slot is None else self._uplinked_slot + 1
+            grid = {"stream_key": str(self.windower.stream_key), "next_slot": nxt, "fs": self.windower.config.fs}
+        elif self._resume is not None:
+            grid = self._resume.get("grid")
+        return {"engine": self.engine.export_state(), "grid": grid, "stream_now_s": self.stream_now_s,
+                "anchor": None if self._anchor is None else [self._anchor[0], self._anchor[1]]}
+
+    def restore_state(self, data: dict[str, Any], age_s: float) -> int:
+        """Go on from :meth:`export_state` of this device's session before a gateway restart, ``age_s``
+        (wall clock) ago; call it before the first frame. Stream time continues after the old one (placed
+        by the device clock at the first output when it runs on, else by the wall clock), so restored
+        episodes keep their onsets and the grid its slots. Returns the number of episodes restored."""
+        n = self.engine.import_state(dict(data.get("engine", {})))
+        saved_now = float(data.get("stream_now_s", 0.0))
+        self._base_s = saved_now + max(0.0, age_s)
+        self._resume = {**data, "age_s": max(0.0, age_s)}
+        st = self.engine.state          # the engine's clock goes on from where it stood (no silence since 0)
+        st.now_s = st.data_until_s = st.beats_until_s = max(st.now_s, saved_now)
+        st.unusable_until_s = max(st.unusable_until_s, saved_now)
+        self._restarted = True          # the analysis learns afresh, as after a format restart: no silence meanwhile
+        return n
+
+    def _place_resumed(self, so: StreamOutput) -> None:
+        """First output after :meth:`restore_state`: set stream time and continue the window grid."""
+        resume, self._resume = self._resume, None
+        assert resume is not None and self.stream.fs is not None
+        saved_now = float(resume.get("stream_now_s", 0.0))
+        anchor = resume.get("anchor")
+        block = next((b for b in so.blocks if not b.interpolated), None)
+        base = self._base_s
+        if anchor is not None and block is not None:
+            t = float(anchor[0]) + (block.t_device_us - float(anchor[1])) * 1e-6 - block.start / self.stream.fs
+            elapsed = t + block.start / self.stream.fs - saved_now
+            if -1.0 <= elapsed <= float(resume.get("age_s", 0.0)) + 60.0:   # the same device clock ran on
+                base = t
+        grid = resume.get("grid")
+        fs = self.config.window.fs if grid is None else float(grid.get("fs", self.config.window.fs))
+        origin = round(base * fs)
+        self._base_s = origin / fs
+        st = self.engine.state          # nothing persists across the down time, which was the gateway's silence,
+        st.unusable_until_s = max(st.unusable_until_s, self._base_s)   # not the device's (no "disconnected")
+        st.data_until_s = max(st.data_until_s, self._base_s)
+        if grid is not None and self.windower is not None:
+            self.windower.restore(uuid.UUID(str(grid["stream_key"])), origin,
+                                  None if grid.get("next_slot") is None else int(grid["next_slot"]))
+        log.info("session_restored device_id=%s stream_s=%.3f next_slot=%s", self.device_id, self._base_s,
+                 None if grid is None else grid.get("next_slot"))
 
     # -- views ----------------------------------------------------------------------------------
 
@@ -410,6 +477,8 @@ class DeviceSession:
             return
         if not self._bound:
             self._bind()
+        if self._resume is not None and any(not b.interpolated for b in so.blocks):
+            self._place_resumed(so)
         fs = self.stream.fs
         items: list[tuple[int, int, object]] = []
         for g in so.gaps:

@@ -28,6 +28,11 @@ Alerts and status messages are never evicted; if they alone exceed the budget
 they are all kept and :attr:`Outbox.over_budget` says so. Every eviction is
 logged and counted per kind in a persistent counter table (:meth:`Outbox.evicted`).
 
+Session state (table ``session_state``): each device/patient session's open and latched alarm
+episodes and window grid (:mod:`edge.persistence`), written in the same transactions as the
+messages they go with (:meth:`Outbox.put_many` ``states=``), so a kill -9 never leaves an alert
+stored without the episode it belongs to.
+
 Concurrency: one process owns an outbox file at a time (the running-total
 caches assume it). Methods are thread-safe and short, so asyncio callers run
 them with ``asyncio.to_thread``.
@@ -89,7 +94,18 @@ CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS session_state (
+    device_id TEXT NOT NULL,
+    patient_id TEXT NOT NULL,
+    saved_us INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (device_id, patient_id)
+);
 """
+
+
+SessionStateRow = tuple[str, str, str]
+"""``(device_id, patient_id, state)``: one session's restart state (JSON text), kept next to the messages."""
 
 
 class OutboxError(EdgeError, RuntimeError):
@@ -173,11 +189,15 @@ class Outbox:
         """Store a message durably and return its id; evicts the oldest windows when over budget."""
         return self.put_many([(kind, topic, payload)])[0]
 
-    def put_many(self, items: Iterable[tuple[Kind | str, str, bytes]]) -> list[int]:
+    def put_many(self, items: Iterable[tuple[Kind | str, str, bytes]], *,
+                 states: Iterable[SessionStateRow] = ()) -> list[int]:
         """Store several ``(kind, topic, payload)`` messages in one transaction (one fsync) and
-        return their ids in order; all are durable when it returns, none if it raises."""
+        return their ids in order; all are durable when it returns, none if it raises. ``states``:
+        session states (:meth:`save_states`) written in the same transaction."""
         rows = [_row(kind, topic, payload) for kind, topic, payload in items]
+        state_rows = list(states)
         with self._lock, self._transaction() as db:
+            self._write_states(db, state_rows)
             ids: list[int] = []
             for kind, topic, payload, size in rows:
                 mid = message_id(kind.value, payload) if kind is not Kind.STATUS else None
@@ -192,6 +212,27 @@ class Outbox:
                 self._bytes[kind] += size
             self._evict_over_budget(db)
         return ids
+
+    def save_states(self, states: Iterable[SessionStateRow]) -> None:
+        """Store ``(device_id, patient_id, state)`` rows of per-session state (restart safety, see
+        :mod:`edge.persistence`), replacing the device's earlier state, in one transaction."""
+        rows = list(states)
+        if not rows:
+            return
+        with self._lock, self._transaction() as db:
+            self._write_states(db, rows)
+
+    def load_state(self, device_id: str, patient_id: str) -> tuple[int, str] | None:
+        """The stored state of a device/patient session as ``(saved_us, state)`` (wall-clock µs), or None."""
+        with self._lock:
+            row = self._conn().execute("SELECT saved_us, state FROM session_state WHERE device_id = ? AND patient_id = ?",
+                                       (device_id, patient_id)).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def drop_state(self, device_id: str, patient_id: str) -> None:
+        """Forget a session's stored state."""
+        with self._lock, self._transaction() as db:
+            db.execute("DELETE FROM session_state WHERE device_id = ? AND patient_id = ?", (device_id, patient_id))
 
     def claim(self, n: int, *, exclude: Iterable[int] = (), max_windows: int | None = None,
               now_us: int | None = None) -> list[OutboxMessage]:
@@ -345,6 +386,13 @@ class Outbox:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._conn(), on_rollback=self._load_totals)
+
+    @staticmethod
+    def _write_states(db: sqlite3.Connection, rows: list[SessionStateRow]) -> None:
+        if rows:
+            now = _now_us()
+            db.executemany("INSERT OR REPLACE INTO session_state (device_id, patient_id, saved_us, state) "
+                           "VALUES (?, ?, ?, ?)", [(d, p, now, st) for d, p, st in rows])
 
     def _load_totals(self) -> None:
         """(Re)compute the per-kind count and byte caches from the table."""
