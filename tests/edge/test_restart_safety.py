@@ -20,6 +20,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -33,9 +37,12 @@ from edge.persistence import SessionPersistence
 from edge.uplink.outbox import Kind, Outbox
 from firmware_sim.scenario import Scenario, parse_scenario
 from firmware_sim.transports.loopback import LoopbackHub
-from firmware_sim.ward import build_ward
+from firmware_sim.transports.mqtt import MqttDeviceTransport
+from firmware_sim.ward import build_ward, run_ward
 from protocol.messages import Alert, decode_message
+from protocol.topics import alert_topic, window_topic
 from protocol.window_payload import decode_window
+from tests.conftest import MqttBroker
 
 T0_S = 1_000_000.0
 HOP_S = 5.0
@@ -69,9 +76,11 @@ def _agent(outbox: Outbox, scenario: Scenario, *, max_age_s: float = 600.0,
 
 
 def run_with_kill(scenario: Scenario, path: Path, *, kill_s: float | None, down_s: float,
-                  max_age_s: float = 600.0, clock: Callable[[], float] | None = None) -> list[SessionPersistence]:
+                  max_age_s: float = 600.0, clock: Callable[[], float] | None = None,
+                  before_kill: Callable[[float, EdgeAgent], None] | None = None) -> list[SessionPersistence]:
     """Stream ``scenario`` into a gateway on outbox ``path``; at stream time ``kill_s`` the gateway dies
-    (no flush, no close of its sessions); ``down_s`` later a new one starts on the same outbox."""
+    (no flush, no close of its sessions); ``down_s`` later a new one starts on the same outbox.
+    ``before_kill(t_s, agent)`` is called on the first gateway at each tick before the kill."""
     hub = LoopbackHub()
     sub = hub.subscribe()
     beds = build_ward(scenario, lambda d, p: hub.transport(d, wire=p.wire), duration_s=scenario.duration_s)
@@ -100,6 +109,8 @@ def run_with_kill(scenario: Scenario, path: Path, *, kill_s: float | None, down_
     def tick(t_s: float) -> None:
         if live["agent"] is not None:
             live["agent"].tick(T0_S + t_s)
+        if before_kill is not None and live["agent"] is first:
+            before_kill(t_s, first)
 
     asyncio.run(step_in_stream_time([b.device for b in beds], duration_s=scenario.duration_s, tick_s=0.5,
                                     take=take, tick=tick))
@@ -163,19 +174,28 @@ def test_kill_mid_episode_continues_the_episode_and_the_window_grid(tmp_path: Pa
     assert max(slots) * HOP_S + 12.0 > 140.0                             # windows went on to the end
 
 
-def test_an_episode_that_ended_while_down_clears_with_its_old_id(tmp_path: Path) -> None:
+def test_an_acknowledged_episode_that_ended_while_down_clears_with_its_old_id(tmp_path: Path) -> None:
     path = tmp_path / "outbox.sqlite"
-    # VT from 20 s to 58 s; killed at 55 s, back at 65 s in sinus: the episode must clear (old id)
-    run_with_kill(_scenario(110, 58), path, kill_s=55.0, down_s=10.0)
+    acked: list[str] = []
+
+    def staff_acknowledge(t_s: float, agent: EdgeAgent) -> None:
+        if t_s >= 40.0 and not acked:          # the VT raised at ~24 s is acknowledged while it goes on
+            episodes = [a.alert_id for s in agent.sessions.values() for a in s.engine.shown
+                        if a.details["family"] == "vt"]
+            assert episodes
+            assert agent.acknowledge(episodes[0])
+            acked.append(episodes[0])
+
+    # VT from 20 s to 58 s, acknowledged at 40 s; killed at 55 s, back at 65 s in sinus rhythm
+    run_with_kill(_scenario(110, 58), path, kill_s=55.0, down_s=10.0, before_kill=staff_acknowledge)
     alerts, _ = stored(path)
     vt = [a for a in alerts if a.details["family"] == "vt"]
-    assert len(vt_raises(alerts)) == 1, [(a.details["event"], a.details["onset_s"]) for a in vt]
-    episode = vt_raises(alerts)[0].details["episode_id"]
-    ends = [a for a in vt if a.details["event"] == "cleared"]
-    # VT is high priority and latches: it stays shown (latched) until staff acknowledge it, or it
-    # clears; either way nothing is raised again and any message carries the old episode id
-    assert {a.details["episode_id"] for a in vt} == {episode}
-    assert all(a.alert_id != episode for a in ends)
+    events = [(a.details["event"], a.details["episode_id"]) for a in vt]
+    # the restored episode remembers its acknowledgement: it clears (old id) instead of latching
+    assert events == [("raised", acked[0]), ("cleared", acked[0])], events
+    cleared = vt[1]
+    assert cleared.alert_id != acked[0] and cleared.details["reason"] == "condition_ended"
+    assert cleared.details["at_s"] > 65.0
 
 
 def test_state_older_than_the_bound_is_dropped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -188,3 +208,123 @@ def test_state_older_than_the_bound_is_dropped(tmp_path: Path, caplog: pytest.Lo
     alerts, _ = stored(path)
     # not restored: the fresh session sees the ongoing VT as a new episode
     assert len(vt_raises(alerts)) == 2
+
+
+# -- the real thing: `ecgstream edge run`, kill -9, restart -------------------------------------------
+
+ECGSTREAM = Path(sys.executable).with_name("ecgstream")
+START_S = 60.0
+
+
+def _edge_config(broker: MqttBroker, gateway_id: str, tmp_path: Path, device: str, patient: str) -> Path:
+    path = tmp_path / "edge.toml"
+    path.write_text(f"""
+gateway_id = "{gateway_id}"
+[ingest.mqtt]
+host = "{broker.host}"
+port = {broker.port}
+[ingest.patients]
+"{device}" = "{patient}"
+[uplink]
+host = "{broker.host}"
+port = {broker.port}
+receipts = false
+outbox_path = "{tmp_path / 'outbox.sqlite'}"
+[observability]
+status_file = "{tmp_path / 'status.json'}"
+""")
+    return path
+
+
+def _start_edge(config: Path, tmp_path: Path, n: int) -> subprocess.Popen[bytes]:
+    log = (tmp_path / f"edge-{n}.log").open("wb")
+    return subprocess.Popen([str(ECGSTREAM), "edge", "run", "--config", str(config)], stdout=log,
+                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+async def _until(check: Callable[[], bool], what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.slow
+@pytest.mark.mosquitto
+def test_kill_9_of_the_edge_mid_vt_raises_nothing_twice_and_keeps_the_grid(
+    mqtt_broker: MqttBroker, unique_id: str, tmp_path: Path
+) -> None:
+    import aiomqtt
+
+    device, patient = f"{unique_id}-dev", f"{unique_id}-p"
+    config = _edge_config(mqtt_broker, f"{unique_id}-gw", tmp_path, device, patient)
+    scenario = parse_scenario(f"""
+name = "vt-kill-9"
+duration_s = 75
+seed = 11
+[[patient]]
+id = "{patient}"
+device = "{device}"
+heart_rate = 70
+rhythm = [ {{ at = 0, name = "sinus" }}, {{ at = 10, name = "vt", heart_rate = 180 }} ]
+""")
+    alerts: list[Alert] = []
+    windows: list[tuple[str, bytes]] = []
+    procs: list[subprocess.Popen[bytes]] = []
+    times: dict[str, float] = {}
+
+    async def main() -> None:
+        async with aiomqtt.Client(mqtt_broker.host, mqtt_broker.port, identifier=f"{unique_id}-watch") as sub:
+            await sub.subscribe(alert_topic(patient), qos=1)
+            await sub.subscribe(window_topic(patient), qos=1)
+
+            async def collect() -> None:
+                async for m in sub.messages:
+                    payload = bytes(m.payload)  # type: ignore[arg-type]
+                    if str(m.topic) == alert_topic(patient):
+                        alerts.append(decode_message(payload, Alert))
+                    else:
+                        windows.append((decode_window(payload).window_id, payload))
+
+            collector = asyncio.create_task(collect())
+            procs.append(_start_edge(config, tmp_path, 1))
+            await asyncio.sleep(3.0)          # the gateway subscribes (its session is persistent from then on)
+            beds = build_ward(scenario, lambda d, p: MqttDeviceTransport(d, hostname=mqtt_broker.host,
+                                                                         port=mqtt_broker.port))
+            times["start"] = time.monotonic()
+            ward = asyncio.create_task(run_ward(beds, pace=1.0))
+            await _until(lambda: any(a.details.get("family") == "vt" for a in alerts), "the VT alarm", 40.0)
+            await asyncio.sleep(max(0.0, 32.0 - (time.monotonic() - times["start"])))
+            procs[0].kill()                    # kill -9, mid-episode
+            procs[0].wait()
+            times["kill"] = time.monotonic() - times["start"]
+            procs.append(_start_edge(config, tmp_path, 2))
+            await ward
+            await asyncio.sleep(15.0)          # the restarted gateway catches up and uplinks
+            procs[1].send_signal(signal.SIGTERM)
+            await asyncio.to_thread(procs[1].wait, 10.0)
+            await asyncio.sleep(1.0)
+            collector.cancel()
+
+    try:
+        asyncio.run(main())
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    logs = "".join((tmp_path / f"edge-{n}.log").read_text()[-3000:] for n in (1, 2))
+    assert "session_state_restored" in (tmp_path / "edge-2.log").read_text(), logs
+    vt = [a for a in alerts if a.details["family"] == "vt"]
+    raised = {a.alert_id for a in vt if a.details["event"] == "raised"}
+    assert len(raised) == 1, ([(a.details["event"], a.details["episode_id"]) for a in vt], logs)
+    assert {a.details["episode_id"] for a in vt} == raised                 # one VT episode id in all
+    # windows: redelivered copies are the same message; no slot cut twice, none lost beyond the down time
+    by_id: dict[str, bytes] = {}
+    for wid, payload in windows:
+        assert by_id.setdefault(wid, payload) == payload, "one window id with two contents: a slot cut twice"
+    slots = sorted(slots_of(list(by_id), grid_key(tmp_path / "outbox.sqlite", device, patient)))
+    assert slots and slots[-1] * HOP_S + 12.0 > 60.0, slots                 # the run's windows go on after the kill
+    missing = sorted(set(range(slots[0], slots[-1] + 1)) - set(slots))
+    for k in missing:                   # slot k's context is [5k, 5k + 12) s of the stream
+        assert k * HOP_S + 12.0 > times["kill"] - 5.0 and k * HOP_S < times["kill"] + START_S, (k, missing, times)
