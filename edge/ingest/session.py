@@ -352,7 +352,7 @@ class DeviceSession:
     def evidence_window_ids(self, start_s: float, end_s: float) -> list[str]:
         """Ids of the windows of this stream's grid covering ``[start_s, end_s]`` (stream time), known
         before they are cut (:meth:`~edge.inference.windowing.Windower.window_ids_covering`)."""
-        if self.windower is None:
+        if self.windower is None or self._resume is not None:   # a restored grid is placed at the first data
             return []
         return self.windower.window_ids_covering(start_s - self._base_s, end_s - self._base_s)
 

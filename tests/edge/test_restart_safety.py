@@ -34,7 +34,7 @@ import pytest
 from ecgstream.edge_sim import step_in_stream_time
 from edge.agent import AgentConfig, EdgeAgent, OutboxSink
 from edge.persistence import SessionPersistence
-from edge.uplink.outbox import Kind, Outbox
+from edge.uplink.outbox import Kind, Outbox, OutboxError
 from firmware_sim.scenario import Scenario, parse_scenario
 from firmware_sim.transports.loopback import LoopbackHub
 from firmware_sim.transports.mqtt import MqttDeviceTransport
@@ -328,3 +328,19 @@ rhythm = [ {{ at = 0, name = "sinus" }}, {{ at = 10, name = "vt", heart_rate = 1
     for k in missing:                   # slot k's context is [5k, 5k + 12) s of the stream
         assert k * HOP_S + 12.0 > times["kill"] - 5.0 and k * HOP_S < times["kill"] + START_S, (k, missing, times)
     assert "session_state_restored" in (tmp_path / "edge-2.log").read_text(), logs
+
+
+def test_session_state_is_kept_with_the_messages_it_goes_with(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    with Outbox(path) as outbox:
+        assert outbox.load_state("d", "p") is None
+        outbox.put_many([(Kind.ALERT, "t/a", b"alert")], states=[("d", "p", '{"v": 1}')])
+        outbox.save_states([("d", "p", '{"v": 2}'), ("d2", "p2", '{"v": 3}')])   # replaces, per device
+        with pytest.raises(OutboxError):   # a refused write stores neither the messages nor their state
+            outbox.put_many([(Kind.ALERT, "t/a", b"x"), ("bogus", "t/a", b"y")], states=[("d", "p", '{"v": 9}')])
+    with Outbox(path) as outbox:                       # reopened: durable
+        row = outbox.load_state("d", "p")
+        assert row is not None and json.loads(row[1]) == {"v": 2} and row[0] > 0
+        assert outbox.total_depth == 1
+        outbox.drop_state("d", "p")
+        assert outbox.load_state("d", "p") is None and outbox.load_state("d2", "p2") is not None
