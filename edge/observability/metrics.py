@@ -110,17 +110,21 @@ class _UplinkCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         try:
             evicted = self._outbox.evicted()
+            evicted_after_send = self._outbox.evicted_after_send()
             states = self._outbox.states()
         except Exception as exc:  # noqa: BLE001 - a closed outbox (the gateway stopped): no series, no error
             log.debug("outbox metrics unavailable: %s", exc)
             return
-        ev = CounterMetricFamily(f"{PREFIX}_outbox_evicted", "Outbox messages evicted over the disk budget, by kind "
-                                 "(alerts and status are never evicted).", labels=["kind"])
+        ev = CounterMetricFamily(f"{PREFIX}_outbox_evicted", "Outbox messages evicted unsent over the disk budget, "
+                                 "by kind: lost (alerts and status are never evicted).", labels=["kind"])
         for kind, n in evicted.items():
             ev.add_metric([str(kind)], n)
         yield ev
-        yield CounterMetricFamily(f"{PREFIX}_outbox_evicted_windows", "Windows evicted from the outbox over its "
-                                  "disk budget.", value=evicted.get("window", 0))
+        yield CounterMetricFamily(f"{PREFIX}_outbox_evicted_windows", "Windows evicted unsent from the outbox over "
+                                  "its disk budget (lost).", value=evicted.get("window", 0))
+        yield CounterMetricFamily(f"{PREFIX}_outbox_evicted_after_send", "Windows evicted over the disk budget after "
+                                  "they were published (awaiting a receipt, so the cloud may hold them) or kept "
+                                  "dead.", value=evicted_after_send)
         for state, help_text in (("published", "Outbox messages the broker took that wait for the cloud's receipt."),
                                  ("dead", "Outbox messages the cloud rejected, kept and never resent.")):
             name = "awaiting_receipt" if state == "published" else state

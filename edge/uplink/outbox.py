@@ -71,6 +71,10 @@ PRIORITY: dict[Kind, int] = {Kind.ALERT: 0, Kind.STATUS: 1, Kind.WINDOW: 2}
 EVICTABLE = (Kind.WINDOW,)
 
 
+EVICTED_AFTER_SEND = "evicted_after_send_window"
+"""Counter of windows evicted after they were published (see :meth:`Outbox.evicted_after_send`)."""
+
+
 class State(StrEnum):
     """Where a stored message is on its way to the cloud (module docstring)."""
 
@@ -353,14 +357,22 @@ class Outbox:
         return self.max_bytes is not None and sum(self.bytes().values()) > self.max_bytes
 
     def evicted(self) -> dict[Kind, int]:
-        """Messages evicted for the disk budget since the outbox was created, per kind (persistent;
-        alerts and status are never evicted, so theirs stay 0)."""
+        """Messages evicted unsent for the disk budget since the outbox was created, per kind
+        (persistent; alerts and status are never evicted, so theirs stay 0)."""
         with self._lock:
             rows = self._conn().execute("SELECT name, value FROM counters WHERE name LIKE 'evicted_%'").fetchall()
         counts = dict.fromkeys(Kind, 0)
         for name, value in rows:
-            counts[Kind(name.removeprefix("evicted_"))] = value
+            if name != EVICTED_AFTER_SEND:
+                counts[Kind(name.removeprefix("evicted_"))] = value
         return counts
+
+    def evicted_after_send(self) -> int:
+        """Windows evicted for the disk budget after they were published (awaiting a receipt, so the
+        cloud may have stored them) or kept dead; not counted in :meth:`evicted`."""
+        with self._lock:
+            row = self._conn().execute("SELECT value FROM counters WHERE name = ?", (EVICTED_AFTER_SEND,)).fetchone()
+        return int(row[0]) if row else 0
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -420,30 +432,37 @@ class Outbox:
         excess = sum(self._bytes.values()) - self.max_bytes
         if excess <= 0:
             return
-        victims: list[int] = []
+        # The oldest windows go, whatever their state; one already published (awaiting its receipt,
+        # which the cloud may have stored) or kept dead is counted apart from the unsent ones, which
+        # are surely lost, so "stored + evicted = produced" holds.
+        victims: list[tuple[int, bool]] = []
         freed = 0
         while freed < excess:
             rows = db.execute(
-                "SELECT id, size FROM outbox WHERE kind = ? AND id > ? ORDER BY id LIMIT 256",
-                (Kind.WINDOW.value, victims[-1] if victims else 0),
+                "SELECT id, size, state = 'pending' AND attempts = 0 FROM outbox WHERE kind = ? AND id > ? "
+                "ORDER BY id LIMIT 256",
+                (Kind.WINDOW.value, victims[-1][0] if victims else 0),
             ).fetchall()
             if not rows:
                 break
-            for row_id, size in rows:
+            for row_id, size, unsent in rows:
                 if freed >= excess:
                     break
-                victims.append(row_id)
+                victims.append((row_id, bool(unsent)))
                 freed += size
         if victims:
-            self._delete(db, victims)
-            db.execute(
-                "INSERT INTO counters (name, value) VALUES (?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                (f"evicted_{Kind.WINDOW.value}", len(victims)),
-            )
+            self._delete(db, [row_id for row_id, _ in victims])
+            unsent = sum(1 for _, never_sent in victims if never_sent)
+            for counter, count in ((f"evicted_{Kind.WINDOW.value}", unsent), (EVICTED_AFTER_SEND, len(victims) - unsent)):
+                if count:
+                    db.execute(
+                        "INSERT INTO counters (name, value) VALUES (?, ?) "
+                        "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                        (counter, count),
+                    )
             log.warning(
-                "outbox %s over its %d-byte budget: evicted the %d oldest windows (%d bytes)",
-                self.path, self.max_bytes, len(victims), freed,
+                "outbox %s over its %d-byte budget: evicted the %d oldest windows (%d bytes; %d already published)",
+                self.path, self.max_bytes, len(victims), freed, len(victims) - unsent,
             )
         if freed < excess:
             log.error(

@@ -149,3 +149,19 @@ def test_kill_9_mid_stream_loses_no_stored_message_and_keeps_the_db_sound(tmp_pa
     assert set(acknowledged) <= set(stored)
     for message_id, i in acknowledged.items():
         assert stored[message_id].startswith(b"%d" % i)
+
+
+def test_windows_evicted_after_they_were_sent_are_counted_apart(tmp_path: Path) -> None:
+    """Over budget the oldest windows go; one already published may be stored by the cloud, so it is
+    counted as `evicted_after_send`, never as lost (`evicted`): the cloud's count plus the evicted
+    count still adds up to what was produced."""
+    with Outbox(tmp_path / "o.db", max_bytes=2500) as box:
+        sent = [box.put("window", "t", bytes(1000)) for _ in range(2)]
+        box.settle(published=[(i, 0) for i in (m.id for m in box.claim(2))])   # awaiting their receipt
+        box.put("window", "t", bytes(1000))                                       # the oldest sent one goes
+        assert sent[0] not in [m.id for m in box.claim(10)]
+        assert box.evicted()[Kind.WINDOW] == 0 and box.evicted_after_send() == 1
+        for _ in range(3):
+            box.put("window", "t", bytes(1000))
+        assert box.evicted()[Kind.WINDOW] >= 1                                    # unsent ones went too
+        assert box.evicted()[Kind.WINDOW] + box.evicted_after_send() + box.depth()[Kind.WINDOW] == 6
