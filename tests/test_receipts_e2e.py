@@ -12,30 +12,23 @@ raised is in the cloud exactly once, every window it produced too, and the outbo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
-import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from cloud.ingest import IngestWorker
 from cloud.store import Store, upgrade_database
 from ecgstream.edge_sim import run_ward_into_agent
-from edge.agent import AgentConfig, EdgeAgent, OutboxSink
+from edge.agent import AgentConfig, EdgeAgent
 from edge.uplink import Outbox, Uplink
-from firmware_sim.scenario import parse_scenario
-from firmware_sim.transports.loopback import LoopbackHub
-from firmware_sim.ward import build_ward
 from protocol.messages import Alert
-from protocol.window_payload import EcgWindow
 from tests.conftest import MosquittoProcess
+from tests.fault_support import RecordingSink, cloud_worker, running, until, ward
 
 pytestmark = pytest.mark.mosquitto
 
-WAIT_S = 60.0
 
 WARD = """
 name = "receipts-e2e"
@@ -52,50 +45,6 @@ device = "{p}-d2"
 heart_rate = 64
 rhythm = [ {{ at = 0, name = "sinus" }}, {{ at = 20, name = "asystole" }}, {{ at = 28, name = "sinus" }} ]
 """
-
-
-class _Recording(OutboxSink):
-    """The gateway's outbox sink, remembering the id of every alert and window it stored."""
-
-    def __init__(self, outbox: Outbox) -> None:
-        super().__init__(outbox, encode_workers=0)
-        self.alert_ids: list[str] = []
-        self.window_ids: list[str] = []
-
-    def put_alert(self, alert: Alert) -> None:
-        super().put_alert(alert)
-        self.alert_ids.append(alert.alert_id)
-
-    def put_window(self, window: EcgWindow) -> None:
-        super().put_window(window)
-        self.window_ids.append(window.window_id)
-
-
-async def _until(condition: Callable[[], object], what: str, timeout_s: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-@contextlib.asynccontextmanager
-async def _running(run: Callable[[], Coroutine[Any, Any, None]]) -> AsyncIterator[None]:
-    task = asyncio.create_task(run())
-    try:
-        yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-@contextlib.asynccontextmanager
-async def _cloud(broker: MosquittoProcess, store: Store, client_id: str) -> AsyncIterator[IngestWorker]:
-    worker = IngestWorker(store, hostname=broker.host, port=broker.port, group="cloud", client_id=client_id,
-                          enforce_registry=False, session_expiry_s=3600, backoff_initial_s=0.1, backoff_max_s=0.5)
-    async with _running(worker.run):
-        await asyncio.wait_for(worker.subscribed.wait(), WAIT_S)
-        yield worker
 
 
 @pytest.fixture
@@ -119,32 +68,30 @@ async def test_a_broker_restart_with_the_cloud_offline_loses_nothing_the_edge_ra
     upgrade_database(url)
     cloud_id = f"{unique_id}-cloud"
     async with Store(url) as store:
-        async with _cloud(mosquitto_process, store, cloud_id):
+        async with cloud_worker(mosquitto_process.host, mosquitto_process.port, store, cloud_id):
             pass                                   # the cloud's persistent session exists; the cloud goes offline
 
         # the edge raises its alarms and cuts its windows from the scripted ward into its outbox
         outbox = Outbox(tmp_path / "outbox.sqlite")
-        sink = _Recording(outbox)
+        sink = RecordingSink(outbox)
         agent = EdgeAgent(AgentConfig(gateway_id=f"{unique_id}-gw"), sink)
-        hub = LoopbackHub()
-        sub = hub.subscribe()
-        beds = build_ward(parse_scenario(WARD.format(p=unique_id)), lambda d, p: hub.transport(d, wire=p.wire))
+        beds, sub = ward(WARD.format(p=unique_id))
         await run_ward_into_agent(beds, agent, sub, duration_s=60.0)
         await agent.close()
         assert len(sink.alert_ids) >= 2 and len(sink.window_ids) >= 10
         uplink = Uplink(outbox, hostname=mosquitto_process.host, port=mosquitto_process.port,
                         gateway_id=f"{unique_id}-gw", heartbeat_s=None, poll_s=0.05, backoff_initial_s=0.1,
                         backoff_max_s=0.5, receipt_timeout_s=2.0, receipt_timeout_max_s=4.0)
-        async with _running(uplink.run):
+        async with running(uplink.run):
             n = len(sink.alert_ids) + len(sink.window_ids)
-            await _until(lambda: uplink.counters.acked >= n, "the broker to take everything (PUBACK)")
+            await until(lambda: uplink.counters.acked >= n, "the broker to take everything (PUBACK)")
             assert outbox.total_depth == n                      # nothing deleted on a PUBACK alone
             await asyncio.sleep(1.5 if persistence else 0)      # the broker's autosave has them
             mosquitto_process.stop()                            # the broker restarts, the cloud still offline
             mosquitto_process.start()
-            async with _cloud(mosquitto_process, store, cloud_id) as worker:
+            async with cloud_worker(mosquitto_process.host, mosquitto_process.port, store, cloud_id) as worker:
                 # the outbox row goes in the uplink's thread before its counters move: wait for both
-                await _until(lambda: outbox.total_depth == 0 and uplink.counters.receipts.get("stored", 0) >= n,
+                await until(lambda: outbox.total_depth == 0 and uplink.counters.receipts.get("stored", 0) >= n,
                              "every message receipted")
                 counters = uplink.counters
         stored_alerts = [(await store.get_alert(a)).alert.alert_id for a in sink.alert_ids]
@@ -188,8 +135,8 @@ async def test_messages_the_cloud_rejects_are_kept_dead_and_not_resent(
                         receipt_timeout_max_s=1.0)
         worker = IngestWorker(store, hostname=mosquitto_process.host, port=mosquitto_process.port, group="cloud",
                               client_id=f"{unique_id}-cloud", backoff_initial_s=0.1, backoff_max_s=0.5)
-        async with _running(worker.run), _running(uplink.run):
-            await _until(lambda: outbox.total_depth == 1 and len(outbox.dead()) == 1
+        async with running(worker.run), running(uplink.run):
+            await until(lambda: outbox.total_depth == 1 and len(outbox.dead()) == 1
                          and sum(uplink.counters.receipts.values()) >= 2, "the receipts")
             await asyncio.sleep(1.5)               # longer than the receipt timeout: a dead message is not resent
             (dead,) = outbox.dead()
