@@ -33,7 +33,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy settings protocol firmware_sim models edge cloud evaluation ecgstream bench
+	$(BIN)/mypy settings mqtt_client protocol firmware_sim models edge cloud evaluation ecgstream bench
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -34,12 +34,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import aiomqtt
-import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud.store import AckRecord, StoredAlert
+from mqtt_client import ReasonClient, reason_name
 from protocol.downlink import AlarmAck, encode_alarm_ack
 from protocol.errors import ProtocolError, TopicError
 from protocol.topics import gateway_ack_topic, validate_id
@@ -180,12 +179,12 @@ class AckPublisher:
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self._backoff[1])
 
-    def _client(self) -> _Client:
-        return _Client(self.hostname, self.port, identifier=self.client_id, username=self._username,
+    def _client(self) -> ReasonClient:
+        return ReasonClient(self.hostname, self.port, identifier=self.client_id, username=self._username,
                               password=self._password, tls_context=self._tls, protocol=aiomqtt.ProtocolVersion.V5,
                               keepalive=self._keepalive_s, timeout=self._timeout_s)
 
-    async def _drain(self, client: _Client) -> None:
+    async def _drain(self, client: ReasonClient) -> None:
         watch = asyncio.create_task(_watch(client))
         refused_in_a_row, pause = 0, 1.0
         try:
@@ -204,14 +203,15 @@ class AckPublisher:
                     continue
                 topic, payload = self._queue[0]
                 try:
-                    code = await client.publish_with_reason(topic, payload, timeout=self._timeout_s)
+                    code = await client.publish_with_reason(topic, payload, properties=Properties(PacketTypes.PUBLISH),
+                                                            timeout=self._timeout_s)
                 except (aiomqtt.MqttError, ProtocolError) as exc:
                     self.counters.failed += 1
                     raise aiomqtt.MqttError(f"publishing to {topic} failed: {exc}") from exc
                 if self._queue and self._queue[0] == (topic, payload):
                     self._queue.popleft()
                 if code >= 0x80:                          # refused: behind the others, tried again later
-                    reason = _reason_name(code)
+                    reason = reason_name(code)
                     self.counters.refused[reason] = self.counters.refused.get(reason, 0) + 1
                     log.warning("downlink: the broker refused the acknowledgement on %s (%s); kept queued", topic,
                                 reason)
@@ -224,40 +224,6 @@ class AckPublisher:
         finally:
             watch.cancel()
             await asyncio.gather(watch, return_exceptions=True)
-
-
-class _Client(aiomqtt.Client):
-    """aiomqtt's client, keeping the reason code of each PUBACK (aiomqtt 2.5 drops it)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._reasons: dict[int, int] = {}
-
-    def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason_code: ReasonCode,
-                    properties: Properties) -> None:
-        self._reasons[mid] = int(getattr(reason_code, "value", 0) or 0)
-        super()._on_publish(client, userdata, mid, reason_code, properties)
-
-    async def publish_with_reason(self, topic: str, payload: bytes, *, timeout: float) -> int:
-        """Publish QoS 1 and return the PUBACK's reason code (0 success, >= 0x80 refused); raises
-        :class:`aiomqtt.MqttError` as :meth:`aiomqtt.Client.publish` does."""
-        info = self._client.publish(topic, payload, 1, False, Properties(PacketTypes.PUBLISH))
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
-        if not info.is_published():
-            confirmation = asyncio.Event()
-            with self._pending_call(info.mid, confirmation, self._pending_publishes):
-                await self._wait_for(confirmation.wait(), timeout=timeout)
-        return self._reasons.pop(info.mid, 0)
-
-
-def _reason_name(code: int) -> str:
-    """A PUBACK reason code as a label: ``not_authorized`` for 0x87, ``0x99`` when paho has no name."""
-    try:
-        name = ReasonCode(PacketTypes.PUBACK, identifier=code).getName()
-    except Exception:  # noqa: BLE001 - an unknown code
-        return f"0x{code:02x}"
-    return "_".join(name.lower().replace("-", " ").split())
 
 
 async def _watch(client: aiomqtt.Client) -> Any:

@@ -39,7 +39,7 @@ outbox, is retried after ``refusal_backoff_s`` doubling per attempt up to
 ``on_refused(topic, reason)`` is called when a topic becomes refused
 (``on_accepted(topic)`` when it is taken again): the gateway raises the technical
 alarm ``uplink_refused`` through it. aiomqtt 2.5 drops paho's reason code, so the
-uplink's client (:class:`_Client`) records it in its own ``on_publish``.
+uplink's client (:class:`~mqtt_client.ReasonClient`) records it in its own ``on_publish``.
 
 Delivery is at least once: a message whose PUBACK was lost with the connection
 (or with the process) is sent again, so receivers de-duplicate by id (alert id,
@@ -74,6 +74,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.uplink.outbox import Kind, Outbox, OutboxMessage, ReceiptOutcome
+from mqtt_client import ReasonClient, reason_name
 from protocol.errors import ProtocolError
 from protocol.messages import Alert, DeviceStatus, GatewayStatus, encode_message
 from protocol.receipts import Receipt, ReceiptStatus, decode_receipt
@@ -153,41 +154,6 @@ class AckReceiver(Protocol):
     def detached(self) -> None:
         """The connection ended."""
         ...
-
-
-def reason_name(code: int) -> str:
-    """A PUBACK reason code as a metric label: ``not_authorized`` for 0x87, ``0x99`` if unknown."""
-    try:
-        name = ReasonCode(PacketTypes.PUBACK, identifier=code).getName()
-    except Exception:  # noqa: BLE001 - paho raises a bare Exception for an unknown code
-        return f"0x{code:02x}"
-    return "_".join(name.lower().replace("-", " ").split())
-
-
-class _Client(aiomqtt.Client):
-    """aiomqtt's client, keeping the reason code of each PUBACK (aiomqtt 2.5 drops it)."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._reasons: dict[int, int] = {}
-
-    def _on_publish(self, client: paho.Client, userdata: object, mid: int, reason_code: ReasonCode,
-                    properties: Properties) -> None:
-        self._reasons[mid] = int(getattr(reason_code, "value", 0) or 0)
-        super()._on_publish(client, userdata, mid, reason_code, properties)
-
-    async def publish_with_reason(self, topic: str, payload: bytes, *, qos: int, properties: Properties | None,
-                                  timeout: float) -> int:
-        """Publish and return the broker's reason code (0 success; >= 0x80 refused; 0 for QoS 0).
-        Raises :class:`aiomqtt.MqttError` as :meth:`aiomqtt.Client.publish` does."""
-        info = self._client.publish(topic, payload, qos, False, properties)
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
-        if not info.is_published():
-            confirmation = asyncio.Event()
-            with self._pending_call(info.mid, confirmation, self._pending_publishes):
-                await self._wait_for(confirmation.wait(), timeout=timeout)
-        return self._reasons.pop(info.mid, 0)
 
 
 class Uplink:
@@ -393,12 +359,12 @@ class Uplink:
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self._backoff[1])
 
-    def _client(self, v5: bool = True) -> _Client:
+    def _client(self, v5: bool = True) -> ReasonClient:
         props = None
         if v5:
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = self._session_expiry_s
-        client = _Client(
+        client = ReasonClient(
             self._hostname,
             self._port,
             username=self._username,
@@ -419,7 +385,7 @@ class Uplink:
             inner.manual_ack_set(True)    # PUBACK once a receipt or ack is handled: a crash before it gets a redelivery
         return client
 
-    async def _session(self, client: _Client, v5: bool = True) -> None:
+    async def _session(self, client: ReasonClient, v5: bool = True) -> None:
         """One connection's life: the first task to fail (broker loss) ends it and cancels the rest."""
         self._v5 = v5
         if self.receipts and v5:
@@ -491,7 +457,7 @@ class Uplink:
         self._counters = replace(self._counters, receipts=receipts, rejected=rejected)
         return outcome
 
-    async def _drain(self, client: _Client, tg: asyncio.TaskGroup) -> None:
+    async def _drain(self, client: ReasonClient, tg: asyncio.TaskGroup) -> None:
         """Claim due messages in send order and start one publish task each, keeping at most
         ``max_inflight`` unacknowledged, of them at most ``max_inflight − reserved_for_alerts``
         windows; publish() is called in task-start order, so on the wire messages keep outbox order."""
@@ -530,7 +496,7 @@ class Uplink:
         props.CorrelationData = message.message_id.encode()
         return props
 
-    async def _publish(self, client: _Client, message: OutboxMessage) -> None:
+    async def _publish(self, client: ReasonClient, message: OutboxMessage) -> None:
         resend = message.attempts > 0 and message.state == "published"
         self._count(published=1, retries=1 if message.attempts > 0 else 0, resends=int(resend))
         try:
