@@ -118,7 +118,9 @@ class WindowEvidence:
     ``window_id``: UUID of the window as sent upstream (the alert's evidence). ``probabilities``:
     classifier class probabilities (keys such as ``VT``, ``VF``, ``AF``, ``STE``, ``STD``), empty when
     no classifier ran. ``st``: ST deviation per lead (standard lead names). ``model_versions``: name →
-    version of the models that produced it (classifier, reconstruction).
+    version of the models that produced it (classifier, reconstruction). ``thresholds``: the
+    classifier's shipped operating threshold per class (from its artifact; chosen on real records),
+    empty when the model ships none — rules then fall back to their own configured probability.
     """
 
     window_id: str
@@ -127,6 +129,7 @@ class WindowEvidence:
     probabilities: Mapping[str, float] = field(default_factory=dict)
     st: Mapping[str, StMeasurement] = field(default_factory=dict)
     model_versions: Mapping[str, str] = field(default_factory=dict)
+    thresholds: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
