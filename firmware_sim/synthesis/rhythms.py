@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from firmware_sim.synthesis.dipole import WaveSet
 from firmware_sim.synthesis.errors import SynthesisError, UnknownRhythmError
 from firmware_sim.synthesis.morphology import ectopic_ventricular_complex, ventricular_complex
@@ -105,12 +107,15 @@ def _pause(ctx: SegmentContext) -> Planner:
 
 
 def _afib(ctx: SegmentContext) -> Planner:
+    # Real AF is less irregular when fast (RR CV falls with rate) and its f-waves are small (often < 0.05 mV):
+    # rate 60–160 bpm, CV drawn at 0.10–0.25 and scaled by √(100 / rate), f-waves 0.02–0.08 mV.
+    rate = ctx.param("heart_rate", lambda: ctx.rng.uniform(60.0, 160.0))
     return AtrialFibrillationPlanner(
         ctx, _complex(ctx),
-        rate_bpm=ctx.param("heart_rate", lambda: ctx.rng.uniform(80.0, 130.0)),
-        cv=ctx.param("rr_cv", lambda: ctx.rng.uniform(0.15, 0.3)),
+        rate_bpm=rate,
+        cv=ctx.param("rr_cv", lambda: float(np.clip(ctx.rng.uniform(0.10, 0.25) * np.sqrt(100.0 / rate), 0.06, 0.3))),
         f_hz=ctx.param("f_hz", lambda: ctx.rng.uniform(5.0, 8.0)),
-        f_mv=ctx.param("f_mv", lambda: ctx.rng.uniform(0.04, 0.1)),
+        f_mv=ctx.param("f_mv", lambda: ctx.rng.uniform(0.02, 0.08)),
     )
 
 
@@ -148,7 +153,7 @@ CATALOGUE: Mapping[str, RhythmInfo] = {info.name: info for info in (
     RhythmInfo("sinus", "normal sinus rhythm at the patient's resting rate, with HRV", SINUS_PARAMS, _sinus()),
     RhythmInfo("sinus_brady", "sinus bradycardia, 40–55 bpm", SINUS_PARAMS, _sinus(_uniform(40.0, 55.0))),
     RhythmInfo("sinus_tachy", "sinus tachycardia, 105–140 bpm", SINUS_PARAMS, _sinus(_uniform(105.0, 140.0))),
-    RhythmInfo("afib", "atrial fibrillation: irregular RR (CV 0.15–0.3), f-waves 5–8 Hz, no P waves",
+    RhythmInfo("afib", "atrial fibrillation: irregular RR (CV 0.06–0.3, lower when fast), small f-waves 5–8 Hz, no P waves",
                {**_RATE, "rr_cv": "RR coefficient of variation", "f_hz": "f-wave frequency (Hz)",
                 "f_mv": "f-wave amplitude (mV)"}, _afib),
     RhythmInfo("aflutter", "atrial flutter: sawtooth F-waves ~300/min, 2:1–4:1 (variable) block",
