@@ -157,8 +157,10 @@ def measure(leads: np.ndarray, fs: float) -> WindowFeatures:
     """Features of one window of the measured leads ((3, n) II, V1, V5; band-passed mV)."""
     b = window_beats(leads, fs)
     rr = b.rr_s
-    rate = _rr_features(rr, leads.shape[1] / fs, int(b.peaks.size))
-    return WindowFeatures(*rate[:6], int(b.peaks.size), *_interval_features(b))  # type: ignore[arg-type]
+    hr, cv, rmssd, robust, premature, max_rr = _rr_features(rr, leads.shape[1] / fs, int(b.peaks.size))
+    qrs, qtc, p, st_ii, st_v1, st_v5, t_ii, t_v1, t_v5 = _interval_features(b)
+    return WindowFeatures(hr, cv, rmssd, robust, premature, max_rr, int(b.peaks.size), qrs, qtc, p,
+                          st_ii, st_v1, st_v5, t_ii, t_v1, t_v5)
 
 
 def measured_rows(lead_names: Sequence[str]) -> list[int]:
