@@ -187,25 +187,46 @@ def eval_reconstruction_cmd(data: Path, json_out: Path, model_path: Path | None,
               help="Reconstruction VAE ONNX for the edge path (default: models/artifacts/reconstruction_vae.onnx).")
 @click.option("--bootstrap", type=click.IntRange(0, 100_000), default=1000, show_default=True,
               help="Bootstrap resamples (over records) for the 95 % intervals; 0: none.")
+@click.option("--thresholds", "thresholds_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSON {class: threshold} (or {\"thresholds\": {...}}) to score at instead of the model's shipped "
+                   "thresholds; classes it leaves out keep the model's (0.5 where the model ships none).")
+@click.option("--compare-int8", "compare_int8", is_flag=True,
+              help="Also score the INT8 artifact (MODEL's <name>_int8.onnx beside it, or --int8-model) on the same "
+                   "records at the same thresholds, and report its change from FP32.")
+@click.option("--int8-model", "int8_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The INT8 artifact for --compare-int8 (implies it).")
 @click.option("--synthetic", "synthetic_config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Also score the held-out synthetic test set of this training config.")
 def eval_classifier_cmd(data: Path, json_out: Path, model_path: Path | None, reconstruction_path: Path | None,
-                        bootstrap: int, synthetic_config: Path | None) -> None:
-    """Per-class and macro AUROC/AUPRC on real records: true 12 leads, and the edge path (II, V1, V5 → VAE)."""
-    from models.classifier.evaluate import evaluate_records, evaluate_synthetic, format_table
+                        bootstrap: int, thresholds_path: Path | None, compare_int8: bool, int8_path: Path | None,
+                        synthetic_config: Path | None) -> None:
+    """Per-class and macro AUROC/AUPRC on real records, and sensitivity, specificity and F1 at the model's
+    shipped thresholds: true 12 leads, and the edge path (II, V1, V5 → VAE)."""
+    from models.classifier.evaluate import (
+        evaluate_records,
+        evaluate_synthetic,
+        format_table,
+        read_thresholds_file,
+    )
     from models.data.records import DatasetError
     from models.runtime.classifier import DEFAULT_CLASSIFIER
 
     model_path = model_path or DEFAULT_CLASSIFIER
     if not model_path.exists():
         raise click.ClickException(f"classifier {model_path} not found (train it or pass --model)")
+    if compare_int8 and int8_path is None:
+        int8_path = model_path.with_name(f"{model_path.stem}_int8{model_path.suffix}")
+        if not int8_path.exists():
+            raise click.ClickException(f"INT8 classifier {int8_path} not found (pass --int8-model)")
     try:
+        thresholds = read_thresholds_file(thresholds_path) if thresholds_path is not None else None
         with _onnx_errors():
-            result = evaluate_records(data, model_path, reconstruction_path, bootstrap=bootstrap)
+            result = evaluate_records(data, model_path, reconstruction_path, bootstrap=bootstrap,
+                                      thresholds=thresholds, int8_model=int8_path)
     except (DatasetError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{result['records']} records ({result['skipped_records']} skipped), {result['windows']} windows; "
-               "AUROC [95 % CI over records]")
+               f"AUROC [95 % CI over records]; sens/spec/F1 at the thresholds ({result['thresholds_source']})")
     click.echo(format_table(result))
     if synthetic_config is not None:
         with _onnx_errors():

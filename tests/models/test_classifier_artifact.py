@@ -101,7 +101,9 @@ def test_eval_cli_writes_the_report_schema_with_absent_classes(data: Path, tmp_p
         for c in CLASSES:
             e = r["per_class"][c]
             if rep["label_counts"][c] == 0:
-                assert e == {"status": "absent", "positives": 0}      # absent, not a zero AUROC
+                assert e["status"] == "absent" and e["positives"] == 0  # absent, not a zero AUROC or F1
+                assert "auroc" not in e and e["sensitivity"] is None and e["f1"] is None
+                assert e["tp"] == e["fn"] == 0 and e["specificity"] == e["tn"] / 8
                 assert c in r["classes_absent"]
             elif e["status"] == "present":
                 assert 0.0 <= e["auroc"] <= 1.0 and len(e["auroc_ci95"]) == 2
