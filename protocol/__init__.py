@@ -29,11 +29,13 @@ from protocol.errors import (
 )
 from protocol.frame_batch import FrameBatch, decode_frames, encode_frames
 from protocol.leads import ELECTRODES, STANDARD_LEADS, WEARABLE_LEADS
+from protocol.live_payload import LiveChunk, decode_live_chunk, encode_live_chunk
 from protocol.messages import (
     Alert,
     AlertCategory,
     DeviceStatus,
     GatewayStatus,
+    PatientVitals,
     Priority,
     decode_message,
     encode_message,
@@ -46,10 +48,10 @@ from protocol.window_payload import EcgWindow, decode_window, encode_window
 __all__ = [
     "ELECTRODES", "FRAME_VERSION", "MAX_ATT_PAYLOAD", "STANDARD_LEADS", "WEARABLE_LEADS",
     "AlarmAck", "Alert", "AlertCategory", "DeviceStatus", "EcgFrame", "EcgWindow", "FrameBatch", "FrameError",
-    "GatewayStatus", "IntegrityError", "OwnershipError", "PolarEcgFrame", "Priority", "ProtocolError", "Receipt",
+    "GatewayStatus", "IntegrityError", "LiveChunk", "OwnershipError", "PatientVitals", "PolarEcgFrame", "Priority", "ProtocolError", "Receipt",
     "ReceiptItem", "ReceiptStatus", "SampleFormat",
     "SchemaError", "TopicError", "UnsupportedVersionError",
-    "decode_alarm_ack", "decode_frame", "decode_frames", "decode_message", "decode_pmd_ecg", "decode_receipt", "decode_samples_payload",
+    "decode_alarm_ack", "decode_frame", "decode_live_chunk", "encode_live_chunk", "decode_frames", "decode_message", "decode_pmd_ecg", "decode_receipt", "decode_samples_payload",
     "decode_window", "encode_alarm_ack", "encode_frame", "encode_frames", "encode_message", "encode_pmd_ecg",
     "encode_receipt", "encode_samples_payload", "encode_window", "max_samples_per_frame", "quantize",
 ]

@@ -20,6 +20,7 @@ MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
 class PayloadKind(IntEnum):
     SAMPLES = 1
     WINDOW = 2
+    LIVE = 3
 
 
 def wrap(kind: PayloadKind, version: int, body: bytes) -> bytes:

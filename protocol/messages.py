@@ -1,5 +1,11 @@
 """JSON messages between tiers: alerts and status reports (schema v1).
 
+**Minor versions.** A change that only adds optional fields keeps ``schema_version`` 1 (readers of
+v1 ignore unknown fields, so they keep working) and raises the message's ``minor_version``: a
+gateway status of minor version 1 (:data:`GATEWAY_STATUS_MINOR`) adds ``patients``, each patient's
+vitals (:class:`PatientVitals`), sent every second for the ward's tiles. A status without the field
+reads as minor version 0 with no vitals.
+
 Alerts and status are small and read by people as often as by programs, so
 they travel as UTF-8 JSON with an explicit ``schema_version``. Parsing checks
 every field's presence, type and range and raises
@@ -47,6 +53,10 @@ MAX_STREAMS = (1 << 31) - 1
 """Largest ``streams`` count of a gateway status."""
 MAX_DETAILS_DEPTH = 16
 """Deepest nesting of lists and objects inside ``details``."""
+GATEWAY_STATUS_MINOR = 1
+"""Minor version of the gateway status this build writes (1: ``patients`` vitals)."""
+MAX_VITALS = 1024
+"""Most patients one gateway status may carry vitals for."""
 ALERT_EVENTS = ("raised", "escalated", "cleared")
 """``details['event']`` values of an alert: the edge alarm engine's episode events."""
 
@@ -107,14 +117,37 @@ class DeviceStatus:
 
 
 @dataclass(frozen=True)
+class PatientVitals:
+    """One patient's vitals as the gateway sees them now (a ward tile's numbers).
+
+    ``heart_rate_bpm`` and ``sqi`` (signal quality of ``analysis_lead``, 0-1) are None while unknown;
+    ``connected`` whether the device's data arrives; ``last_data_age_s`` seconds since its last data
+    (None before any).
+    """
+
+    patient_id: str
+    device_id: str
+    heart_rate_bpm: float | None = None
+    sqi: float | None = None
+    analysis_lead: str | None = None
+    battery_pct: int | None = None
+    connected: bool = True
+    last_data_age_s: float | None = None
+    lead_off: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class GatewayStatus:
-    """An edge gateway's heartbeat."""
+    """An edge gateway's heartbeat; from minor version 1 with each patient's vitals."""
 
     gateway_id: str
     t_gateway_us: int
     streams: int = 0
     outbox_depth: int = 0
     software: str = ""
+    patients: tuple[PatientVitals, ...] = ()
+    minor_version: int = 0
+    """0: a status without vitals (as every v1 sender before them); 1: ``patients`` may be present."""
     schema_version: int = MESSAGE_SCHEMA_VERSION
 
 
@@ -311,4 +344,39 @@ def _validate_gateway_status(obj: dict[str, Any]) -> dict[str, Any]:
     out["streams"] = _nonneg(_get(obj, "streams", int, w, default=0), "streams", w, MAX_STREAMS)
     out["outbox_depth"] = _nonneg(_get(obj, "outbox_depth", int, w, default=0), "outbox_depth", w)
     out["software"] = _text(_get(obj, "software", str, w, default=""), "software", w, limit=MAX_TEXT)
+    out["minor_version"] = _nonneg(_get(obj, "minor_version", int, w, default=0), "minor_version", w, 0xFFFF)
+    patients = _get(obj, "patients", (list, tuple), w, default=[])
+    if len(patients) > MAX_VITALS:
+        raise SchemaError(f"{w}: field 'patients' lists more than {MAX_VITALS} patients")
+    out["patients"] = tuple(_vitals(p, i) for i, p in enumerate(patients))
     return out
+
+
+def _finite(obj: dict[str, Any], key: str, what: str, lo: float, hi: float) -> float | None:
+    value = _get(obj, key, (int, float), what, default=None)
+    if value is None:
+        return None
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise SchemaError(f"{what}: field {key!r} must be a number in {lo:g}-{hi:g}")
+    return float(value)
+
+
+def _vitals(obj: object, i: int) -> PatientVitals:
+    w = f"gateway status: patients[{i}]"
+    if not isinstance(obj, dict):
+        raise SchemaError(f"{w} must be an object")
+    battery = _get(obj, "battery_pct", int, w, default=None)
+    if battery is not None and not 0 <= battery <= 100:
+        raise SchemaError(f"{w}: field 'battery_pct' must be 0-100")
+    lead = _get(obj, "analysis_lead", str, w, default=None)
+    if lead is not None and lead not in STANDARD_LEADS:
+        raise SchemaError(f"{w}: field 'analysis_lead' must be one of {STANDARD_LEADS}")
+    lead_off = _get(obj, "lead_off", (list, tuple), w, default=[])
+    if not all(e in ELECTRODES for e in lead_off):
+        raise SchemaError(f"{w}: field 'lead_off' must list electrode names from {ELECTRODES}")
+    return PatientVitals(
+        patient_id=_ident(_get(obj, "patient_id", str, w), "patient_id", w),
+        device_id=_ident(_get(obj, "device_id", str, w), "device_id", w),
+        heart_rate_bpm=_finite(obj, "heart_rate_bpm", w, 0.0, 1000.0), sqi=_finite(obj, "sqi", w, 0.0, 1.0),
+        analysis_lead=lead, battery_pct=battery, connected=_get(obj, "connected", bool, w, default=True),
+        last_data_age_s=_finite(obj, "last_data_age_s", w, 0.0, float(MAX_INT)), lead_off=tuple(lead_off))

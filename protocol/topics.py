@@ -6,7 +6,11 @@
     ecgstream/v1/device/{device_id}/status     device -> edge    JSON DeviceStatus
     ecgstream/v1/patient/{patient_id}/window   edge -> cloud     binary ECG window (protocol.window_payload)
     ecgstream/v1/patient/{patient_id}/alert    edge -> cloud     JSON Alert
-    ecgstream/v1/gateway/{gateway_id}/status   edge -> cloud     JSON gateway status
+    ecgstream/v1/patient/{patient_id}/live     edge -> cloud     binary live chunk (protocol.live_payload): ~1 s of
+                                                                 lead II, V1, V5 at 125 Hz for the ward's display,
+                                                                 QoS 0, never queued (a late chunk is worthless)
+    ecgstream/v1/gateway/{gateway_id}/status   edge -> cloud     JSON gateway status; from minor version 1 it
+                                                                 carries each patient's vitals every second
     ecgstream/v1/gateway/{gateway_id}/ack      cloud -> edge     JSON AlarmAck (protocol.downlink): staff
                                                                  acknowledged an alarm episode of that gateway
     ecgstream/v1/gateway/{gateway_id}/receipt  cloud -> edge     JSON Receipt (protocol.receipts): what the cloud
@@ -15,6 +19,11 @@
 Identifiers are 1-64 characters from ``[A-Za-z0-9_.-]`` so they can never
 contain MQTT wildcards or separators; devices publish only under their own
 ``device/{id}/`` branch, which a broker ACL enforces.
+
+The live stream sits under the patient (``patient/{id}/live``) rather than under the gateway: it keeps
+the five-level scheme that :func:`parse_topic` reads, a gateway's existing ACL (``patient/{p}/#`` for its
+patients) already lets it publish there, and the cloud can scope a browser's stream by patient
+(care teams) from the topic alone. The chunk itself names the device.
 """
 
 from __future__ import annotations
@@ -43,13 +52,14 @@ class Channel(StrEnum):
     STATUS = "status"
     WINDOW = "window"
     ALERT = "alert"
+    LIVE = "live"
     ACK = "ack"
     RECEIPT = "receipt"
 
 
 _ALLOWED = {
     Scope.DEVICE: {Channel.SAMPLES, Channel.STATUS},
-    Scope.PATIENT: {Channel.WINDOW, Channel.ALERT},
+    Scope.PATIENT: {Channel.WINDOW, Channel.ALERT, Channel.LIVE},
     Scope.GATEWAY: {Channel.STATUS, Channel.ACK, Channel.RECEIPT},
 }
 
@@ -98,6 +108,11 @@ def window_topic(patient_id: str) -> str:
 
 def alert_topic(patient_id: str) -> str:
     return topic(Scope.PATIENT, patient_id, Channel.ALERT)
+
+
+def live_topic(patient_id: str) -> str:
+    """The patient's live display stream (:mod:`protocol.live_payload`), edge -> cloud, QoS 0."""
+    return topic(Scope.PATIENT, patient_id, Channel.LIVE)
 
 
 def gateway_status_topic(gateway_id: str) -> str:
