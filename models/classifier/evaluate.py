@@ -90,7 +90,7 @@ def resolve_thresholds(
         name, table = next((n, t) for n, t in chain if c in t)
         out[c] = float(table[c])
         used.setdefault(name, []).append(c)
-    names = list(used)
+    names = [n for n, _ in chain if n in used]
     source = names[0] + "".join(f"; {n} for {', '.join(used[n])}" for n in names[1:])
     threshold_vector(out)
     return out, source

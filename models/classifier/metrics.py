@@ -9,6 +9,7 @@ no sensitivity or F1; macro F1 is over the scored (present) classes, like macro 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -187,7 +188,8 @@ def multilabel_report(
                 v = boots[:, k, m][np.isfinite(boots[:, k, m])]
                 if v.size:
                     per_class[classes[j]][f"{name}_ci95"] = [_r(np.percentile(v, 2.5)), _r(np.percentile(v, 97.5))]
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # a resample without any scored class
             macro = np.nanmean(boots, axis=1)  # (bootstrap, 2)
         for m, name in enumerate(("auroc", "auprc")):
             v = macro[:, m][np.isfinite(macro[:, m])]
@@ -210,7 +212,8 @@ def _bootstrap_f1(out: dict[str, Any], per_class: dict[str, Any], y: np.ndarray,
         v = f1[:, k][np.isfinite(f1[:, k])]
         if v.size:
             per_class[name]["f1_ci95"] = [_r(np.percentile(v, 2.5)), _r(np.percentile(v, 97.5))]
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         macro = np.nanmean(f1, axis=1)
     v = macro[np.isfinite(macro)]
     if v.size:
