@@ -300,8 +300,9 @@ def fit_calibration(
 class Thresholds:
     """Operating threshold per class (predict the class when its probability is ≥ the threshold).
 
-    ``flagged``: too few positives to choose one, 0.5 kept. ``f1``: F1 at the threshold on the data it was
-    chosen on (in-sample). ``positives``: positive examples (records) it was chosen from.
+    ``flagged``: no threshold chosen, 0.5 kept; ``reasons`` says why per class (:data:`TOO_FEW` or
+    :data:`UNINFORMATIVE`, ``""`` when chosen). ``f1``: F1 at the threshold on the data it was chosen on
+    (in-sample). ``positives``: positive examples (records) it was chosen from.
     """
 
     values: np.ndarray
@@ -310,6 +311,7 @@ class Thresholds:
     positives: np.ndarray
     classes: tuple[str, ...] = CLASSES
     rule: str = "f1"
+    reasons: tuple[str, ...] = ()
 
     def as_mapping(self) -> dict[str, float]:
         """``{class: threshold}``, as the edge's ``WindowEvidence.thresholds`` takes them."""
@@ -324,9 +326,14 @@ class Thresholds:
         """JSON-able ``{class: {"threshold", "flagged", "positives", "f1_in_sample"}}``."""
         return {
             c: {"threshold": round(float(self.values[j]), 6), "flagged": bool(self.flagged[j]),
-                "positives": int(self.positives[j]), "f1_in_sample": _round(self.f1[j])}
+                "reason": self.reasons[j] if self.reasons else "", "positives": int(self.positives[j]),
+                "f1_in_sample": _round(self.f1[j])}
             for j, c in enumerate(self.classes)
         }
+
+
+TOO_FEW = "too few positives"
+UNINFORMATIVE = "uninformative: F1 is best only when every example is called positive"
 
 
 def _f1_threshold(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -359,7 +366,9 @@ def choose_thresholds(
     """Per-class threshold maximising F1 of ``probs ≥ t`` against ``targets`` (both (n, C), typically one row
     per record of out-of-fold calibrated probabilities). Among thresholds with the same F1 the highest wins
     (fewest false positives: higher specificity); the threshold sits midway between the last score taken and
-    the next lower one. A class with fewer than ``min_positives`` positives keeps 0.5 and is flagged.
+    the next lower one. A class keeps 0.5 and is flagged when it has fewer than ``min_positives`` positives,
+    or when its best F1 needs every example called positive (scores no better than chance, or worse: shipping
+    such a threshold would raise the class on every window).
     """
     if rule != "f1":
         raise ValueError(f"unknown threshold rule {rule!r}; known: f1")
@@ -368,16 +377,21 @@ def choose_thresholds(
     c = p.shape[1]
     values, f1 = np.full(c, 0.5), np.zeros(c)
     positives = y.sum(axis=0)
-    flagged = positives < max(min_positives, 1)
+    reasons = [TOO_FEW if positives[j] < max(min_positives, 1) else "" for j in range(c)]
     for j in range(c):
-        if flagged[j]:
+        if not reasons[j]:
+            t, best = _f1_threshold(p[:, j], y[:, j])
+            if t <= p[:, j].min() and not y[:, j].all():
+                reasons[j] = UNINFORMATIVE
+            else:
+                values[j], f1[j] = t, best
+        if reasons[j]:
             pred = p[:, j] >= 0.5
             tp = int((pred & y[:, j]).sum())
             denom = int(pred.sum()) + int(positives[j])
             f1[j] = 2.0 * tp / denom if denom else float("nan")
-        else:
-            values[j], f1[j] = _f1_threshold(p[:, j], y[:, j])
-    return Thresholds(values, flagged, f1, positives.astype(np.int64), tuple(classes), rule)
+    flagged = np.array([bool(r) for r in reasons])
+    return Thresholds(values, flagged, f1, positives.astype(np.int64), tuple(classes), rule, tuple(reasons))
 
 
 # --- cross-validation -------------------------------------------------------------------------------
@@ -504,6 +518,7 @@ def cross_validate(
             "negative_records": n_rec - positives,
             "threshold": round(float(thresholds.values[j]), 6),
             "flagged": bool(thresholds.flagged[j]),
+            "flag_reason": thresholds.reasons[j],
             "calibrated": int(sum(bool(fc.fitted[j]) for fc in fold_cals)),
         }
         if 0 < positives < n_rec:

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from models.classifier.calibration import (
     MIN_SLOPE,
+    TOO_FEW,
+    UNINFORMATIVE,
     Calibration,
     aggregate_records,
     choose_thresholds,
@@ -101,12 +103,17 @@ def test_thresholds_maximise_f1_with_ties_toward_specificity(data: list[tuple[fl
         tp, fp, fn = int((pred & y[:, 0]).sum()), int((pred & ~y[:, 0]).sum()), int((~pred & y[:, 0]).sum())
         return (2 * tp / (2 * tp + fp + fn) if tp else 0.0), fp
 
-    candidates = [f1_fp(t) for t in [*np.unique(p), 2.0]]
+    levels = np.unique(p)
+    candidates = [f1_fp(t) for t in [*levels, 2.0]]
     best = max(f for f, _ in candidates)
+    if thr.flagged[0]:  # only calling everything positive reaches the best F1: no threshold is shipped
+        assert thr.reasons[0] == UNINFORMATIVE and thr.values[0] == 0.5
+        assert all(f < best - 1e-12 for f, _ in candidates[1:]) and not y.all()
+        return
     fewest_fp = min(fp for f, fp in candidates if f >= best - 1e-12)
     got_f1, got_fp = f1_fp(float(thr.values[0]))
     assert got_f1 == pytest.approx(best) and got_fp == fewest_fp
-    assert thr.f1[0] == pytest.approx(best) and not thr.flagged[0]
+    assert thr.f1[0] == pytest.approx(best)
 
 
 def test_classes_with_too_few_positives_get_half_and_a_flag() -> None:
@@ -114,10 +121,12 @@ def test_classes_with_too_few_positives_get_half_and_a_flag() -> None:
     y = np.zeros((20, 3), dtype=bool)
     y[-2:, 0] = True
     y[-6:, 1] = True
+    y[:4, 2] = True
     thr = choose_thresholds(p, y, classes=THREE)
     assert thr.flagged.tolist() == [True, False, True]
     assert thr.values[0] == 0.5 and thr.values[2] == 0.5
     assert 0.68 < thr.values[1] < 0.74 and thr.f1[1] == 1.0   # between the 6th and 7th highest score
+    assert thr.reasons == (TOO_FEW, "", UNINFORMATIVE)  # c's positives score lowest: worse than chance
     assert thr.as_mapping() == {"a": 0.5, "b": float(thr.values[1]), "c": 0.5}
 
 
