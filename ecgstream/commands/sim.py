@@ -71,18 +71,26 @@ def synth(rhythm: str, seconds: float, fs: float, seed: int, heart_rate: float |
 
 @sim.command()
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Folder of real 12-lead WFDB records with SNOMED '# Dx:' codes (e.g. cinc2021).")
+              help="Folder of real 12-lead WFDB records with SNOMED '# Dx:' codes (e.g. ../shared/tune/cinc2021).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--synthetic", "n_synthetic", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Synthetic patients per rhythm group.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the report as JSON.")
-def realism(data: Path, seed: int, json_out: Path | None) -> None:
-    """Compare synthetic patients with real records: inter-lead correlation and amplitudes."""
+def realism(data: Path, seed: int, n_synthetic: int, json_out: Path | None) -> None:
+    """Compare synthetic patients with real records, per rhythm (rate, RR, P/f-waves, QRS, QT, ST,
+    amplitudes) and overall (inter-lead correlation and amplitudes)."""
+    from evaluation.realism import compare_rhythms
     from firmware_sim.synthesis.realism import realism_report
 
-    report = realism_report(data, seed=seed)
-    click.echo(report.format())
+    per_rhythm = compare_rhythms(data, n_synthetic=n_synthetic, seed=seed)
+    overall = realism_report(data, seed=seed)
+    click.echo(per_rhythm.format())
+    click.echo("")
+    click.echo(overall.format())
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        doc = {**per_rhythm.to_dict(), "overall": overall.to_dict()}
+        json_out.write_text(json.dumps(doc, indent=2) + "\n")
 
 
 @sim.command()

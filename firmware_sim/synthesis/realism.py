@@ -181,10 +181,10 @@ def realism_report(folder: Path, *, seed: int = 0, seconds: float = 10.0, fs: fl
 
 
 def main() -> None:
-    """Print the report for ``../shared/data/cinc2021`` (or the folder given as argument)."""
+    """Print the report for ``../shared/tune/cinc2021`` (or the folder given as argument)."""
     import sys
 
-    default = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cinc2021"
+    default = Path(__file__).resolve().parents[2].parent / "shared" / "tune" / "cinc2021"
     print(realism_report(Path(sys.argv[1]) if len(sys.argv) > 1 else default).format())
 
 
