@@ -13,6 +13,11 @@ run. Built from an :class:`~edge.config.schema.EdgeConfig`, with what differs be
 * **mode**: ``"async"`` (live: inference micro-batched on a worker thread, :meth:`Gateway.run_until`
   ticks on the loop) or ``"sync"`` (stream time: the driver calls :meth:`Gateway.tick`).
 
+**Live display stream.** With ``[uplink] live`` on (the default; :class:`~edge.uplink.live.LiveSettings`,
+or the ``live=`` argument), the uplink also publishes each patient's ECG in ~1 s chunks and every
+patient's vitals each second at QoS 0 (:mod:`edge.uplink.live`), never through the outbox; ``gw.live``
+is the feed.
+
 ``async with Gateway(config, ...) as gw`` opens, in order, the metrics exporter, the outbox, the agent
 (its inference), the uplink with the ack downlink (:class:`~edge.downlink.DownlinkListener`, fed by
 the uplink's connection: staff acknowledgements from the cloud release latched alarms), the MQTT ingest, the BLE ingest and the feeds; leaving it stops them in
@@ -57,7 +62,7 @@ from edge.observability.logging import log_event
 from edge.observability.metrics import EdgeMetrics
 from edge.observability.status import HealthReport, remove_status, write_status
 from edge.persistence import SessionPersistence
-from edge.uplink import Outbox, Uplink
+from edge.uplink import LiveFeed, LiveSettings, Outbox, Uplink
 from settings.tls import client_tls_context
 
 log = logging.getLogger(__name__)
@@ -131,11 +136,12 @@ class Gateway:
         clock: Callable[[], float] = time.time, mode: Mode = "async", sink: SinkWrapper | None = None,
         on_ready: Callable[[EdgeAgent], None] | None = None, patients: Mapping[str, str] | None = None,
         version: str = "", uplink_poll_s: float = 0.5, uplink_heartbeat_s: float | None = 30.0,
-        keep_status: bool = False,
+        keep_status: bool = False, live: LiveSettings | None = None,
     ) -> None:
         """``patients`` adds device → patient ids to those of the BLE list (devices on other media);
         ``uplink_poll_s`` and ``uplink_heartbeat_s`` are the uplink's; ``keep_status`` leaves the last
-        status file behind on exit (the demo's, for the user to read)."""
+        status file behind on exit (the demo's, for the user to read); ``live`` the display stream's
+        settings (default: from ``[uplink]``, :meth:`LiveSettings.from_uplink`)."""
         self.config = config
         self.ingest_endpoint, self.uplink_endpoint = ingest, uplink
         self.feeds = tuple(feeds)
@@ -151,6 +157,9 @@ class Gateway:
         self.persistence: SessionPersistence | None = None
         """Saves and restores sessions' episodes and window grids with the outbox (:mod:`edge.persistence`)."""
         self.uplink: Uplink | None = None
+        self.live_settings = live if live is not None else LiveSettings.from_uplink(config.uplink)
+        self.live: LiveFeed | None = None
+        """The live display feed the uplink publishes (when the uplink runs and live is on)."""
         self.downlink: DownlinkListener | None = None
         self.mqtt_ingest: MqttIngest | None = None
         self.ble: BleIngest | None = None
@@ -214,6 +223,8 @@ class Gateway:
             # staff acknowledgements from the cloud release latched alarms: the uplink subscribes to the ack
             # topic on its own connection (one broker account, client id = username) and hands them over
             self.downlink = DownlinkListener(agent, gateway_id=config.gateway_id, registry=self.metrics.registry)
+            if self.live_settings.enabled:
+                self.live = LiveFeed(agent, self.live_settings)
             self.uplink = Uplink(self._outbox, hostname=up_ep.host, port=up_ep.port,
                                  gateway_id=up.client_id or config.gateway_id, username=up.username,
                                  password=up.password, tls_context=client_tls_context(up), poll_s=self.uplink_poll_s,
@@ -222,7 +233,8 @@ class Gateway:
                                  receipt_timeout_s=up.receipt_timeout_s, receipt_timeout_max_s=max(600.0, up.receipt_timeout_s),
                                  refusal_backoff_s=up.refusal_backoff_s, refusal_backoff_max_s=max(300.0, up.refusal_backoff_s),
                                  session_expiry_s=up.session_expiry_s, on_refused=agent.uplink_refused,
-                                 on_accepted=agent.uplink_accepted, mqtt5=up_ep.mqtt5, downlink=self.downlink)
+                                 on_accepted=agent.uplink_accepted, mqtt5=up_ep.mqtt5, downlink=self.downlink,
+                                 live=self.live)
             self.outbox_sink.on_stored = self.uplink.notify     # alerts leave as soon as they are stored
             self._tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
         if in_ep is not None and config.ingest.mqtt.enabled:

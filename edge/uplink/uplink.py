@@ -32,6 +32,13 @@ message received (receipt or ack) is acknowledged to the broker (PUBACK) only
 once it was handled, so one that arrives just before the gateway dies is
 delivered again.
 
+**Live display stream** (``live=``, the gateway's :class:`~edge.uplink.live.LiveFeed`). While
+connected, every ``live.settings.period_s`` the uplink publishes each patient's pending display
+chunks on ``ecgstream/v1/patient/{id}/live`` and the gateway status with every patient's vitals
+(minor version 1), both at QoS 0 and never through the outbox: display data that is late is
+worthless, and it must never hold up an alert. Counted in :attr:`UplinkCounters.live_chunks`,
+``live_bytes`` and ``live_vitals``.
+
 **Refusals.** MQTT 5 PUBACKs carry a reason code: one of 0x80 or more (0x87 not
 authorized: the broker's ACL) means the message was *not* taken. It stays in the
 outbox, is retried after ``refusal_backoff_s`` doubling per attempt up to
@@ -73,16 +80,26 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edge.uplink.live import LiveSettings
 from edge.uplink.outbox import Kind, Outbox, OutboxMessage, ReceiptOutcome
 from mqtt_client import ReasonClient, reason_name
 from protocol.errors import ProtocolError
-from protocol.messages import Alert, DeviceStatus, GatewayStatus, encode_message
+from protocol.live_payload import LiveChunk, encode_live_chunk
+from protocol.messages import (
+    GATEWAY_STATUS_MINOR,
+    Alert,
+    DeviceStatus,
+    GatewayStatus,
+    PatientVitals,
+    encode_message,
+)
 from protocol.receipts import Receipt, ReceiptStatus, decode_receipt
 from protocol.topics import (
     alert_topic,
     device_status_topic,
     gateway_receipt_topic,
     gateway_status_topic,
+    live_topic,
     validate_id,
     window_topic,
 )
@@ -115,6 +132,12 @@ class UplinkCounters:
     """Receipt messages that did not decode or named another gateway (ignored, logged)."""
     receipt_subscription_refused: int = 0
     """Connections on which the broker refused the subscription to the gateway's receipt topic (its ACL)."""
+    live_chunks: int = 0
+    """Live display chunks published (QoS 0)."""
+    live_bytes: int = 0
+    """Their payload bytes."""
+    live_vitals: int = 0
+    """Gateway statuses with vitals published (QoS 0)."""
     protocol: str = "5"
     """MQTT version of the current (or last) connection: ``5``, or ``3.1.1`` for a broker without MQTT 5."""
 
@@ -156,6 +179,23 @@ class AckReceiver(Protocol):
         ...
 
 
+class LiveSource(Protocol):
+    """What the uplink streams for display (:class:`edge.uplink.live.LiveFeed` is one)."""
+
+    @property
+    def settings(self) -> LiveSettings:
+        """Its period (and what it streams)."""
+        ...
+
+    def chunks(self) -> list[LiveChunk]:
+        """The chunks pending now (taken: the next call gives the ones after)."""
+        ...
+
+    def vitals(self) -> list[PatientVitals]:
+        """Every patient's vitals now."""
+        ...
+
+
 class Uplink:
     """Publishes an :class:`Outbox` to an MQTT 5 broker (module docstring).
 
@@ -181,6 +221,8 @@ class Uplink:
             never waits for windows' PUBACKs (a backlog of windows after an outage, a busy gateway);
             default a fifth of ``max_inflight``.
         heartbeat_s: period of the gateway status message (``None``: no heartbeat).
+        live: the live display stream and vitals to publish each period while connected (module
+            docstring); None: none.
         device_statuses: called each heartbeat; each :class:`DeviceStatus` it gives is published on
             that device's status topic (battery, connection, leads off for the cloud's ward).
         ack_timeout_s: a PUBACK later than this means the link is dead: reconnect.
@@ -217,6 +259,7 @@ class Uplink:
         reserved_for_alerts: int | None = None,
         heartbeat_s: float | None = 30.0,
         device_statuses: Callable[[], Sequence[DeviceStatus]] | None = None,
+        live: LiveSource | None = None,
         ack_timeout_s: float = 10.0,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
@@ -257,6 +300,7 @@ class Uplink:
         self._reserved = reserved_for_alerts
         self._heartbeat_s = heartbeat_s
         self._device_statuses = device_statuses
+        self.live = live
         self._ack_timeout_s = ack_timeout_s
         self._backoff = (backoff_initial_s, backoff_max_s)
         self._poll_s = poll_s
@@ -413,6 +457,8 @@ class Uplink:
             tg.create_task(self._drain(client, tg))
             if self._heartbeat_s is not None:
                 tg.create_task(self._heartbeat(client, self._heartbeat_s))
+            if self.live is not None:
+                tg.create_task(self._live(client, self.live))
 
     async def _listen(self, client: aiomqtt.Client) -> None:
         """Apply receipts and hand acks on as they come, each PUBACKed once handled; raises MqttError as
@@ -580,6 +626,27 @@ class Uplink:
             for device in self._device_statuses() if self._device_statuses is not None else ():
                 await client.publish(device_status_topic(device.device_id), encode_message(device), qos=1)
             await asyncio.sleep(period_s)
+
+    async def _live(self, client: aiomqtt.Client, live: LiveSource) -> None:
+        """Each period: the pending display chunks, then the status with every patient's vitals, QoS 0."""
+        period = live.settings.period_s
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while True:
+            chunks = live.chunks()
+            sent = 0
+            for chunk in chunks:
+                payload = encode_live_chunk(chunk)
+                await client.publish(live_topic(chunk.patient_id), payload, qos=0)
+                sent += len(payload)
+            vitals = tuple(live.vitals())
+            status = GatewayStatus(gateway_id=self.gateway_id, t_gateway_us=time.time_ns() // 1000,
+                                   streams=len(vitals), outbox_depth=self.outbox.total_depth,
+                                   software=self._software, patients=vitals, minor_version=GATEWAY_STATUS_MINOR)
+            await client.publish(gateway_status_topic(self.gateway_id), encode_message(status), qos=0)
+            self._count(live_chunks=len(chunks), live_bytes=sent, live_vitals=1)
+            due = max(due + period, loop.time())
+            await asyncio.sleep(due - loop.time())
 
     def _count(self, **deltas: int) -> None:
         c = self._counters
