@@ -333,7 +333,7 @@ class Thresholds:
 
 
 TOO_FEW = "too few positives"
-UNINFORMATIVE = "uninformative: F1 is best only when every example is called positive"
+UNINFORMATIVE = "uninformative: AUROC ≤ 0.5, or F1 best only when every example is called positive"
 
 
 def _f1_threshold(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -367,8 +367,9 @@ def choose_thresholds(
     per record of out-of-fold calibrated probabilities). Among thresholds with the same F1 the highest wins
     (fewest false positives: higher specificity); the threshold sits midway between the last score taken and
     the next lower one. A class keeps 0.5 and is flagged when it has fewer than ``min_positives`` positives,
-    or when its best F1 needs every example called positive (scores no better than chance, or worse: shipping
-    such a threshold would raise the class on every window).
+    or when its scores are uninformative: AUROC ≤ 0.5, or the best F1 needs every example called positive
+    (F1 then favours calling nearly everything positive; shipping that threshold would raise the class on
+    almost every window).
     """
     if rule != "f1":
         raise ValueError(f"unknown threshold rule {rule!r}; known: f1")
@@ -381,7 +382,7 @@ def choose_thresholds(
     for j in range(c):
         if not reasons[j]:
             t, best = _f1_threshold(p[:, j], y[:, j])
-            if t <= p[:, j].min() and not y[:, j].all():
+            if not y[:, j].all() and (t <= p[:, j].min() or auroc(y[:, j], p[:, j]) <= 0.5):
                 reasons[j] = UNINFORMATIVE
             else:
                 values[j], f1[j] = t, best

@@ -20,6 +20,7 @@ from models.classifier.calibration import (
     fit_calibration,
     record_folds,
 )
+from models.classifier.metrics import auroc
 from models.data.labels import CLASSES
 
 THREE = ("a", "b", "c")
@@ -108,8 +109,10 @@ def test_thresholds_maximise_f1_with_ties_toward_specificity(data: list[tuple[fl
     best = max(f for f, _ in candidates)
     if thr.flagged[0]:  # only calling everything positive reaches the best F1: no threshold is shipped
         assert thr.reasons[0] == UNINFORMATIVE and thr.values[0] == 0.5
-        assert all(f < best - 1e-12 for f, _ in candidates[1:]) and not y.all()
+        only_all = all(f < best - 1e-12 for f, _ in candidates[1:])
+        assert not y.all() and (only_all or auroc(y[:, 0], p[:, 0]) <= 0.5)
         return
+    assert auroc(y[:, 0], p[:, 0]) > 0.5 or y.all()
     fewest_fp = min(fp for f, fp in candidates if f >= best - 1e-12)
     got_f1, got_fp = f1_fp(float(thr.values[0]))
     assert got_f1 == pytest.approx(best) and got_fp == fewest_fp
