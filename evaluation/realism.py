@@ -61,6 +61,8 @@ P_WINDOW_S = (0.25, 0.01)
 """P wave searched from 250 ms to 10 ms before QRS onset."""
 QRS_SPAN_S = (-0.10, 0.12)
 """R/S amplitude read over this span around R (s): wide enough for bundle-branch block."""
+T_CLEARANCE_S = 0.25
+"""The T peak is searched no later than this before the next R (s), so the next P wave is never taken for it."""
 MIN_TQ_S = 0.06
 """TQ segments shorter than this give no f-wave reading."""
 
@@ -150,11 +152,11 @@ def measure_window(window: np.ndarray, fs: float = MODEL_FS) -> dict[str, float]
     amp = np.ptp(beat[:, span], axis=1)
     # T end: tangent method on the three leads with the largest T wave, median of their T ends
     median_rr = float(np.median(rr))
-    t_hi = min(POST_S - 0.02, 0.75 * median_rr)
+    t_hi = min(POST_S - 0.02, 0.55, median_rr - T_CLEARANCE_S)      # T peak, not the next P
     ends = [_tangent_t_end(beat[i], t, j + 0.06, t_hi) for i in range(beat.shape[0])]
     ranked = sorted((e for e in ends if math.isfinite(e[0])), key=lambda e: -e[1])[:3]
     t_end = float(np.median([e[0] for e in ranked])) if ranked else math.nan
-    if math.isfinite(t_end) and math.isfinite(onset) and t_end < median_rr:
+    if math.isfinite(t_end) and math.isfinite(onset) and t_end < median_rr - 0.1:
         out["qt_ms"] = 1000.0 * (t_end - onset)
         out["qtc_ms"] = out["qt_ms"] / median_rr ** (1.0 / 3.0)
 
