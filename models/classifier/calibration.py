@@ -472,8 +472,9 @@ def cross_validate(
     the report gives positive/negative records, threshold, sensitivity, specificity, F1 and AUROC with
     95 % bootstrap intervals over records (``bootstrap`` resamples, thresholds fixed), out-of-fold log-loss
     before and after calibration, and ``held_out`` sensitivity/specificity/F1 with thresholds chosen inside
-    each training fold (honest, but from fewer records). Macro F1 is over the classes with a chosen
-    (unflagged) threshold. The final calibration is fitted on all records.
+    each training fold (honest, but from fewer records). ``macro_f1`` is over the classes with a chosen
+    (unflagged) threshold; ``macro_f1_enough_positives`` also counts the classes flagged uninformative (at 0.5),
+    so a model that fails a class is not flattered. The final calibration is fitted on all records.
     """
     z = _check_2d("logits", logits, c=len(classes))
     y = _check_2d("targets", targets, n=z.shape[0], c=z.shape[1]) > 0.5
@@ -511,6 +512,7 @@ def cross_validate(
     idx = rng.integers(0, n_rec, (bootstrap, n_rec)) if bootstrap > 0 else np.zeros((0, n_rec), dtype=np.int64)
     b_sens, b_spec, b_f1 = _binary_metrics(rec_y[idx], pred[idx])  # (B, C)
     chosen = ~thresholds.flagged
+    enough = rec_y.sum(axis=0) >= min_positive_records  # uninformative classes too, at 0.5
     per_class: dict[str, dict[str, Any]] = {}
     for j, c in enumerate(classes):
         positives = int(rec_y[:, j].sum())
@@ -552,6 +554,7 @@ def cross_validate(
         "macro_f1": _round(float(np.nanmean(f1[chosen]))) if chosen.any() else None,
         "macro_f1_ci95": _ci(macro_boot),
         "macro_f1_held_out": _round(float(np.nanmean(h_f1[chosen]))) if chosen.any() else None,
+        "macro_f1_enough_positives": _round(float(np.nanmean(f1[enough]))) if enough.any() else None,
     }
     final = fit_calibration(z, y, groups, shrinkage=shrinkage, min_positive_records=min_positive_records,
                             classes=classes)

@@ -215,3 +215,4 @@ def test_cross_validation_is_out_of_fold_and_reports_by_record() -> None:
         assert entry["auroc"] > 0.8 and entry["f1_ci95"][0] <= entry["f1"] <= entry["f1_ci95"][1]
         assert entry["log_loss_calibrated"] < entry["log_loss_uncalibrated"]
     assert 0.5 < out["macro_f1"] <= 1 and out["macro_f1_held_out"] <= out["macro_f1"] + 0.1
+    assert out["macro_f1_enough_positives"] <= out["macro_f1"]
