@@ -108,6 +108,17 @@ class BrokerConfig(shared.BrokerConfig):
 
 
 @dataclass(frozen=True, config=SECTION)
+class RegistryConfig:
+    """``[registry]``: how devices and patients get into the registry."""
+
+    auto_register: Bool = False
+    """Register an unknown device instead of refusing its messages: the patient its data names (named
+    after the device, when new) and the device worn by them, each audited as ``auto_register``
+    (:mod:`cloud.ingest.autoregister`; ``ecgstream cloud run --auto-register``). Off: an unknown device
+    is refused and counted (``unknown_device``). Needs ``[broker] enforce_registry`` (the default)."""
+
+
+@dataclass(frozen=True, config=SECTION)
 class DownlinkConfig:
     """The broker account the API's ack publisher (:class:`cloud.downlink.AckPublisher`) uses: its own,
     apart from the ingest worker's, since a broker set up by ``ecgstream cloud broker-auth`` binds each
@@ -265,6 +276,7 @@ class CloudSettings:
     fhir: FhirConfig = field(default_factory=FhirConfig)
     model_worker: ModelWorkerConfig = field(default_factory=ModelWorkerConfig)
     downlink: DownlinkConfig = field(default_factory=DownlinkConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
     source: str = field(default="defaults", metadata=INTERNAL)
 
     def client_id(self) -> str:
@@ -355,7 +367,7 @@ def sqlite_path(url: str) -> Path | None:
 
 __all__ = [
     "DEFAULT_DATABASE_URL", "ENV_PREFIX", "is_loopback", "AccountsConfig", "BrokerConfig", "CloudSettings", "ConfigError",
-    "DatabaseConfig", "DownlinkAccount", "DownlinkConfig", "EscalationConfig", "FeedConfig", "HttpConfig", "LogConfig", "ModelWorkerConfig", "RunConfig",
+    "DatabaseConfig", "DownlinkAccount", "DownlinkConfig", "EscalationConfig", "FeedConfig", "HttpConfig", "LogConfig", "ModelWorkerConfig", "RegistryConfig", "RunConfig",
     "WardConfig",
     "load_settings", "parse_settings", "sqlite_path",
 ]

@@ -6,6 +6,8 @@ Start-up: create the SQLite folder if needed, run the migrations (``[database] m
 - **ingest**: a :class:`cloud.ingest.IngestWorker` in the shared-subscription group ``[broker] group``.
   Without a reachable MQTT 5 broker the worker keeps retrying with backoff; the service logs one clear
   warning saying so (the API keeps serving what is stored) and an info line once it subscribes.
+  With ``[registry] auto_register`` (``cloud run --auto-register``) an unknown device is registered
+  with its patient instead of refused (:mod:`cloud.ingest.autoregister`).
 - **api**: uvicorn serving :func:`cloud.api.create_app` in-process (``[http] host/port``; port 0 picks a
   free one, logged as ``serving HTTP on http://host:port``).
 - **escalation**: a :class:`cloud.escalation.Escalator`; safe in every process (one conditional UPDATE
@@ -157,7 +159,8 @@ async def _serve(settings: CloudSettings, store: Store, stop: asyncio.Event,
         b = settings.broker
         ingest = IngestWorker(store, hostname=b.host, port=b.port, group=b.group, client_id=settings.client_id(),
                               username=b.username, password=b.password, tls_context=client_tls_context(b),
-                              enforce_registry=b.enforce_registry, session_expiry_s=b.session_expiry_s)
+                              enforce_registry=b.enforce_registry, session_expiry_s=b.session_expiry_s,
+                              auto_register=settings.registry.auto_register)
         background["ingest"] = asyncio.create_task(ingest.run(), name="cloud-ingest")
         background["ingest-watch"] = asyncio.create_task(_watch_ingest(ingest, settings), name="cloud-ingest-watch")
     if settings.run.escalation:

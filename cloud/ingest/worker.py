@@ -52,6 +52,10 @@ persistence or its shared-subscription sessions. A receipt that cannot be publis
 connection like any MQTT error: the batch stays unacknowledged, the broker redelivers it, and the
 redelivery's receipt says ``duplicate``.
 
+**Auto-registration.** With ``auto_register`` (``ecgstream cloud run --auto-register``) a message
+from a device the registry does not know registers it (and the patient its data names) and is then
+stored like any other (:mod:`cloud.ingest.autoregister`); counted in ``auto_registered``.
+
 **Reconnects.** Any MQTT error (broker restart, network) ends the connection; the worker reconnects
 with exponential backoff (``backoff_initial_s`` doubling to ``backoff_max_s``, reset after a good
 connection). Cancelling :meth:`IngestWorker.run` stops it cleanly.
@@ -71,6 +75,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from cloud.errors import CloudError
+from cloud.ingest.autoregister import auto_register, needs_registration
 from cloud.ingest.failures import refused_by_data
 from cloud.ingest.receipts import ReceiptPublisher
 from cloud.ingest.validation import Accepted, Kind, Reason, Rejected, check_payload, check_registry
@@ -109,6 +114,8 @@ class IngestCounters:
     unacked: int = 0
     connects: int = 0
     connection_errors: int = 0
+    auto_registered: int = 0
+    """Devices (and their patients) this worker registered with ``auto_register`` on."""
 
     @property
     def stored(self) -> int:
@@ -126,6 +133,7 @@ class IngestCounters:
             "duplicates": self.duplicates, "stale_status": self.stale_status, "rejected": dict(self.rejected),
             "rejected_total": self.rejected_total, "store_errors": self.store_errors, "unacked": self.unacked,
             "connects": self.connects, "connection_errors": self.connection_errors,
+            "auto_registered": self.auto_registered,
         }
 
 
@@ -161,6 +169,10 @@ class _BatchRegistry:
             self._seen[device_id] = await self._store.get_device(device_id)
         return self._seen[device_id]
 
+    def forget(self, device_id: str) -> None:
+        """Look ``device_id`` up again next time (it was just registered)."""
+        self._seen.pop(device_id, None)
+
 
 class StoreFailure(CloudError):
     """Storing a valid message failed after the retries; it was not acknowledged."""
@@ -189,7 +201,7 @@ class IngestWorker:
                  tls_context: ssl.SSLContext | None = None, enforce_registry: bool = True,
                  max_payload_bytes: int = MAX_PAYLOAD_BYTES, session_expiry_s: int = 3600, keepalive_s: int = 30,
                  backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0, store_retries: int = 3,
-                 store_retry_s: float = 0.2, max_batch: int = 64) -> None:
+                 store_retry_s: float = 0.2, max_batch: int = 64, auto_register: bool = False) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         self.max_batch = max_batch
@@ -198,6 +210,9 @@ class IngestWorker:
         self.group, self.client_id = group, client_id
         self.username, self.password, self.tls_context = username, password, tls_context
         self.enforce_registry = enforce_registry
+        self.auto_register = auto_register
+        """Register an unknown device (and the patient its data names) instead of refusing its messages
+        (``cloud run --auto-register``; only with ``enforce_registry``; needs a :class:`cloud.store.Store`)."""
         self.max_payload_bytes = max_payload_bytes
         self.session_expiry_s = session_expiry_s
         self.keepalive_s = keepalive_s
@@ -228,13 +243,30 @@ class IngestWorker:
     async def _check(self, topic: str, payload: bytes, registry: Any) -> Accepted | Rejected:
         result: Accepted | Rejected = check_payload(topic, payload, max_bytes=self.max_payload_bytes)
         if isinstance(result, Accepted) and self.enforce_registry:
+            accepted = result
             try:
-                result = await self._with_retries(lambda r=result: check_registry(r, registry), topic)
+                result = await self._with_retries(lambda: check_registry(accepted, registry), topic)
+                if self.auto_register and await needs_registration(result, accepted, registry):
+                    await self._with_retries(lambda: self._auto_register(accepted), topic)
+                    forget = getattr(registry, "forget", None)
+                    if forget is not None:
+                        forget(accepted.message.device_id)  # type: ignore[union-attr]
+                    result = await self._with_retries(lambda: check_registry(accepted, registry), topic)
             except StoreFailure:
                 raise
             except Exception as exc:  # noqa: BLE001 - _with_retries only lets data refusals through
                 return _refusal(exc)
         return result
+
+    async def _auto_register(self, accepted: Accepted) -> None:
+        """Register the sender of ``accepted`` (see :mod:`cloud.ingest.autoregister`); counted and logged."""
+        made = await auto_register(self.store, accepted)
+        if made:
+            self.counters.auto_registered += 1
+            message = accepted.message
+            assert not isinstance(message, GatewayStatus)
+            log.info("ingest %s: auto-registered device %r%s", self.client_id, message.device_id,
+                     "" if isinstance(message, DeviceStatus) else f" for patient {message.patient_id!r}")
 
     async def _store_one(self, topic: str, result: Accepted) -> str:
         try:

@@ -29,11 +29,18 @@ def cloud() -> None:
 
 @cloud.command("run")
 @_CONFIG
-def run(config_path: Path | None) -> None:
+@click.option("--auto-register", is_flag=True, default=None,
+              help="Register unknown devices (and the patients their data names, named after the device) "
+                   "instead of refusing them, each with an audit entry; default: [registry] auto_register (off).")
+def run(config_path: Path | None, auto_register: bool | None) -> None:
     """Run ingest, the HTTP API and escalation until Ctrl-C or SIGTERM (start several to share the load)."""
+    from dataclasses import replace
+
     from cloud.service import run_service
 
     settings = _settings(config_path)
+    if auto_register:
+        settings = replace(settings, registry=replace(settings.registry, auto_register=True))
     root = logging.getLogger()
     level = getattr(logging, settings.log.level.upper())
     root.setLevel(min(root.level or logging.WARNING, level))
@@ -189,6 +196,182 @@ def users_team(config_path: Path | None, username: str, team: str | None) -> Non
     except NotFound:
         raise click.ClickException(f"no user {username!r}") from None
     click.echo(f"{username}: team {team!r}" if team is not None else f"{username}: no team")
+
+
+# -- the registry: patients and the devices they wear -----------------------------------------------
+
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+async def _with_store(settings: Any, fn: Any) -> Any:
+    from cloud.service import prepare_database
+    from cloud.store import Store
+
+    await prepare_database(settings)
+    async with Store(settings.database.url) as store:
+        return await fn(store)
+
+
+def _registry_call(config_path: Path | None, fn: Any) -> Any:
+    """Run ``fn(store)``; a refusal of the registry (unknown, duplicate, in use) is one clear line."""
+    from cloud.errors import NotFound
+    from cloud.store.repositories.registry import RegistryConflict
+
+    try:
+        return asyncio.run(_with_store(_settings(config_path), fn))
+    except (NotFound, RegistryConflict) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _ident(value: str, what: str) -> str:
+    from protocol.errors import TopicError
+    from protocol.topics import validate_id
+
+    try:
+        return validate_id(value, what)
+    except TopicError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """Left-aligned columns, two spaces apart (a header line, then one line a row)."""
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in (header, *rows))
+
+
+@cloud.group("patients")
+def patients() -> None:
+    """Registered patients (the ward shows them; their devices' data is accepted)."""
+
+
+@patients.command("add")
+@_CONFIG
+@click.argument("patient_id")
+@click.option("--name", "display_name", required=True, help="The name the ward shows (at most 200 characters).")
+@click.option("--team", help="The ward or care team looking after the patient.")
+def patients_add(config_path: Path | None, patient_id: str, display_name: str, team: str | None) -> None:
+    """Register a patient (audited as create_patient by "cli")."""
+    import re
+
+    from cloud.accounts.roles import TEAM_PATTERN
+
+    _ident(patient_id, "patient id")
+    if len(display_name) > 200:
+        raise click.BadParameter("must be at most 200 characters", param_hint="--name")
+    if team is not None and not re.fullmatch(TEAM_PATTERN, team):
+        raise click.BadParameter(f"team {team!r} must be 1-64 letters, digits, spaces and _ . @ -",
+                                 param_hint="--team")
+
+    async def add(store: Any) -> Any:
+        return await store.registry.register_patient(patient_id, display_name, team=team, by="cli")
+
+    _registry_call(config_path, add)
+    click.echo(f"added patient {patient_id} ({display_name})" + (f" in team {team}" if team else ""))
+
+
+@patients.command("list")
+@_CONFIG
+@_JSON
+def patients_list(config_path: Path | None, as_json: bool) -> None:
+    """List registered patients with their team, responsible clinician and devices."""
+    async def listing(store: Any) -> tuple[list[Any], list[Any]]:
+        return await store.list_patients(), await store.list_devices()
+
+    found, devices = _registry_call(config_path, listing)
+    worn: dict[str, list[str]] = {}
+    for d in devices:
+        if d.patient_id is not None:
+            worn.setdefault(d.patient_id, []).append(d.device_id)
+    if as_json:
+        import json
+
+        click.echo(json.dumps([{"patient_id": p.patient_id, "display_name": p.display_name, "team": p.team,
+                                "assigned_to": p.assigned_to, "devices": worn.get(p.patient_id, []),
+                                "created_us": p.created_us} for p in found], indent=2))
+        return
+    if not found:
+        click.echo("no patients registered (add one: ecgstream cloud patients add PATIENT_ID --name NAME)")
+        return
+    click.echo(_table(("PATIENT", "NAME", "TEAM", "ASSIGNED TO", "DEVICES"),
+                      [(p.patient_id, p.display_name, p.team or "-", p.assigned_to or "-",
+                        ", ".join(worn.get(p.patient_id, [])) or "-") for p in found]))
+
+
+@patients.command("remove")
+@_CONFIG
+@click.argument("patient_id")
+def patients_remove(config_path: Path | None, patient_id: str) -> None:
+    """Remove a patient from the registry (stored alerts and windows stay); their devices must go first."""
+    _ident(patient_id, "patient id")
+
+    async def remove(store: Any) -> Any:
+        return await store.registry.remove_patient(patient_id, by="cli")
+
+    _registry_call(config_path, remove)
+    click.echo(f"removed patient {patient_id}")
+
+
+@cloud.group("devices")
+def devices() -> None:
+    """Registered devices and the patient each is worn by (data from other devices is refused)."""
+
+
+@devices.command("add")
+@_CONFIG
+@click.argument("device_id")
+@click.option("--patient", "patient_id", required=True, help="The registered patient who wears it.")
+@click.option("--profile", default="", help="The device profile (e.g. ecgstream-250, polar-h10); optional.")
+def devices_add(config_path: Path | None, device_id: str, patient_id: str, profile: str) -> None:
+    """Register a device worn by a patient (audited as create_device by "cli"); a registered device worn by
+    nobody is given to the patient."""
+    _ident(device_id, "device id")
+    _ident(patient_id, "patient id")
+    if len(profile) > 64:
+        raise click.BadParameter("must be at most 64 characters", param_hint="--profile")
+
+    async def add(store: Any) -> Any:
+        return await store.registry.register_device(device_id, patient_id, by="cli", profile=profile)
+
+    _registry_call(config_path, add)
+    click.echo(f"added device {device_id} worn by patient {patient_id}")
+
+
+@devices.command("list")
+@_CONFIG
+@_JSON
+@click.option("--patient", "patient_id", help="Only the devices this patient wears.")
+def devices_list(config_path: Path | None, as_json: bool, patient_id: str | None) -> None:
+    """List registered devices and who wears them."""
+    async def listing(store: Any) -> list[Any]:
+        return await store.list_devices(patient_id=patient_id)
+
+    found = _registry_call(config_path, listing)
+    if as_json:
+        import json
+
+        click.echo(json.dumps([{"device_id": d.device_id, "patient_id": d.patient_id, "profile": d.profile,
+                                "active": d.active, "created_us": d.created_us} for d in found], indent=2))
+        return
+    if not found:
+        click.echo("no devices registered (add one: ecgstream cloud devices add DEVICE_ID --patient PATIENT_ID)")
+        return
+    click.echo(_table(("DEVICE", "PATIENT", "PROFILE", "ACTIVE"),
+                      [(d.device_id, d.patient_id or "-", d.profile or "-", "yes" if d.active else "no")
+                       for d in found]))
+
+
+@devices.command("remove")
+@_CONFIG
+@click.argument("device_id")
+def devices_remove(config_path: Path | None, device_id: str) -> None:
+    """Remove a device from the registry (its stored data stays; its new data is refused)."""
+    _ident(device_id, "device id")
+
+    async def remove(store: Any) -> Any:
+        return await store.registry.remove_device(device_id, by="cli")
+
+    record = _registry_call(config_path, remove)
+    click.echo(f"removed device {device_id}" + (f" (was worn by {record.patient_id})" if record.patient_id else ""))
 
 
 @cloud.command("broker-auth")
