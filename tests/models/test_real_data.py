@@ -97,3 +97,23 @@ def test_short_records_are_skipped_with_the_reason(tmp_path: Path) -> None:
     ws = load_real_windows(tmp_path, reconstruct=None, edge_fraction=0.0, seed=0)
     assert ws.records == ("long",)
     assert "shorter than 10 s" in ws.skipped["short"]
+
+
+@needs_tune
+def test_a_ptbxl_layout_is_detected_and_mapped_from_scp_codes(tmp_path: Path) -> None:
+    import wfdb
+
+    rec = wfdb.rdrecord(str(TUNE / "HR09589"))  # a PTB-XL record (500 Hz) from the tuning set
+    folder = tmp_path / "records500" / "00000"
+    folder.mkdir(parents=True)
+    rows = ["ecg_id,patient_id,age,sex,scp_codes,strat_fold,filename_lr,filename_hr"]
+    for i, codes in ((1, "{'NORM': 100.0, 'SR': 0.0}"), (2, "{'CRBBB': 100.0, 'SR': 0.0}"), (3, "{}")):
+        wfdb.wrsamp(f"{i:05d}_hr", fs=rec.fs, units=rec.units, sig_name=rec.sig_name, p_signal=rec.p_signal,
+                    fmt=["16"] * rec.n_sig, write_dir=str(folder))
+        rows.append(f'{i},{i},50,0,"{codes}",1,records100/00000/{i:05d}_lr,records500/00000/{i:05d}_hr')
+    (tmp_path / "ptbxl_database.csv").write_text("\n".join(rows) + "\n")
+    assert open_dataset(tmp_path).name == "ptbxl"
+    ws = load_real_windows(tmp_path, reconstruct=None, edge_fraction=0.0, seed=0)
+    assert ws.dataset == "ptbxl" and ws.records == ("1", "2") and ws.skipped == {"3": "no diagnosis code"}
+    assert ws.rhythms == ("ptbxl:NSR", "ptbxl:NSR+RBBB")
+    assert ws.x.shape == (2, 12, WINDOW_SAMPLES)
