@@ -230,7 +230,7 @@ def eval_classifier_cmd(data: Path, json_out: Path, model_path: Path | None, rec
     click.echo(format_table(result))
     if synthetic_config is not None:
         with _onnx_errors():
-            result["synthetic"] = evaluate_synthetic(model_path, synthetic_config)
+            result["synthetic"] = evaluate_synthetic(model_path, synthetic_config, thresholds=result["thresholds"])
         click.echo(f"held-out synthetic ({result['synthetic']['windows']} windows)")
         click.echo(format_table(result["synthetic"]))
     json_out.parent.mkdir(parents=True, exist_ok=True)

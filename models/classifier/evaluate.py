@@ -254,8 +254,10 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def evaluate_synthetic(model_path: str | Path, config_path: str | Path, *, bootstrap: int = 200) -> dict[str, Any]:
-    """The classifier on the held-out synthetic test set of a training config (true 12 leads and edge view)."""
+def evaluate_synthetic(model_path: str | Path, config_path: str | Path, *, bootstrap: int = 200,
+                       thresholds: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """The classifier on the held-out synthetic test set of a training config (true 12 leads and edge view),
+    per window; with ``thresholds`` ({class: t} for every class) also at that operating point."""
     from models.classifier.config import load_config
     from models.classifier.data import test_views
     from models.runtime.classifier import ClassifierModel
@@ -266,5 +268,5 @@ def evaluate_synthetic(model_path: str | Path, config_path: str | Path, *, boots
                               cache_dir=cfg.data.cache_dir)
     out: dict[str, Any] = {"windows": len(true12), "config": str(config_path), "seed": cfg.data.test_seed}
     for name, ws in (("true12", true12), ("edge", edge)):
-        out[name] = multilabel_report(ws.y, classifier.predict(ws.x), bootstrap=bootstrap)
+        out[name] = multilabel_report(ws.y, classifier.predict(ws.x), bootstrap=bootstrap, thresholds=thresholds)
     return out
