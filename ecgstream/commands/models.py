@@ -67,14 +67,38 @@ def train_reconstruction_cmd(config_path: Path, out: Path, resume: bool, quiet: 
               help="Folder for the per-epoch checkpoints (default: OUT/checkpoints).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint.")
 @click.option("--device", default="cpu", show_default=True, help="Training device: cpu, cuda, cuda:1 ...")
+@click.option("--data", "real_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Real labelled records (CinC 2020/2021 or PTB-XL layout) to train on, mixed with the synthetic "
+                   "windows (or alone with --real-only).")
+@click.option("--real-only", is_flag=True, help="Train on the --data records alone, no synthetic training windows.")
+@click.option("--real-repeat", type=click.IntRange(min=1), default=None,
+              help="Times each real window appears per epoch (default: the config's real_repeat).")
+@click.option("--calibrate", "calibration_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Real records to calibrate the logits and choose each class's threshold on "
+                                 "(record-level k-fold cross-validation) before export.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train_classifier_cmd(config_path: Path, arch: str, out: Path, checkpoints: Path | None, resume: bool,
-                         device: str, quiet: bool) -> None:
-    """Train the arrhythmia classifier on synthetic edge-view windows, export FP32 + INT8 ONNX."""
-    from models.classifier.config import load_config
+                         device: str, real_dir: Path | None, real_only: bool, real_repeat: int | None,
+                         calibration_dir: Path | None, quiet: bool) -> None:
+    """Train the arrhythmia classifier (synthetic edge-view windows, real records or both), calibrate it on
+    real records when asked, export FP32 + INT8 ONNX. Resumable: --resume continues from the last
+    checkpoint, and a finished run resumed with --calibrate is re-calibrated and re-exported."""
+    from dataclasses import replace
+
+    from models.classifier.config import checked, load_config
 
     try:
         cfg = load_config(config_path)
+        data = cfg.data
+        if real_dir is not None:
+            data = replace(data, real_dir=str(real_dir), real_only=real_only)
+        elif real_only:
+            raise ValueError("--real-only needs --data DIR")
+        if real_repeat is not None:
+            data = replace(data, real_repeat=real_repeat)
+        if calibration_dir is not None:
+            data = replace(data, calibration_dir=str(calibration_dir))
+        cfg = checked(replace(cfg, data=data))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     try:

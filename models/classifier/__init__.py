@@ -15,6 +15,9 @@ from models.data.labels import CLASSES, DESCRIPTIONS, VOCABULARY
 
 INPUT_NAME = "leads12"
 """ONNX input: float32 (B, 12, 1250) band-passed mV, standard lead order."""
+FEATURES_NAME = "features"
+"""ONNX input of classifiers that take measured rhythm features: float32 (B, :data:`models.features.N_FEATURES`)
+(:func:`models.features.feature_matrix` of the same windows; the runtime computes it)."""
 OUTPUT_NAME = "probabilities"
 """ONNX output: float32 (B, 18) sigmoid probabilities in :data:`CLASSES` order."""
 

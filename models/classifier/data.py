@@ -36,15 +36,26 @@ NOISE_INDEX = CLASS_INDEX["NOISE"]
 class WindowSet:
     """Classifier windows: ``x`` (n, 12, 1250) float32 mV, ``y`` (n, 18) multi-hot float32,
     ``edge`` (n,) bool (True: leads reconstructed from II, V1, V5), ``rhythms`` (simulator rhythm
-    per window, ``"unreadable"`` for NOISE windows)."""
+    per window, ``"unreadable"`` for NOISE windows), ``features`` (n, :data:`models.features.N_FEATURES`)
+    measured rhythm features of each window's II, V1, V5, or None when not computed."""
 
     x: np.ndarray
     y: np.ndarray
     edge: np.ndarray
     rhythms: tuple[str, ...]
+    features: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
+
+
+def with_features(ws: WindowSet) -> WindowSet:
+    """``ws`` with its rhythm features computed (:func:`models.features.feature_matrix` on II, V1, V5)."""
+    from dataclasses import replace
+
+    from models.features import feature_matrix
+
+    return replace(ws, features=feature_matrix(ws.x, MODEL_FS, list(INPUT_INDEX)))
 
 
 def targets(rhythms: Sequence[str]) -> np.ndarray:

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from models.classifier import INPUT_NAME, OUTPUT_NAME, class_metadata
+from models.classifier import FEATURES_NAME, INPUT_NAME, OUTPUT_NAME, class_metadata
+from models.features import FEATURE_NAMES, FEATURES_VERSION, MEASURED_LEADS
 from models.preprocessing import MODEL_FS, WINDOW_SAMPLES
 from protocol.leads import STANDARD_LEADS
 
@@ -34,8 +35,14 @@ class WithSigmoid(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.sigmoid(self.model(x))
+    def forward(self, x: Tensor, features: Tensor | None = None) -> Tensor:
+        return torch.sigmoid(self.model(x, features))
+
+
+def n_features(model: nn.Module) -> int:
+    """How many rhythm features ``model`` takes as its second input (0: none)."""
+    fusion = getattr(model, "fusion", None)
+    return int(getattr(fusion, "n_features", 0))
 
 
 def export_onnx(model: nn.Module, path: str | Path, info: dict[str, Any]) -> Path:
@@ -48,12 +55,19 @@ def export_onnx(model: nn.Module, path: str | Path, info: dict[str, Any]) -> Pat
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     wrapped = WithSigmoid(model.eval()).eval().cpu()
-    dummy = torch.zeros(2, len(STANDARD_LEADS), WINDOW_SAMPLES)
+    dummy: tuple[Tensor, ...] = (torch.zeros(2, len(STANDARD_LEADS), WINDOW_SAMPLES),)
+    names = [INPUT_NAME]
+    nf = n_features(model)
+    if nf:
+        dummy, names = (*dummy, torch.zeros(2, nf)), [INPUT_NAME, FEATURES_NAME]
+        info = {**info, "features_input": FEATURES_NAME, "features": list(FEATURE_NAMES),
+                "features_version": FEATURES_VERSION, "features_from": list(MEASURED_LEADS)}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            wrapped, (dummy,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=OPSET, dynamo=False,
+            wrapped, dummy, str(path), input_names=names, output_names=[OUTPUT_NAME],
+            dynamic_axes={**{n: {0: "batch"} for n in names}, OUTPUT_NAME: {0: "batch"}}, opset_version=OPSET,
+            dynamo=False,
         )
     proto = onnx.load(str(path))
     set_metadata(proto, info)
@@ -84,21 +98,35 @@ def set_metadata(proto: Any, info: dict[str, Any]) -> None:
     proto.producer_name = "ecgstream"
 
 
-def torch_probabilities(model: nn.Module, x: np.ndarray, batch: int = 128, device: str = "cpu") -> np.ndarray:
-    """(n, 12, 1250) → (n, 18) probabilities from the torch model (eval mode, no grad)."""
+def torch_logits(model: nn.Module, x: np.ndarray, features: np.ndarray | None = None, batch: int = 128,
+                 device: str = "cpu") -> np.ndarray:
+    """(n, 12, 1250) (+ (n, F) rhythm features for a model that takes them) → (n, 18) logits (eval, no grad)."""
     model = model.eval().to(device)
+    if n_features(model) and features is None:
+        raise ValueError("this model takes rhythm features: pass features=feature_matrix(...)")
     out = []
     with torch.no_grad():
         for s in range(0, len(x), batch):
             xb = torch.as_tensor(np.ascontiguousarray(x[s : s + batch]), dtype=torch.float32, device=device)
-            out.append(torch.sigmoid(model(xb)).cpu().numpy())
+            fb = None if not n_features(model) or features is None else \
+                torch.as_tensor(np.ascontiguousarray(features[s : s + batch]), dtype=torch.float32, device=device)
+            out.append(model(xb, fb).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 18), dtype=np.float32)
 
 
+def torch_probabilities(model: nn.Module, x: np.ndarray, features: np.ndarray | None = None, batch: int = 128,
+                        device: str = "cpu") -> np.ndarray:
+    """(n, 12, 1250) (+ features) → (n, 18) probabilities from the torch model (eval mode, no grad)."""
+    return (1.0 / (1.0 + np.exp(-torch_logits(model, x, features, batch, device)))).astype(np.float32)
+
+
 def max_difference(model: nn.Module, path: str | Path, x: np.ndarray) -> float:
-    """Largest |ONNX Runtime − PyTorch| probability for input ``x`` (B, 12, 1250)."""
+    """Largest |ONNX Runtime − PyTorch| probability for input ``x`` (B, 12, 1250) (the runtime measures the
+    rhythm features itself; PyTorch gets the same from :func:`models.features.feature_matrix`)."""
+    from models.features import feature_matrix, measured_rows
     from models.runtime.classifier import ClassifierModel
 
-    ref = torch_probabilities(model, x)
+    features = feature_matrix(x, MODEL_FS, measured_rows(STANDARD_LEADS)) if n_features(model) else None
+    ref = torch_probabilities(model, x, features)
     got = ClassifierModel.load(path, providers=["cpu"]).predict(x)
     return float(np.abs(got - ref).max())

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
+from models.classifier.heads import FusionHead
 from models.classifier.scan import scan_chunked, scan_reference, segsum_masks
 from models.data.labels import CLASSES
 from models.preprocessing import WINDOW_SAMPLES
@@ -130,10 +131,13 @@ class BiMambaBlock(nn.Module):
 
 
 class ECGMamba(nn.Module):
-    """The classifier: ``forward`` gives logits (B, 18) in :data:`models.data.labels.CLASSES` order."""
+    """The classifier: ``forward(x, features)`` gives logits (B, 18) in :data:`models.data.labels.CLASSES`
+    order; ``features`` (B, n_features) are the measured rhythm features (:mod:`models.features`) when
+    ``n_features`` > 0 (:class:`models.classifier.heads.FusionHead`)."""
 
     def __init__(self, d_model: int = 64, n_blocks: int = 2, d_state: int = 16, expand: int = 2, headdim: int = 32,
-                 chunk: int = 32, stem_width: int = 32, dropout: float = 0.1) -> None:
+                 chunk: int = 32, stem_width: int = 32, dropout: float = 0.1, n_features: int = 0,
+                 feature_hidden: int = 32) -> None:
         super().__init__()
         if N_TOKENS % chunk:
             raise ValueError(f"chunk {chunk} must divide the {N_TOKENS} tokens")
@@ -142,8 +146,7 @@ class ECGMamba(nn.Module):
             BiMambaBlock(d_model, d_state=d_state, expand=expand, headdim=headdim, chunk=chunk) for _ in range(n_blocks)
         )
         self.norm = nn.LayerNorm(d_model)
-        self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(2 * d_model, len(CLASSES))
+        self.fusion = FusionHead(2 * d_model, len(CLASSES), n_features, feature_hidden, dropout)
 
     def set_reference_scan(self, on: bool) -> None:
         """Switch every mixer to the sequential reference scan (True) or the chunked scan (False)."""
@@ -151,12 +154,12 @@ class ECGMamba(nn.Module):
             if isinstance(m, Mamba2Mixer):
                 m.reference_scan = on
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, features: Tensor | None = None) -> Tensor:
         h = self.stem(x)
         for block in self.blocks:
             h = block(h)
         h = self.norm(h)
-        return self.head(self.drop(torch.cat([h.mean(1), h.amax(1)], dim=-1)))
+        return self.fusion(torch.cat([h.mean(1), h.amax(1)], dim=-1), features)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -15,26 +15,30 @@ from pathlib import Path
 
 import numpy as np
 
-from models.classifier import INPUT_NAME
+from models.classifier import FEATURES_NAME, INPUT_NAME
 
 PERCENTILE = 99.99
 """Activation range: this percentile of |activation| over the calibration windows."""
 
 
 class _Windows:
-    """onnxruntime CalibrationDataReader over (n, 12, 1250) windows, in batches."""
+    """onnxruntime CalibrationDataReader over (n, 12, 1250) windows (and their rhythm features), in batches."""
 
-    def __init__(self, windows: np.ndarray, batch: int = 16) -> None:
+    def __init__(self, windows: np.ndarray, features: np.ndarray | None = None, batch: int = 16) -> None:
         self.windows = np.ascontiguousarray(windows, dtype=np.float32)
+        self.features = None if features is None else np.ascontiguousarray(features, dtype=np.float32)
         self.batch = batch
         self.pos = 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self.pos >= len(self.windows):
             return None
-        part = self.windows[self.pos : self.pos + self.batch]
+        sl = slice(self.pos, self.pos + self.batch)
         self.pos += self.batch
-        return {INPUT_NAME: part}
+        feed = {INPUT_NAME: self.windows[sl]}
+        if self.features is not None:
+            feed[FEATURES_NAME] = self.features[sl]
+        return feed
 
     def rewind(self) -> None:
         self.pos = 0
@@ -53,8 +57,10 @@ def quantizable_nodes(model_path: str | Path) -> list[str]:
     return names
 
 
-def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calibration: np.ndarray) -> Path:
-    """Write the INT8 (QDQ) version of ``fp32_path`` calibrated on ``calibration`` (n, 12, 1250) windows.
+def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calibration: np.ndarray,
+                  features: np.ndarray | None = None) -> Path:
+    """Write the INT8 (QDQ) version of ``fp32_path`` calibrated on ``calibration`` (n, 12, 1250) windows
+    (and their rhythm features, for a model that takes them).
 
     The ``ecgstream`` metadata is carried over with ``precision: int8`` and the quantized op list.
     """
@@ -71,7 +77,7 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calibration: np.
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         nodes = quantizable_nodes(pre)
         quantize_static(
-            str(pre), str(int8_path), _Windows(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
+            str(pre), str(int8_path), _Windows(calibration, features), quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_quantize=nodes,
             op_types_to_quantize=["Conv", "MatMul", "Gemm"],
             calibrate_method=CalibrationMethod.Percentile,

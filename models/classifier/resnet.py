@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from models.classifier.heads import FusionHead
 from models.data.labels import CLASSES
 
 N_LEADS = 12
@@ -31,10 +32,11 @@ class BasicBlock(nn.Module):
 
 class ResNet1D(nn.Module):
     """(B, 12, 1250) → logits (B, 18): stem conv (stride 2), four residual stages (strides 1, 2, 2, 2),
-    mean ‖ max pooling, linear head."""
+    mean ‖ max pooling, the shared :class:`models.classifier.heads.FusionHead` (rhythm features as a second
+    input when ``n_features`` > 0)."""
 
     def __init__(self, widths: tuple[int, ...] = (32, 48, 64, 96), kernel: int = 5, stem_kernel: int = 15,
-                 dropout: float = 0.1) -> None:
+                 dropout: float = 0.1, n_features: int = 0, feature_hidden: int = 32) -> None:
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv1d(N_LEADS, widths[0], stem_kernel, stride=2, padding=stem_kernel // 2, bias=False),
@@ -46,11 +48,10 @@ class ResNet1D(nn.Module):
             blocks.append(BasicBlock(cin, w, 1 if i == 0 else 2, kernel))
             cin = w
         self.blocks = nn.Sequential(*blocks)
-        self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(2 * cin, len(CLASSES))
+        self.fusion = FusionHead(2 * cin, len(CLASSES), n_features, feature_hidden, dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, features: Tensor | None = None) -> Tensor:
         import torch
 
         h = self.blocks(self.stem(x))
-        return self.head(self.drop(torch.cat([h.mean(-1), h.amax(-1)], dim=-1)))
+        return self.fusion(torch.cat([h.mean(-1), h.amax(-1)], dim=-1), features)

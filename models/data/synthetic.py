@@ -99,12 +99,21 @@ def _chunk(args: tuple[int, int, SyntheticSpec]) -> tuple[np.ndarray, list[str]]
 
 def generate(spec: SyntheticSpec, *, workers: int | None = None, progress: bool = False) -> SyntheticSet:
     """Generate ``spec.n_windows`` windows (in parallel; identical for any ``workers``)."""
+    return generate_range(spec, 0, spec.n_windows, workers=workers, progress=progress)
+
+
+def generate_range(spec: SyntheticSpec, start: int, stop: int, *, workers: int | None = None,
+                   progress: bool = False) -> SyntheticSet:
+    """Windows ``start`` … ``stop − 1`` of the set ``spec`` describes: the same windows as those rows of
+    :func:`generate`'s output (a shard of a set too large to hold at once)."""
     if spec.n_windows < 1:
         raise ValueError("n_windows must be >= 1")
+    if not 0 <= start < stop <= spec.n_windows:
+        raise ValueError(f"window range [{start}, {stop}) is not inside the set's {spec.n_windows} windows")
     workers = workers or min(os.cpu_count() or 1, 8)
     step = 64
-    jobs = [(s, min(s + step, spec.n_windows), spec) for s in range(0, spec.n_windows, step)]
-    bar = _progress(spec.n_windows, "synthesising windows") if progress else None
+    jobs = [(s, min(s + step, stop), spec) for s in range(start, stop, step)]
+    bar = _progress(stop - start, "synthesising windows") if progress else None
     parts: list[tuple[np.ndarray, list[str]]] = []
     if workers == 1:
         for job in jobs:
