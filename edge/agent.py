@@ -600,10 +600,11 @@ class EdgeAgent:
             self.metrics.windows_processed.inc()
         session = self.sessions.get(result.window.device_id)
         if session is not None:
-            probabilities = (result.second_stage or {}).get("probabilities")
+            second = result.second_stage or {}
             alerts = session.add_window(result.window, dict(result.model_versions), leads=result.leads12,
                                         lead_names=result.lead_names, uncertainty=result.uncertainty,
-                                        reconstructed=result.reconstructed, probabilities=probabilities)
+                                        reconstructed=result.reconstructed, probabilities=second.get("probabilities"),
+                                        thresholds=second.get("thresholds"))
             for alert in alerts:
                 self._alert(alert, session)
 

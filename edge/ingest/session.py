@@ -314,8 +314,9 @@ class DeviceSession:
     def add_window(self, window: Window, model_versions: dict[str, str], *,
                    probabilities: dict[str, float] | None = None, leads: np.ndarray | None = None,
                    lead_names: tuple[str, ...] | None = None, uncertainty: np.ndarray | None = None,
-                   reconstructed: tuple[str, ...] = ()) -> list[Alert]:
-        """Evidence of a window that went through inference (its id is what alerts point at).
+                   reconstructed: tuple[str, ...] = (), thresholds: dict[str, float] | None = None) -> list[Alert]:
+        """Evidence of a window that went through inference (its id is what alerts point at); ``thresholds``:
+        the classifier's shipped operating threshold per class.
 
         ``leads`` (``(len(lead_names), n)`` band-passed mV on the window's grid: the 12 leads of the
         reconstruction, or the measured ones in rules-only mode), with ``uncertainty`` of the same
@@ -329,7 +330,8 @@ class DeviceSession:
         if leads is not None:
             st = self._measure_st(window, start, leads, lead_names or window.leads, uncertainty, reconstructed)
         ev = WindowEvidence(window.window_id, start, start + window.n_samples / window.fs,
-                            probabilities=probabilities or {}, st=st, model_versions=model_versions)
+                            probabilities=probabilities or {}, st=st, model_versions=model_versions,
+                            thresholds=thresholds or {})
         return self._engine(self.engine.state.now_s, windows=[ev])
 
     def window_beats(self, start_s: float, n_samples: int, fs: float) -> np.ndarray:
