@@ -318,7 +318,10 @@ def render(arch: str, metrics: dict[str, Any], cinc: dict[str, Any] | None, spee
                         **({"true 12, INT8": q8["true12"], "edge, INT8": q8["edge"]} if q8 else {})},
                        counts=cinc.get("label_counts")), "",
                 *([f"The {other['architecture']} baseline on the same records: macro AUROC true 12 "
-                   f"{_macro(other_cinc['true12'])}, edge {_macro(other_cinc['edge'])}.", ""]
+                   f"{_macro(other_cinc['true12'])}, edge {_macro(other_cinc['edge'])}"
+                   + (f"; macro F1 at its thresholds ({other_cinc.get('thresholds_source')}) true 12 "
+                      f"{_f(other_cinc['true12']['macro_f1'])}, edge {_f(other_cinc['edge']['macro_f1'])}"
+                      if "macro_f1" in other_cinc["edge"] else "") + ".", ""]
                   if other is not None and other_cinc is not None else []),
                 ]
     if speed:

@@ -106,3 +106,11 @@ def test_a_plain_description_is_only_read_as_synthetic_when_it_says_nothing_of_r
     card = render("mamba", METRICS, None, None, training_data=text)
     assert ("No real record was used" in card) is claim
     assert "SYNTHETIC" in card
+
+
+def test_card_gives_the_baseline_macro_f1_on_the_same_records() -> None:
+    other = json.loads((ARTIFACTS / "classifier_resnet_metrics.json").read_text())
+    base = _report()
+    card = render("mamba", METRICS, _report(), None, other, None, base)
+    assert (f"macro F1 at its thresholds (default 0.5) true 12 {base['true12']['macro_f1']:.2f}, "
+            f"edge {base['edge']['macro_f1']:.2f}") in card
