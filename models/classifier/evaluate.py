@@ -17,6 +17,18 @@ none, and the report says which: ``thresholds_source``; or a ``--thresholds`` fi
 counts, sensitivity, specificity and F1 there, and macro F1; ``per_record`` lists every record's
 labels and scores so any other threshold can be checked from the JSON alone. With an INT8 artifact
 (``int8_model``), the same records through it, and its change from FP32.
+
+The JSON (``ecgstream models eval classifier --json``), beside the fields it always had::
+
+    "thresholds": {"NSR": 0.5, ...}, "thresholds_source": "artifact" | "default 0.5" | "file" (+ "; … for …"),
+    "true12" | "edge": {"macro_f1": 0.21, "macro_f1_ci95": [lo, hi], ...,
+                        "per_class": {"NSR": {"threshold", "tp", "fp", "fn", "tn", "sensitivity",
+                                              "specificity", "precision", "f1", "f1_ci95", "auroc", ...}}},
+    "int8": {"model", "model_version", "true12": {...}, "edge": {...},       # with --compare-int8
+             "change": {"true12" | "edge": {"macro_auroc", "macro_auprc", "macro_f1",   # INT8 − FP32
+                                            "max_abs_prob", "median_abs_prob", "calls_changed"}}},
+    "per_record": [{"id": "E07500", "labels": ["SB"], "windows": 1, "true12": {class: p}, "edge": {class: p},
+                    "int8": {"true12": {...}, "edge": {...}}}]              # "int8" with --compare-int8
 """
 
 from __future__ import annotations
