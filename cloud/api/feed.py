@@ -1,4 +1,4 @@
-"""The live feed (Server-Sent Events): alerts, acknowledgements, escalations and ward rows.
+"""The live feed (Server-Sent Events): alerts, acknowledgements, escalations, ward rows, ECG and vitals.
 
 **Across processes.** Any ``cloud run`` process may store an alert (its ingest worker), acknowledge
 (its API) or escalate (its escalator), so a feed connection cannot rely on in-process events alone.
@@ -17,6 +17,12 @@ rolled back also leaves a gap; it simply expires), so an alert committed late st
 send it by themselves) or ``?after_seq=`` first gets every alert stored after it. Other events carry
 no id, so the browser's last id stays the last alert's.
 
+**Live ward.** Besides what the store holds, each connection carries every visible patient's live
+ECG chunks (``live``) and vitals (``vitals``) from the process's :class:`cloud.api.live.LiveRelay`,
+straight from the broker and never from the database: first the latest vitals and the last seconds
+of ECG (so tiles paint at once), then each message as it arrives. A chunk wakes the connection
+without a store poll; the store is still read every ``feed.poll_s`` or on a local change.
+
 **Care teams.** With ``[accounts] care_team_scoping`` a clinician's connection carries only the events
 of the patients they may see (:mod:`cloud.api.scope`), re-read on every poll so that a new assignment
 shows at once.
@@ -31,6 +37,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from cloud.api.context import ApiContext
+from cloud.api.live import LiveEvent, LiveRelay
 from cloud.api.scope import may_see, visible_patients
 from cloud.api.views import alerts_json, ward_rows
 from cloud.store import UserRecord
@@ -97,6 +104,8 @@ class FeedConnection:
         self._status_seen: dict[str, int] = {}
         self.more = False
         """The last poll hit :data:`BATCH`: poll again at once."""
+        self.visible: frozenset[str] | None = None
+        """The patients this connection may see as of the last poll (None: all); live events follow it."""
 
     async def poll(self) -> list[str]:
         """The events due now. The cursors move only once every event is built, so a database error
@@ -105,6 +114,7 @@ class FeedConnection:
         out: list[str] = []
         patients: set[str] = set()
         visible = await visible_patients(self.ctx, self.user) if self.user is not None else None
+        self.visible = visible
         pending = self.alerts.pending()
         fresh = await store.alerts_after(self.alerts.value, limit=BATCH)
         late = await store.alerts_by_seq(pending) if pending else []
@@ -173,8 +183,15 @@ async def open_feed(ctx: ApiContext, after_seq: int | None, user: UserRecord | N
     return FeedConnection(ctx, start, await store.last_audit_id(), store.clock(), user)
 
 
-async def event_stream(conn: FeedConnection, stopping: asyncio.Event) -> AsyncIterator[str]:
-    """The SSE body of one connection, until the client leaves or the service stops."""
+def live_chunks(conn: FeedConnection, events: list[LiveEvent]) -> list[str]:
+    """The relay's events this connection may see, as SSE."""
+    return [sse(name, data) for name, patient, data in events if may_see(conn.visible, patient)]
+
+
+async def event_stream(conn: FeedConnection, stopping: asyncio.Event,
+                       relay: LiveRelay | None = None) -> AsyncIterator[str]:
+    """The SSE body of one connection, until the client leaves or the service stops; with ``relay``,
+    the live ward's ECG and vitals too (module docstring)."""
     ctx = conn.ctx
     store = ctx.store
     wake = asyncio.Event()
@@ -185,16 +202,29 @@ async def event_stream(conn: FeedConnection, stopping: asyncio.Event) -> AsyncIt
     store.add_listener(on_change)
     ctx.metrics.feed_clients.inc()
     loop = asyncio.get_running_loop()
+    sub = relay.subscribe() if relay is not None else None
     try:
         yield f"retry: 2000\n: connected, alerts after seq {conn.alerts.value}\n\n"
         last_sent = loop.time()
+        next_poll = loop.time()
+        first = True
         while not stopping.is_set():
-            wake.clear()
-            try:
-                chunks = await conn.poll()
-            except Exception as exc:  # noqa: BLE001 - a database hiccup: tell the client, keep going
-                log.warning("live feed: reading the store failed: %s: %s", type(exc).__name__, exc)
-                chunks = [": store unavailable, retrying\n\n"]
+            chunks: list[str] = []
+            if wake.is_set() or conn.more or loop.time() >= next_poll:
+                wake.clear()
+                try:
+                    chunks = await conn.poll()
+                except Exception as exc:  # noqa: BLE001 - a database hiccup: tell the client, keep going
+                    log.warning("live feed: reading the store failed: %s: %s", type(exc).__name__, exc)
+                    chunks = [": store unavailable, retrying\n\n"]
+                next_poll = loop.time() + ctx.settings.feed.poll_s
+            if relay is not None and sub is not None:
+                if first:          # the latest vitals and the last seconds of ECG, once visibility is known
+                    chunks += live_chunks(conn, relay.snapshot(conn.visible))
+                    sub.take()     # already in the snapshot
+                    first = False
+                else:
+                    chunks += live_chunks(conn, sub.take())
             if chunks:
                 yield "".join(chunks)
                 last_sent = loop.time()
@@ -204,11 +234,16 @@ async def event_stream(conn: FeedConnection, stopping: asyncio.Event) -> AsyncIt
             if conn.more:
                 continue
             waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopping.wait())]
+            if sub is not None:
+                waiters.append(asyncio.ensure_future(sub.ready.wait()))
             try:
-                await asyncio.wait(waiters, timeout=ctx.settings.feed.poll_s, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waiters, timeout=max(0.0, next_poll - loop.time()),
+                                   return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for w in waiters:
                     w.cancel()
     finally:
+        if relay is not None and sub is not None:
+            relay.unsubscribe(sub)
         store.remove_listener(on_change)
         ctx.metrics.feed_clients.dec()

@@ -1,4 +1,5 @@
-"""``GET /api/events``: the live feed as Server-Sent Events (see :mod:`cloud.api.feed`)."""
+"""``GET /api/events``: the live feed as Server-Sent Events (see :mod:`cloud.api.feed`), with the live
+ward's ECG and vitals from the process's relay (:mod:`cloud.api.live`; ``?live=0`` leaves them out)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ from fastapi.responses import StreamingResponse
 from cloud.api.deps import CurrentUser, get_ctx
 from cloud.api.errors import ApiError
 from cloud.api.feed import event_stream, open_feed
+from cloud.api.live import live_relay
 from cloud.api.openapi import EVENT_STREAM, error_responses
 
 router = APIRouter(prefix="/api", tags=["live feed"])
 
 _STREAM = {
-    "description": "Server-Sent Events: `alert` (id: the alert's seq; data: an Alert), `ack`, `escalation` "
-                   "and `status` (a ward row) events, and `: keep-alive` comments (see docs/api.md).",
+    "description": "Server-Sent Events: `alert` (id: the alert's seq; data: an Alert), `ack`, `escalation`, "
+                   "`status` (a ward row), `live` (about a second of a patient's ECG, whole µV per lead) and "
+                   "`vitals` (a patient's heart rate, signal quality, battery, connection and data age) "
+                   "events, and `: keep-alive` comments (see docs/api.md).",
     "content": {EVENT_STREAM: {"schema": {"type": "string"}}},
 }
 
@@ -31,6 +35,7 @@ async def events(
     user: CurrentUser,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
     after_seq: Annotated[int | None, Query(ge=0, le=(1 << 62))] = None,
+    live: Annotated[bool, Query(description="carry the live ward's ECG and vitals")] = True,
 ) -> EventStreamResponse:
     """``Last-Event-ID`` (or ``after_seq``): start with the alerts stored after that seq; without
     either, only what is stored from now on."""
@@ -44,5 +49,6 @@ async def events(
             raise ApiError(422, "invalid_request", "Last-Event-ID must not be negative")
     ctx = get_ctx(request)
     conn = await open_feed(ctx, start, user)
-    return EventStreamResponse(event_stream(conn, ctx.stopping), media_type=EVENT_STREAM,
+    relay = live_relay(ctx.extras, ctx.settings) if live else None
+    return EventStreamResponse(event_stream(conn, ctx.stopping, relay), media_type=EVENT_STREAM,
                                headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
