@@ -226,3 +226,13 @@ def test_eval_refuses_a_bad_thresholds_file_in_one_line(tmp_path: Path) -> None:
     code, text = _run(["--data", str(tmp_path), "--json", str(tmp_path / "r.json"), "--thresholds",
                        str(tmp_path / "t.json")])
     assert code != 0 and "unknown classes AFIB" in text and not (tmp_path / "r.json").exists()
+
+
+def test_compare_int8_needs_the_int8_artifact_beside_the_model(tmp_path: Path) -> None:
+    from models.runtime.classifier import DEFAULT_CLASSIFIER
+
+    model = tmp_path / "my_classifier.onnx"
+    model.write_bytes(DEFAULT_CLASSIFIER.read_bytes())
+    code, text = _run(["--data", str(tmp_path), "--json", str(tmp_path / "r.json"), "--model", str(model),
+                       "--compare-int8"])
+    assert code != 0 and "my_classifier_int8.onnx not found (pass --int8-model)" in text
