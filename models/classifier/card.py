@@ -23,8 +23,12 @@ What the model was trained on comes from ``training_data`` (the argument, else t
        "reproduce": "the training command line"}                           # optional
 
   each ``real`` entry may also be a plain string;
-* a string: shown verbatim; one that starts with ``SYNTHETIC`` and never says ``real`` (what
-  training wrote before real data) is read as synthetic only.
+* a string: shown verbatim; one that says ``SYNTHETIC`` and never says ``real`` (what training
+  wrote before real data) is read as synthetic only.
+
+Without the argument, :func:`describe_training` reads the metrics JSON: its ``training_data`` when that
+is a dict, else what its config (``real_dir``, ``real_only``, ``calibration_dir``) and
+``calibration_cv`` say, else its ``training_data`` text.
 
 A metrics ``"device"`` entry (e.g. ``"NVIDIA H100 80GB HBM3 (cuda)"``) names where it was trained;
 without it the card names the CPU threads of the config.
@@ -79,7 +83,7 @@ def training_sources(training_data: str | Mapping[str, Any] | None) -> dict[str,
     if training_data is None:
         return {"synthetic": True, "real": [], "thresholds": None, "description": None, "reproduce": None}
     if isinstance(training_data, str):
-        synthetic_only = training_data.lstrip().upper().startswith("SYNTHETIC") and "real" not in training_data.lower()
+        synthetic_only = "SYNTHETIC" in training_data.upper() and "real" not in training_data.lower()
         return {"synthetic": synthetic_only or "SYNTHETIC" in training_data.upper(),
                 "real": [] if synthetic_only else None, "thresholds": None, "description": training_data,
                 "reproduce": None}
@@ -89,6 +93,38 @@ def training_sources(training_data: str | Mapping[str, Any] | None) -> dict[str,
     return {"synthetic": bool(training_data.get("synthetic", True)), "real": real,
             "thresholds": training_data.get("thresholds"), "description": training_data.get("description"),
             "reproduce": training_data.get("reproduce")}
+
+
+def describe_training(metrics: Mapping[str, Any]) -> str | Mapping[str, Any] | None:
+    """What a metrics JSON says the model learned from: its ``training_data`` dict when it is one, else a
+    description built from its config's ``real_dir`` / ``real_only`` / ``calibration_dir`` and its
+    ``calibration_cv`` (what ``ecgstream models train classifier --data … --calibrate …`` records), else its
+    ``training_data`` text (metrics written before real data was possible)."""
+    given = metrics.get("training_data")
+    if isinstance(given, Mapping):
+        return given
+    d = metrics.get("config", {}).get("data", {})
+    if not any(k in d for k in ("real_dir", "calibration_dir")):
+        return given
+    real: list[dict[str, Any]] = []
+    if d.get("real_dir"):
+        real.append({"name": "real training records", "path": d["real_dir"],
+                     "use": "training" + ("" if d.get("real_only") else
+                                          f", mixed with the synthetic windows (each real window ×"
+                                          f"{d.get('real_repeat', 1)} per epoch)")})
+    thresholds = None
+    if d.get("calibration_dir"):
+        cv = metrics.get("calibration_cv") or {}
+        k = cv.get("k", d.get("calibration_folds"))
+        oof = f"; out-of-fold macro F1 {cv['macro_f1']}" if cv.get("macro_f1") is not None else ""
+        real.append({"name": "real calibration records", "path": d["calibration_dir"], "records": cv.get("records"),
+                     "use": "logit calibration and per-class thresholds",
+                     "validation": f"{k}-fold record-level cross-validation{oof}"})
+        if metrics.get("thresholds"):
+            chosen = cv.get("classes_thresholded")
+            thresholds = (f"chosen per class on `{d['calibration_dir']}` by {k}-fold record-level cross-validation"
+                          + (f" for {', '.join(chosen)}; 0.5 for the rest" if chosen else ""))
+    return {"synthetic": not d.get("real_only", False), "real": real, "thresholds": thresholds}
 
 
 def _source_text(src: str | Mapping[str, Any]) -> str:
@@ -211,6 +247,21 @@ def _int8_lines(cinc: dict[str, Any], cinc_int8: dict[str, Any] | None) -> list[
     return [*lines, ""]
 
 
+def _augment_text(cfg: Mapping[str, Any]) -> str:
+    a = cfg.get("augment") or {}
+    if not a.get("enabled"):
+        return ""
+    return (f", domain-randomised (amplitude and per-lead gain, electrical axis ±{a.get('axis_deg', 0):g}°, chest "
+            "electrode shift, EMG, powerline and baseline wander, device low-pass "
+            f"{a.get('lowpass_hz', ['?', '?'])[0]:g}–{a.get('lowpass_hz', ['?', '?'])[1]:g} Hz, a 100 Hz device "
+            f"rate for {a.get('low_rate_probability', 0):.0%} of windows)")
+
+
+def _real_flags(d: Mapping[str, Any]) -> str:
+    return ((f" --data {d['real_dir']}" if d.get("real_dir") else "") + (" --real-only" if d.get("real_only") else "")
+            + (f" --calibrate {d['calibration_dir']}" if d.get("calibration_dir") else ""))
+
+
 def training_section(src: dict[str, Any], metrics: dict[str, Any], arch: str) -> list[str]:
     """Where the weights and thresholds came from: the synthetic part from the config, real sources as given."""
     cfg = metrics["config"]
@@ -223,7 +274,8 @@ def training_section(src: dict[str, Any], metrics: dict[str, Any], arch: str) ->
     if src["synthetic"]:
         out += [f"{d['train_windows']:,} SYNTHETIC windows from the ecgstream simulator (one random virtual patient per "
                 f"window: axis, amplitudes, intervals, rate; noise of random kind and level; seed {d['train_seed']}), "
-                f"labelled from the simulated rhythm. {d['edge_fraction']:.0%} are seen as on the edge: II, V1, V5 "
+                f"labelled from the simulated rhythm{_augment_text(cfg)}. {d['edge_fraction']:.0%} are seen as on the "
+                "edge: II, V1, V5 "
                 f"through the shipped reconstruction VAE (`reconstruction_vae.onnx`); the rest are true 12-lead. "
                 f"{d['noise_fraction']:.0%} are made unreadable (heavy EMG, motion, lead-off, intermittent contact) "
                 "and labelled NOISE only."
@@ -237,8 +289,8 @@ def training_section(src: dict[str, Any], metrics: dict[str, Any], arch: str) ->
             f"(config hash `{metrics['config_hash']}`).", "",
             f"Reproduce: `{src['reproduce']}`." if src["reproduce"] else
             "Reproduce: `ecgstream models train classifier --config models/configs/classifier_full.toml "
-            f"--arch {arch} --out models/artifacts --checkpoints out/classifier/checkpoints` (add `--resume` after an "
-            "interruption).", ""]
+            f"--arch {arch}{_real_flags(d)} --out models/artifacts --checkpoints out/classifier/checkpoints` (add "
+            "`--resume` after an interruption).", ""]
     return out
 
 
@@ -258,7 +310,7 @@ def render(arch: str, metrics: dict[str, Any], cinc: dict[str, Any] | None, spee
     cfg = metrics["config"]
     name = f"classifier_{arch}"
     d = cfg["data"]
-    src = training_sources(training_data if training_data is not None else metrics.get("training_data"))
+    src = training_sources(training_data if training_data is not None else describe_training(metrics))
     out = [f"# {TITLES.get(arch, arch)} (`{name}.onnx`, `{name}_int8.onnx`)", ""]
     out += [f"**Not a medical device.** Research and engineering use only: {_headline(src)}; its outputs "
             "must not be used to diagnose, treat or triage anyone.", ""]
@@ -272,7 +324,11 @@ def render(arch: str, metrics: dict[str, Any], cinc: dict[str, Any] | None, spee
             f"INT8 {metrics['onnx_int8_bytes'] / 1024:.0f} KiB (static QDQ, per-channel weights, activation ranges "
             f"from {d['calib_windows']} training windows; convolutions and projections INT8, the selective scan "
             "float). The ONNX metadata entry `ecgstream` lists the classes, their SNOMED CT codes, rate, leads and "
-            "version.", "",
+            "version" + (", and the per-class operating thresholds" if metrics.get("thresholds") else "") + "."
+            + (" A second input `features` carries rhythm features measured from II, V1 and V5 of the same window "
+               "(heart rate, RR irregularity, premature beats, QRS width, QTc, P, ST and T levels; `models.features`); "
+               "the runtime computes them, so callers pass only the 12 leads." if cfg.get("inputs", {}).get(
+                   "rhythm_features") else ""), "",
             "| class | meaning | SNOMED CT |", "|---|---|---|"]
     for c in VOCABULARY:
         out.append(f"| {c.key} | {DESCRIPTIONS[c.key]} | {', '.join(sorted(c.snomed)) or '— (no code)'} |")
