@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import IntegrityError
 
 from cloud.api.deps import AdminUser, CurrentUser, get_ctx
@@ -24,6 +24,7 @@ from cloud.api.schemas import (
 )
 from cloud.api.scope import filter_visible, require_patient, visible_patients
 from cloud.store import NotFound, PatientRecord
+from cloud.store.repositories.registry import RegistryConflict
 
 router = APIRouter(prefix="/api", tags=["registry"])
 
@@ -96,6 +97,22 @@ async def set_patient_team(patient_id: str, body: TeamBody, request: Request, ad
     return patient_json(patient)
 
 
+@router.delete("/patients/{patient_id}", status_code=204, response_class=Response,
+               responses=error_responses(401, 403, 404, 409, 422))
+async def delete_patient(patient_id: str, request: Request, admin: AdminUser) -> Response:
+    """Remove a patient from the registry (stored alerts and windows stay); 409 while devices are still
+    registered to them. Audited as ``remove_patient``."""
+    if not re.fullmatch(ID_PATTERN, patient_id):
+        raise not_found(f"patient {patient_id[:80]!r}")
+    try:
+        await get_ctx(request).store.registry.remove_patient(patient_id, by=admin.username)
+    except NotFound:
+        raise not_found(f"patient {patient_id!r}") from None
+    except RegistryConflict as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    return Response(status_code=204)
+
+
 @router.get("/devices", response_model=DeviceList, responses=error_responses(401))
 async def list_devices(request: Request, user: CurrentUser) -> dict[str, Any]:
     ctx = get_ctx(request)
@@ -140,3 +157,17 @@ async def set_device_patient(device_id: str, body: DevicePatientBody, request: R
         raise not_found(f"patient {body.patient_id!r}") from None
     await store.audit(admin.username, "assign_device", f"device:{device_id}", {"patient_id": body.patient_id})
     return device_json(await store.get_device(device_id))
+
+
+@router.delete("/devices/{device_id}", status_code=204, response_class=Response,
+               responses=error_responses(401, 403, 404, 422))
+async def delete_device(device_id: str, request: Request, admin: AdminUser) -> Response:
+    """Remove a device from the registry (its stored data stays; new data from it is refused). Audited as
+    ``remove_device``."""
+    if not re.fullmatch(ID_PATTERN, device_id):
+        raise not_found(f"device {device_id[:80]!r}")
+    try:
+        await get_ctx(request).store.registry.remove_device(device_id, by=admin.username)
+    except NotFound:
+        raise not_found(f"device {device_id!r}") from None
+    return Response(status_code=204)
