@@ -107,7 +107,8 @@ class AlarmEngine:
         self.config = c = config or AlarmConfig()
         self.rules = tuple(rules) if rules is not None else default_rules(c)
         self.state = EvidenceState(c.analysis_lead, suppress_sqi=c.suppress_sqi, quiet_rms_mv=c.quiet_rms_mv,
-                                   recovery_s=c.quality_recovery_s, irregular_threshold=c.af_irregularity)
+                                   recovery_s=c.quality_recovery_s, irregular_threshold=c.af_irregularity,
+                                   st_baseline_windows=c.st_baseline_windows)
         self._tracks = {r.family: _Track() for r in self.rules}
         self._latched: dict[str, _Episode] = {}
         """Latched episodes whose condition has ended, waiting for an acknowledgement, by episode id (oldest first)."""
@@ -183,11 +184,14 @@ class AlarmEngine:
     # -- restart safety (edge.persistence) ------------------------------------------------------
 
     def export_state(self) -> dict[str, Any]:
-        """Open and latched episodes as JSON-able data (ids, family, state, message counter, ack)."""
+        """Open and latched episodes as JSON-able data (ids, family, state, message counter, ack), and
+        the patient's ST baseline (or the windows learned towards it so far)."""
+        s = self.state
         return {
             "open": [_episode_data(t.episode) for t in self._tracks.values() if t.episode is not None],
             "latched": [_episode_data(ep) for ep in self._latched.values()],
             "ended_s": {f: t.ended_s for f, t in self._tracks.items() if math.isfinite(t.ended_s)},
+            "st_baseline": {"baseline_mv": s.st_baseline, "learning": s.st_learning},
         }
 
     def import_state(self, data: dict[str, Any]) -> int:
@@ -209,6 +213,11 @@ class AlarmEngine:
         for family, ended in dict(data.get("ended_s", {})).items():
             if family in self._tracks:
                 self._tracks[family].ended_s = float(ended)
+        st = dict(data.get("st_baseline") or {})          # a restarted gateway does not learn the baseline anew
+        if st.get("baseline_mv") is not None:
+            self.state.set_st_baseline({str(k): float(v) for k, v in dict(st["baseline_mv"]).items()})
+        elif st.get("learning"):
+            self.state.st_learning = [{str(k): float(v) for k, v in dict(w).items()} for w in st["learning"]]
         return n
 
     # -- episode machine ------------------------------------------------------------------------

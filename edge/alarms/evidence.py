@@ -201,11 +201,18 @@ class EvidenceState:
     the irregular run (else None), so an AF alarm raised after persistence points at when the rhythm
     became irregular, not at when a 32-RR window had filled up enough to show it (see
     :meth:`irregular_run_start`). Fixed when the run is first seen; cleared when irregularity drops.
+
+    ``st_baseline``: the patient's own ST level per lead (mV), against which the ST rule measures
+    change, or None while it is being learned: the per-lead median of the first
+    ``st_baseline_windows`` windows with an ST measurement that began while the analysed lead was
+    usable (``st_learning`` holds them until then), or what :meth:`set_st_baseline` gave (a
+    calibration ECG). A median of several windows, so one noisy or ectopic window does not move it;
+    fixed once learned (an ischaemic change must not become the new normal).
     """
 
     def __init__(self, analysis_lead: str, *, suppress_sqi: float, quiet_rms_mv: float, recovery_s: float,
                  beats_kept: int = 64, windows_kept: int = 16, irregular_threshold: float = math.inf,
-                 irregular_window: int = 32) -> None:
+                 irregular_window: int = 32, st_baseline_windows: int = 6) -> None:
         self.analysis_lead = analysis_lead
         self.recovery_s = recovery_s
         self.suppress_sqi = suppress_sqi
@@ -224,6 +231,9 @@ class EvidenceState:
         self.irregular_threshold = irregular_threshold
         self.irregular_window = irregular_window
         self.irregular_since_s: float | None = None
+        self.st_baseline_windows = max(1, st_baseline_windows)
+        self.st_learning: list[dict[str, float]] = []
+        self.st_baseline: dict[str, float] | None = None
 
     # -- ingestion -------------------------------------------------------------------------------
 
@@ -241,6 +251,18 @@ class EvidenceState:
 
     def add_window(self, ev: WindowEvidence) -> None:
         self.windows.append(ev)
+        if self.st_baseline is None and ev.st and ev.start_s >= self.unusable_until_s:
+            self.st_learning.append({lead: m.deviation_mv for lead, m in ev.st.items()})
+            if len(self.st_learning) >= self.st_baseline_windows:
+                leads = dict.fromkeys(lead for w in self.st_learning for lead in w)
+                self.set_st_baseline({lead: float(np.median([w[lead] for w in self.st_learning if lead in w]))
+                                      for lead in leads})
+
+    def set_st_baseline(self, baseline_mv: Mapping[str, float]) -> None:
+        """Fix the patient's ST baseline per lead (mV): learned (:meth:`add_window`), restored after a
+        gateway restart, or measured on the patient's calibration ECG."""
+        self.st_baseline = {str(lead): float(v) for lead, v in baseline_mv.items()}
+        self.st_learning = []
 
     def add_technical(self, ev: TechnicalState) -> None:
         self.technical = ev

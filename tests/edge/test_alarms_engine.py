@@ -58,13 +58,14 @@ def events(alerts: list[Alert]) -> list[tuple[str, str]]:
 
 
 def test_hysteresis_heart_rate_oscillating_around_the_threshold_does_not_flap() -> None:
-    f = Feed()
-    f.run(20, 80)
-    f.run(12, 160)
-    for _ in range(10):                       # 145–160 bpm: inside the 140–150 band or above it
-        f.run(4, 145)
-        f.run(4, 158)
-    assert events(f.alerts) == [("extreme_tachycardia", "raised")]
+    for width, alarm in ((math.nan, "extreme_tachycardia"), (80.0, "svt")):   # QRS width unknown / narrow
+        f = Feed()
+        f.run(20, 80, width_ms=width)
+        f.run(12, 160, width_ms=width)
+        for _ in range(10):                       # 145–160 bpm: inside the 140–150 band or above it
+            f.run(4, 145, width_ms=width)
+            f.run(4, 158, width_ms=width)
+        assert events(f.alerts) == [(alarm, "raised")]
 
 
 def test_rate_below_threshold_for_less_than_the_persistence_raises_nothing() -> None:
@@ -121,8 +122,9 @@ def test_vt_supersedes_extreme_tachycardia_and_wide_beats_are_needed() -> None:
     assert events(f.alerts) == [("vt", "raised")]
     g = Feed()
     g.run(20, 70)
-    g.run(30, 180, width_ms=80.0)             # narrow: SVT, not VT
-    assert events(g.alerts) == [("extreme_tachycardia", "raised")]
+    g.run(30, 180, width_ms=80.0)             # narrow, regular, abrupt: SVT, not VT (nor the generic alarm)
+    assert events(g.alerts) == [("svt", "raised")] and g.alerts[0].priority is Priority.HIGH
+    assert 20.0 <= g.alerts[0].details["onset_s"] <= 21.0           # the run's first beat, not 10 s later
 
 
 def test_classifier_evidence_raises_vt_vf_af_with_window_and_model_versions() -> None:
@@ -146,16 +148,22 @@ def test_st_change_on_reconstructed_leads_needs_the_band_and_carries_uncertainty
                               model_versions={"reconstruction": "vae-1.2"})
     f = Feed()
     f.run(10, 70)
-    for k in range(70):                       # 0.25 mV but ±0.1 mV: the band's near edge is under 0.2 mV
+    for k in range(70):                       # +0.25 mV from the start: the patient's own baseline, no alarm
         f.run(1, 70, windows=(window(11 + k, 0.25, 0.1),))
+    assert f.alerts == [] and f.engine.state.st_baseline == {"II": 0.0, "V2": 0.25, "V3": 0.25, "V4": 0.15}
+    for k in range(70):                       # +0.15 mV of change, but ±0.1 mV: the band's near edge is under 0.1
+        f.run(1, 70, windows=(window(81 + k, 0.4, 0.1),))
     assert f.alerts == []
     for k in range(70):
-        f.run(1, 70, windows=(window(81 + k, 0.35, 0.1),))
+        f.run(1, 70, windows=(window(151 + k, 0.5, 0.1),))
     (st,) = f.alerts
     assert st.alert_type == "st_change" and st.priority is Priority.MEDIUM
-    assert st.reconstructed_leads == {"V2": 0.1, "V3": 0.1, "V4": 0.1}
-    assert st.details["st_mv"] == {"V2": 0.35, "V3": 0.35, "V4": 0.21}
+    assert st.reconstructed_leads == {"V2": 0.1, "V3": 0.1}       # V4: +0.15 ± 0.1 mV of change, not enough
+    assert st.details["st_mv"] == {"V2": 0.5, "V3": 0.5}
+    assert st.details["st_change_mv"] == {"V2": 0.25, "V3": 0.25}
+    assert st.details["st_baseline_mv"] == {"V2": 0.25, "V3": 0.25}
     assert st.model_versions["reconstruction"] == "vae-1.2"
+    assert 30.0 <= st.details["at_s"] - 151.0 <= 32.0           # 30 s of persistence
 
 
 def test_technical_alarms_battery_disconnect_gap_are_kept_apart() -> None:
@@ -212,7 +220,7 @@ def test_message_ids_are_per_episode_never_repeat_across_runs_and_name_their_epi
     def run() -> list[Alert]:
         f = Feed()
         f.run(20, 70)
-        f.run(12, 160)                       # extreme tachycardia, high
+        f.run(12, 160)                       # SVT, high
         f.run(20, 70)
         f.alerts += f.engine.acknowledge(f.alerts[0].alert_id)
         f.run(20, 70)
@@ -221,7 +229,7 @@ def test_message_ids_are_per_episode_never_repeat_across_runs_and_name_their_epi
         return f.alerts
 
     one, two = run(), run()                  # the same device clock values twice (a replay, a reboot)
-    assert events(one) == events(two) == [("extreme_tachycardia", "raised"), ("extreme_tachycardia", "cleared"),
+    assert events(one) == events(two) == [("svt", "raised"), ("svt", "cleared"),
                                            ("af", "raised"), ("af", "cleared")]
     assert not {a.alert_id for a in one} & {a.alert_id for a in two}
     assert not {a.details["episode_id"] for a in one} & {a.details["episode_id"] for a in two}

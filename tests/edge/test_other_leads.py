@@ -54,10 +54,10 @@ def test_the_polar_patient_has_a_heart_rate_from_lead_i(polar_run: tuple[EdgeAge
     assert stream.heart_rate_bpm is not None and stream.heart_rate_bpm > 100   # SVT at the end of the run
 
 
-def test_the_polar_patients_scripted_svt_raises_tachycardia(polar_run: tuple[EdgeAgent, MemorySink]) -> None:
+def test_the_polar_patients_scripted_svt_raises_svt(polar_run: tuple[EdgeAgent, MemorySink]) -> None:
     _, sink = polar_run
     clinical = [a for a in sink.alerts if a.category is AlertCategory.CLINICAL and a.details["event"] == "raised"]
-    assert [a.alert_type for a in clinical] == ["extreme_tachycardia"], [(a.alert_type, a.details) for a in clinical]
+    assert [a.alert_type for a in clinical] == ["svt"], [(a.alert_type, a.details) for a in clinical]
     (tachy,) = clinical
     assert 90.0 <= tachy.details["onset_s"] <= 95.0 and tachy.details["at_s"] <= 110.0, tachy.details
     uplinked = {w.window_id for w in sink.windows}

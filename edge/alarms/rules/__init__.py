@@ -11,7 +11,13 @@ Priorities follow IEC 60601-1-8 (high: immediate response, the patient may die o
 minutes; medium: prompt response; low: awareness) and the red/yellow split of common adult bedside
 monitors (Philips IntelliVue, GE CARESCAPE, Mindray): asystole, VF, VT and extreme brady/tachycardia
 are red (high), pause, AF and ST change yellow (medium); technical alarms are medium when monitoring
-of the analysed lead is lost (lead off, disconnected) and low otherwise.
+of the analysed lead is lost (lead off, disconnected) and low otherwise. SVT is high, as the extreme
+tachycardia it names more precisely; atrial flutter is medium, as AF (rationale in :class:`AlarmConfig`).
+
+Supersession (one rhythm, one alarm): VT and SVT supersede extreme tachycardia (SVT is evaluated
+before it and counts from the run's first beat, so it comes no later); AF and atrial flutter
+supersede each other, and so do atrial flutter and SVT (whichever raised first holds); AF supersedes
+SVT.
 """
 from __future__ import annotations
 
@@ -26,8 +32,10 @@ from edge.alarms.rules.base import (
     State,
 )
 from edge.alarms.rules.config import AlarmConfig
+from edge.alarms.rules.flutter import FlutterRule
 from edge.alarms.rules.rate import AsystoleRule, BradyRule, TachyRule, VfRule, VtRule
 from edge.alarms.rules.st import StRule
+from edge.alarms.rules.svt import SvtRule
 from edge.alarms.rules.technical import (
     DataGapRule,
     DisconnectedRule,
@@ -39,8 +47,8 @@ from protocol.messages import AlertCategory
 
 __all__ = [
     "CLEAR", "HOLD", "PRIORITY_RANK", "RULES_VERSION", "AfRule", "AlarmConfig", "Assessment", "AsystoleRule",
-    "BradyRule", "DataGapRule", "DisconnectedRule", "LeadOffRule", "LowBatteryRule", "PoorSignalRule", "Rule",
-    "State", "StRule", "TachyRule", "VfRule", "VtRule", "default_rules",
+    "BradyRule", "DataGapRule", "DisconnectedRule", "FlutterRule", "LeadOffRule", "LowBatteryRule",
+    "PoorSignalRule", "Rule", "State", "StRule", "SvtRule", "TachyRule", "VfRule", "VtRule", "default_rules",
 ]
 
 
@@ -51,9 +59,12 @@ def default_rules(c: AlarmConfig) -> tuple[Rule, ...]:
         VfRule("vf", clin, 0.0, c.clinical_clear_s),
         VtRule("vt", clin, 0.0, c.clinical_clear_s, superseded_by=("vf",)),
         AsystoleRule("asystole", clin, 0.0, c.clinical_clear_s, superseded_by=("vf",)),
-        TachyRule("extreme_tachycardia", clin, c.rate_persist_s, c.clinical_clear_s, superseded_by=("vf", "vt")),
+        SvtRule("svt", clin, c.rate_persist_s, c.clinical_clear_s, superseded_by=("vf", "vt", "af", "aflutter")),
+        TachyRule("extreme_tachycardia", clin, c.rate_persist_s, c.clinical_clear_s,
+                  superseded_by=("vf", "vt", "svt")),
         BradyRule("extreme_bradycardia", clin, c.rate_persist_s, c.clinical_clear_s, superseded_by=("vf", "asystole")),
-        AfRule("af", clin, c.af_persist_s, c.af_clear_s, superseded_by=("vf", "vt", "asystole")),
+        AfRule("af", clin, c.af_persist_s, c.af_clear_s, superseded_by=("vf", "vt", "asystole", "aflutter")),
+        FlutterRule("aflutter", clin, 0.0, c.clinical_clear_s, superseded_by=("vf", "vt", "asystole", "af", "svt")),
         StRule("st_change", clin, c.st_persist_s, c.st_persist_s, superseded_by=("vf", "asystole")),
         LeadOffRule("lead_off", tech, 0.0, 2.0),
         PoorSignalRule("poor_signal", tech, c.poor_persist_s, c.poor_clear_s),

@@ -40,7 +40,39 @@ class AlarmConfig:
 
     Extreme tachycardia / bradycardia (red limits of adult monitors: 140–160 / 30–40 bpm)
         > ``tachy_bpm`` = 150 for ``rate_persist_s`` = 10 s, clears < 140 → high;
-        < ``brady_bpm`` = 40 for 10 s, clears > 45 → high.
+        < ``brady_bpm`` = 40 for 10 s, clears > 45 → high. Not raised while VT or SVT is active:
+        those name the same fast rate more precisely.
+
+    SVT (narrow-complex regular tachycardia; high)
+        A run of ≥ ``svt_beats`` = 8 beats whose RR are all ≤ 1.1 × 60 / ``svt_bpm`` (the run's
+        extent), at a median rate ≥ ``svt_bpm`` = 150, narrow (median QRS < ``vt_wide_ms`` = 120 ms,
+        ≥ 3/4 of the measured beats narrow, none paced), regular (median |ΔRR| / median RR ≤
+        ``svt_regularity`` = 0.05: re-entry runs like a clock, AF at that rate reads 0.06–0.2), for
+        ``rate_persist_s`` = 10 s from the run's first beat; and either an abrupt onset seen — the
+        median of the ≤ 4 RR before the run ≥ ``svt_onset_ratio`` = 1.2 × the run's first RR (the
+        paroxysm: re-entry starts from one beat to the next, while the sinus node speeds up by a few
+        per cent a beat) — or the classifier's ``SVT`` ≥ its shipped threshold
+        (:attr:`WindowEvidence.thresholds`; ``svt_prob`` = 0.8 without one). Clears below
+        ``tachy_clear_bpm``. A fast narrow regular rhythm without either (sinus tachycardia, or
+        monitoring that began during the tachycardia) stays the generic extreme tachycardia, of the
+        same priority. Priority high, as extreme tachycardia (IEC 60601-1-8 high: a sustained rate ≥ 150
+        can compromise cardiac output within minutes; bedside monitors put rates above 150 in their
+        red tier), so naming the rhythm never lowers the urgency; the name tells the responder it is
+        supraventricular (vagal manoeuvres, adenosine) rather than ventricular. SVT supersedes extreme
+        tachycardia and is evaluated first, and its persistence counts from the run's first beat
+        (before the detector's running rate crosses 150), so it raises no later than the generic alarm
+        would; it is not raised while AF or atrial flutter is active (they already explain a fast
+        narrow rhythm), and a 2:1 atrial flutter seen first as SVT keeps the SVT alarm (one alarm per
+        rhythm; flutter and SVT supersede each other).
+
+    Atrial flutter (medium, as AF: prompt review, not immediately life-threatening; a fast
+    ventricular response is covered by the SVT / extreme tachycardia alarms)
+        classifier ``AFL`` ≥ its shipped threshold (``aflutter_prob`` = 0.8 without one) in
+        ``aflutter_windows`` = 2 consecutive windows (the AF classifier path's rule); clears when the
+        latest window's ``AFL`` < min(``prob_clear``, half the threshold). AF and atrial flutter
+        supersede each other — whichever raised first holds: a flutter with variable block is
+        irregular enough for the RR rule, and both call for the same response (rate control,
+        anticoagulation), so one rhythm gives one alarm.
 
     AF onset (medium: not immediately life-threatening, needs prompt review)
         RR irregularity ≥ ``af_irregularity`` = 0.12 for ``af_persist_s`` = 30 s; the alert's onset is
@@ -58,11 +90,20 @@ class AlarmConfig:
         and sinus clears. (Version 1: non-robust RMSSD/mean of 16 RR ≥ 0.15, onset at the threshold
         crossing; it read frequent PACs/PVCs as AF.)
 
-    ST change (medium; cf. the 4th universal definition of MI: ≥ 0.1 mV in two contiguous leads,
-    ≥ 0.2 mV in V2–V3)
-        |ST| ≥ ``st_mv`` = 0.1 (``st_v2_v3_mv`` = 0.2) in ≥ 2 contiguous leads of one sign for
-        ``st_persist_s`` = 60 s; a reconstructed lead counts only if the near edge of its 90 %
-        band, |ST| − uncertainty, still reaches the threshold. Clears when every lead is below half.
+    ST change from the patient's own baseline (medium; AHA practice standards for ECG monitoring,
+    Drew 2004 / Sandau 2017: alarm at 0.1–0.2 mV of ST change from the patient's baseline)
+        The baseline is the per-lead median ST of the first ``st_baseline_windows`` = 6 measured
+        windows (≈ 35 s of ECG at a 5 s hop; :attr:`EvidenceState.st_baseline`), kept across a gateway
+        restart; no ST alarm while it is learned. Then |ST − baseline| ≥ ``st_mv`` = 0.1 in ≥ 2
+        contiguous leads with a change of one sign for ``st_persist_s`` = 30 s; a reconstructed lead
+        counts only if the near edge of its 90 % band, |change| − uncertainty, still reaches 0.1.
+        Clears when every lead's change is below half. One threshold for every lead: the higher V2–V3
+        limit of the 4th universal definition of MI (0.2 mV) allows for the normal J elevation of
+        those leads, which the baseline already takes away, as it takes away the J + 60 ms reading on
+        an early, tall T wave (up to +0.22 mV in V3–V4 on synthetic sinus patients). 30 s of
+        persistence (7 successive 10 s windows, ≈ 40 s of ECG) rather than the 1-minute episode of
+        Holter practice keeps the alarm within 60 s of an infarct's onset with the window's own
+        latency; two contiguous leads and the band's near edge keep it specific.
 
     Technical (kept apart from clinical alarms)
         lead off → medium when it takes the analysed lead, else low; poor signal: analysed lead SQI
@@ -102,8 +143,15 @@ class AlarmConfig:
     af_prob: float = 0.8
     af_windows: int = 2
     st_mv: float = 0.1
-    st_v2_v3_mv: float = 0.2
-    st_persist_s: float = 60.0
+    st_persist_s: float = 30.0
+    st_baseline_windows: int = 6
+    svt_bpm: float = 150.0
+    svt_beats: int = 8
+    svt_regularity: float = 0.05
+    svt_onset_ratio: float = 1.2
+    svt_prob: float = 0.8
+    aflutter_prob: float = 0.8
+    aflutter_windows: int = 2
     st_clear_fraction: float = 0.5
     window_max_age_s: float = 15.0
     clinical_clear_s: float = 5.0
