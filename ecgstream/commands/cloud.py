@@ -465,3 +465,46 @@ def registry_export_devices(config_path: Path | None, gateway_id: str, accounts_
         patients_path.write_text(render_patients_toml(gateway_id, devices), encoding="utf-8")
     click.echo(f"{len(devices)} device(s) of gateway {gateway_id} written to {out_path}"
                + (f" and {patients_path}" if patients_path is not None else ""))
+
+
+@registry.command("import-edge")
+@_CONFIG
+@click.option("--edge-config", "edge_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A gateway's edge config (TOML): its [ingest.patients], [[ingest.ble]] and [ingest.patient_names].")
+def registry_import_edge(config_path: Path | None, edge_path: Path) -> None:
+    """Register the patients (with their display names) and devices a gateway's edge config maps, so their
+    data is accepted; what is registered already is kept (audited by "cli"; the reverse of export-devices)."""
+    from cloud.errors import NotFound
+    from cloud.store.repositories.registry import RegistryConflict
+    from edge.config import ConfigError as EdgeConfigError
+    from edge.config import load_config
+
+    try:
+        ingest = load_config(edge_path, env={}).ingest
+    except EdgeConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    worn = ingest.device_patients()
+    names = ingest.display_names()
+
+    async def register(store: Any) -> tuple[list[str], list[str]]:
+        done: list[str] = []
+        problems: list[str] = []
+        for patient_id in sorted(set(worn.values()) | set(names)):
+            try:
+                await store.registry.register_patient(patient_id, names.get(patient_id, ""), by="cli")
+                done.append(f"patient {patient_id}")
+            except RegistryConflict:
+                pass  # registered already: kept as it is
+        for device_id, patient_id in sorted(worn.items()):
+            try:
+                await store.registry.register_device(device_id, patient_id, by="cli")
+                done.append(f"device {device_id}")
+            except (RegistryConflict, NotFound) as exc:
+                if "already registered to patient" not in str(exc):
+                    problems.append(str(exc))
+        return done, problems
+
+    done, problems = _registry_call(config_path, register)
+    click.echo(f"registered {len(done)} new ({', '.join(done) or 'nothing new'}) from {edge_path}")
+    for line in problems:
+        click.echo(f"kept: {line}", err=True)

@@ -68,6 +68,13 @@ def _ident(value: str, name: str) -> str:
         raise problem(str(exc), name) from None
 
 
+def _display_name(name: str, key: str) -> str:
+    """A patient's display name: 1-200 printable characters (the cloud's limit)."""
+    if not name.strip() or len(name) > 200 or not name.isprintable():
+        raise problem(f"display name {name[:40]!r} must be 1-200 printable characters", key)
+    return name
+
+
 def _threshold_name(name: str) -> str:
     if not _THRESHOLD_NAME.fullmatch(name):
         raise problem(f"threshold name {name!r} must be lower_case_with_underscores", name)
@@ -91,6 +98,8 @@ class BleDeviceConfig:
 
     patient: Text
     """Patient id (topic-safe) the device's stream belongs to."""
+    patient_name: Text | None = None
+    """The patient's display name (the same as an ``[ingest.patient_names]`` entry for ``patient``)."""
     address: Text | None = None
     """BLE address (``AA:BB:CC:DD:EE:FF``, or a CoreBluetooth UUID); this or ``name``."""
     name: Text | None = None
@@ -109,6 +118,8 @@ class BleDeviceConfig:
         if self.address is not None and not _BLE_ADDRESS.fullmatch(self.address):
             raise problem(f"address {self.address!r} is not a BLE address (AA:BB:CC:DD:EE:FF or a UUID)", "address")
         _ident(self.patient, "patient")
+        if self.patient_name is not None:
+            _display_name(self.patient_name, "patient_name")
         if self.device_id is not None:
             _ident(self.device_id, "device_id")
             return self
@@ -134,6 +145,11 @@ class IngestConfig:
         default_factory=lambda: MappingProxyType({}))
     """``[ingest.patients]``: device id → patient id, for devices on every transport (MQTT wearables, replays);
     a ``[[ingest.ble]]`` entry's ``patient`` is the same mapping for that device. Others are their own patient."""
+    patient_names: Annotated[Mapping[str, Text], AfterValidator(_frozen_mapping)] = field(
+        default_factory=lambda: MappingProxyType({}))
+    """``[ingest.patient_names]``: patient id → display name (what the ward shows), for the patients of
+    ``[ingest.patients]``, ``[[ingest.ble]]`` or any other; ``ecgstream cloud registry import-edge``
+    registers them with these names. A patient without one is shown by its id."""
     allowed_devices: tuple[Text, ...] = ()
     """Device ids accepted besides the mapped ones (empty and no file: any device, up to ``max_sessions``)."""
     allowed_devices_file: FilePath | None = None
@@ -145,6 +161,15 @@ class IngestConfig:
     new_devices_per_s: Annotated[Number, rule(lambda v: v > 0, "must be > 0")] = 10.0
     """New device ids accepted per second per transport (a burst of ``max(1, 5 × rate)`` first); more are
     refused (``rejected{reason="new_device_rate"}``)."""
+
+    def device_patients(self) -> dict[str, str]:
+        """Device id → patient id for every mapped device (``[ingest.patients]`` and ``[[ingest.ble]]``)."""
+        return {**dict(self.patients), **{str(d.device_id): d.patient for d in self.ble}}
+
+    def display_names(self) -> dict[str, str]:
+        """Patient id → display name (``[ingest.patient_names]`` and each BLE entry's ``patient_name``)."""
+        return {**{d.patient: d.patient_name for d in self.ble if d.patient_name is not None},
+                **dict(self.patient_names)}
 
     def allowed_device_ids(self) -> frozenset[str] | None:
         """The allow-list (mapped devices, ``allowed_devices``, the file), or None when any device may come
@@ -170,6 +195,14 @@ class IngestConfig:
             if other is not None and other != ble.patient:
                 raise problem(f"device {ble.device_id!r} is mapped to patient {other!r} in [ingest.patients] "
                               f"and to {ble.patient!r} here", "patient", at=("ble", i))
+        for patient_id, name in self.patient_names.items():
+            _ident(patient_id, "patient_names")
+            _display_name(name, "patient_names")
+        for i, ble in enumerate(self.ble):
+            named = self.patient_names.get(ble.patient)
+            if ble.patient_name is not None and named is not None and named != ble.patient_name:
+                raise problem(f"patient {ble.patient!r} is named {named!r} in [ingest.patient_names] and "
+                              f"{ble.patient_name!r} here", "patient_name", at=("ble", i))
         for ident in self.allowed_devices:
             _ident(ident, "allowed_devices")
         for key in ("device_id", "address", "name"):

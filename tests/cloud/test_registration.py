@@ -272,3 +272,46 @@ async def test_the_admin_page_is_served_under_the_dashboards_policy(migrated_url
     js = (STATIC_DIR / "admin.js").read_text()
     for route in ("/api/users", "/api/patients", "/api/devices", "/api/me"):
         assert route in js
+
+
+# -- the edge's device → patient map, with display names ----------------------------------------
+
+EDGE_TOML = """
+[ingest.patients]
+"es-0003" = "bed-03"
+"es-0004" = "bed-04"
+
+[ingest.patient_names]
+"bed-03" = "Ana Lima"
+
+[[ingest.ble]]
+patient = "bed-05"
+patient_name = "Bo Chen"
+address = "AA:BB:CC:DD:EE:05"
+"""
+
+
+def test_the_edge_config_maps_mqtt_and_ble_devices_to_patients_with_display_names() -> None:
+    from edge.config import ConfigError, parse_config
+
+    ingest = parse_config(EDGE_TOML, env={}).ingest
+    assert ingest.device_patients() == {"es-0003": "bed-03", "es-0004": "bed-04", "aabbccddee05": "bed-05"}
+    assert ingest.display_names() == {"bed-03": "Ana Lima", "bed-05": "Bo Chen"}
+    with pytest.raises(ConfigError, match="named 'Someone else' in \\[ingest.patient_names\\] and 'Bo Chen' here"):
+        parse_config(EDGE_TOML.replace('"bed-03" = "Ana Lima"', '"bed-03" = "Ana Lima"\n"bed-05" = "Someone else"'),
+                     env={})
+    with pytest.raises(ConfigError, match="patient_names 'bed 9' must be 1-64 characters"):
+        parse_config('[ingest.patient_names]\n"bed 9" = "Cy"\n', env={})
+
+
+def test_import_edge_registers_the_gateways_patients_by_name_and_their_devices_once(
+        tmp_path: Path, migrated_url: str) -> None:
+    edge = tmp_path / "edge.toml"
+    edge.write_text(EDGE_TOML)
+    out = _ok(migrated_url, "registry", "import-edge", "--edge-config", str(edge))
+    assert "registered 6 new" in out
+    listed = json.loads(_ok(migrated_url, "patients", "list", "--json"))
+    assert [(p["patient_id"], p["display_name"], p["devices"]) for p in listed] == [
+        ("bed-03", "Ana Lima", ["es-0003"]), ("bed-04", "", ["es-0004"]), ("bed-05", "Bo Chen", ["aabbccddee05"])]
+    assert "registered 0 new" in _ok(migrated_url, "registry", "import-edge", "--edge-config", str(edge))
+    assert len(asyncio.run(_audit(migrated_url))) == 6
