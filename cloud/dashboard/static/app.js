@@ -1,13 +1,21 @@
-// ecgstream ward dashboard: login, ward overview, live alerts (Server-Sent Events), alert detail with the
-// 12-lead strip, acknowledge. Plain ES module, no dependencies; talks only to the cloud HTTP API
-// (same origin, session cookie). Every value from the server is inserted as text, never as HTML.
+// ecgstream ward dashboard: login, the ward as a monitor (a tile per bed with its live ECG, heart rate,
+// signal quality, battery and connection, updated every second), live alerts (Server-Sent Events) with
+// IEC 60601-1-8 colours, markers and sounds, alert detail with the 12-lead strip, acknowledge. Plain ES
+// modules, no dependencies; talks only to the cloud HTTP API (same origin, session cookie). Every value
+// from the server is inserted as text, never as HTML.
 
+import { AlarmAudio } from "./audio.js";
+import { LiveTrace } from "./live.js";
 import { renderStrip } from "./strip.js";
 
 const PRIORITY_RANK = { high: 0, medium: 1, low: 2 };
 const PRIORITY_MARK = { high: "!!!", medium: "!!", low: "!" }; // IEC 60601-1-8 priority markers
 const MAX_EPISODES = 300;
 const WINDOW_RETRIES = 5;
+const VITALS_STALE_MS = 5000; // no vitals from the gateway for this long: communication lost
+const DATA_STALE_S = 5; // the device's data older than this: no data
+const EDGE_SILENT_MS = 10000; // no vitals from any gateway for this long: page banner
+const DRAW_EVERY_MS = 40; // trace frame rate (25 per second)
 
 /** Everything the page knows, rebuilt from the API after login or reconnect. */
 const state = {
@@ -21,6 +29,13 @@ const state = {
   reconnectDelayMs: 1000,
   wardTimer: null,
   detailToken: 0,
+  live: new Map(), // patient_id -> {trace: LiveTrace, vitals, vitalsAt (Date.now() of arrival)}
+  tiles: new Map(), // patient_id -> the tile's nodes
+  lead: "II",
+  feedUp: false,
+  feedDownSince: null,
+  lastVitalsAt: 0,
+  audio: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -65,6 +80,13 @@ function fmtTime(us) {
   return d.toDateString() === today.toDateString() ? time : `${d.toLocaleDateString()} ${time}`;
 }
 
+function fmtAge(seconds) {
+  const s = Math.max(0, seconds);
+  if (s < 60) return `${Math.round(s)} s`;
+  if (s < 3600) return `${Math.round(s / 60)} min`;
+  return `${Math.round(s / 3600)} h`;
+}
+
 function fmtAgo(us) {
   if (us === null || us === undefined) return "never";
   const s = Math.max(0, Math.round(Date.now() - us / 1000) / 1000);
@@ -102,6 +124,10 @@ function showLogin(message = "") {
   $("dashboard-view").hidden = true;
   $("logout").hidden = true;
   $("whoami").hidden = true;
+  $("audio").hidden = true;
+  $("admin-link").hidden = true;
+  $("feed-banner").hidden = true;
+  if (state.audio) state.audio.set(null);
   $("login-error").textContent = message;
   setConnection("offline");
   $("login-username").focus();
@@ -112,6 +138,8 @@ function showDashboard() {
   $("dashboard-view").hidden = false;
   $("logout").hidden = false;
   $("whoami").hidden = false;
+  $("audio").hidden = false;
+  $("admin-link").hidden = state.user.role !== "admin";
   $("whoami").textContent = `${state.user.username} (${state.user.role})`;
 }
 
@@ -122,53 +150,246 @@ function setConnection(kind) {
   node.title = kind === "live" ? "Receiving alerts live" : "Not receiving live alerts; retrying";
 }
 
-// -- ward --------------------------------------------------------------------------------------
+// -- ward: a tile per bed ------------------------------------------------------------------------
 
 const STATE_LABEL = { alarm: "alarm", technical: "technical alarm", ok: "ok", offline: "offline" };
-
-function renderWard() {
-  const body = $("ward-body");
-  const rows = [...state.ward.values()].sort((a, b) =>
-    stateRank(a.state) - stateRank(b.state) || String(a.display_name || a.patient_id).localeCompare(
-      String(b.display_name || b.patient_id)));
-  body.replaceChildren(...rows.map(wardRow));
-  $("ward-empty").hidden = rows.length > 0;
-}
+const CONN_LABEL = { live: "live", "no-data": "NO DATA", "comm-lost": "COMMUNICATION LOST", stale: "not live" };
 
 function stateRank(s) {
   return { alarm: 0, technical: 1, offline: 2, ok: 3 }[s] ?? 4;
 }
 
-function wardRow(p) {
-  const last = p.last_alert;
-  const lastCell = last
-    ? h("button", {
-      type: "button", class: `link prio-text-${last.priority}`, "data-testid": "ward-last-alert",
-      onclick: () => openAlert(episodeKey(last), last.alert_id),
-    }, `${PRIORITY_MARK[last.priority] || ""} ${alertTitle(last)} · ${fmtTime(last.onset_gateway_us)}`)
-    : "—";
-  const battery = p.battery_pct === null || p.battery_pct === undefined ? "—" : `${p.battery_pct} %`;
-  let conn = p.connected === null || p.connected === undefined ? "unknown" : p.connected ? "connected" : "disconnected";
-  if (p.lead_off && p.lead_off.length) conn += ` · lead off: ${p.lead_off.join(", ")}`;
-  const counts = [];
-  if (p.active_clinical) counts.push(`${p.active_clinical} clinical`);
-  if (p.active_technical) counts.push(`${p.active_technical} technical`);
-  return h("tr", {
-    class: `ward-row state-${p.state}`, "data-testid": "ward-row", "data-patient-id": p.patient_id,
-    "data-state": p.state,
-  },
-  h("th", { scope: "row" }, p.display_name || p.patient_id,
-    p.display_name && p.display_name !== p.patient_id ? h("span", { class: "muted" }, ` ${p.patient_id}`) : null),
-  h("td", {}, h("span", { class: `state-badge state-${p.state}`, "data-testid": "ward-state" },
-    STATE_LABEL[p.state] || p.state), counts.length ? h("span", { class: "muted" }, ` (${counts.join(", ")})`) : null),
-  h("td", { "data-testid": "ward-hr" },
-    p.heart_rate_bpm === null || p.heart_rate_bpm === undefined ? "—" : `${Math.round(p.heart_rate_bpm)} bpm`),
-  h("td", {}, lastCell),
-  h("td", { class: p.battery_pct !== null && p.battery_pct !== undefined && p.battery_pct < 20 ? "warn" : "",
-    "data-testid": "ward-battery" }, battery),
-  h("td", { "data-testid": "ward-connection", title: `last seen ${fmtAgo(p.last_seen_us)}` },
-    p.device_id ? h("span", {}, conn, h("span", { class: "muted" }, ` ${p.device_id}`)) : "no device"),
-  h("td", {}, p.assigned_to || "—"));
+function liveOf(patientId) {
+  let live = state.live.get(patientId);
+  if (!live) {
+    live = { trace: new LiveTrace(), vitals: null, vitalsAt: 0 };
+    state.live.set(patientId, live);
+  }
+  return live;
+}
+
+/** The bed's highest-priority active (not cleared) alarm episode, unacknowledged first; or null. */
+function topAlarm(patientId) {
+  let best = null;
+  for (const ep of state.episodes.values()) {
+    if (ep.latest.patient_id !== patientId || isCleared(ep)) continue;
+    const rank = PRIORITY_RANK[highestPriority(ep)] * 2 + (ep.ack ? 1 : 0);
+    if (!best || rank < best.rank || (rank === best.rank && (ep.latest.seq ?? 0) > (best.ep.latest.seq ?? 0))) {
+      best = { ep, rank };
+    }
+  }
+  return best ? best.ep : null;
+}
+
+/**
+ * How the bed's data stands now: {kind: live | no-data | comm-lost | stale, text, ageS}. The page's own
+ * feed lost makes every bed "stale"; no vitals from the gateway for VITALS_STALE_MS, or the device not
+ * connected to it, is "communication lost"; a connected device without recent data is "no data".
+ */
+function connection(row, live) {
+  const now = Date.now();
+  const v = live && live.vitals;
+  const ageS = v ? (now - live.vitalsAt) / 1000 + (v.last_data_age_s ?? 0) : null;
+  if (!state.feedUp && state.feedDownSince) return { kind: "stale", text: "server connection lost", ageS };
+  if (v) {
+    if (now - live.vitalsAt > VITALS_STALE_MS) {
+      return { kind: "comm-lost", text: `no update from the gateway for ${fmtAge((now - live.vitalsAt) / 1000)}`, ageS };
+    }
+    if (!v.connected) return { kind: "comm-lost", text: `device not connected; last data ${fmtAge(ageS)} ago`, ageS };
+    if (v.last_data_age_s === null || v.last_data_age_s === undefined) return { kind: "no-data", text: "no data yet", ageS };
+    if (ageS > DATA_STALE_S) return { kind: "no-data", text: `no data for ${fmtAge(ageS)}`, ageS };
+    return { kind: "live", text: "live", ageS };
+  }
+  if (row && row.connected === false) return { kind: "comm-lost", text: "device disconnected", ageS: null };
+  return { kind: "no-data", text: "no live data from this bed", ageS: null };
+}
+
+function sqiWord(sqi) {
+  if (sqi === null || sqi === undefined) return "—";
+  return sqi >= 0.8 ? "good" : sqi >= 0.5 ? "fair" : "poor";
+}
+
+function makeTile(patientId) {
+  const t = {};
+  t.name = h("span", { class: "tile-name" });
+  t.alarm = h("button", { type: "button", class: "tile-alarm", "data-testid": "ward-last-alert", hidden: true });
+  t.state = h("span", { class: "state-badge", "data-testid": "ward-state" });
+  t.canvas = h("canvas", { class: "tile-ecg", "data-testid": "tile-ecg", "aria-hidden": "true" });
+  t.lead = h("span", { class: "tile-lead", "data-testid": "tile-lead" });
+  t.banner = h("div", { class: "tile-comm", "data-testid": "tile-comm", role: "status" });
+  t.hr = h("span", { class: "vital-value", "data-testid": "ward-hr" });
+  t.hrNote = h("span", { class: "vital-note", "data-testid": "tile-hr-note" });
+  t.sqi = h("span", { class: "vital-value", "data-testid": "tile-sqi" });
+  t.battery = h("span", { class: "vital-value", "data-testid": "ward-battery" });
+  t.conn = h("span", { class: "vital-value", "data-testid": "ward-connection" });
+  t.device = h("span", { class: "muted tile-device" });
+  const vital = (label, ...value) => h("div", { class: "vital" }, h("span", { class: "vital-label" }, label), ...value);
+  t.node = h("article", { class: "tile", role: "listitem", "data-testid": "ward-row", "data-patient-id": patientId },
+    h("header", { class: "tile-head" }, t.name, t.state, t.alarm),
+    h("div", { class: "tile-wave" }, t.canvas, t.lead, t.banner),
+    h("div", { class: "tile-vitals" },
+      vital("HR", t.hr, t.hrNote), vital("Signal", t.sqi), vital("Battery", t.battery), vital("Link", t.conn)),
+    t.device);
+  t.alarm.addEventListener("click", () => {
+    const ep = topAlarm(patientId);
+    if (ep) openAlert(ep.key, ep.latest.alert_id);
+  });
+  return t;
+}
+
+function renderWard() {
+  const grid = $("ward-grid");
+  const rows = [...state.ward.values()].sort((a, b) => {
+    const pa = topAlarm(a.patient_id);
+    const pb = topAlarm(b.patient_id);
+    return (pa ? PRIORITY_RANK[highestPriority(pa)] : 9) - (pb ? PRIORITY_RANK[highestPriority(pb)] : 9) ||
+      stateRank(a.state) - stateRank(b.state) ||
+      String(a.display_name || a.patient_id).localeCompare(String(b.display_name || b.patient_id));
+  });
+  const wanted = new Set(rows.map((r) => r.patient_id));
+  for (const [pid, t] of state.tiles) if (!wanted.has(pid)) { t.node.remove(); state.tiles.delete(pid); }
+  rows.forEach((row, i) => {
+    let t = state.tiles.get(row.patient_id);
+    if (!t) { t = makeTile(row.patient_id); state.tiles.set(row.patient_id, t); }
+    if (grid.children[i] !== t.node) grid.insertBefore(t.node, grid.children[i] || null);
+    updateTile(row, t);
+  });
+  $("ward-empty").hidden = rows.length > 0;
+  $("ward-empty").querySelector("a").hidden = !state.user || state.user.role !== "admin";
+}
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+function updateTile(p, t) {
+  const live = state.live.get(p.patient_id);
+  const v = live && live.vitals;
+  const conn = connection(p, live);
+  const ep = topAlarm(p.patient_id);
+  const prio = ep ? highestPriority(ep) : "none";
+  const stale = conn.kind !== "live";
+  t.node.className = `tile prio-${prio} conn-${conn.kind}${ep && ep.ack ? " acked" : ""}`;
+  Object.assign(t.node.dataset, { state: p.state, conn: conn.kind, alarmPriority: prio });
+  setText(t.name, p.display_name || p.patient_id);
+  t.name.title = p.patient_id;
+  t.state.className = `state-badge state-${p.state}`;
+  setText(t.state, STATE_LABEL[p.state] || p.state);
+  if (ep) {
+    const a = ep.latest;
+    t.alarm.hidden = false;
+    t.alarm.className = `tile-alarm prio-badge prio-${prio}${ep.ack ? " acked" : ""}`;
+    setText(t.alarm, `${PRIORITY_MARK[prio]} ${alertTitle(a)}${ep.ack ? " (ack)" : ""}`);
+    t.alarm.setAttribute("aria-label", `${prio} priority ${a.category} alarm: ${alertTitle(a)} since ` +
+      `${fmtTime(a.onset_gateway_us)}${ep.ack ? ", acknowledged" : ""}. Open`);
+    t.alarm.dataset.priority = prio;
+  } else {
+    t.alarm.hidden = true;
+  }
+  // the trace's lead: the chosen one, else the first the bed streams
+  const leads = live ? live.trace.leads() : [];
+  t.canvas.dataset.lead = leads.includes(state.lead) ? state.lead : (leads[0] || state.lead);
+  setText(t.lead, leads.length ? t.canvas.dataset.lead : "");
+  t.banner.hidden = !stale;
+  t.banner.dataset.kind = conn.kind;
+  setText(t.banner, stale ? `${CONN_LABEL[conn.kind]} — ${conn.text}` : "");
+  // values: live ones, greyed with their age once they are not
+  const age = conn.ageS !== null && stale ? ` · ${fmtAge(conn.ageS)} old` : "";
+  let hr = "—";
+  let note = "";
+  if (v && v.heart_rate_bpm !== null && v.heart_rate_bpm !== undefined) {
+    hr = `${Math.round(v.heart_rate_bpm)} bpm`;
+    note = age;
+  } else if (!v && p.heart_rate_bpm !== null && p.heart_rate_bpm !== undefined) {
+    hr = `${Math.round(p.heart_rate_bpm)} bpm`; // no live vitals: the last alert's, said so
+    note = " (at last alert)";
+  }
+  setText(t.hr, hr);
+  setText(t.hrNote, note);
+  const sqi = v ? v.sqi : null;
+  setText(t.sqi, sqi === null || sqi === undefined ? "—" : `${sqiWord(sqi)} (${Math.round(sqi * 100)} %)${age}`);
+  const battery = v && v.battery_pct !== null && v.battery_pct !== undefined ? v.battery_pct : p.battery_pct;
+  setText(t.battery, battery === null || battery === undefined ? "—" : `${battery} %`);
+  t.battery.classList.toggle("warn", battery !== null && battery !== undefined && battery < 20);
+  let link = conn.kind === "live" ? "connected" : conn.text;
+  const leadOff = (v && v.lead_off) || p.lead_off || [];
+  if (leadOff.length) link += ` · lead off: ${leadOff.join(", ")}`;
+  setText(t.conn, link);
+  for (const node of [t.hr, t.sqi, t.battery]) node.classList.toggle("stale", stale && node.textContent !== "—");
+  setText(t.device, p.device_id ? `${p.device_id}${p.assigned_to ? ` · ${p.assigned_to}` : ""}` : "no device");
+}
+
+/** Every trace, DRAW_EVERY_MS apart (the tiles' numbers update once a second, renderWard). */
+function drawTraces(nowPerf) {
+  if (!state.lastDraw || nowPerf - state.lastDraw >= DRAW_EVERY_MS) {
+    state.lastDraw = nowPerf;
+    for (const [pid, t] of state.tiles) {
+      const live = state.live.get(pid);
+      if (live && t.node.isConnected) live.trace.draw(t.canvas, t.canvas.dataset.lead || state.lead, nowPerf);
+    }
+  }
+  requestAnimationFrame(drawTraces);
+}
+
+/** Page banner: the feed lost (everything on screen is old), or no gateway heard from. */
+function renderBanner() {
+  const banner = $("feed-banner");
+  if (!state.user) { banner.hidden = true; return; }
+  const now = Date.now();
+  let kind = "";
+  let text = "";
+  if (!state.feedUp && state.feedDownSince) {
+    kind = "feed";
+    text = `No connection to the central station since ${fmtTime(state.feedDownSince * 1000)} ` +
+      `(${fmtAge((now - state.feedDownSince) / 1000)}): alarms and values shown are NOT live. Reconnecting…`;
+  } else if (state.feedUp && state.lastVitalsAt && now - state.lastVitalsAt > EDGE_SILENT_MS) {
+    kind = "edge";
+    text = `No data from the edge gateway for ${fmtAge((now - state.lastVitalsAt) / 1000)}: values shown are NOT live.`;
+  }
+  banner.hidden = !kind;
+  banner.dataset.kind = kind;
+  setText($("feed-banner-text"), text);
+  document.body.classList.toggle("not-live", Boolean(kind));
+}
+
+// -- audio ---------------------------------------------------------------------------------------
+
+const AUDIO_TEXT = {
+  off: "AUDIO OFF", paused: "AUDIO PAUSED", blocked: "Click anywhere to allow alarm sounds",
+  silent: "Audio: no alarm", high: "Sounding: high priority", medium: "Sounding: medium priority",
+  low: "Sounding: low priority",
+};
+
+function renderAudio() {
+  const audio = state.audio;
+  if (!audio) return;
+  const st = audio.state;
+  const box = $("audio");
+  box.dataset.state = st;
+  box.dataset.bursts = String(audio.bursts);
+  let text = AUDIO_TEXT[st] || st;
+  if (st === "paused") {
+    const left = Math.ceil(audio.pausedLeftMs() / 1000);
+    text += ` ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+  }
+  setText($("audio-label"), text);
+  const pause = $("audio-pause");
+  setText(pause, audio.mode === "paused" ? "Resume audio" : "Pause audio 2 min");
+  const off = $("audio-off");
+  off.setAttribute("aria-pressed", audio.mode === "off" ? "true" : "false");
+  setText(off, audio.mode === "off" ? "Audio on" : "Audio off");
+}
+
+/** The priority to sound: the highest among active, unacknowledged alarms. */
+function updateAudio() {
+  if (!state.audio) return;
+  let best = null;
+  for (const ep of state.episodes.values()) {
+    if (isCleared(ep) || ep.ack) continue;
+    const p = highestPriority(ep);
+    if (best === null || PRIORITY_RANK[p] < PRIORITY_RANK[best]) best = p;
+  }
+  state.audio.set(state.user ? best : null);
 }
 
 async function loadWard() {
@@ -271,23 +492,35 @@ function alertItem(ep) {
     h("span", { class: "alert-status", "data-testid": "alert-status" }, status.join(" · ")))));
 }
 
+/**
+ * The active lists hold the episodes whose condition is still on (acknowledged ones stay, dimmed and
+ * silent, as IEC 60601-1-8 asks while the condition lasts); a cleared episode moves to its list's
+ * history. Each count is the number of items its list shows.
+ */
 function renderAlerts() {
   // Keep keyboard focus on the same alert across re-renders.
   const focused = document.activeElement && document.activeElement.closest("[data-testid=alert-item]");
   const focusKey = focused ? focused.dataset.episodeId : null;
   for (const category of ["clinical", "technical"]) {
     const list = $(`${category}-list`);
-    const eps = sortEpisodes([...state.episodes.values()].filter((ep) => ep.latest.category === category));
-    list.replaceChildren(...eps.map(alertItem));
-    if (focusKey) {
-      const again = [...list.children].find((li) => li.dataset.episodeId === focusKey);
+    const all = sortEpisodes([...state.episodes.values()].filter((ep) => ep.latest.category === category));
+    const active = all.filter((ep) => !isCleared(ep));
+    const cleared = all.filter((ep) => isCleared(ep));
+    list.replaceChildren(...active.map(alertItem));
+    $(`${category}-history`).replaceChildren(...cleared.map(alertItem));
+    for (const container of [list, $(`${category}-history`)]) {
+      if (!focusKey) continue;
+      const again = [...container.children].find((li) => li.dataset.episodeId === focusKey);
       if (again) again.querySelector("button").focus();
     }
-    const active = eps.filter((ep) => !isCleared(ep) && !ep.ack).length;
-    $(`${category}-count`).textContent = String(active);
-    $(`${category}-count`).title = `${active} active unacknowledged`;
-    document.querySelector(`[data-empty-for="${category}-list"]`).hidden = eps.length > 0;
+    const unacked = active.filter((ep) => !ep.ack).length;
+    $(`${category}-count`).textContent = String(active.length);
+    $(`${category}-count`).title = `${active.length} active, ${unacked} not acknowledged`;
+    $(`${category}-history-count`).textContent = String(cleared.length);
+    document.querySelector(`[data-empty-for="${category}-list"]`).hidden = active.length > 0;
   }
+  updateAudio();
+  if (state.tiles.size) renderWard();
 }
 
 async function loadAlerts() {
@@ -314,14 +547,20 @@ function openEvents() {
   state.events = es;
   es.addEventListener("open", () => {
     setConnection("live");
+    state.feedUp = true;
+    state.feedDownSince = null;
     state.reconnectDelayMs = 1000;
+    renderBanner();
     catchUp().catch((err) => console.warn("catch-up failed", err));
   });
   es.addEventListener("error", () => {
     if (state.events !== es) return;
     setConnection("reconnecting");
+    feedLost();
     if (es.readyState === EventSource.CLOSED) scheduleReconnect();
   });
+  es.addEventListener("live", (ev) => onLiveEvent(parse(ev)));
+  es.addEventListener("vitals", (ev) => onVitalsEvent(parse(ev)));
   es.addEventListener("alert", (ev) => onAlertEvent(parse(ev)));
   es.addEventListener("ack", (ev) => onAckEvent(parse(ev)));
   es.addEventListener("escalation", (ev) => onEscalationEvent(parse(ev)));
@@ -330,6 +569,29 @@ function openEvents() {
 
 function parse(ev) {
   try { return JSON.parse(ev.data); } catch { return null; }
+}
+
+function feedLost() {
+  if (state.feedUp || !state.feedDownSince) state.feedDownSince = Date.now();
+  state.feedUp = false;
+  renderBanner();
+  renderWard();
+}
+
+function onLiveEvent(c) {
+  if (!c || !c.patient_id) return;
+  liveOf(c.patient_id).trace.add(c);
+}
+
+function onVitalsEvent(v) {
+  if (!v || !v.patient_id) return;
+  const live = liveOf(v.patient_id);
+  live.vitals = v;
+  live.vitalsAt = Date.now();
+  state.lastVitalsAt = live.vitalsAt;
+  const t = state.tiles.get(v.patient_id);
+  const row = state.ward.get(v.patient_id);
+  if (t && row) updateTile(row, t);
 }
 
 function closeEvents() {
@@ -603,6 +865,7 @@ function sessionLost() {
 async function start() {
   showDashboard();
   setConnection("reconnecting");
+  renderAudio();
   await loadWard();
   await loadAlerts();
   openEvents();
@@ -632,6 +895,9 @@ async function onLogin(ev) {
 
 async function onLogout() {
   closeEvents();
+  state.feedUp = false;
+  state.feedDownSince = null;
+  state.live.clear();
   try { await api("/api/auth/logout", { method: "POST" }); } catch { /* the session is gone either way */ }
   state.user = null;
   state.episodes.clear();
@@ -646,7 +912,25 @@ async function init() {
   $("ack-button").addEventListener("click", acknowledge);
   $("detail-close").addEventListener("click", closeDetail);
   document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && state.selectedKey) closeDetail(); });
-  setInterval(() => { if (state.user) renderWard(); }, 30000); // keep "last seen" ages fresh
+  state.audio = new AlarmAudio(renderAudio);
+  // browsers allow sound only after a gesture: the first click or key anywhere unlocks it
+  const unlock = () => { state.audio.unlock(); updateAudio(); };
+  document.addEventListener("pointerdown", unlock, { once: false, passive: true });
+  document.addEventListener("keydown", unlock, { passive: true });
+  $("audio-pause").addEventListener("click", () => {
+    if (state.audio.mode === "paused") state.audio.resume(); else state.audio.pause();
+  });
+  $("audio-off").addEventListener("click", () => state.audio.toggleOff());
+  $("lead-select").addEventListener("change", (ev) => { state.lead = ev.target.value; renderWard(); });
+  // every second: the tiles' numbers and ages, the page banner, the audio pattern
+  setInterval(() => {
+    if (!state.user) return;
+    renderWard();
+    renderBanner();
+    state.audio.tick();
+    renderAudio();
+  }, 1000);
+  requestAnimationFrame(drawTraces);
   try {
     state.user = await api("/api/me");
     await start();
