@@ -38,6 +38,12 @@ class CreatePatientBody(Body):
     team: Team | None = None
 
 
+class PatientNameBody(Body):
+    """A patient's display name (what the ward shows)."""
+
+    display_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
 class TeamBody(Body):
     """A ward or care team (``null``: none)."""
 

@@ -297,6 +297,23 @@ def patients_list(config_path: Path | None, as_json: bool) -> None:
                         ", ".join(worn.get(p.patient_id, [])) or "-") for p in found]))
 
 
+@patients.command("rename")
+@_CONFIG
+@click.argument("patient_id")
+@click.option("--name", "display_name", required=True, help="The new name the ward shows.")
+def patients_rename(config_path: Path | None, patient_id: str, display_name: str) -> None:
+    """Give a patient another display name (an auto-registered patient is named after its device)."""
+    _ident(patient_id, "patient id")
+    if not display_name.strip() or len(display_name) > 200:
+        raise click.BadParameter("must be 1-200 characters", param_hint="--name")
+
+    async def rename(store: Any) -> Any:
+        return await store.registry.rename_patient(patient_id, display_name, by="cli")
+
+    _registry_call(config_path, rename)
+    click.echo(f"patient {patient_id} is now {display_name}")
+
+
 @patients.command("remove")
 @_CONFIG
 @click.argument("patient_id")

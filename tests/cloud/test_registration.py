@@ -83,18 +83,22 @@ def test_patients_and_devices_round_trip_through_the_cli_with_clear_refusals_and
     assert re.fullmatch(r"dev-1\s+bed-1\s+polar-h10\s+yes", _ok(url, "devices", "list").splitlines()[1])
     assert [d["device_id"] for d in json.loads(_ok(url, "devices", "list", "--json", "--patient", "bed-2"))] == []
 
+    assert _ok(url, "patients", "rename", "bed-2", "--name", "Bo M. Chen").strip() == "patient bed-2 is now Bo M. Chen"
+    assert "patient 'bed-8' is not registered" in _refused(url, "patients", "rename", "bed-8", "--name", "X")
     worn = _refused(url, "patients", "remove", "bed-1")
     assert "still wears device(s) dev-1" in worn
     assert "was worn by bed-1" in _ok(url, "devices", "remove", "dev-1")
     assert "device 'dev-1' is not registered" in _refused(url, "devices", "remove", "dev-1")
     _ok(url, "patients", "remove", "bed-1")
     assert "patient 'bed-1' is not registered" in _refused(url, "patients", "remove", "bed-1")
-    assert [p["patient_id"] for p in json.loads(_ok(url, "patients", "list", "--json"))] == ["bed-2"]
+    assert [(p["patient_id"], p["display_name"]) for p in json.loads(_ok(url, "patients", "list", "--json"))] == [
+        ("bed-2", "Bo M. Chen")]
     assert "must be 1-64 characters" in _invoke(url, "patients", "add", "bad id", "--name", "x").output
 
     assert asyncio.run(_audit(url)) == [
         ("cli", "create_patient", "patient:bed-1"), ("cli", "create_patient", "patient:bed-2"),
-        ("cli", "create_device", "device:dev-1"), ("cli", "remove_device", "device:dev-1"),
+        ("cli", "create_device", "device:dev-1"), ("cli", "rename_patient", "patient:bed-2"),
+        ("cli", "remove_device", "device:dev-1"),
         ("cli", "remove_patient", "patient:bed-1")]
 
 
@@ -237,13 +241,18 @@ async def test_cloud_run_auto_register_accepts_an_unknown_device_and_without_it_
 # -- the admin routes and page ------------------------------------------------------------------
 
 
-async def test_admins_remove_devices_then_patients_and_clinicians_may_not(migrated_url: str) -> None:
+async def test_admins_rename_and_remove_devices_then_patients_and_clinicians_may_not(migrated_url: str) -> None:
     async with make_api(migrated_url) as api, api.as_user(ADMIN) as admin, api.as_user(CLINICIAN) as clinician:
         r = await admin.post("/api/patients", json={"patient_id": "bed-1", "display_name": "Ana", "team": "ICU"})
         assert r.status_code == 201, r.text
         assert (await admin.post("/api/devices", json={"device_id": "dev-1", "patient_id": "bed-1"})).status_code == 201
         assert (await clinician.delete("/api/devices/dev-1")).status_code == 403
         assert (await clinician.delete("/api/patients/bed-1")).status_code == 403
+        renamed = await admin.put("/api/patients/bed-1/name", json={"display_name": "Ana Lima"})
+        assert renamed.status_code == 200 and renamed.json()["display_name"] == "Ana Lima"
+        assert (await clinician.put("/api/patients/bed-1/name", json={"display_name": "X"})).status_code == 403
+        assert (await admin.put("/api/patients/bed-9/name", json={"display_name": "X"})).status_code == 404
+        assert (await admin.put("/api/patients/bed-1/name", json={"display_name": ""})).status_code == 422
         busy = await admin.delete("/api/patients/bed-1")
         assert busy.status_code == 409 and "dev-1" in busy.json()["detail"]
         assert (await admin.delete("/api/devices/dev-1")).status_code == 204
@@ -254,8 +263,9 @@ async def test_admins_remove_devices_then_patients_and_clinicians_may_not(migrat
         assert (await admin.get("/api/patients")).json() == {"patients": []}
         entries = (await admin.get("/api/audit")).json()["entries"]
         assert [(e["user"], e["action"], e["target"]) for e in entries
-                if e["action"] in ("remove_device", "remove_patient")] == [
-            (ADMIN[0], "remove_device", "device:dev-1"), (ADMIN[0], "remove_patient", "patient:bed-1")]
+                if e["action"] in ("rename_patient", "remove_device", "remove_patient")] == [
+            (ADMIN[0], "rename_patient", "patient:bed-1"), (ADMIN[0], "remove_device", "device:dev-1"),
+            (ADMIN[0], "remove_patient", "patient:bed-1")]
 
 
 async def test_the_admin_page_is_served_under_the_dashboards_policy(migrated_url: str) -> None:

@@ -20,6 +20,7 @@ from cloud.api.schemas import (
     CreateDeviceBody,
     CreatePatientBody,
     DevicePatientBody,
+    PatientNameBody,
     TeamBody,
 )
 from cloud.api.scope import filter_visible, require_patient, visible_patients
@@ -92,6 +93,22 @@ async def set_patient_team(patient_id: str, body: TeamBody, request: Request, ad
         raise not_found(f"patient {patient_id[:80]!r}")
     try:
         patient = await store.set_patient_team(patient_id, body.team, by=admin.username)
+    except NotFound:
+        raise not_found(f"patient {patient_id!r}") from None
+    return patient_json(patient)
+
+
+@router.put("/patients/{patient_id}/name", response_model=PatientOut,
+            responses=error_responses(401, 403, 404, 413, 422))
+async def rename_patient(patient_id: str, body: PatientNameBody, request: Request, admin: AdminUser
+                         ) -> dict[str, Any]:
+    """Give a patient another display name (an auto-registered patient is named after its device);
+    audited as ``rename_patient``."""
+    if not re.fullmatch(ID_PATTERN, patient_id):
+        raise not_found(f"patient {patient_id[:80]!r}")
+    try:
+        patient = await get_ctx(request).store.registry.rename_patient(patient_id, body.display_name,
+                                                                        by=admin.username)
     except NotFound:
         raise not_found(f"patient {patient_id!r}") from None
     return patient_json(patient)

@@ -61,7 +61,7 @@ function fill(tbody, rows, empty) {
   if (!rows.length) {
     const tr = document.createElement("tr");
     const td = cell(empty);
-    td.colSpan = 6;
+    td.colSpan = 7;
     td.className = "empty";
     tr.append(td);
     tbody.append(tr);
@@ -101,6 +101,12 @@ async function load() {
     tr.dataset.patient = p.patient_id;
     tr.append(cell(p.patient_id), cell(p.display_name), cell(p.team), cell(p.assigned_to),
       cell((worn.get(p.patient_id) || []).join(", ")),
+      button("Rename", "patient-rename", () => {
+        const name = window.prompt(`New name for ${p.patient_id}`, p.display_name || "");
+        if (name === null || !name.trim()) return;
+        change(`renamed patient ${p.patient_id}`, () => api(`/api/patients/${encodeURIComponent(p.patient_id)}/name`,
+          { method: "PUT", body: { display_name: name.trim() } }));
+      }),
       button("Remove", "patient-remove", () => {
         if (!window.confirm(`Remove patient ${p.patient_id}? Their stored alerts and windows stay.`)) return;
         change(`removed patient ${p.patient_id}`,

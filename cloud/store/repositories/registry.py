@@ -171,6 +171,21 @@ class RegistryRepository:
         self.db.changed("assign")
         return record
 
+    async def rename_patient(self, patient_id: str, display_name: str, *, by: str) -> PatientRecord:
+        """Give a patient another display name (an auto-registered one is named after its device), audited
+        as ``rename_patient`` by ``by``. Raises NotFound for an unregistered patient."""
+        at = self.db.clock()
+        async with self.db.sessions.begin() as s:
+            row = (await s.execute(update(Patient).where(Patient.patient_id == patient_id)
+                                   .values(display_name=display_name).returning(Patient))).scalar_one_or_none()
+            if row is None:
+                raise NotFound(f"patient {patient_id!r} is not registered")
+            record = patient_record(row)
+            s.add(AuditEntry(at_us=at, user=by, action="rename_patient", target=f"patient:{patient_id}",
+                             details={"display_name": display_name}))
+        self.db.changed("assign")
+        return record
+
     async def register_device(self, device_id: str, patient_id: str, *, by: str, profile: str = "") -> DeviceRecord:
         """Register ``device_id`` as worn by ``patient_id``, audited as ``create_device`` by ``by``; a device
         that is registered but worn by nobody is given to the patient (audited as ``assign_device``).
