@@ -258,19 +258,22 @@ class RegistryRepository:
         self.db.changed("assign")
         return record
 
-    async def auto_register(self, device_id: str, patient_id: str | None, *, by: str = "ingest") -> AutoRegistered:
+    async def auto_register(self, device_id: str, patient_id: str | None, *, by: str = "ingest",
+                            display_name: str | None = None) -> AutoRegistered:
         """Register an unknown device as the ingest finds it (``cloud run --auto-register``), in one
         transaction: the patient its data names (when not registered, named after the device), the
         device worn by that patient (or by nobody, for a device status, which names no patient), or a
-        registered device worn by nobody given to that patient. Each creation is audited as
+        registered device worn by nobody given to that patient. A new patient is named ``display_name``
+        when given (a name the gateway sent), else after the device. Each creation is audited as
         ``auto_register`` by ``by`` (details ``{"note": "auto-registered", …}``). Safe for several
         workers at once: whatever another worker registered first is kept and not audited again."""
         at = self.db.clock()
+        name = display_name or device_id
         made = {"patient": False, "device": False, "assigned": False}
         async with self.db.sessions.begin() as s:
             if patient_id is not None:
                 made["patient"] = (await s.execute(
-                    self.db.insert(Patient).values(patient_id=patient_id, display_name=device_id, created_us=at)
+                    self.db.insert(Patient).values(patient_id=patient_id, display_name=name, created_us=at)
                     .on_conflict_do_nothing(index_elements=[Patient.patient_id])
                     .returning(Patient.patient_id))).first() is not None
             made["device"] = (await s.execute(
@@ -284,7 +287,7 @@ class RegistryRepository:
                     .values(patient_id=patient_id).returning(Device.device_id))).first() is not None
             if made["patient"]:
                 s.add(AuditEntry(at_us=at, user=by, action="auto_register", target=f"patient:{patient_id}",
-                                 details={"note": "auto-registered", "display_name": device_id,
+                                 details={"note": "auto-registered", "display_name": name,
                                           "device_id": device_id}))
             if made["device"] or made["assigned"]:
                 s.add(AuditEntry(at_us=at, user=by, action="auto_register", target=f"device:{device_id}",
