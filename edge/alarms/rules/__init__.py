@@ -14,10 +14,10 @@ are red (high), pause, AF and ST change yellow (medium); technical alarms are me
 of the analysed lead is lost (lead off, disconnected) and low otherwise. SVT is high, as the extreme
 tachycardia it names more precisely; atrial flutter is medium, as AF (rationale in :class:`AlarmConfig`).
 
-Supersession (one rhythm, one alarm): VT and SVT supersede extreme tachycardia (SVT is evaluated
-before it and counts from the run's first beat, so it comes no later); AF and atrial flutter
-supersede each other, and so do atrial flutter and SVT (whichever raised first holds); AF supersedes
-SVT.
+Supersession (one rhythm, one alarm): VT supersedes extreme tachycardia; SVT and extreme
+tachycardia supersede each other (SVT is evaluated first and counts from the run's first beat, so it
+comes no later than the generic alarm when its criteria are met); AF and atrial flutter supersede each
+other, and so do atrial flutter and SVT (whichever raised first holds); AF supersedes SVT.
 """
 from __future__ import annotations
 
@@ -59,7 +59,8 @@ def default_rules(c: AlarmConfig) -> tuple[Rule, ...]:
         VfRule("vf", clin, 0.0, c.clinical_clear_s),
         VtRule("vt", clin, 0.0, c.clinical_clear_s, superseded_by=("vf",)),
         AsystoleRule("asystole", clin, 0.0, c.clinical_clear_s, superseded_by=("vf",)),
-        SvtRule("svt", clin, c.rate_persist_s, c.clinical_clear_s, superseded_by=("vf", "vt", "af", "aflutter")),
+        SvtRule("svt", clin, c.rate_persist_s, c.clinical_clear_s,
+                superseded_by=("vf", "vt", "af", "aflutter", "extreme_tachycardia")),
         TachyRule("extreme_tachycardia", clin, c.rate_persist_s, c.clinical_clear_s,
                   superseded_by=("vf", "vt", "svt")),
         BradyRule("extreme_bradycardia", clin, c.rate_persist_s, c.clinical_clear_s, superseded_by=("vf", "asystole")),

@@ -58,10 +58,11 @@ class AlarmConfig:
         same priority. Priority high, as extreme tachycardia (IEC 60601-1-8 high: a sustained rate ≥ 150
         can compromise cardiac output within minutes; bedside monitors put rates above 150 in their
         red tier), so naming the rhythm never lowers the urgency; the name tells the responder it is
-        supraventricular (vagal manoeuvres, adenosine) rather than ventricular. SVT supersedes extreme
-        tachycardia and is evaluated first, and its persistence counts from the run's first beat
-        (before the detector's running rate crosses 150), so it raises no later than the generic alarm
-        would; it is not raised while AF or atrial flutter is active (they already explain a fast
+        supraventricular (vagal manoeuvres, adenosine) rather than ventricular. SVT and extreme
+        tachycardia supersede each other (one rhythm, one alarm); SVT is evaluated first and its
+        persistence counts from the run's first beat (before the detector's running rate crosses 150),
+        so when its criteria are met it raises no later than the generic alarm would (which then stays
+        silent); it is not raised while AF or atrial flutter is active (they already explain a fast
         narrow rhythm), and a 2:1 atrial flutter seen first as SVT keeps the SVT alarm (one alarm per
         rhythm; flutter and SVT supersede each other).
 

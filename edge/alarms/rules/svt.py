@@ -28,17 +28,20 @@ class SvtRule(Rule):
         hr = fresh_rate(s, c)
         if not hr >= c.tachy_clear_bpm:                         # below the clear level, or no fresh beats
             return CLEAR
-        beats = [b for b in s.beats if b.t_s >= max(c.startup_s, s.unusable_until_s)]
+        beats = list(s.beats)
         if len(beats) < c.svt_beats + 1:
             return HOLD
         t = np.fromiter((b.t_s for b in beats), dtype=np.float64)
         rr = np.diff(t)
         fast = rr <= RUN_TOLERANCE * 60.0 / c.svt_bpm
         k = int(np.argmin(fast[::-1])) if not fast.all() else int(fast.size)  # trailing fast RR
-        if k < c.svt_beats:
+        # the run's extent counts every beat (its onset may precede start-up or a noise burst: the engine
+        # counts persistence from no earlier than the lead became usable), its criteria only trusted ones
+        trusted_from = max(c.startup_s, s.unusable_until_s)
+        m = min(k, int((t[-k - 1:] >= trusted_from).sum()) - 1) if k else 0
+        if m < c.svt_beats:
             return HOLD
-        run_rr = rr[-k:]
-        run = beats[-k - 1:]
+        run_rr, run = rr[-m:], beats[-m - 1:]
         rate = 60.0 / float(np.median(run_rr))
         widths = np.array([b.width_ms for b in run], dtype=np.float64)
         known = widths[np.isfinite(widths)]
@@ -49,7 +52,8 @@ class SvtRule(Rule):
         if not (rate >= c.svt_bpm and narrow and regularity <= c.svt_regularity):
             return HOLD
         before = rr[:-k][-ONSET_RR:]
-        onset_ratio = float(np.median(before)) / float(run_rr[0]) if before.size >= 2 else math.nan
+        seen = m == k and before.size >= 2 and t[-k - 1 - before.size] >= trusted_from
+        onset_ratio = float(np.median(before)) / float(rr[-k]) if seen else math.nan
         windows = s.latest_windows(1, c.window_max_age_s)
         w = windows[-1] if windows else None
         p = None if w is None else prob(w, "SVT")
@@ -68,5 +72,5 @@ class SvtRule(Rule):
             details["probability"] = round(p, 3)
         return Assessment(State.SET, "svt", Priority.HIGH,
                           f"supraventricular tachycardia, {rate:.0f} bpm, narrow QRS",
-                          onset_s=run[1].t_s, window_id=None if w is None or not classified else w.window_id,
+                          onset_s=float(t[-k]), window_id=None if w is None or not classified else w.window_id,
                           details=details)
