@@ -11,7 +11,7 @@ the next chunk carries the *gap before* flag, so the tile breaks its trace.
 rate blocks (125 Hz by default, the leads already in standard order) and the gaps the stream state
 found. It keeps the configured ``leads`` the device has (II, V1, V5 by default), decimates by an
 integer factor to about ``rate_hz`` (boxcar-averaged, so nothing aliases; a factor of 1 at the
-default rate), and cuts chunks of at most ``chunk_s`` (:class:`protocol.live_payload.LiveChunk`,
+default rate), and cuts what each period finds into equal chunks of about ``chunk_s`` (:class:`protocol.live_payload.LiveChunk`,
 int16 µV). A new segment (a gap, a format restart) starts a new chunk flagged *gap before*.
 
 **Vitals.** Each period the uplink also publishes the gateway status (minor version 1) with every
@@ -56,7 +56,7 @@ class LiveSettings:
     rate_hz: float = 125.0
     """Target rate: the model-rate signal is decimated by the nearest integer factor (1 at 125 Hz)."""
     chunk_s: float = 1.0
-    """Longest chunk."""
+    """Chunk length aimed at (each period's samples are cut into equal chunks of 0.5-1.5 of it)."""
     period_s: float = 1.0
     """How often chunks and vitals are published."""
     max_buffer_s: float = 3.0
@@ -196,7 +196,8 @@ class LiveTap:
         self._trim()
 
     def chunks(self) -> list[LiveChunk]:
-        """Everything pending, as chunks of at most ``chunk_s`` (the last of each run may be shorter)."""
+        """Everything pending, in equal chunks of about ``chunk_s`` (0.5 to 1.5 ``chunk_s``; shorter only when
+        less is pending), so a period's small surplus does not make a chunk of its own."""
         out: list[LiveChunk] = []
         fs = self.fs_hz
         size = max(1, int(round(self.settings.chunk_s * fs)))
@@ -204,12 +205,13 @@ class LiveTap:
             if not run.n:
                 continue
             counts = quantize_uv((np.concatenate(run.parts) if len(run.parts) > 1 else run.parts[0]).T)
-            for start in range(0, run.n, size):
+            pieces = max(1, round(run.n / size))     # equal pieces of about chunk_s (at most 1.5 chunk_s)
+            bounds = np.linspace(0, run.n, pieces + 1).round().astype(int)
+            for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
                 out.append(LiveChunk(
                     patient_id=self.patient_id, device_id=self.device_id, seq=self._seq & 0xFFFFFFFF,
                     t0_us=max(0, int(round((run.t0_s + start / fs) * 1e6))), fs_hz=fs, leads=self._leads,
-                    samples=np.ascontiguousarray(counts[:, start:start + size]),
-                    gap_before=run.gap_before and start == 0))
+                    samples=np.ascontiguousarray(counts[:, start:stop]), gap_before=run.gap_before and start == 0))
                 self._seq += 1
             self.counters.samples += run.n
         self.counters.chunks += len(out)

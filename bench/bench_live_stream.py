@@ -1,0 +1,129 @@
+"""The live display stream's cost at the edge: CPU and uplink bandwidth per 100 patients.
+
+``--patients`` wearables (ecgstream-250: II, V1, V5 at 250 Hz, 36-sample BLE frames) stream
+``--seconds`` of synthetic sinus ECG into the gateway's agent in stream time (sync mode, rules only,
+as in ``bench_edge_agent``'s baseline row). Two runs on the same frames:
+
+* **baseline**: the agent alone (frame decode, order, resampling, quality, QRS, alarm rules, windows
+  to the outbox);
+* **with live**: the same, plus what the uplink does each second for the ward
+  (:mod:`edge.uplink.live`): the taps on every session, the chunks cut and encoded
+  (:func:`protocol.live_payload.encode_live_chunk`), every patient's vitals and the gateway status
+  that carries them (:func:`protocol.messages.encode_message`); nothing is published (no broker), so
+  the figure is the gateway's CPU, not the network's.
+
+CPU is process time; the live stream's own cost is the difference, given as % of one core per 100
+patients in real time. Bandwidth is the payload bytes per second per 100 patients (MQTT adds about
+40 bytes of fixed header and topic per message), against two baselines measured in the same run: the
+BLE frames the wearables sent the gateway, and the same chunks written as plain JSON (µV integer
+arrays, as the cloud hands them to browsers). Run: ``python -m bench.bench_live_stream``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.bench_edge_agent import T0, _config, _messages, patient_frames
+from edge.gateway import Gateway
+from edge.uplink.live import LiveFeed
+from protocol.live_payload import LiveChunk, encode_live_chunk
+from protocol.messages import GATEWAY_STATUS_MINOR, GatewayStatus, encode_message
+
+
+@dataclass
+class Run:
+    cpu_s: float
+    wall_s: float
+    frame_bytes: int
+    live_bytes: int = 0
+    json_bytes: int = 0
+    chunks: int = 0
+    status_bytes: int = 0
+    kept: list[LiveChunk] = field(default_factory=list)
+    """The chunks (their JSON size is measured after the timed run)."""
+
+
+async def run(patients: int, seconds: float, frames: list[list[tuple[bytes, float]]], *, live: bool) -> Run:
+    """The agent on ``patients`` × ``seconds`` of frames; with ``live``, the live stream each stream second."""
+    with tempfile.TemporaryDirectory() as tmp:
+        async with Gateway(_config(Path(tmp), models=False), mode="sync", clock=lambda: T0) as gateway:
+            agent = gateway.agent
+            feed = LiveFeed(agent, clock=lambda: T0) if live else None
+            msgs = _messages(patients, frames)
+            out = Run(0.0, 0.0, sum(len(m[1]) for m in msgs))
+            cpu, wall = time.process_time(), time.perf_counter()
+            next_tick = msgs[0][3] + 0.5
+            next_live = msgs[0][3] + 1.0
+            for device_id, data, kind, arrival in msgs:
+                if arrival >= next_tick:
+                    agent.tick(arrival)
+                    next_tick = arrival + 0.5
+                if feed is not None and arrival >= next_live:
+                    _publish(feed, out, arrival)
+                    next_live = arrival + 1.0
+                agent.feed(device_id, data, kind, arrival, transport="replay")
+            agent.tick(T0 + seconds + 1.0)
+            if feed is not None:
+                _publish(feed, out, T0 + seconds + 1.0)
+            agent.flush()
+            out.cpu_s, out.wall_s = time.process_time() - cpu, time.perf_counter() - wall
+    out.json_bytes = sum(len(json.dumps(
+        {"patient_id": c.patient_id, "device_id": c.device_id, "seq": c.seq, "t0_us": c.t0_us, "fs_hz": c.fs_hz,
+         "leads": c.leads, "gap_before": c.gap_before, "uv": c.microvolts().tolist()}, separators=(",", ":")))
+        for c in out.kept)
+    return out
+
+
+def _publish(feed: LiveFeed, out: Run, now: float) -> None:
+    """What the uplink's live task does once a second, up to the socket: chunks and the status encoded."""
+    for chunk in feed.chunks():
+        out.live_bytes += len(encode_live_chunk(chunk))
+        out.chunks += 1
+        out.kept.append(chunk)
+    vitals = tuple(feed.vitals(now))
+    status = GatewayStatus("bench-gw", int(now * 1e6), streams=len(vitals), patients=vitals,
+                           minor_version=GATEWAY_STATUS_MINOR)
+    out.status_bytes += len(encode_message(status))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run with ``argv`` options (defaults when None, as ``python -m bench`` calls it)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args([] if argv is None else argv)
+    logging.getLogger("edge").setLevel(logging.ERROR)
+    frames = [patient_frames(args.seconds, seed) for seed in range(8)]
+    per100 = 100.0 / args.patients
+    print(f"  {args.patients} patients × {args.seconds:g} s of stream (ecgstream-250, 3 leads, rules only), "
+          "one process; figures per 100 patients")
+    base = asyncio.run(run(args.patients, args.seconds, frames, live=False))
+    with_live = asyncio.run(run(args.patients, args.seconds, frames, live=True))
+    for label, r in (("agent alone (baseline)", base), ("agent + live stream", with_live)):
+        core = 100.0 * r.cpu_s / args.seconds * per100
+        print(f"  {label:<26} {r.cpu_s:6.2f} s CPU  {core:5.1f} % of a core per 100 patients  "
+              f"x{r.cpu_s / base.cpu_s:.3f}")
+    extra = with_live.cpu_s - base.cpu_s
+    print(f"  live stream's own CPU      {extra:6.2f} s      {100.0 * extra / args.seconds * per100:5.2f} % of a core "
+          f"per 100 patients ({with_live.chunks} chunks)")
+    frame_bps = base.frame_bytes / args.seconds * per100
+    live_bps = with_live.live_bytes / args.seconds * per100
+    status_bps = with_live.status_bytes / args.seconds * per100
+    json_bps = with_live.json_bytes / args.seconds * per100
+    print(f"  bandwidth, bytes/s per 100 patients: live chunks {live_bps / 1e3:7.1f} kB/s "
+          f"({8 * live_bps / 1e6:.2f} Mbit/s) + vitals {status_bps / 1e3:5.1f} kB/s")
+    print(f"    baselines: wearables' BLE frames {frame_bps / 1e3:7.1f} kB/s (live x{live_bps / frame_bps:.2f}); "
+          f"chunks as JSON {json_bps / 1e3:7.1f} kB/s (binary x{live_bps / json_bps:.2f})")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
