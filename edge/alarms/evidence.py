@@ -58,6 +58,9 @@ EVIDENCE_CONTEXT_S = 1.0
 MAX_EVIDENCE_WINDOWS = 12
 """Most windows one alert names (the latest ones, which hold the deciding sample; a 60 s span)."""
 EVIDENCE_EVENTS = ("raised", "escalated")
+IRREGULAR_HOLD_FRACTION = 0.8
+"""An irregular run, once its RR irregularity reached the AF threshold, lasts while it stays at or
+above this fraction of it (the AF rule's ``af_hold_irregularity`` is the same level)."""
 
 class ClockMap(Protocol):
     """Maps stream time (s) to device and gateway clocks (µs); the edge's clock estimator implements it."""
@@ -197,10 +200,13 @@ class EvidenceState:
     noise burst must not let noise beats through). ``unusable_until_s`` is the end of that recovery
     (or of the latest data gap); no clinical condition may count time before it.
 
-    ``irregular_since_s``: while ``rr_irregularity`` ≥ ``irregular_threshold``, the estimated start of
-    the irregular run (else None), so an AF alarm raised after persistence points at when the rhythm
-    became irregular, not at when a 32-RR window had filled up enough to show it (see
-    :meth:`irregular_run_start`). Fixed when the run is first seen; cleared when irregularity drops.
+    ``irregular_since_s``: the estimated start of the irregular run (else None), so an AF alarm
+    raised after persistence points at when the rhythm became irregular, not at when the AF
+    detector's averagers had risen enough to show it (see :meth:`irregular_run_start`). Fixed when
+    ``rr_irregularity`` first reaches ``irregular_threshold``; the run goes on while it stays at or
+    above ``irregular_hold`` (default :data:`IRREGULAR_HOLD_FRACTION` × the threshold) and ends below
+    it or at NaN — a hysteresis, so AF's wobble around the threshold does not restart persistence.
+    ``irregular_seen_s``: when that run reached the threshold (the evidence's ``until_s``), or None.
 
     ``st_baseline``: the patient's own ST level per lead (mV), against which the ST rule measures
     change, or None while it is being learned: the per-lead median of the first
@@ -212,7 +218,7 @@ class EvidenceState:
 
     def __init__(self, analysis_lead: str, *, suppress_sqi: float, quiet_rms_mv: float, recovery_s: float,
                  beats_kept: int = 64, windows_kept: int = 16, irregular_threshold: float = math.inf,
-                 irregular_window: int = 32, st_baseline_windows: int = 6) -> None:
+                 irregular_window: int = 48, irregular_hold: float | None = None, st_baseline_windows: int = 6) -> None:
         self.analysis_lead = analysis_lead
         self.recovery_s = recovery_s
         self.suppress_sqi = suppress_sqi
@@ -229,8 +235,10 @@ class EvidenceState:
         self.unusable_until_s = 0.0
         self.recent_gaps: deque[GapEvent] = deque(maxlen=16)
         self.irregular_threshold = irregular_threshold
+        self.irregular_hold = IRREGULAR_HOLD_FRACTION * irregular_threshold if irregular_hold is None else irregular_hold
         self.irregular_window = irregular_window
         self.irregular_since_s: float | None = None
+        self.irregular_seen_s: float | None = None
         self.st_baseline_windows = max(1, st_baseline_windows)
         self.st_learning: list[dict[str, float]] = []
         self.st_baseline: dict[str, float] | None = None
@@ -244,10 +252,11 @@ class EvidenceState:
         self.beats_until_s = max(self.beats_until_s, ev.until_s)
         self.data_until_s = max(self.data_until_s, ev.until_s)
         self.heart_rate_bpm, self.rr_irregularity = ev.heart_rate_bpm, ev.rr_irregularity
-        if not ev.rr_irregularity >= self.irregular_threshold:           # below, or NaN
-            self.irregular_since_s = None
-        elif self.irregular_since_s is None:
+        if not ev.rr_irregularity >= self.irregular_hold:                # below the hold level, or NaN
+            self.irregular_since_s = self.irregular_seen_s = None
+        elif self.irregular_since_s is None and ev.rr_irregularity >= self.irregular_threshold:
             self.irregular_since_s = self.irregular_run_start()
+            self.irregular_seen_s = ev.until_s
 
     def add_window(self, ev: WindowEvidence) -> None:
         self.windows.append(ev)
@@ -293,9 +302,8 @@ class EvidenceState:
     def irregular_run_start(self) -> float | None:
         """Estimated start (s) of the irregular RR run that the irregularity has just detected.
 
-        A robust (median) irregularity over a window of ``irregular_window`` RR crosses its threshold
-        about when half the window's successive differences are irregular, i.e. some 10–16 beats into
-        AF. The start is the change point of log |ΔRR| (floored at 1 % of the mean RR, about the
+        The AF detector (:mod:`edge.signal.af_detector`: 8-beat window, 10-beat exponential
+        averager) crosses its threshold some 8–30 beats into AF. The start is the change point of log |ΔRR| (floored at 1 % of the mean RR, about the
         fiducial jitter) over the last ``irregular_window`` RR: the split
         into an earlier and a later part, the later the more irregular, with the least squared error
         about the two parts' means (a one-change least-squares segmentation, vectorised with cumulative

@@ -1,10 +1,16 @@
-"""Running heart rate and an AF-oriented RR irregularity from the most recent RR intervals."""
+"""Running heart rate and the AF detector's RR irregularity from the most recent RR intervals."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+
+from edge.signal.af_detector import AfDetector, AfDetectorConfig
+
+ECTOPY_GATE = 0.12
+GATE_POWER = 2
+"""The AF figure is scaled by min(1, robust irregularity / this)²: see :class:`RrStats`."""
 
 MAD_TO_SD = 1.4826
 """1 / Φ⁻¹(3/4): the median of |X| for X ~ N(0, σ²) is σ / 1.4826, so 1.4826 · median |ΔRR| estimates
@@ -18,48 +24,41 @@ class RrStats:
     longest left out (from 3 intervals on): robust to one missed or extra beat, and unlike a median
     right for bimodal rhythms such as bigeminy.
 
-    ``irregularity``: how *unpredictable* the last ``irregularity_intervals`` RR are, as a robust,
-    ectopy- and pattern-aware RMSSD / mean RR (unitless). In atrial fibrillation, whose RR are close
-    to independent draws, it reads about ¾ of the classic RMSSD / mean RR over 32 RR (each lag's
-    median estimates RMSSD; the smallest of four noisy estimates is biased low). It is the smallest of
+    ``irregularity``: the output ``O(n)`` of the low-complexity AF detector of Petrėnas, Marozas &
+    Sörnmo (Comput Biol Med 2015; :mod:`edge.signal.af_detector`): 8-beat irregular-pair fraction of
+    the 3-point-median-filtered RR, exponentially averaged and divided by the RR trend (1/s), with
+    bigeminy suppression; ≥ η (``AlarmConfig.af_irregularity``) in AF. NaN until 10 RR were added
+    (the first full 8-beat window of filtered RR). Real ECG (``../shared/tune``, CinC 2021): the three
+    AF records read 0.83–1.16, 34 of 36 sinus / sinus-brady / -tachy / PAC / PVC records ≤ 0.5 (most
+    0: bigeminy suppression also gates smooth sinus arrhythmia).
 
-    - **pattern lags**: for k = 1 … ``max_pattern_lag``, 1.4826 · median |RR[i] − RR[i−k]|. Lag 1 is
-      the robust RMSSD (median rather than RMS, as in the ectopy-robust irregularity of Petrėnas et
-      al., Comput Biol Med 2015: a missed beat or an isolated ectopic moves 2 of ~30 differences and
-      not the median). The other lags make a *repeating* pattern regular: ventricular bigeminy
-      (short, long, …) has RR[i] ≈ RR[i−2], trigeminy RR[i] ≈ RR[i−3], and respiratory sinus
-      arrhythmia at 3–5 beats per breath is closest to itself at lag 3–4; AF's RR, uncorrelated at
-      every lag, stays irregular at all of them;
-    - **ectopy removed**: premature beats — an RR shorter than ``premature_fraction`` (0.85) of the
-      window's median followed by one longer than the median (the compensatory or resetting pause
-      of a PAC or PVC; the criterion of classic ectopic-beat filters of HRV analysis) — are dropped
-      with their pause, and the robust RMSSD of the RR left is taken, provided at least half remain.
-      Frequent random PACs/PVCs (over a quarter of beats) move more than half of the differences
-      and would defeat the median alone; with the pairs removed the underlying sinus rhythm shows.
-      In AF only the short-long pairs go (10–30 % of RR) and what stays is as irregular as before.
+    **Ectopy gate**: the 3-point median removes isolated ectopic beats but not frequent ones
+    (couplets, runs of PACs one or two beats apart), which the detector reads as AF: synthetic sinus
+    rhythm with 25–30 % PACs or PVCs held O ≥ η for 20-s runs. The published figure is therefore
+    ``O · min(1, robust_irregularity / ectopy_gate)²`` with ``ectopy_gate`` = 0.1: the version-2
+    statistic below, which drops premature–pause pairs and reads repeating patterns as regular, is
+    0.12–0.19 on real AF (ungated) and ≈ 0.03–0.08 on synthetic sinus with 25–30 % ectopy or
+    bigeminy (O scaled by 0.1–0.6; squared, as a linear gate still let 20-s runs through).
+    NaN until that statistic is known (half its window: 16 RR).
 
-    NaN until half the window is filled (or ``max_pattern_lag`` + 2 intervals if more).
-
-    **Choices, made on synthetic RR only** (``firmware_sim`` planners, 20 random patients × 150 s per
-    rhythm, 4 ms fiducial jitter; the criterion was "≥ threshold continuously for 25–30 s", the AF
-    rule's persistence): window 32 RR, lags 1–4, threshold 0.12 (:class:`edge.alarms.AlarmConfig`).
-    With these, sinus (rest, brady, tachy), PAC (15 % and 30 % of beats), PVC (12 % and 25 %), ventricular
-    bigeminy and trigeminy never stayed above 0.12 for 25 s, while AF did in every patient, including
-    AF at the catalogue's lowest RR variability (CV 0.15) at 80–130 beats/min. Shorter windows (16,
-    20 RR) missed 20–70 % of the CV-0.15 AF; lag 3 instead of 4 let strong sinus arrhythmia (HF
-    dominant, RR SD 10 % of the mean) through 2.5 × as often; thresholds 0.11/0.13 trade ectopy
-    and Wenckebach false alarms against low-CV AF. Left as limits: very strong respiratory sinus
-    arrhythmia (~1/3 of such patients), Mobitz I with variable conduction and atrial flutter with
-    variable block (both irregular by nature; CPSC 2021 scores flutter as AF) can read as AF.
+    ``robust_irregularity``: version 2's figure, kept as the ectopy gate (:func:`irregularity`): a
+    robust, ectopy- and pattern-aware RMSSD / mean RR of the last ``irregularity_intervals`` RR —
+    the smallest over lags 1 … ``max_pattern_lag`` of 1.4826 · median |RR[i] − RR[i−k]|, and of the
+    same lag-1 figure once premature beats (RR < ``premature_fraction`` of the median followed by a
+    longer one) are dropped with their pause. It separates synthetic AF from ectopy well, but real
+    AF reads only 0.12–0.19 on it (tune/), at its old threshold (0.12): it missed most real AF.
 
     **Cost** (``add`` runs on every beat of every patient): RR live in a ring buffer of twice the
     capacity, each value written at ``i`` and ``i + capacity``, so the last ``n`` values are always one
-    contiguous view (no copy, no Python loop over the history); the figures are computed lazily, at
-    most once per interval added, when first read: three small medians over at most 32 values.
+    contiguous view (no copy, no Python loop over the history). The figures are computed lazily, when
+    first read: the AF detector takes every RR added since the last read as one numpy batch
+    (:meth:`AfDetector.extend`; the session reads once per packet), so its recursive averagers see
+    every beat while the cost is paid once per packet.
     """
 
     def __init__(self, hr_intervals: int = 8, irregularity_intervals: int = 32, max_pattern_lag: int = 4,
-                 premature_fraction: float = 0.85) -> None:
+                 premature_fraction: float = 0.85, af: AfDetectorConfig | None = None,
+                 ectopy_gate: float = ECTOPY_GATE) -> None:
         if max_pattern_lag < 1:
             raise ValueError("max_pattern_lag must be ≥ 1")
         if hr_intervals < 1 or irregularity_intervals < max_pattern_lag + 2:
@@ -75,15 +74,21 @@ class RrStats:
         self._buf = np.zeros(2 * self._cap)
         self._count = 0
         self._hr: float | None = math.nan
-        self._irr: float | None = math.nan
+        self._robust: float | None = math.nan
         self._lags = np.arange(1, max_pattern_lag + 1)
+        self.detector = AfDetector(af)
+        self.ectopy_gate = ectopy_gate
+        self._unread = 0                      # RR added since the detector last saw the buffer
 
     def add(self, rr_s: float) -> None:
         """Append one RR interval (s)."""
         i = self._count % self._cap
         self._buf[i] = self._buf[i + self._cap] = rr_s
         self._count += 1
-        self._hr = self._irr = None           # recomputed when next read
+        self._unread += 1
+        if self._unread == self._cap:         # the ring is about to overwrite RR the detector has not seen
+            self._feed()
+        self._hr = self._robust = None        # recomputed when next read
 
     def last(self, n: int) -> np.ndarray:
         """The last ``n`` RR (s), oldest first (fewer before ``n`` were added): a view of the ring
@@ -107,11 +112,29 @@ class RrStats:
 
     @property
     def irregularity(self) -> float:
-        """Robust, ectopy- and pattern-aware RMSSD / mean RR of the recent intervals (see the class); NaN until enough."""
-        if self._irr is None:
-            self._irr = irregularity(self.last(self.irregularity_intervals), self.max_pattern_lag,
-                                     self.premature_fraction, self.min_intervals)
-        return self._irr
+        """The AF detector's output ``O(n)`` (1/s, see the class and :mod:`edge.signal.af_detector`); NaN until enough."""
+        self._feed()
+        o = self.detector.output
+        if not o > 0.0 or self.ectopy_gate <= 0.0:
+            return o
+        robust = self.robust_irregularity
+        if math.isnan(robust):
+            return math.nan
+        return o * min(1.0, robust / self.ectopy_gate) ** GATE_POWER
+
+    def _feed(self) -> None:
+        """Hand the RR added since the last read to the detector, as one batch."""
+        if self._unread:
+            self.detector.extend(self.last(self._unread))
+            self._unread = 0
+
+    @property
+    def robust_irregularity(self) -> float:
+        """Version 2's robust, ectopy- and pattern-aware RMSSD / mean RR (see the class); NaN until enough."""
+        if self._robust is None:
+            self._robust = irregularity(self.last(self.irregularity_intervals), self.max_pattern_lag,
+                                        self.premature_fraction, self.min_intervals)
+        return self._robust
 
     def _heart_rate(self) -> float:
         if not self._count:

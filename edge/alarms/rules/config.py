@@ -76,20 +76,45 @@ class AlarmConfig:
         anticoagulation), so one rhythm gives one alarm.
 
     AF onset (medium: not immediately life-threatening, needs prompt review)
-        RR irregularity ≥ ``af_irregularity`` = 0.12 for ``af_persist_s`` = 30 s; the alert's onset is
-        the estimated start of the irregular run (:meth:`EvidenceState.irregular_run_start`), some
-        10–15 beats before the 32-RR irregularity crossed the threshold; clears < ``af_clear_irregularity`` = 0.08 for 60 s; or classifier ``AF`` ≥
-        ``af_prob`` = 0.8 in ``af_windows`` = 2 consecutive windows. The irregularity is the robust,
-        ectopy- and pattern-aware RMSSD / mean RR of the last 32 RR (:class:`edge.signal.rr.RrStats`:
-        ≈ RMSSD / mean in AF; premature-beat pairs and repeating patterns — bigeminy, trigeminy,
-        respiratory sinus arrhythmia — removed). Thresholds chosen on synthetic RR only (firmware_sim,
-        20 patients × 150 s per rhythm): sinus 0.03 median, 0.10 at the 99th percentile; AF with the
-        lowest RR variability of the catalogue (CV 0.15) 0.16 median, 0.095 at the 1st percentile.
-        At 0.12, AF stayed above it for 30 s in every synthetic patient while sinus, sinus brady/
-        tachycardia, 15–30 % PACs, 12–25 % PVCs, bigeminy and trigeminy never did; the clear level
-        0.08 sits under AF's 1st percentile and above sinus's median, so AF does not clear by itself
-        and sinus clears. (Version 1: non-robust RMSSD/mean of 16 RR ≥ 0.15, onset at the threshold
-        crossing; it read frequent PACs/PVCs as AF.)
+        The RR irregularity (:class:`edge.signal.rr.RrStats`, 1/s) is the output O(n) of the
+        low-complexity AF detector of Petrėnas, Marozas & Sörnmo (Comput Biol Med 2015;
+        :mod:`edge.signal.af_detector`): 3-point median ectopic-beat filter, fraction of the 28 pairs
+        of the last 8 filtered RR differing by ≥ 30 ms, exponentially averaged (10 beats) and divided
+        by the RR trend, bigeminy suppression — scaled down where version 2's ectopy- and
+        pattern-aware robust RMSSD of 32 RR is below 0.12 (the ectopy gate: frequent PACs/PVCs).
+        ``af_irregularity`` = 0.725 is the paper's η (Se 97.1 % / Sp 98.3 % on the MIT–BIH AF
+        database); on the real 12-lead records of ../shared/tune (CinC 2021, read, nothing fitted) AF
+        reads 0.83–1.16 and 34 of 36 sinus, sinus brady/tachycardia and PAC/PVC records ≤ 0.5 (most 0).
+        An irregular run starts when O reaches η and lasts while O ≥ ``af_hold_irregularity`` = 0.58
+        (0.8 η, :data:`edge.alarms.evidence.IRREGULAR_HOLD_FRACTION`: AF's O wobbles around its
+        level). Its start is estimated (:meth:`EvidenceState.irregular_run_start`, the change point of
+        the last 48 RR) and is the alert's onset. AF is raised once the run has lasted
+        ``af_persist_s`` = 30 s from that start (the guideline episode: ≥ 30 s of AF) and O itself has
+        held for ``af_min_run_s`` = 15 s: persistence counts from the estimated start because the
+        detector's averager shows AF only 5–20 s into it and lets it go 5–15 s after it, so counting
+        from the crossing would need a 45-s paroxysm to confirm a 30-s one; the 15 s on O keep a short
+        burst of ectopy from borrowing the estimate's earlier start. On synthetic RR (10 patients ×
+        180 s each) sinus, sinus bradycardia, 30 % PACs, 25 % PVCs, bigeminy, trigeminy and
+        Wenckebach raised no AF; atrial flutter with variable block does (CPSC 2021 scores it AF).
+        Clears when O < ``af_clear_irregularity`` = 0.4 for ``af_clear_s`` = 60 s. Known limits:
+        slow AF (< 60 beats/min) reads under η (the paper divides by the mean RR), and low-variability
+        AF (RR CV ≤ 0.1) rarely reaches it.
+
+        Fusion with the classifier (windows carry ``probabilities`` and, from classifiers that ship
+        them, ``thresholds`` chosen on real records; without thresholds ``af_prob`` = 0.8 stands in):
+        AF ≥ its threshold in ``af_windows`` = 2 consecutive windows raises AF by itself (persistence
+        0: the windows' 15 s are the persistence). AF ≥ its threshold in the latest window *supports*
+        the RR rule: O ≥ ``af_supported_irregularity`` = 0.5 for ``af_supported_persist_s`` = 15 s from
+        the estimated start raises — two independent views agree, so a less irregular, shorter run
+        suffices (fast AF, whose RR are more regular, and short paroxysms). A calibrated classifier
+        confidently in sinus rhythm *vetoes* a borderline run: when the latest window ships
+        thresholds, its ``NSR`` ≥ that threshold and ``AF`` < its own, an O below
+        ``af_veto_irregularity`` = 1.0 holds the rule (frequent ectopy reads 0.7–1.0; clear AF above 1
+        is never vetoed). Old artifacts without thresholds never veto: their p(NSR) was 0.86–1.00 on
+        real AF (issue 12). Without windows (2-lead streams: ``eval alarms``) the RR rule runs alone.
+        (Version 2: robust RMSSD/mean of 32 RR ≥ 0.12 for 30 s from the crossing, synthetic-only
+        thresholds; real AF reads 0.12–0.19 on it; 5 of 17 CPSC 2021 AF episodes, none paroxysmal.
+        Version 1: RMSSD/mean of 16 RR ≥ 0.15.)
 
     ST change from the patient's own baseline (medium; AHA practice standards for ECG monitoring,
     Drew 2004 / Sandau 2017: alarm at 0.1–0.2 mV of ST change from the patient's baseline)
@@ -137,12 +162,17 @@ class AlarmConfig:
     brady_clear_bpm: float = 45.0
     rate_persist_s: float = 10.0
     beat_stale_s: float = 3.0
-    af_irregularity: float = 0.12
-    af_clear_irregularity: float = 0.08
+    af_irregularity: float = 0.725
+    af_hold_irregularity: float = 0.58
+    af_clear_irregularity: float = 0.4
     af_persist_s: float = 30.0
+    af_min_run_s: float = 15.0
     af_clear_s: float = 60.0
     af_prob: float = 0.8
     af_windows: int = 2
+    af_supported_irregularity: float = 0.5
+    af_supported_persist_s: float = 15.0
+    af_veto_irregularity: float = 1.0
     st_mv: float = 0.1
     st_persist_s: float = 30.0
     st_baseline_windows: int = 6
