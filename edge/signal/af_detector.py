@@ -37,9 +37,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = ["DEFAULT_ALPHA", "AfDetector", "AfDetectorConfig"]
 
@@ -84,6 +84,18 @@ class AfDetectorConfig:
             raise ValueError("need 0 < alpha ≤ 1, gamma_s > 0, delta ≥ 0")
 
 
+@lru_cache(maxsize=256)
+def _windows(k: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gather indices for ``k`` sliding windows of ``n``: the windows (k, n), and both members of each
+    of a window's ``n(n−1)/2`` pairs (k, pairs) — cached, so a batch costs a few ufunc calls."""
+    win = np.arange(k)[:, None] + np.arange(n)[None, :]
+    i, j = np.triu_indices(n, 1)
+    out = (win, win[:, i], win[:, j])
+    for a in out:
+        a.setflags(write=False)
+    return out
+
+
 class AfDetector:
     """Streaming :mod:`Petrėnas et al. <edge.signal.af_detector>` AF detector over RR intervals.
 
@@ -100,7 +112,6 @@ class AfDetector:
         n = self.config.window_beats
         self._keep = n + 2                     # raw RR kept: N medians need N + 2 raw values
         self._pairs = n * (n - 1) // 2
-        self._iu = np.triu_indices(n, 1)
         self.reset()
 
     def reset(self) -> None:
@@ -130,13 +141,14 @@ class AfDetector:
         # new outputs: one per RR added once the first window is full
         k = min(x.size, raw.size - self._keep + 1)
         tail = raw[-(k + n + 1):]                                        # enough for k windows of N medians
-        med = np.median(sliding_window_view(tail, 3), axis=1)            # r_m at the centre beat
+        lo, hi = np.minimum(tail[:-2], tail[1:-1]), np.maximum(tail[:-2], tail[1:-1])
+        med = np.maximum(lo, np.minimum(hi, tail[2:]))                   # 3-point median: r_m at the centre beat
         centre = tail[1:-1]                                              # raw r aligned with r_m
-        wm = sliding_window_view(med, n)                                 # (k, N)
-        wr = sliding_window_view(centre, n)
-        d = np.abs(wm[:, self._iu[0]] - wm[:, self._iu[1]])             # (k, pairs)
-        m = np.count_nonzero(d >= c.gamma_s, axis=1) / self._pairs
-        b = (wm.sum(axis=1) / wr.sum(axis=1) - 1.0) ** 2
+        win, first, second = _windows(k, n)                              # (k, N) and (k, pairs) gathers
+        d = np.abs(med[first] - med[second])
+        m = np.add.reduce(d >= c.gamma_s, axis=1) / self._pairs
+        wr = centre[win]
+        b = (np.add.reduce(med[win], axis=1) / np.add.reduce(wr, axis=1) - 1.0) ** 2
         r = centre[n - 1:]                                               # newest centred raw RR per output
         if math.isnan(self._r_bar):                                      # first full window: warm start
             self._r_bar, self._m_bar, self._b_bar = float(wr[0].mean()), float(m[0]), float(b[0])

@@ -10,6 +10,9 @@ from edge.signal.af_detector import AfDetector, AfDetectorConfig
 
 ECTOPY_GATE = 0.12
 GATE_POWER = 2
+GATE_FLOOR = 0.1
+"""The gate is computed only where the detector reads above this (1/s; the AF rule's lowest level is
+0.4): sinus rhythm, most of the time, pays for the detector alone."""
 """The AF figure is scaled by min(1, robust irregularity / this)²: see :class:`RrStats`."""
 
 MAD_TO_SD = 1.4826
@@ -39,7 +42,8 @@ class RrStats:
     statistic below, which drops premature–pause pairs and reads repeating patterns as regular, is
     0.12–0.19 on real AF (ungated) and ≈ 0.03–0.08 on synthetic sinus with 25–30 % ectopy or
     bigeminy (O scaled by 0.1–0.6; squared, as a linear gate still let 20-s runs through).
-    NaN until that statistic is known (half its window: 16 RR).
+    NaN until that statistic is known (half its window: 16 RR). Computed only where O > 0.1
+    (:data:`GATE_FLOOR`), below every AF level, so sinus rhythm pays for the detector alone.
 
     ``robust_irregularity``: version 2's figure, kept as the ectopy gate (:func:`irregularity`): a
     robust, ectopy- and pattern-aware RMSSD / mean RR of the last ``irregularity_intervals`` RR —
@@ -115,8 +119,8 @@ class RrStats:
         """The AF detector's output ``O(n)`` (1/s, see the class and :mod:`edge.signal.af_detector`); NaN until enough."""
         self._feed()
         o = self.detector.output
-        if not o > 0.0 or self.ectopy_gate <= 0.0:
-            return o
+        if not o > GATE_FLOOR or self.ectopy_gate <= 0.0:
+            return o                          # far below any AF level: the gate could not matter
         robust = self.robust_irregularity
         if math.isnan(robust):
             return math.nan
