@@ -36,7 +36,9 @@ def shard_key(cfg: ClassifierConfig) -> str:
     from models.preprocessing import PREPROCESSING_VERSION
 
     d = cfg.data
-    content = {"seed": d.train_seed, "windows": d.train_windows, "shard": d.shard_windows,
+    # window i of a seed does not depend on the set's size (models.data.synthetic), so neither does shard k:
+    # a longer or shorter run over the same seed reuses the shards already made
+    content = {"seed": d.train_seed, "shard": d.shard_windows,
                "edge": d.edge_fraction, "noise": d.noise_fraction, "augment": asdict(cfg.augment),
                "features": cfg.inputs.rhythm_features and FEATURES_VERSION, "simulator": SIMULATOR_VERSION,
                "preprocessing": PREPROCESSING_VERSION, "vae": _vae_tag(), "format": SHARD_FORMAT}
