@@ -59,8 +59,9 @@ class LiveSettings:
     """Chunk length aimed at (each period's samples are cut into equal chunks of 0.5-1.5 of it)."""
     period_s: float = 1.0
     """How often chunks and vitals are published."""
-    max_buffer_s: float = 3.0
-    """Most signal held per device while the uplink is away; older samples are dropped (counted)."""
+    max_buffer_s: float = 10.0
+    """Most signal held per device between two publishes (the uplink away, or a demo faster than real
+    time); older samples are dropped (counted) and the trace breaks there."""
 
     def __post_init__(self) -> None:
         if not self.leads or any(lead not in STANDARD_LEADS for lead in self.leads):
