@@ -158,7 +158,13 @@ class HostedModel:
     def run_inputs(self, x: np.ndarray) -> list[dict[str, Any]]:
         """One result per row of ``x`` (float32 ``(B, len(leads), samples)``, from :meth:`input_for`)."""
         n = x.shape[0]
-        out = dict(zip(self.output_names, self.session.run(None, {self.input_name: x}), strict=True))
+        feed = {self.input_name: x}
+        features_name = self.info.get("features_input")
+        if features_name:             # a classifier that reads measured rhythm features: computed as in training
+            from models.features import feature_matrix, measured_rows
+
+            feed[str(features_name)] = feature_matrix(x, self.fs_hz, measured_rows(self.leads))
+        out = dict(zip(self.output_names, self.session.run(None, feed), strict=True))
         if self.spec.kind == "multilabel":
             assert self.output is not None  # load() sets it for every multilabel model
             return [self._multilabel(row) for row in np.asarray(out[self.output], dtype=np.float64)]
@@ -179,12 +185,17 @@ class HostedModel:
             raise ModelConfigError(f"model {self.name!r}: output has {p.size} values for {len(self.classes)} classes")
         probs = {c: round(float(v), 4) for c, v in zip(self.classes, p, strict=True)}
         order = np.argsort(-p)
-        return {
+        shipped = dict(self.info.get("thresholds") or {})      # the artifact's per-class operating point
+        limits = [float(shipped.get(c, self.spec.threshold)) for c in self.classes]
+        out: dict[str, Any] = {
             "probabilities": probs,
-            "positive": [self.classes[i] for i in order if p[i] >= self.spec.threshold],
+            "positive": [self.classes[i] for i in order if p[i] >= limits[i]],
             "top": [self.classes[i] for i in order[: self.spec.top]],
             "threshold": self.spec.threshold,
         }
+        if shipped:
+            out["thresholds"] = {c: round(t, 4) for c, t in zip(self.classes, limits, strict=True)}
+        return out
 
 
 def window_input(window: EcgWindow, leads: Sequence[str], fs_hz: float, samples: int) -> np.ndarray:
