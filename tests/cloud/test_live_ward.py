@@ -26,6 +26,8 @@ from protocol.topics import gateway_status_topic, live_topic
 from tests.cloud.api_support import CLINICIAN, WAIT_S, Api, SseReader, fast_settings, make_api, serve, until
 from tests.conftest import MqttBroker
 
+pytestmark = pytest.mark.mosquitto
+
 
 @pytest.fixture
 def url(tmp_path: Path) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiomqtt
 import numpy as np
+import pytest
 
 from edge.config import parse_config
 from edge.gateway import Endpoint, Gateway
@@ -103,6 +104,7 @@ rhythm = [ {{ at = 0, name = "sinus" }} ]
 """
 
 
+@pytest.mark.mosquitto
 async def test_the_gateway_publishes_live_chunks_and_vitals_to_the_broker(
     mqtt_broker: MqttBroker, unique_id: str, tmp_path: Path
 ) -> None:
