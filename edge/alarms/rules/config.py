@@ -84,7 +84,7 @@ class AlarmConfig:
         pattern-aware robust RMSSD of 32 RR is below 0.12 (the ectopy gate: frequent PACs/PVCs).
         ``af_irregularity`` = 0.725 is the paper's η (Se 97.1 % / Sp 98.3 % on the MIT–BIH AF
         database); on the real 12-lead records of ../shared/tune (CinC 2021, read, nothing fitted) AF
-        reads 0.83–1.16 and 34 of 36 sinus, sinus brady/tachycardia and PAC/PVC records ≤ 0.5 (most 0).
+        reads 0.81–1.14 and 30 of 33 other records ≤ 0.5 (27 of them 0; one with frequent PACs 1.10).
         An irregular run starts when O reaches η and lasts while O ≥ ``af_hold_irregularity`` = 0.58
         (0.8 η, :data:`edge.alarms.evidence.IRREGULAR_HOLD_FRACTION`: AF's O wobbles around its
         level). Its start is estimated (:meth:`EvidenceState.irregular_run_start`, the change point of
