@@ -1,10 +1,12 @@
 """The demo ward's scripted clinical events, bed by bed (issue 12): each alarms with its own alarm within
 its budget from the scripted onset, and no bed raises a clinical alarm it was not scripted to.
 
-The built-in demo ward (``firmware_sim/scenarios/demo_ward.toml``) runs once, as ``ecgstream demo
---pace 0 --transport loopback`` runs it: virtual wearables → the edge gateway (stream state, QRS
-detection, windows through the shipped reconstruction VAE and classifier, alarm rules) → its outbox
-and uplink to an embedded broker. The alerts are those the demo's ward view logged (stream seconds).
+The built-in demo ward (``firmware_sim/scenarios/demo_ward.toml``) runs once as ``ecgstream demo
+--pace 0`` steps it — the virtual wearables (with their faults: loss, jitter, drift) in stream time,
+as fast as possible — into an edge agent with the gateway's own pipeline for the default edge
+configuration (:func:`edge.gateway.open_pipeline`: the shipped reconstruction VAE and classifier), in
+process: sessions, QRS detection, windows, ST, alarm rules, the alerts as they leave for the outbox.
+(The broker and uplink of ``ecgstream demo`` carry the same alerts and are tested in ``test_demo``.)
 
 Budgets (issue 12): VT ≤ 5 s, asystole ≤ 6 s, AF ≤ 30 s, STEMI (ST change) ≤ 60 s from onset; SVT
 ≤ 15 s (the rate alarms' 10 s persistence, counted from the run's first beat, plus the detector).
@@ -13,16 +15,16 @@ Budgets (issue 12): VT ≤ 5 s, asystole ≤ 6 s, AF ≤ 30 s, STEMI (ST change)
 from __future__ import annotations
 
 import asyncio
-import math
 from dataclasses import dataclass
 
 import pytest
 
-from ecgstream.streaming import EdgeSettings, Medium, TransportFactory, stream_to_edge
-from ecgstream.ward_view import AlertLogEntry, EdgeWardView
-from firmware_sim.device import VirtualDevice
+from ecgstream.edge_sim import run_scenario_into_agent
+from edge.agent import AgentConfig, EdgeAgent, MemorySink
+from edge.config import load_config
+from edge.gateway import open_pipeline
 from firmware_sim.scenario import Scenario, demo_ward
-from firmware_sim.ward import build_ward
+from protocol.messages import Alert, AlertCategory
 
 
 @dataclass(frozen=True)
@@ -46,26 +48,21 @@ BEDS: dict[str, Expected | None] = {
     "bed-08": Expected("svt", "svt", 15.0),
 }
 
-FAMILY = {"pause": "asystole"}
-"""Alert types that are a stage of another's episode (a pause escalates to asystole)."""
-
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Scenario, list[AlertLogEntry]]:
-    """The demo ward once through the edge gateway as fast as it goes; the alerts it logged."""
+def demo() -> tuple[Scenario, list[Alert]]:
+    """The demo ward once through the agent as fast as it goes; every alert message it sent."""
     scenario = demo_ward()
-    view = EdgeWardView({p.device_id: p.patient_id for p in scenario.patients})
-
-    def build(transport: TransportFactory) -> list[VirtualDevice]:
-        return [bed.device for bed in build_ward(scenario, transport)]
-
-    settings = EdgeSettings(out_dir=tmp_path_factory.mktemp("demo-edge"), patients=dict(view.patients))
-    asyncio.run(stream_to_edge(build, Medium("loopback"), pace=math.inf, duration_s=scenario.duration_s, view=view,
-                               settings=settings, live=False, title="demo ward, alarms per bed"))
-    return scenario, list(view.alerts)
+    sink = MemorySink(keep_windows=False)
+    pipeline = open_pipeline(load_config(None, env={}))
+    assert pipeline is not None and pipeline.second_stage is not None        # VAE and classifier, as shipped
+    agent = EdgeAgent(AgentConfig(patients={p.device_id: p.patient_id for p in scenario.patients}), sink,
+                      pipeline=pipeline)
+    asyncio.run(run_scenario_into_agent(scenario, agent))
+    return scenario, list(sink.alerts)
 
 
-def test_every_bed_is_in_the_table(demo: tuple[Scenario, list[AlertLogEntry]]) -> None:
+def test_every_bed_is_in_the_table(demo: tuple[Scenario, list[Alert]]) -> None:
     scenario, _ = demo
     assert {p.patient_id for p in scenario.patients} == set(BEDS)
 
@@ -76,12 +73,12 @@ def test_every_bed_is_in_the_table(demo: tuple[Scenario, list[AlertLogEntry]]) -
     if b == "bed-03" else b
     for b in BEDS])
 def test_the_scripted_event_alarms_within_budget_and_nothing_else_clinical(
-        bed: str, demo: tuple[Scenario, list[AlertLogEntry]]) -> None:
+        bed: str, demo: tuple[Scenario, list[Alert]]) -> None:
     scenario, alerts = demo
     script = next(p for p in scenario.patients if p.patient_id == bed)
-    clinical = [a for a in alerts if a.patient_id == bed and a.category == "clinical"
-                and a.event in ("raised", "escalated")]
-    raised = [(FAMILY.get(a.alert_type, a.alert_type), a.at_s) for a in clinical]
+    clinical = [a for a in alerts if a.patient_id == bed and a.category is AlertCategory.CLINICAL
+                and a.details["event"] in ("raised", "escalated")]
+    raised = [(str(a.details["family"]), float(a.details["at_s"])) for a in clinical]      # pause → asystole
     want = BEDS[bed]
     if want is None:
         assert raised == [], raised
