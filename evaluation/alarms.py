@@ -16,8 +16,9 @@ episode). A reference episode is *detected* when an AF alarm's onset lies in
 episode — from its onset to its clearing, or the record end — overlaps the reference episode: the
 EC57-style criterion, which credits an alarm that stays up across a short sinus interruption, and
 also one whose onset came before the annotated start), the sensitivity over episodes of ≥ 30 s alone
-(``episodes_30s`` / ``detected_30s``: the guideline definition of an AF episode, and the shortest a
-30-s persistence can confirm inside it) and each detection's delay (raise time − episode start).
+(``episodes_30s`` / ``detected_30s``, also per record class: the guideline definition of an AF
+episode, and the shortest a 30-s persistence can confirm inside it) and each detection's delay
+(raise time − episode start; median and maximum over the detected episodes in ``delay_s``).
 The record class (non AF / paroxysmal / persistent) is the header comment.
 
 **Scoring, PhysioNet/CinC 2015**. For a false alarm the edge must not raise that alarm type (raised
@@ -31,6 +32,8 @@ import math
 import os
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from edge.agent import AgentConfig
 from evaluation.progress import NoProgress, Progress
@@ -157,23 +160,26 @@ def evaluate(root: str | os.PathLike[str], config: ReplayConfig | None = None,
     non_af_h = sum(r["non_af_s"] for r in per_af.values()) / 3600.0
     by_class: dict[str, dict[str, Any]] = {}
     for r in per_af.values():
-        k = by_class.setdefault(r["class"], {"records": 0, "episodes": 0, "detected": 0, "false_alarms": 0,
-                                             "non_af_hours": 0.0})
+        k = by_class.setdefault(r["class"], {"records": 0, "episodes": 0, "detected": 0, "episodes_30s": 0,
+                                             "detected_30s": 0, "false_alarms": 0, "non_af_hours": 0.0})
         k["records"] += 1
-        k["episodes"] += r["episodes"]
-        k["detected"] += r["detected"]
+        for key in ("episodes", "detected", "episodes_30s", "detected_30s"):
+            k[key] += r[key]
         k["false_alarms"] += r["false_alarms"]
         k["non_af_hours"] += r["non_af_s"] / 3600.0
     for k in by_class.values():
         k["sensitivity"] = _ratio(k["detected"], k["episodes"])
+        k["sensitivity_30s"] = _ratio(k["detected_30s"], k["episodes_30s"])
         k["false_alarms_per_hour"] = _ratio(k["false_alarms"], k["non_af_hours"])
         k["non_af_hours"] = round(k["non_af_hours"], 4)
+    delays = sorted(e["delay_s"] for r in per_af.values() for e in r["reference_episodes"] if e["detected"])
     report: dict[str, Any] = {
         "records": len(found),
         "af": {"records": len(per_af), "episodes": episodes, "detected": detected,
                "sensitivity": _ratio(detected, episodes), "detected_overlap": overlap,
                "sensitivity_overlap": _ratio(overlap, episodes), "episodes_30s": episodes_30,
                "detected_30s": detected_30, "sensitivity_30s": _ratio(detected_30, episodes_30),
+               "delay_s": {"median": float(np.median(delays)), "max": delays[-1]} if delays else None,
                "false_alarms": false,
                "non_af_hours": round(non_af_h, 4), "false_alarms_per_hour": _ratio(false, non_af_h),
                "by_class": by_class, "per_record": per_af},
@@ -211,10 +217,13 @@ def format_table(report: dict[str, Any]) -> list[str]:
                      f"{af['detected_30s']}/{af['episodes_30s']}), "
                      f"{af['false_alarms']} false AF alarms in {af['non_af_hours']:.3f} h of non-AF signal "
                      f"({rate(fah)})")
+        if af.get("delay_s"):
+            lines.append(f"  delay of detected episodes (raise − reference start): median {af['delay_s']['median']:.1f} s, "
+                         f"max {af['delay_s']['max']:.1f} s")
         for klass, k in af["by_class"].items():
-                lines.append(f"  {klass:<14} records {k['records']:2d}  episodes {k['detected']}/{k['episodes']} "
-                         f"({pct(k['sensitivity'])})  false {k['false_alarms']} "
-                         f"({rate(k['false_alarms_per_hour'])})")
+            lines.append(f"  {klass:<14} records {k['records']:2d}  episodes {k['detected']}/{k['episodes']} "
+                         f"({pct(k['sensitivity'])}; ≥ 30 s {k['detected_30s']}/{k['episodes_30s']})  "
+                         f"false {k['false_alarms']} ({rate(k['false_alarms_per_hour'])})")
     for group, key in (("false_alarm_records", "must_not_raise"), ("true_alarm_records", "must_raise")):
         for name, r in report.get(group, {}).items():
             raised = ", ".join(f"{a['type']}@{a['onset_s']}s" for a in r["raised"]) or "none"

@@ -112,6 +112,9 @@ def test_scorer_finds_the_af_episode_without_false_alarms(synthetic: Path) -> No
     assert (af["episodes_30s"], af["detected_30s"]) == ((1, 1) if long_episode else (0, 0))
     rec = af["per_record"]["cpsc2021/data_1_1"]
     assert rec["class"] == "paroxysmal AF"
+    klass = af["by_class"]["paroxysmal AF"]
+    assert (klass["episodes_30s"], klass["detected_30s"]) == (af["episodes_30s"], af["detected_30s"])
+    assert af["delay_s"]["median"] == af["delay_s"]["max"] == rec["reference_episodes"][0]["delay_s"]
     assert rec["non_af_s"] == pytest.approx(SECONDS - (AF_END_S - AF_START_S), abs=0.01)
     alarm = rec["af_alarms"][0]
     assert AF_START_S <= alarm["onset_s"] <= AF_END_S and alarm["at_s"] >= alarm["onset_s"] + 30.0
