@@ -22,7 +22,7 @@ from firmware_sim.synthesis.patient import PatientProfile, random_patient
 from firmware_sim.synthesis.rhythms import rhythm_names
 from firmware_sim.synthesis.source import SynthesisSource
 
-SIMULATOR_VERSION = 3
+SIMULATOR_VERSION = 4
 """Bumped whenever the same seed would synthesise different signals (invalidates cached data sets)."""
 
 __all__ = [

@@ -39,7 +39,7 @@ SNOMED_RHYTHMS: tuple[tuple[frozenset[str], str], ...] = (
 )
 """SNOMED-CT codes → catalogue rhythm, in priority order (first match wins; otherwise ``sinus``)."""
 
-RATE_CODES: Mapping[str, tuple[float, float]] = {"427084000": (105.0, 140.0), "426177001": (40.0, 55.0)}
+RATE_CODES: Mapping[str, tuple[float, float]] = {"427084000": (105.0, 140.0), "426177001": (45.0, 58.0)}
 """Sinus tachycardia / bradycardia codes → heart-rate range (bpm) applied to the chosen rhythm."""
 
 SYNTH_NOISE = NoiseSpec(baseline_mv=0.05, emg_mv=0.01)
