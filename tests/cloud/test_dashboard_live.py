@@ -170,6 +170,17 @@ async def test_live_tiles_communication_loss_alarm_sound_state_and_phone_layout(
                 width = await page.evaluate("document.documentElement.scrollWidth")
                 assert width <= 390, f"the page is {width} px wide at 390 px"
                 await page.screenshot(path=str(out / "live_ward_phone.png"), full_page=True)
+                # the cleared alarm from the history opens its detail, still within the screen
+                await page.get_by_test_id("technical-history-box").locator("summary").click()
+                await page.locator(f"[data-testid=technical-history] [data-alert-id='{cleared.alert_id}'] "
+                                   "[data-testid=alert-open]").click()
+                detail = page.get_by_test_id("alert-detail")
+                await expect(detail).to_be_visible()
+                await expect(detail.get_by_test_id("detail-title")).to_contain_text("Ada Testpatient")
+                width = await page.evaluate("document.documentElement.scrollWidth")
+                assert width <= 390, f"the page with the detail open is {width} px wide at 390 px"
+                await page.screenshot(path=str(out / "live_ward_phone_detail.png"), full_page=True)
+                await detail.get_by_test_id("detail-close").click()
                 await page.set_viewport_size({"width": 1280, "height": 900})
 
                 # the cloud stops: the page banner says nothing is live

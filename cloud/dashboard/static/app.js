@@ -155,10 +155,6 @@ function setConnection(kind) {
 const STATE_LABEL = { alarm: "alarm", technical: "technical alarm", ok: "ok", offline: "offline" };
 const CONN_LABEL = { live: "live", "no-data": "NO DATA", "comm-lost": "COMMUNICATION LOST", stale: "not live" };
 
-function stateRank(s) {
-  return { alarm: 0, technical: 1, offline: 2, ok: 3 }[s] ?? 4;
-}
-
 function liveOf(patientId) {
   let live = state.live.get(patientId);
   if (!live) {
@@ -239,13 +235,10 @@ function makeTile(patientId) {
 
 function renderWard() {
   const grid = $("ward-grid");
-  const rows = [...state.ward.values()].sort((a, b) => {
-    const pa = topAlarm(a.patient_id);
-    const pb = topAlarm(b.patient_id);
-    return (pa ? PRIORITY_RANK[highestPriority(pa)] : 9) - (pb ? PRIORITY_RANK[highestPriority(pb)] : 9) ||
-      stateRank(a.state) - stateRank(b.state) ||
-      String(a.display_name || a.patient_id).localeCompare(String(b.display_name || b.patient_id));
-  });
+  // beds keep their places (as on a central station): alarms show on the tile and in the lists
+  const rows = [...state.ward.values()].sort((a, b) =>
+    String(a.display_name || a.patient_id).localeCompare(String(b.display_name || b.patient_id), undefined,
+      { numeric: true }) || String(a.patient_id).localeCompare(String(b.patient_id)));
   const wanted = new Set(rows.map((r) => r.patient_id));
   for (const [pid, t] of state.tiles) if (!wanted.has(pid)) { t.node.remove(); state.tiles.delete(pid); }
   rows.forEach((row, i) => {
