@@ -161,6 +161,10 @@ async def _serve(settings: CloudSettings, store: Store, stop: asyncio.Event,
                               username=b.username, password=b.password, tls_context=client_tls_context(b),
                               enforce_registry=b.enforce_registry, session_expiry_s=b.session_expiry_s,
                               auto_register=settings.registry.auto_register)
+        if settings.registry.auto_register:
+            log.warning("cloud ingest: auto-register is on: an unknown device is registered with the patient its "
+                        "data names (audited as auto_register) instead of refused%s",
+                        "" if b.enforce_registry else " (no effect: [broker] enforce_registry is off)")
         background["ingest"] = asyncio.create_task(ingest.run(), name="cloud-ingest")
         background["ingest-watch"] = asyncio.create_task(_watch_ingest(ingest, settings), name="cloud-ingest-watch")
     if settings.run.escalation:

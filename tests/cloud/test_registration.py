@@ -205,6 +205,7 @@ async def test_cloud_run_auto_register_accepts_an_unknown_device_and_without_it_
     async with cloud_run(tmp_path, env, "--auto-register") as proc:
         url = await proc.started()
         await until(lambda: "subscribed at" in proc.text(), "the worker subscribed", START_S)
+        assert "auto-register is on" in proc.text()
         alert_id = await publish(f"{unique_id}p", f"{unique_id}d")
         async with httpx.AsyncClient(base_url=url, timeout=30) as c:
             await login(c)
@@ -222,7 +223,10 @@ async def test_cloud_run_auto_register_accepts_an_unknown_device_and_without_it_
                 ("ingest", "auto_register", f"device:{unique_id}d")}
         assert await proc.terminate() == 0
 
-    async with cloud_run(tmp_path, env) as proc:               # off (the default): refused and counted
+    # off (the default): refused and counted. Its own share group and client id: the first process's
+    # persistent session stays in its group, so the broker could hand this message to it instead
+    env = dict(env, ECGSTREAM_CLOUD__BROKER__GROUP=f"{unique_id}g2", ECGSTREAM_CLOUD__BROKER__CLIENT_ID=f"{unique_id}-c2")
+    async with cloud_run(tmp_path, env) as proc:
         url = await proc.started()
         await until(lambda: "subscribed at" in proc.text(), "the worker subscribed", START_S)
         await publish(f"{unique_id}q", f"{unique_id}e")
@@ -232,7 +236,10 @@ async def test_cloud_run_auto_register_accepts_an_unknown_device_and_without_it_
                 return re.search(r'^ecgstream_cloud_ingest_rejected_total\{reason="unknown_device"\} 1\.0$',
                                  text, re.M) is not None
 
-            await until(refused, "the unknown device refused and counted", START_S)
+            try:
+                await until(refused, "the unknown device refused and counted", START_S)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; cloud run's log:\n{proc.text()[-3000:]}") from None
             await login(c)
             assert [p["patient_id"] for p in (await c.get("/api/patients")).json()["patients"]] == [f"{unique_id}p"]
         assert await proc.terminate() == 0
