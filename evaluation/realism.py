@@ -17,7 +17,9 @@ which also gives QRS onset, J point and QRS width on the median beat). From that
 - **intervals**: QRS width, QT (QRS onset to T end, tangent method on the leads with the largest T)
   and QTc (Fridericia, as the simulator's ``qtc_s``);
 - **ST level** per lead (J + 60 ms against the PR baseline) and **QRS amplitude** per lead (R/S
-  peak-to-peak of the median beat).
+  peak-to-peak of the median beat);
+- **the classifier's own rhythm features** (:func:`models.features.measure` on II, V1, V5), prefixed
+  ``features.``: what the classifier is given besides the leads, so a gap there is a gap it will meet.
 
 The report gives median and interquartile range per group. A record belongs to every group whose
 code it carries (an AF record with LBBB counts in both); ``sinus`` is normal sinus rhythm with no
@@ -39,6 +41,8 @@ from edge.signal.rr import irregularity
 from edge.signal.st import measure_st
 from firmware_sim.synthesis import SIMULATOR_VERSION, synthesize
 from firmware_sim.synthesis.realism import SYNTH_NOISE, read_records
+from models.features import measure as measure_features
+from models.features import measured_rows
 from models.preprocessing import MODEL_FS, WINDOW_S, prepare_window
 from protocol.leads import STANDARD_LEADS
 
@@ -68,11 +72,18 @@ MIN_TQ_S = 0.06
 
 SCALARS = ("hr_bpm", "rmssd_over_mean_rr", "rr_cv", "af_irregularity", "qrs_ms", "qt_ms", "qtc_ms")
 PER_LEAD = ("p_mv", "f_mv", "st_mv", "amp_mv")
-FEATURES = SCALARS + tuple(f"{kind}_{lead}" for kind in PER_LEAD for lead in STANDARD_LEADS)
+CLASSIFIER_FEATURES = ("heart_rate_bpm", "rr_cv", "rmssd_ratio", "robust_irregularity", "premature_fraction",
+                       "qrs_ms", "qtc_ms", "p_amplitude_mv", "st_ii_mv", "st_v1_mv", "st_v5_mv", "t_ii_mv",
+                       "t_v1_mv", "t_v5_mv")
+"""Fields of :class:`models.features.WindowFeatures` compared (as ``features.<name>``)."""
+FEATURES = (SCALARS + tuple(f"{kind}_{lead}" for kind in PER_LEAD for lead in STANDARD_LEADS)
+            + tuple(f"features.{name}" for name in CLASSIFIER_FEATURES))
 """Every measured figure of a window, in report order."""
 SHOWN = ("hr_bpm", "rr_cv", "rmssd_over_mean_rr", "af_irregularity", "p_mv_II", "p_mv_V1", "f_mv_II", "f_mv_V1",
          "qrs_ms", "qt_ms", "qtc_ms", "st_mv_II", "st_mv_V2", "st_mv_V5", "amp_mv_I", "amp_mv_II", "amp_mv_V1",
-         "amp_mv_V3", "amp_mv_V5")
+         "amp_mv_V3", "amp_mv_V5", "features.heart_rate_bpm", "features.robust_irregularity",
+         "features.premature_fraction", "features.qrs_ms", "features.qtc_ms", "features.p_amplitude_mv",
+         "features.st_v1_mv", "features.t_ii_mv")
 """The figures the printed table shows (the JSON has all of :data:`FEATURES`)."""
 
 
@@ -119,6 +130,9 @@ def measure_window(window: np.ndarray, fs: float = MODEL_FS) -> dict[str, float]
     """Every figure of :data:`FEATURES` for one preprocessed window ``(12, n)`` mV (NaN where not measurable)."""
     x = np.asarray(window, dtype=np.float64)
     out = dict.fromkeys(FEATURES, math.nan)
+    classifier = measure_features(x[measured_rows(STANDARD_LEADS)], fs)
+    for name in CLASSIFIER_FEATURES:
+        out[f"features.{name}"] = float(getattr(classifier, name))
     beats = detect_beats(x[STANDARD_LEADS.index("II")], fs)
     if beats.size < 3:
         return out
@@ -263,10 +277,10 @@ class RhythmRealism:
                  "median [IQR] per group"]
         for name, cmp in self.rhythms.items():
             lines += ["", f"{name}: real n={cmp.n_real}, synthetic n={cmp.n_synthetic}",
-                      f"  {'figure':<20} {'real':>26} {'synthetic':>26}"]
+                      f"  {'figure':<30} {'real':>26} {'synthetic':>26}"]
             for key in shown:
-                digits = 0 if key.endswith("_ms") or key == "hr_bpm" else (3 if "_mv" in key else 3)
-                lines.append(f"  {key:<20} {cmp.real[key].cell(digits):>26} {cmp.synthetic[key].cell(digits):>26}")
+                digits = 0 if key.endswith(("_ms", "_bpm")) else 3
+                lines.append(f"  {key:<30} {cmp.real[key].cell(digits):>26} {cmp.synthetic[key].cell(digits):>26}")
         return "\n".join(lines)
 
 

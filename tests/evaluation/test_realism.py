@@ -52,7 +52,7 @@ def test_simulator_records_measure_like_the_simulator(report: RhythmRealism, rhy
     cmp = report.rhythms[rhythm]
     assert cmp.n_real == PER_RHYTHM and cmp.n_synthetic == PER_RHYTHM
     keys = ["hr_bpm", "rr_cv", "af_irregularity", "qrs_ms", "qtc_ms", "amp_mv_II", "amp_mv_V1", "f_mv_V1",
-            "p_mv_II"]
+            "p_mv_II", "features.heart_rate_bpm", "features.qrs_ms", "features.p_amplitude_mv"]
     for key in keys:
         real, synth = cmp.real[key], cmp.synthetic[key]
         assert min(real.n, synth.n) >= 3 * PER_RHYTHM // 4, (rhythm, key, real, synth)
