@@ -436,7 +436,7 @@ def broker_auth(config_path: Path | None, out_dir: Path, accounts_path: Path | N
 
 @cloud.group("registry")
 def registry() -> None:
-    """The device registry, exported for the gateways."""
+    """The device registry, exported for the gateways and imported from their edge configs."""
 
 
 @registry.command("export-devices")
