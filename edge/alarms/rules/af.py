@@ -57,6 +57,6 @@ class AfRule(Rule):
                 return HOLD                    # not yet irregular for long enough on the detector itself
             return Assessment(State.SET, "af", Priority.MEDIUM, f"atrial fibrillation: irregular RR ({irr:.2f})",
                               onset_s=s.irregular_since_s, details=details)
-        classifier_clear = p_latest is None or p_latest < min(c.prob_clear, 0.5 * af_threshold(latest, c)) \
-            if latest is not None else True
+        classifier_clear = (latest is None or p_latest is None
+                            or p_latest < min(c.prob_clear, 0.5 * af_threshold(latest, c)))
         return CLEAR if irr < c.af_clear_irregularity and classifier_clear else HOLD
