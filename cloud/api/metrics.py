@@ -60,6 +60,8 @@ SOURCE_METRICS: dict[str, dict[str, SourceMetric | None]] = {
         "rejected_total": None,   # the sum of ``rejected`` over its reasons
         "store_errors": SourceMetric("Attempts to store a batch of messages that failed (the batch is retried)."),
         "unacked": SourceMetric("Messages left unacknowledged after a storage failure (the broker redelivers)."),
+        "auto_registered": SourceMetric("Unknown devices (with their patients) the ingest worker registered "
+                                        "([registry] auto_register)."),
         "connects": SourceMetric("Successful connections of the ingest worker to the MQTT broker."),
         "connection_errors": SourceMetric("Failed or lost connections of the ingest worker to the MQTT broker."),
     },

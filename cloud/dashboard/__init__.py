@@ -7,7 +7,8 @@ to the HTTP API (``docs``: the contract in the API module) and its Server-Sent E
 - ``index.html``: the page skeleton (login form, ward table, alert lists, alert detail);
 - ``app.js``: login, ward overview, live alerts over ``EventSource('/api/events')``, acknowledge;
 - ``strip.js``: the 12-lead ECG strip renderer (3×4 + lead II rhythm strip, 25 mm/s, 10 mm/mV);
-- ``style.css``: layout and the IEC 60601-1-8 alarm colours.
+- ``style.css``: layout and the IEC 60601-1-8 alarm colours;
+- ``admin.html``, ``admin.js``, ``admin.css``: the admin page (users, patients, devices; admin role only).
 """
 
 from __future__ import annotations
