@@ -20,6 +20,10 @@ worker's session): it uses ``<broker username>-live`` with the password from
 ``ECGSTREAM_CLOUD__LIVE__PASSWORD``, and stays off (one warning) without that password. That account
 needs to read ``ecgstream/v1/patient/+/live`` and ``ecgstream/v1/gateway/+/status``.
 
+**MQTT version.** MQTT 5 first; a broker that does not answer it within ``CONNECT_TIMEOUT_S`` (the
+demo's embedded broker speaks 3.1.1 only) is tried with 3.1.1 next (QoS 0 subscriptions need nothing
+more).
+
 **Events.** ``live`` (a chunk: ``patient_id``, ``device_id``, ``seq``, ``t0_us``, ``fs_hz``, ``leads``,
 ``gap_before``, ``uv``: whole microvolts per lead) and ``vitals`` (one patient's
 :class:`~protocol.messages.PatientVitals` with ``gateway_id``, ``t_gateway_us`` and ``received_us``).
@@ -39,6 +43,7 @@ from dataclasses import asdict
 from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as paho
 
 from cloud.config import CloudSettings
 from protocol.errors import ProtocolError
@@ -52,6 +57,8 @@ log = logging.getLogger(__name__)
 
 LIVE_PASSWORD_ENV = "ECGSTREAM_CLOUD__LIVE__PASSWORD"
 """Where the relay's broker password comes from when the broker has accounts."""
+CONNECT_TIMEOUT_S = 3.0
+"""How long a CONNECT waits for its answer (then the relay tries the other MQTT version)."""
 TOPICS = (subscription(Scope.PATIENT, Channel.LIVE), subscription(Scope.GATEWAY, Channel.STATUS))
 _NUMBER = itertools.count(1)
 
@@ -180,23 +187,33 @@ class LiveRelay:
             d.clear()
 
     async def run(self) -> None:
-        """Subscribe and relay until cancelled, reconnecting with backoff."""
+        """Subscribe and relay until cancelled, reconnecting with backoff. A broker that does not answer
+        an MQTT 5 CONNECT (the embedded one speaks 3.1.1) is tried with MQTT 3.1.1 next, and so on in turn
+        until one connects; nothing here needs MQTT 5."""
         delay = 0.5
+        v5 = True
         while True:
+            connected = False
             try:
                 async with aiomqtt.Client(self.hostname, self.port, identifier=self.client_id,
                                           username=self._username, password=self._password,
-                                          tls_context=self._tls, protocol=aiomqtt.ProtocolVersion.V5,
-                                          clean_start=True) as client:
+                                          tls_context=self._tls, timeout=CONNECT_TIMEOUT_S,
+                                          protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+                                          clean_start=True if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+                                          clean_session=None if v5 else True) as client:
+                    connected = True
                     await client.subscribe([(t, 0) for t in TOPICS])
                     self.subscribed.set()
                     delay = 0.5
-                    log.info("live relay %s subscribed to %s", self.client_id, ", ".join(TOPICS))
+                    log.info("live relay %s subscribed to %s (MQTT %s)", self.client_id, ", ".join(TOPICS),
+                             "5" if v5 else "3.1.1")
                     async for message in client.messages:
                         if isinstance(message.payload, bytes | bytearray):
                             self.handle(str(message.topic), bytes(message.payload))
             except aiomqtt.MqttError as exc:
                 self.subscribed.clear()
+                if not connected:
+                    v5 = not v5
                 log.warning("live relay %s: broker %s:%d unavailable (%s); retry in %.1f s", self.client_id,
                             self.hostname, self.port, exc, delay)
             await asyncio.sleep(delay)

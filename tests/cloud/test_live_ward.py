@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from cloud.api.live import live_relay, make_relay
+from cloud.api.live import LiveRelay, live_relay, make_relay, stop_relay
 from cloud.config import BrokerConfig
 from cloud.store import upgrade_database
 from protocol.live_payload import LiveChunk, encode_live_chunk, quantize_uv
@@ -117,3 +117,24 @@ async def test_a_feed_without_live_opens_no_relay_and_a_broker_with_accounts_nee
     assert make_relay(with_accounts, env={}) is None
     relay = make_relay(with_accounts, env={"ECGSTREAM_CLOUD__LIVE__PASSWORD": "pw"})
     assert relay is not None and relay.client_id == "cloud-1-live"
+
+
+async def test_the_relay_falls_back_to_mqtt_3_on_the_embedded_broker(unique_id: str) -> None:
+    """The demo's embedded broker speaks MQTT 3.1.1 only: the relay's MQTT 5 CONNECT goes unanswered, so it
+    tries 3.1.1 and relays from there."""
+    from firmware_sim.embedded_broker import EmbeddedBroker
+
+    async with EmbeddedBroker() as broker:
+        relay = LiveRelay(hostname=broker.host, port=broker.port, client_id=f"{unique_id}-live")
+        sub = relay.subscribe()
+        try:
+            await until(relay.subscribed.is_set, "the relay subscribed over MQTT 3.1.1", timeout=30)
+            async with aiomqtt.Client(broker.host, broker.port, identifier=f"{unique_id}-edge",
+                                      protocol=aiomqtt.ProtocolVersion.V311) as edge:
+                await edge.publish(live_topic(unique_id), encode_live_chunk(_chunk(unique_id, "dev", 0)), qos=0)
+                await until(lambda: bool(sub.events), "the chunk relayed")
+            ((event, patient, data),) = sub.take()
+            assert (event, patient, data["seq"]) == ("live", unique_id, 0)
+        finally:
+            relay.unsubscribe(sub)
+            await stop_relay(relay)
