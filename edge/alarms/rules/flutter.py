@@ -20,9 +20,10 @@ class FlutterRule(Rule):
     the reconstructed 12 leads is the better detector."""
 
     def assess(self, s: EvidenceState, c: AlarmConfig) -> Assessment:
-        windows = s.latest_windows(c.aflutter_windows, c.window_max_age_s)
+        n = int(c.aflutter_windows)            # an [alarms.thresholds] override arrives as a float
+        windows = s.latest_windows(n, c.window_max_age_s)
         probs = [prob(w, "AFL") for w in windows]
-        if len(windows) == c.aflutter_windows and all(
+        if len(windows) == n and all(
                 p is not None and p >= aflutter_threshold(w, c) for p, w in zip(probs, windows, strict=True)):
             return Assessment(State.SET, "aflutter", Priority.MEDIUM, "atrial flutter (classifier)",
                               onset_s=windows[0].start_s, persist_s=0.0, window_id=windows[-1].window_id,
