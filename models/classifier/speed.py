@@ -60,12 +60,19 @@ def torch_runner(weights: str | Path, threads: int = 2) -> Callable[[np.ndarray]
         return None
     if not Path(weights).exists():
         return None
+    from models.classifier.export import n_features
+    from models.features import feature_matrix, measured_rows
+    from models.preprocessing import MODEL_FS
+    from protocol.leads import STANDARD_LEADS
+
     torch.set_num_threads(threads)
     model = load_trained(weights)
+    rows = measured_rows(STANDARD_LEADS)
 
     def run(x: np.ndarray) -> np.ndarray:
+        f = torch.from_numpy(feature_matrix(x, MODEL_FS, rows)) if n_features(model) else None
         with torch.no_grad():
-            return torch.sigmoid(model(torch.from_numpy(x))).numpy()
+            return torch.sigmoid(model(torch.from_numpy(x), f)).numpy()
 
     return run
 
