@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 FEED_ACTIONS = ("acknowledge", "escalate", "assign", "set_team")
 MAX_GAPS = 1000
 BATCH = 500
+LIVE_COALESCE_S = 0.05
+"""A live event waits this long for the others that arrive with it (one write for a ward's second)."""
 """Alerts per poll; a client resuming far back gets its backlog in batches without waiting between them."""
 
 
@@ -219,6 +221,8 @@ async def event_stream(conn: FeedConnection, stopping: asyncio.Event,
                     chunks = [": store unavailable, retrying\n\n"]
                 next_poll = loop.time() + ctx.settings.feed.poll_s
             if relay is not None and sub is not None:
+                if sub.ready.is_set() and not chunks:
+                    await asyncio.sleep(LIVE_COALESCE_S)    # a second's chunks of a ward leave together
                 if first:          # the latest vitals and the last seconds of ECG, once visibility is known
                     chunks += live_chunks(conn, relay.snapshot(conn.visible))
                     sub.take()     # already in the snapshot
