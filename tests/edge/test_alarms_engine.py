@@ -102,16 +102,16 @@ def test_acknowledged_alarm_clears_by_itself_when_the_condition_ends() -> None:
 def test_medium_alarm_clears_automatically_and_explicit_clear_rearms() -> None:
     f = Feed()
     f.run(20, 70)
-    f.run(40, 90, irregularity=0.25)
+    f.run(40, 90, irregularity=1.2)
     assert events(f.alerts) == [("af", "raised")]
-    f.run(70, 70, irregularity=0.03)
+    f.run(70, 70, irregularity=0.0)
     assert events(f.alerts) == [("af", "raised"), ("af", "cleared")]
-    f.run(40, 90, irregularity=0.25)
+    f.run(40, 90, irregularity=1.2)
     f.alerts += f.engine.clear("af")
     assert events(f.alerts)[-2:] == [("af", "raised"), ("af", "cleared")]
-    f.run(20, 90, irregularity=0.25)          # persists afresh (30 s) before a new episode
+    f.run(20, 90, irregularity=1.2)          # persists afresh (30 s) before a new episode
     assert events(f.alerts)[-1] == ("af", "cleared")
-    f.run(15, 90, irregularity=0.25)
+    f.run(15, 90, irregularity=1.2)
     assert events(f.alerts)[-1] == ("af", "raised")
 
 
@@ -224,8 +224,8 @@ def test_message_ids_are_per_episode_never_repeat_across_runs_and_name_their_epi
         f.run(20, 70)
         f.alerts += f.engine.acknowledge(f.alerts[0].alert_id)
         f.run(20, 70)
-        f.run(40, 90, irregularity=0.25)     # AF, medium: clears by itself
-        f.run(70, 70, irregularity=0.03)
+        f.run(40, 90, irregularity=1.2)     # AF, medium: clears by itself
+        f.run(70, 70, irregularity=0.0)
         return f.alerts
 
     one, two = run(), run()                  # the same device clock values twice (a replay, a reboot)
