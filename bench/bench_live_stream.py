@@ -17,7 +17,12 @@ the live stream's share, but on a busy machine the difference is within the nois
 stream's own calls timed one by one in the second run (the taps, cutting, encoding, vitals). Bandwidth is the payload bytes per second per 100 patients (MQTT adds about
 40 bytes of fixed header and topic per message), against two baselines measured in the same run: the
 BLE frames the wearables sent the gateway, and the same chunks written as plain JSON (µV integer
-arrays, as the cloud hands them to browsers). Run: ``python -m bench.bench_live_stream``.
+arrays, as the cloud hands them to browsers).
+
+**Cloud relay.** The chunks and statuses of the second run then go through the cloud's relay
+(:class:`cloud.api.live.LiveRelay`: decode, keep the last seconds, queue for a feed connection) and
+out as SSE text (:func:`cloud.api.feed.sse`), as one browser's feed gets them: CPU per 100 patients in
+real time and the bytes per second a browser receives. Run: ``python -m bench.bench_live_stream``.
 """
 
 from __future__ import annotations
@@ -34,11 +39,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.bench_edge_agent import T0, _config, _messages, patient_frames
+from cloud.api.feed import sse
+from cloud.api.live import LiveRelay, LiveSubscription
 from edge.gateway import Gateway
 from edge.stream.records import StreamOutput
 from edge.uplink.live import LiveFeed, LiveTap
 from protocol.live_payload import LiveChunk, encode_live_chunk
 from protocol.messages import GATEWAY_STATUS_MINOR, GatewayStatus, encode_message
+from protocol.topics import gateway_status_topic, live_topic
 
 
 @dataclass
@@ -54,6 +62,8 @@ class Run:
     """CPU inside the live stream's own calls (taps, cutting, encoding, vitals), timed call by call."""
     kept: list[LiveChunk] = field(default_factory=list)
     """The chunks (their JSON size is measured after the timed run)."""
+    statuses: list[bytes] = field(default_factory=list)
+    """The encoded gateway statuses with vitals."""
 
 
 async def run(patients: int, seconds: float, frames: list[list[tuple[bytes, float]]], *, live: bool) -> Run:
@@ -106,8 +116,28 @@ def _publish(feed: LiveFeed, out: Run, now: float) -> None:
     vitals = tuple(feed.vitals(now))
     status = GatewayStatus("bench-gw", int(now * 1e6), streams=len(vitals), patients=vitals,
                            minor_version=GATEWAY_STATUS_MINOR)
-    out.status_bytes += len(encode_message(status))
+    raw = encode_message(status)
+    out.status_bytes += len(raw)
+    out.statuses.append(raw)
     out.live_cpu_s += time.process_time() - t
+
+
+def relay(r: Run) -> tuple[float, int]:
+    """CPU (s) of the cloud relay and one feed connection on a run's messages, and the SSE bytes sent."""
+    messages = [(live_topic(c.patient_id), encode_live_chunk(c)) for c in r.kept]
+    messages += [(gateway_status_topic("bench-gw"), raw) for raw in r.statuses]
+    messages.sort(key=lambda m: m[0].endswith("/status"))
+    hub = LiveRelay(hostname="127.0.0.1", port=1883, client_id="bench-live")
+    sub = LiveSubscription()
+    hub.subscribers.add(sub)
+    sent = 0
+    cpu = time.process_time()
+    for i, (topic, payload) in enumerate(messages):
+        hub.handle(topic, payload, received_us=i)
+        if len(sub.events) >= 100:          # a feed connection drains about 100 events per write
+            sent += sum(len(sse(name, data)) for name, _, data in sub.take())
+    sent += sum(len(sse(name, data)) for name, _, data in sub.take())
+    return time.process_time() - cpu, sent
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -138,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"({8 * live_bps / 1e6:.2f} Mbit/s) + vitals {status_bps / 1e3:5.1f} kB/s")
     print(f"    baselines: wearables' BLE frames {frame_bps / 1e3:7.1f} kB/s (live x{live_bps / frame_bps:.2f}); "
           f"chunks as JSON {json_bps / 1e3:7.1f} kB/s (binary x{live_bps / json_bps:.2f})")
+    cpu, sent = relay(with_live)
+    print(f"  cloud relay + one feed connection: {100.0 * cpu / args.seconds * per100:5.2f} % of a core per 100 "
+          f"patients; to the browser {sent / args.seconds * per100 / 1e3:7.1f} kB/s per 100 patients "
+          f"(x{sent / max(1, with_live.live_bytes + with_live.status_bytes):.2f} the uplink's)")
 
 
 if __name__ == "__main__":
