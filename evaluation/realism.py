@@ -9,7 +9,8 @@ lead II (:class:`edge.signal.qrs.QrsDetector`) and its ST measurement (:func:`ed
 which also gives QRS onset, J point and QRS width on the median beat). From that, per window:
 
 - **rate and RR**: heart rate (60 / mean RR), RMSSD / mean RR, RR CV, and the AF rule's own
-  statistic (:func:`edge.signal.rr.irregularity`);
+  statistic (:func:`edge.signal.rr.irregularity`, version 2's, now the ectopy gate) and the version-3 AF
+  detector's score (:class:`edge.signal.af_detector.AfDetector`, NaN for fewer than 10 RR);
 - **atrial activity**: P amplitude per lead (peak-to-peak of the median beat 250–10 ms before QRS
   onset) and f-wave amplitude per lead (median peak-to-peak, over TQ segments, of what is left after
   subtracting the median beat: average-beat subtraction, so a sinus P wave cancels and only
@@ -36,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.signal.af_detector import AfDetector
 from edge.signal.qrs import QrsDetector
 from edge.signal.rr import irregularity
 from edge.signal.st import measure_st
@@ -70,7 +72,7 @@ T_CLEARANCE_S = 0.25
 MIN_TQ_S = 0.06
 """TQ segments shorter than this give no f-wave reading."""
 
-SCALARS = ("hr_bpm", "rmssd_over_mean_rr", "rr_cv", "af_irregularity", "qrs_ms", "qt_ms", "qtc_ms")
+SCALARS = ("hr_bpm", "rmssd_over_mean_rr", "rr_cv", "af_irregularity", "af_detector", "qrs_ms", "qt_ms", "qtc_ms")
 PER_LEAD = ("p_mv", "f_mv", "st_mv", "amp_mv")
 CLASSIFIER_FEATURES = ("heart_rate_bpm", "rr_cv", "rmssd_ratio", "robust_irregularity", "premature_fraction",
                        "qrs_ms", "qtc_ms", "p_amplitude_mv", "st_ii_mv", "st_v1_mv", "st_v5_mv", "t_ii_mv",
@@ -79,7 +81,7 @@ CLASSIFIER_FEATURES = ("heart_rate_bpm", "rr_cv", "rmssd_ratio", "robust_irregul
 FEATURES = (SCALARS + tuple(f"{kind}_{lead}" for kind in PER_LEAD for lead in STANDARD_LEADS)
             + tuple(f"features.{name}" for name in CLASSIFIER_FEATURES))
 """Every measured figure of a window, in report order."""
-SHOWN = ("hr_bpm", "rr_cv", "rmssd_over_mean_rr", "af_irregularity", "p_mv_II", "p_mv_V1", "f_mv_II", "f_mv_V1",
+SHOWN = ("hr_bpm", "rr_cv", "rmssd_over_mean_rr", "af_irregularity", "af_detector", "p_mv_II", "p_mv_V1", "f_mv_II", "f_mv_V1",
          "qrs_ms", "qt_ms", "qtc_ms", "st_mv_II", "st_mv_V2", "st_mv_V5", "amp_mv_I", "amp_mv_II", "amp_mv_V1",
          "amp_mv_V3", "amp_mv_V5", "features.heart_rate_bpm", "features.robust_irregularity",
          "features.premature_fraction", "features.qrs_ms", "features.qtc_ms", "features.p_amplitude_mv",
@@ -142,6 +144,7 @@ def measure_window(window: np.ndarray, fs: float = MODEL_FS) -> dict[str, float]
     out["rr_cv"] = float(rr.std() / mean_rr)
     out["rmssd_over_mean_rr"] = float(np.sqrt(np.mean(np.diff(rr) ** 2)) / mean_rr) if rr.size >= 2 else math.nan
     out["af_irregularity"] = irregularity(rr)
+    out["af_detector"] = AfDetector().extend(rr)     # the AF rule's own score (version 3; ≥ 0.725 reads as AF)
 
     st = measure_st(x, fs, beats)
     for lead, m in st.st.items():
