@@ -48,6 +48,7 @@ replay at any pace gives the alerts of the live run.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import math
@@ -240,7 +241,8 @@ class AgentConfig:
 
         names = [f for f in AlarmConfig.__dataclass_fields__ if f not in ("analysis_lead", "latching")]
         overrides = check_alarm_thresholds(config, names)
-        alarms = AlarmConfig(**{k: (int(v) if k in ("vt_run_beats", "af_windows") else float(v))  # type: ignore[arg-type]
+        whole = {f.name for f in dataclasses.fields(AlarmConfig) if f.type in (int, "int")}
+        alarms = AlarmConfig(**{k: (int(v) if k in whole else float(v))  # type: ignore[arg-type]
                                 for k, v in overrides.items()})
         stream = StreamConfig(reorder_window=config.ingest.reorder_window,
                               interpolate_max_s=config.ingest.interpolation_limit_ms / 1000.0)

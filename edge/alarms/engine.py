@@ -108,7 +108,7 @@ class AlarmEngine:
         self.rules = tuple(rules) if rules is not None else default_rules(c)
         self.state = EvidenceState(c.analysis_lead, suppress_sqi=c.suppress_sqi, quiet_rms_mv=c.quiet_rms_mv,
                                    recovery_s=c.quality_recovery_s, irregular_threshold=c.af_irregularity,
-                                   st_baseline_windows=c.st_baseline_windows)
+                                   irregular_hold=c.af_hold_irregularity, st_baseline_windows=c.st_baseline_windows)
         self._tracks = {r.family: _Track() for r in self.rules}
         self._latched: dict[str, _Episode] = {}
         """Latched episodes whose condition has ended, waiting for an acknowledgement, by episode id (oldest first)."""
