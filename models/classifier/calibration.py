@@ -148,6 +148,9 @@ class Calibration:
     fitted: np.ndarray
     classes: tuple[str, ...] = CLASSES
     shrinkage: float = DEFAULT_SHRINKAGE
+    w: np.ndarray | None = None
+    """(C, K) weights of the rhythm terms (:func:`models.classifier.heads.rhythm_basis`) added to each
+    calibrated logit, or None (plain Platt scaling)."""
 
     def __post_init__(self) -> None:
         a = np.asarray(self.a, dtype=np.float64).reshape(-1).copy()
@@ -157,6 +160,12 @@ class Calibration:
             raise ValueError(f"a, b and fitted need one entry per class ({len(self.classes)})")
         for arr in (a, b, fitted):
             arr.flags.writeable = False
+        if self.w is not None:
+            w = np.asarray(self.w, dtype=np.float64).copy()
+            if w.ndim != 2 or w.shape[0] != len(self.classes):
+                raise ValueError(f"w needs one row per class ({len(self.classes)})")
+            w.flags.writeable = False
+            object.__setattr__(self, "w", w)
         object.__setattr__(self, "a", a)
         object.__setattr__(self, "b", b)
         object.__setattr__(self, "fitted", fitted)
@@ -167,15 +176,20 @@ class Calibration:
         c = len(classes)
         return cls(np.ones(c), np.zeros(c), np.zeros(c, dtype=bool), tuple(classes))
 
-    def apply(self, logits: np.ndarray) -> np.ndarray:
-        """Calibrated logits, same shape as ``logits`` (..., C)."""
+    def apply(self, logits: np.ndarray, basis: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated logits, same shape as ``logits`` (n, C); ``basis`` (n, K): the windows' rhythm terms,
+        needed when the calibration has them."""
         z = np.asarray(logits, dtype=np.float64)
         out: np.ndarray = z * self.a + self.b
+        if self.w is not None:
+            if basis is None:
+                raise ValueError("this calibration adds rhythm terms: pass the windows' basis")
+            out = out + np.asarray(basis, dtype=np.float64) @ self.w.T
         return out
 
-    def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities ``sigmoid(a·z + b)``."""
-        return _sigmoid(self.apply(logits))
+    def probabilities(self, logits: np.ndarray, basis: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated probabilities ``sigmoid(a·z + b [+ w·basis])``."""
+        return _sigmoid(self.apply(logits, basis))
 
     def fold_into(self, weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The classifier's last linear layer (``weight`` (C, H) as torch stores it, ``bias`` (C,)) with the
@@ -190,27 +204,35 @@ class Calibration:
         return new_w, new_c
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able ``{"method", "shrinkage", "classes": {key: {"a", "b", "fitted"}}}``."""
-        return {
-            "method": "Platt scaling of logits per class, L2-shrunk toward a=1, b=0; identity where too few records",
-            "shrinkage": self.shrinkage,
-            "classes": {
-                key: {"a": float(self.a[j]), "b": float(self.b[j]), "fitted": bool(self.fitted[j])}
-                for j, key in enumerate(self.classes)
-            },
-        }
+        """JSON-able ``{"method", "shrinkage", "classes": {key: {"a", "b", "fitted"[, "rhythm"]}}}``."""
+        from models.classifier.heads import RHYTHM_BASIS
+
+        def entry(j: int) -> dict[str, Any]:
+            e: dict[str, Any] = {"a": float(self.a[j]), "b": float(self.b[j]), "fitted": bool(self.fitted[j])}
+            if self.w is not None:
+                e["rhythm"] = {name: round(float(v), 6) for name, v in zip(RHYTHM_BASIS, self.w[j], strict=True)}
+            return e
+
+        method = "Platt scaling of logits per class, L2-shrunk toward a=1, b=0; identity where too few records"
+        if self.w is not None:
+            method += "; plus measured rhythm terms (rate, RR irregularity, premature beats, QRS, QTc) shrunk toward 0"
+        return {"method": method, "shrinkage": self.shrinkage,
+                "classes": {key: entry(j) for j, key in enumerate(self.classes)}}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
         """The inverse of :meth:`to_dict`."""
         entries: Mapping[str, Mapping[str, Any]] = data["classes"]
         keys = tuple(entries)
+        rhythm = [entries[k].get("rhythm") for k in keys]
+        w = None if any(r is None for r in rhythm) else np.array([list(r.values()) for r in rhythm])  # type: ignore[union-attr]
         return cls(
             np.array([float(entries[k]["a"]) for k in keys]),
             np.array([float(entries[k]["b"]) for k in keys]),
             np.array([bool(entries[k]["fitted"]) for k in keys]),
             keys,
             float(data.get("shrinkage", DEFAULT_SHRINKAGE)),
+            w,
         )
 
 
@@ -254,6 +276,29 @@ def _newton(z: np.ndarray, y: np.ndarray, w: np.ndarray, a: np.ndarray, b: np.nd
     return a, b
 
 
+def _fit_with_rhythm(z: np.ndarray, y: np.ndarray, w: np.ndarray, basis: np.ndarray, fit: np.ndarray,
+                     lam: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per fitted class, L2-shrunk logistic regression of ``y`` on [z, 1, basis] toward (1, 0, 0…) by Newton."""
+    n, c = z.shape
+    k = basis.shape[1]
+    a, b, wk = np.ones(c), np.zeros(c), np.zeros((c, k))
+    prior = np.concatenate([[1.0, 0.0], np.zeros(k)])
+    for j in np.flatnonzero(fit):
+        x = np.column_stack([z[:, j], np.ones(n), basis])
+        theta = prior.copy()
+        for _ in range(_NEWTON_STEPS):
+            p = _sigmoid(x @ theta)
+            g = x.T @ (w[:, 0] * (p - y[:, j])) + lam * (theta - prior)
+            h = (x * (w[:, 0] * p * (1.0 - p))[:, None]).T @ x + lam * np.eye(k + 2)
+            step = np.linalg.solve(h, g)
+            theta = theta - step
+            if float(np.abs(step).max()) < 1e-10:
+                break
+        theta[0] = max(theta[0], MIN_SLOPE)
+        a[j], b[j], wk[j] = theta[0], theta[1], theta[2:]
+    return a, b, wk
+
+
 def fit_calibration(
     logits: np.ndarray,
     targets: np.ndarray,
@@ -262,6 +307,7 @@ def fit_calibration(
     shrinkage: float = DEFAULT_SHRINKAGE,
     min_positive_records: int = MIN_POSITIVE_RECORDS,
     classes: Sequence[str] = CLASSES,
+    basis: np.ndarray | None = None,
 ) -> Calibration:
     """Fit ``z' = a·z + b`` per class on window ``logits`` (n, C) and multi-hot ``targets`` (n, C).
 
@@ -280,6 +326,10 @@ def fit_calibration(
     pos = rec_y.sum(axis=0)
     fit = (pos >= min_positive_records) & (len(ids) - pos >= min_positive_records)
     c = z.shape[1]
+    if basis is not None:      # calibration fused with measured rhythm terms (rate, irregularity, QRS …)
+        bz = _check_2d("basis", basis, n=z.shape[0])
+        a, b, wk = _fit_with_rhythm(z, y, w, bz, fit, shrinkage)
+        return Calibration(a, b, fit, tuple(classes), float(shrinkage), wk)
     a, b = np.ones(c), np.zeros(c)
     if fit.any():
         cols = np.flatnonzero(fit)
@@ -464,6 +514,7 @@ def cross_validate(
     min_positive_records: int = MIN_POSITIVE_RECORDS,
     bootstrap: int = 1000,
     classes: Sequence[str] = CLASSES,
+    basis: np.ndarray | None = None,
 ) -> CvReport:
     """Record-level k-fold cross-validated calibration and thresholds (see the module notes).
 
@@ -487,13 +538,15 @@ def cross_validate(
     fold_cals: list[Calibration] = []
     for test in folds:
         train = np.setdiff1d(np.arange(z.shape[0]), test)
+        b_train = None if basis is None else basis[train]
+        b_test = None if basis is None else basis[test]
         cal = fit_calibration(z[train], y[train], groups[train], shrinkage=shrinkage,
-                              min_positive_records=min_positive_records, classes=classes)
+                              min_positive_records=min_positive_records, classes=classes, basis=b_train)
         fold_cals.append(cal)
-        oof[test] = cal.apply(z[test])
-        _, train_p, train_y = aggregate_records(cal.probabilities(z[train]), y[train], groups[train])
+        oof[test] = cal.apply(z[test], b_test)
+        _, train_p, train_y = aggregate_records(cal.probabilities(z[train], b_train), y[train], groups[train])
         fold_thr = choose_thresholds(train_p, train_y, min_positives=min_positive_records, classes=classes)
-        test_ids, test_p, _ = aggregate_records(cal.probabilities(z[test]), y[test], groups[test])
+        test_ids, test_p, _ = aggregate_records(cal.probabilities(z[test], b_test), y[test], groups[test])
         rec_pred = fold_thr.predict(test_p)
         row = {r: i for i, r in enumerate(test_ids)}
         held_pred[test] = rec_pred[[row[str(g)] for g in groups[test]]]
@@ -557,6 +610,6 @@ def cross_validate(
         "macro_f1_enough_positives": _round(float(np.nanmean(f1[enough]))) if enough.any() else None,
     }
     final = fit_calibration(z, y, groups, shrinkage=shrinkage, min_positive_records=min_positive_records,
-                            classes=classes)
+                            classes=classes, basis=basis)
     return CvReport(k, seed, final, thresholds, ids, rec_p, rec_y.astype(np.float32), oof, tuple(fold_cals),
                     per_class, summary)

@@ -10,8 +10,44 @@ until training moves the feature weights (a warm start).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
+
+from models.features import FEATURE_NAMES
+
+_F = {name: i for i, name in enumerate(FEATURE_NAMES)}
+RHYTHM_BASIS = ("tachycardia", "bradycardia", "svt_rate", "irregularity", "rr_cv", "premature", "wide_qrs", "long_qtc")
+"""The fixed, physiologically named terms the calibration may add to each class's logit, each ``relu`` of a
+linear function of the network's feature vector (:meth:`models.features.WindowFeatures.vector`):
+rate above 100 / below 60 / above 150 bpm (per 20 bpm; 0 when the window has < 3 beats), the robust RR
+irregularity, RR CV, premature-beat fraction, QRS over 110 ms (per 20 ms) and QTc over 460 ms (per 40 ms)."""
+
+
+def _basis_matrix() -> tuple[np.ndarray, np.ndarray]:
+    m = np.zeros((len(FEATURE_NAMES), len(RHYTHM_BASIS)), dtype=np.float32)
+    c = np.zeros(len(RHYTHM_BASIS), dtype=np.float32)
+    hr, valid = _F["heart_rate_bpm"], _F["valid"]        # the vector holds rate / 100 and valid ∈ {0, 1}
+    for k, (sign, edge) in enumerate(((1.0, 100.0), (-1.0, 60.0), (1.0, 150.0))):
+        m[hr, k] = sign * 100.0 / 20.0
+        m[valid, k] = 10.0                               # − 10 · (1 − valid): nothing without a rhythm
+        c[k] = -sign * edge / 20.0 - 10.0
+    m[_F["robust_irregularity"], 3] = 1.0
+    m[_F["rr_cv"], 4] = 1.0
+    m[_F["premature_fraction"], 5] = 1.0
+    m[_F["qrs_ms"], 6], c[6] = 100.0 / 20.0, -110.0 / 20.0
+    m[_F["qtc_ms"], 7], c[7] = 400.0 / 40.0, -460.0 / 40.0
+    return m, c
+
+
+BASIS_M, BASIS_C = _basis_matrix()
+
+
+def rhythm_basis(features: np.ndarray) -> np.ndarray:
+    """(n, :data:`RHYTHM_BASIS`) terms of network feature vectors (n, F) (numpy; :class:`FusionHead` computes
+    the same in the graph)."""
+    out: np.ndarray = np.maximum(np.asarray(features, dtype=np.float32) @ BASIS_M + BASIS_C, 0.0)
+    return out
 
 
 class FusionHead(nn.Module):
@@ -29,6 +65,21 @@ class FusionHead(nn.Module):
                                              nn.GELU())
             width += hidden
         self.head = nn.Linear(width, n_classes)
+        self.n_classes = n_classes
+        self.rhythm: nn.Linear | None = None
+
+    def add_rhythm_terms(self, weight: np.ndarray | None = None) -> None:
+        """Add the calibration's rhythm terms: logits += W · :func:`rhythm_basis` (features) (W (C, K),
+        zero by default). Fitted on real records by :mod:`models.classifier.calibration`."""
+        if self.feature_net is None:
+            raise ValueError("rhythm terms need a model that reads rhythm features")
+        self.register_buffer("basis_m", torch.from_numpy(BASIS_M.copy()))
+        self.register_buffer("basis_c", torch.from_numpy(BASIS_C.copy()))
+        self.rhythm = nn.Linear(len(RHYTHM_BASIS), self.n_classes, bias=False)
+        with torch.no_grad():
+            self.rhythm.weight.zero_()
+            if weight is not None:
+                self.rhythm.weight.copy_(torch.as_tensor(np.asarray(weight), dtype=torch.float32))
 
     def forward(self, pooled: Tensor, features: Tensor | None = None) -> Tensor:
         h = self.drop(pooled)
@@ -36,7 +87,11 @@ class FusionHead(nn.Module):
             if features is None:
                 raise ValueError(f"this classifier takes {self.n_features} rhythm features as a second input")
             h = torch.cat([h, self.feature_net(features)], dim=-1)
-        return self.head(h)
+        logits: Tensor = self.head(h)
+        if self.rhythm is not None and features is not None:
+            terms = torch.relu(features @ self.get_buffer("basis_m") + self.get_buffer("basis_c"))
+            logits = logits + self.rhythm(terms)
+        return logits
 
 
 @torch.no_grad()

@@ -36,11 +36,11 @@ from models.classifier.export import (
     torch_logits,
     torch_probabilities,
 )
-from models.classifier.heads import FusionHead, upgrade_state_dict, widen_head
+from models.classifier.heads import FusionHead, rhythm_basis, upgrade_state_dict, widen_head
 from models.classifier.mamba import ECGMamba, count_parameters
 from models.classifier.metrics import multilabel_report
 from models.classifier.resnet import ResNet1D
-from models.classifier.shards import ShardProducer, shard_count
+from models.classifier.shards import ShardProducer, load_shard, shard_count, shard_path
 from models.features import N_FEATURES
 from models.training import (
     EpochContext,
@@ -91,7 +91,10 @@ def load_trained(path: str | Path, device: str = "cpu") -> nn.Module:
 
     state = torch.load(path, map_location=device, weights_only=False)
     model = build_model(state["architecture"], config_from_dict(state["config"]))
-    model.load_state_dict(upgrade_state_dict(state["model"]))
+    weights = upgrade_state_dict(state["model"])
+    if "fusion.rhythm.weight" in weights:          # calibrated with rhythm terms
+        _fusion(model).add_rhythm_terms()
+    model.load_state_dict(weights)
     return model.to(device).eval()
 
 
@@ -287,6 +290,8 @@ def train_classifier(
     t_train = sum(h["seconds"] for h in history)
     model = model.cpu().eval()
     calib_source = data.fixed if data is not None and data.fixed is not None else test_edge
+    if data is None and cfg.data.shard_windows and shard_path(cfg, 0).exists():
+        calib_source = load_shard(shard_path(cfg, 0))         # INT8 ranges from training windows, as trained
     return finish(model, arch, cfg, out, calib_source, test12, test_edge, history=history, t_data=t_data,
                   t_train=t_train, echo=echo, progress=progress)
 
@@ -325,14 +330,21 @@ def calibrate(model: nn.Module, cfg: ClassifierConfig, *, progress: bool,
     real = _real_windows(cfg, d.calibration_dir, edge_fraction=1.0, progress=progress)
     ws = WindowSet(real.x, real.y, real.edge, tuple(real.rhythms))
     feats = with_features(ws).features if cfg.inputs.rhythm_features else None
+    fusion = _fusion(model)
+    if fusion.rhythm is not None:
+        raise ValueError("this model is calibrated already: calibrate the trained checkpoint (--resume --calibrate)")
     logits = torch_logits(model, ws.x, feats)
-    report = cross_validate(logits, ws.y, np.asarray(real.record_ids), k=d.calibration_folds, seed=cfg.train.seed)
-    calibration = fit_calibration(logits, ws.y, np.asarray(real.record_ids))
-    head = _fusion(model).head
+    basis = None if feats is None else rhythm_basis(feats)
+    groups = np.asarray(real.record_ids)
+    report = cross_validate(logits, ws.y, groups, k=d.calibration_folds, seed=cfg.train.seed, basis=basis)
+    calibration = fit_calibration(logits, ws.y, groups, basis=basis)
+    head = fusion.head
     w, b = calibration.fold_into(head.weight.detach().numpy(), head.bias.detach().numpy())
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(np.asarray(w, dtype=np.float32)))
         head.bias.copy_(torch.from_numpy(np.asarray(b, dtype=np.float32)))
+    if calibration.w is not None:
+        fusion.add_rhythm_terms(calibration.w)
     thresholds = {str(c): float(v) for c, v in report.thresholds.as_mapping().items()}
     summary = report.to_dict()
     echo(f"calibrated on {len(set(real.record_ids))} real records ({d.calibration_folds}-fold record-level CV): "
