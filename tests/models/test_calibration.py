@@ -216,3 +216,39 @@ def test_cross_validation_is_out_of_fold_and_reports_by_record() -> None:
         assert entry["log_loss_calibrated"] < entry["log_loss_uncalibrated"]
     assert 0.5 < out["macro_f1"] <= 1 and out["macro_f1_held_out"] <= out["macro_f1"] + 0.1
     assert out["macro_f1_enough_positives"] <= out["macro_f1"]
+
+
+def test_rhythm_terms_learn_what_the_logits_miss_and_the_graph_adds_the_same() -> None:
+    """A class the network cannot see (logits carry nothing) but the measured rate tells: the fused
+    calibration learns it from the rate term, and the model's head adds exactly those terms."""
+    import torch
+
+    from models.classifier.calibration import fit_calibration
+    from models.classifier.heads import RHYTHM_BASIS, FusionHead, rhythm_basis
+    from models.data.labels import CLASS_INDEX
+    from models.features import N_FEATURES
+
+    rng = np.random.default_rng(3)
+    n = 80
+    features = np.zeros((n, N_FEATURES), dtype=np.float32)
+    rate = rng.uniform(50, 140, n)
+    features[:, 0], features[:, -1] = rate / 100.0, 1.0
+    basis = rhythm_basis(features)
+    y = np.zeros((n, len(CLASSES)))
+    st = CLASS_INDEX["STACH"]
+    y[:, st] = rate > 100
+    y[:, CLASS_INDEX["NSR"]] = (rate >= 60) & (rate <= 100)
+    logits = rng.normal(0, 0.1, (n, len(CLASSES)))
+    cal = fit_calibration(logits, y, [f"r{i}" for i in range(n)], basis=basis)
+    assert cal.w is not None and cal.w.shape == (len(CLASSES), len(RHYTHM_BASIS))
+    assert cal.w[st, RHYTHM_BASIS.index("tachycardia")] > 1.0
+    p = cal.probabilities(logits, basis)[:, st]
+    assert p[rate > 115].min() > 0.5 > p[rate < 95].max()
+    assert "rhythm" in cal.to_dict()["classes"]["STACH"]
+
+    head = FusionHead(4, len(CLASSES), N_FEATURES, hidden=4).eval()
+    pooled, f = torch.randn(n, 4), torch.from_numpy(features)
+    before = head(pooled, f).detach().numpy()
+    head.add_rhythm_terms(cal.w)
+    after = head(pooled, f).detach().numpy()
+    np.testing.assert_allclose(after - before, basis @ cal.w.T, atol=1e-4)
