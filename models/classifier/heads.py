@@ -79,7 +79,7 @@ class FusionHead(nn.Module):
         with torch.no_grad():
             self.rhythm.weight.zero_()
             if weight is not None:
-                self.rhythm.weight.copy_(torch.as_tensor(np.asarray(weight), dtype=torch.float32))
+                self.rhythm.weight.copy_(torch.as_tensor(np.array(weight, dtype=np.float32)))
 
     def forward(self, pooled: Tensor, features: Tensor | None = None) -> Tensor:
         h = self.drop(pooled)
