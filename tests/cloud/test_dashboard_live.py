@@ -25,7 +25,15 @@ from protocol.live_payload import LiveChunk, encode_live_chunk, quantize_uv
 from protocol.messages import Alert, AlertCategory, GatewayStatus, PatientVitals, Priority, encode_message
 from protocol.topics import alert_topic, gateway_status_topic, live_topic
 from tests.cloud.dashboard_support import artifacts_dir
-from tests.cloud.test_dashboard_e2e import CLINICIAN, Service, _admin_setup, _log_in, chromium, service  # noqa: F401
+from tests.cloud.test_dashboard_e2e import (  # noqa: F401
+    ADMIN,
+    CLINICIAN,
+    Service,
+    _admin_setup,
+    _log_in,
+    chromium,
+    service,
+)
 from tests.conftest import MqttBroker
 
 pytestmark = [pytest.mark.slow, pytest.mark.mosquitto]
@@ -197,3 +205,25 @@ async def test_live_tiles_communication_loss_alarm_sound_state_and_phone_layout(
         publishing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await publishing
+
+
+async def test_an_empty_ward_says_what_to_do_next_and_an_admin_has_the_admin_link(
+        chromium: Path, service: Service) -> None:  # noqa: F811
+    from playwright.async_api import async_playwright, expect
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(chromium), headless=True)
+        try:
+            page = await browser.new_page(viewport={"width": 390, "height": 844})
+            await page.goto(service.base_url + "/")
+            await _log_in(page, *ADMIN)
+            hint = page.get_by_test_id("ward-empty")
+            await expect(hint).to_be_visible()
+            await expect(hint).to_have_text(
+                "No patients yet — add one with ecgstream cloud patients add PATIENT --name NAME, open Admin, "
+                "or run the cloud with --auto-register.", use_inner_text=True)
+            await expect(page.get_by_test_id("admin-link")).to_be_visible()
+            await expect(page.get_by_test_id("ward-empty-admin")).to_have_attribute("href", "/static/admin.html")
+            await page.screenshot(path=str(artifacts_dir() / "live_ward_empty.png"), full_page=True)
+        finally:
+            await browser.close()
