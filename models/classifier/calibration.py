@@ -383,7 +383,8 @@ class Thresholds:
 
 
 TOO_FEW = "too few positives"
-UNINFORMATIVE = "uninformative: AUROC ≤ 0.5, or F1 best only when every example is called positive"
+UNINFORMATIVE = ("uninformative: AUROC ≤ 0.6, or F1 best only when every example is called positive, or the "
+                 "threshold calls over half of the examples positive for a class under a quarter of them")
 
 
 def _f1_threshold(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -417,7 +418,9 @@ def choose_thresholds(
     per record of out-of-fold calibrated probabilities). Among thresholds with the same F1 the highest wins
     (fewest false positives: higher specificity); the threshold sits midway between the last score taken and
     the next lower one. A class keeps 0.5 and is flagged when it has fewer than ``min_positives`` positives,
-    or when its scores are uninformative: AUROC ≤ 0.5, or the best F1 needs every example called positive
+    or when its scores are uninformative: AUROC ≤ 0.6 (on a few records, 0.5–0.6 is chance), the best F1
+    calls over half the examples positive for a class that is under a quarter of them, or it needs every
+    example called positive
     (F1 then favours calling nearly everything positive; shipping that threshold would raise the class on
     almost every window).
     """
@@ -432,7 +435,8 @@ def choose_thresholds(
     for j in range(c):
         if not reasons[j]:
             t, best = _f1_threshold(p[:, j], y[:, j])
-            if not y[:, j].all() and (t <= p[:, j].min() or auroc(y[:, j], p[:, j]) <= 0.5):
+            over_calls = (p[:, j] >= t).mean() > 0.5 and y[:, j].mean() < 0.25
+            if not y[:, j].all() and (t <= p[:, j].min() or auroc(y[:, j], p[:, j]) <= 0.6 or over_calls):
                 reasons[j] = UNINFORMATIVE
             else:
                 values[j], f1[j] = t, best

@@ -117,7 +117,8 @@ def torch_logits(model: nn.Module, x: np.ndarray, features: np.ndarray | None = 
 def torch_probabilities(model: nn.Module, x: np.ndarray, features: np.ndarray | None = None, batch: int = 128,
                         device: str = "cpu") -> np.ndarray:
     """(n, 12, 1250) (+ features) → (n, 18) probabilities from the torch model (eval mode, no grad)."""
-    return (1.0 / (1.0 + np.exp(-torch_logits(model, x, features, batch, device)))).astype(np.float32)
+    z = torch_logits(model, x, features, batch, device).astype(np.float64)
+    return np.exp(-np.logaddexp(0.0, -z)).astype(np.float32)          # sigmoid without overflow
 
 
 def max_difference(model: nn.Module, path: str | Path, x: np.ndarray) -> float:

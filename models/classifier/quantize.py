@@ -52,9 +52,9 @@ def quantizable_nodes(model_path: str | Path) -> list[str]:
     weights = {init.name for init in proto.graph.initializer}
     names = []
     for node in proto.graph.node:
-        feature_path = any(part in node.name for part in ("feature_net", "rhythm")) or \
-            any("basis" in i for i in node.input)
-        if feature_path:   # measured rhythm features stay float: 8 bits of a rate would be ~4 bpm steps
+        if "/fusion/" in node.name or any("basis" in i for i in node.input):
+            # the head stays float: measured rhythm features (8 bits of a rate would be ~4 bpm steps) and the
+            # calibrated logits, whose per-class ranges differ so much that one 8-bit scale would erase some
             continue
         if node.op_type == "Conv" or (node.op_type in ("MatMul", "Gemm") and node.input[1] in weights):
             names.append(node.name)
