@@ -21,6 +21,7 @@ from pydantic.dataclasses import dataclass
 
 import models
 from protocol.errors import TopicError
+from protocol.leads import STANDARD_LEADS
 from protocol.topics import validate_id
 from settings.broker import EMBEDDED, SECTION, BrokerConfig
 from settings.fields import (
@@ -269,6 +270,12 @@ class UplinkConfig(BrokerConfig):
     long, doubling per attempt up to 5 minutes."""
     session_expiry_s: Annotated[Int, rule(lambda v: 60 <= v <= 4294967295, "must be 60-4294967295 s")] = 604800
     """How long the broker keeps the uplink's session (and the receipts sent to it) while the gateway is away."""
+    live: Bool = True
+    """Stream each patient's ECG (``live_leads`` at ``live_rate_hz``, ~1 s chunks, QoS 0, never through the
+    outbox) and vitals every second for the central-station ward (protocol.live_payload)."""
+    live_rate_hz: Annotated[Number, rule(lambda v: 25 <= v <= 500, "must be 25-500 Hz")] = 125.0
+    live_leads: tuple[str, ...] = ("II", "V1", "V5")
+    """Leads of the live stream (standard names; those a device does not send are left out)."""
     outbox_path: FilePath = Path("out/edge/outbox.sqlite")
     disk_budget_mb: PositiveNumber = 512.0
     """Outbox budget; over it the oldest windows are evicted (and counted), never alerts."""
@@ -281,6 +288,9 @@ class UplinkConfig(BrokerConfig):
         if self.qos == 0 and self.receipts:
             raise problem("qos 0 must be 1 or 2 while receipts = true (qos 0 is allowed only with receipts = false: "
                           "nothing would confirm delivery)", "qos")
+        unknown = [lead for lead in self.live_leads if lead not in STANDARD_LEADS]
+        if unknown or not self.live_leads:
+            raise problem(f"live_leads must be standard lead names (got {', '.join(unknown) or 'none'})", "live_leads")
         return self
 
 

@@ -438,5 +438,6 @@ async def test_receipts_sent_while_the_gateway_was_away_arrive_when_it_is_back(
     again = _uplink(box, mosquitto_process, unique_id, receipt_timeout_s=600.0, receipt_timeout_max_s=600.0)
     async with running(again.run):
         await _until(lambda: box.total_depth == 0, "the receipts kept for the gateway")
+        await _until(lambda: again.counters.receipts.get("stored") == 3, "the receipts counted")
     assert again.counters.receipts == {"stored": 3} and again.counters.published == 0
     box.close()
