@@ -283,17 +283,30 @@ def _fit_with_rhythm(z: np.ndarray, y: np.ndarray, w: np.ndarray, basis: np.ndar
     k = basis.shape[1]
     a, b, wk = np.ones(c), np.zeros(c), np.zeros((c, k))
     prior = np.concatenate([[1.0, 0.0], np.zeros(k)])
+    weights = w[:, 0]
     for j in np.flatnonzero(fit):
         x = np.column_stack([z[:, j], np.ones(n), basis])
+        yj = y[:, j]
+
+        def loss(t: np.ndarray, x: np.ndarray = x, yj: np.ndarray = yj) -> float:
+            s = x @ t
+            return float((weights * (np.logaddexp(0.0, s) - yj * s)).sum() + 0.5 * lam * ((t - prior) ** 2).sum())
+
         theta = prior.copy()
+        current = loss(theta)
         for _ in range(_NEWTON_STEPS):
             p = _sigmoid(x @ theta)
-            g = x.T @ (w[:, 0] * (p - y[:, j])) + lam * (theta - prior)
-            h = (x * (w[:, 0] * p * (1.0 - p))[:, None]).T @ x + lam * np.eye(k + 2)
+            g = x.T @ (weights * (p - yj)) + lam * (theta - prior)
+            h = (x * (weights * p * (1.0 - p))[:, None]).T @ x + lam * np.eye(k + 2)
             step = np.linalg.solve(h, g)
-            theta = theta - step
-            if float(np.abs(step).max()) < 1e-10:
+            t = 1.0
+            while t > 1e-6 and loss(theta - t * step) > current:      # damped: never a step that raises the loss
+                t /= 2.0
+            theta = theta - t * step
+            new = loss(theta)
+            if abs(current - new) < 1e-12 * (1.0 + abs(current)) or float(np.abs(t * step).max()) < 1e-10:
                 break
+            current = new
         theta[0] = max(theta[0], MIN_SLOPE)
         a[j], b[j], wk[j] = theta[0], theta[1], theta[2:]
     return a, b, wk
