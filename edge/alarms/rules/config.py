@@ -45,8 +45,10 @@ class AlarmConfig:
 
     SVT (narrow-complex regular tachycardia; high)
         A run of ≥ ``svt_beats`` = 8 beats whose RR are all ≤ 1.1 × 60 / ``svt_bpm`` (the run's
-        extent), at a median rate ≥ ``svt_bpm`` = 150, narrow (median QRS < ``vt_wide_ms`` = 120 ms,
-        ≥ 3/4 of the measured beats narrow, none paced), regular (median |ΔRR| / median RR ≤
+        extent), at a median rate ≥ ``svt_bpm`` = 150, narrow (median QRS < ``svt_narrow_ms`` = 100 ms,
+        a margin under the 120 ms that defines a wide complex: a fast rhythm of 100–120 ms complexes may
+        be VT, which must never be named SVT, so it stays the generic extreme tachycardia — a simulated VT
+        at 180 bpm measures 112 ms on lead II; ≥ 3/4 of the measured beats narrow, none paced), regular (median |ΔRR| / median RR ≤
         ``svt_regularity`` = 0.05: re-entry runs like a clock, AF at that rate reads 0.06–0.2), for
         ``rate_persist_s`` = 10 s from the run's first beat; and either an abrupt onset seen — the
         median of the ≤ 4 RR before the run ≥ ``svt_onset_ratio`` = 1.2 × the run's first RR (the
@@ -177,6 +179,7 @@ class AlarmConfig:
     st_persist_s: float = 30.0
     st_baseline_windows: int = 6
     svt_bpm: float = 150.0
+    svt_narrow_ms: float = 100.0
     svt_beats: int = 8
     svt_regularity: float = 0.05
     svt_onset_ratio: float = 1.2

@@ -45,8 +45,8 @@ class SvtRule(Rule):
         rate = 60.0 / float(np.median(run_rr))
         widths = np.array([b.width_ms for b in run], dtype=np.float64)
         known = widths[np.isfinite(widths)]
-        narrow = (known.size * 2 >= len(run) and float(np.median(known)) < c.vt_wide_ms
-                  and 4 * int((known < c.vt_wide_ms).sum()) >= 3 * known.size and not any(b.paced for b in run))
+        narrow = (known.size * 2 >= len(run) and float(np.median(known)) < c.svt_narrow_ms
+                  and 4 * int((known < c.svt_narrow_ms).sum()) >= 3 * known.size and not any(b.paced for b in run))
         last = run_rr[-REGULARITY_RR:]
         regularity = float(np.median(np.abs(np.diff(last)))) / float(np.median(last))
         if not (rate >= c.svt_bpm and narrow and regularity <= c.svt_regularity):
