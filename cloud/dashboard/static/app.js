@@ -113,8 +113,15 @@ function patientName(patientId) {
   return (row && row.display_name) || patientId;
 }
 
+// Names staff read on a central station; any other type is shown as its words.
+const ALERT_NAMES = {
+  vt: "VT", vf: "VF", svt: "SVT", af: "AF", aflutter: "Atrial flutter", st_change: "ST change",
+  asystole: "Asystole", pause: "Pause", extreme_tachycardia: "Extreme tachycardia",
+  extreme_bradycardia: "Extreme bradycardia",
+};
+
 function alertTitle(a) {
-  return `${a.alert_type.replaceAll("_", " ")}`;
+  return ALERT_NAMES[a.alert_type] || a.alert_type.replaceAll("_", " ");
 }
 
 // -- views -------------------------------------------------------------------------------------
