@@ -79,7 +79,7 @@ status_file = "{tmp_path / 'status.json'}"
                     assert isinstance(m.payload, bytes)
                     if t.channel is Channel.ALERT:
                         alerts.append(decode_message(m.payload, Alert))
-                    else:
+                    elif t.channel is Channel.WINDOW:          # (the live display stream shares the prefix)
                         decode_window(m.payload)
                         windows += 1
                     if windows and any(a.alert_type in ("pause", "asystole") for a in alerts):

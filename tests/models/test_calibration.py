@@ -107,12 +107,14 @@ def test_thresholds_maximise_f1_with_ties_toward_specificity(data: list[tuple[fl
     levels = np.unique(p)
     candidates = [f1_fp(t) for t in [*levels, 2.0]]
     best = max(f for f, _ in candidates)
-    if thr.flagged[0]:  # only calling everything positive reaches the best F1: no threshold is shipped
+    if thr.flagged[0]:  # uninformative scores: no threshold is shipped
         assert thr.reasons[0] == UNINFORMATIVE and thr.values[0] == 0.5
         only_all = all(f < best - 1e-12 for f, _ in candidates[1:])
-        assert not y.all() and (only_all or auroc(y[:, 0], p[:, 0]) <= 0.5)
+        rare = y[:, 0].mean() < 0.25
+        over_calls = rare and any((p[:, 0] >= t).mean() > 0.5 for t in levels)
+        assert not y.all() and (only_all or auroc(y[:, 0], p[:, 0]) <= 0.6 or over_calls)
         return
-    assert auroc(y[:, 0], p[:, 0]) > 0.5 or y.all()
+    assert auroc(y[:, 0], p[:, 0]) > 0.6 or y.all()
     fewest_fp = min(fp for f, fp in candidates if f >= best - 1e-12)
     got_f1, got_fp = f1_fp(float(thr.values[0]))
     assert got_f1 == pytest.approx(best) and got_fp == fewest_fp

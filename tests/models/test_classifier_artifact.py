@@ -122,18 +122,21 @@ def test_eval_cli_refuses_a_folder_without_cinc_records(tmp_path: Path) -> None:
 
 
 def test_edge_backend_stage_runs_the_shipped_classifier_on_reconstructed_leads() -> None:
-    """The edge's own second stage (``BackendStage`` over ``OnnxRuntimeBackend``) takes the artifact as is."""
+    """The edge's own second stage (``ClassifierStage`` over ``OnnxRuntimeBackend``) takes the artifact as is:
+    it measures the rhythm features the model reads and passes the shipped thresholds on."""
     from edge.inference.backends import OnnxRuntimeBackend
-    from edge.inference.pipeline import BackendStage, StageBatch
+    from edge.inference.classifier_stage import ClassifierStage
+    from edge.inference.pipeline import StageBatch
     from models.runtime.onnx_model import ReconstructionModel
 
     x3 = np.random.default_rng(1).normal(0, 0.3, (3, 3, 1250)).astype(np.float32)
     leads12, unc = ReconstructionModel.load(providers=["cpu"]).reconstruct(x3)
     for path in (DEFAULT_CLASSIFIER, DEFAULT_CLASSIFIER_INT8):
-        stage = BackendStage(OnnxRuntimeBackend(path))
-        assert stage.version.startswith("classifier_mamba")
+        stage = ClassifierStage(OnnxRuntimeBackend(path))
+        assert "classifier_mamba" in stage.version and stage.features_name == "features"
         out = stage(StageBatch(windows=[object()] * 3, model_input=x3, leads12=leads12, uncertainty=unc,  # type: ignore[list-item]
                                lead_names=STANDARD_LEADS))
-        assert len(out) == 3 and out[0]["probabilities"].shape == (len(CLASSES),)
-        np.testing.assert_allclose(out[1]["probabilities"], ClassifierModel.load(path, providers=["cpu"])
-                                   .predict(leads12)[1], atol=1e-6)
+        reference = ClassifierModel.load(path, providers=["cpu"])
+        assert len(out) == 3 and list(out[1]["probabilities"]) == list(CLASSES)
+        np.testing.assert_allclose(list(out[1]["probabilities"].values()), reference.predict(leads12)[1], atol=1e-6)
+        assert out[1]["thresholds"] == pytest.approx(dict(reference.info["thresholds"]))

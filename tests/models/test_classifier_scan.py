@@ -98,13 +98,17 @@ def _shipped_mamba() -> torch.nn.Module:
 def test_trained_model_with_chunked_scan_equals_reference_scan() -> None:
     """On the shipped (trained) weights, whole-model probabilities agree between the two scans."""
     from models.data.synthetic import SyntheticSpec, generate
+    from models.features import feature_matrix, measured_rows
+    from models.preprocessing import MODEL_FS
+    from protocol.leads import STANDARD_LEADS
 
     model = _shipped_mamba()
-    x = torch.from_numpy(generate(SyntheticSpec(n_windows=4, seed=9_100_001), workers=1).signals)
+    signals = generate(SyntheticSpec(n_windows=4, seed=9_100_001), workers=1).signals
+    x, f = torch.from_numpy(signals), torch.from_numpy(feature_matrix(signals, MODEL_FS, measured_rows(STANDARD_LEADS)))
     with torch.no_grad():
-        fast = torch.sigmoid(model(x))
+        fast = torch.sigmoid(model(x, f))
         model.set_reference_scan(True)
-        slow = torch.sigmoid(model(x))
+        slow = torch.sigmoid(model(x, f))
         model.set_reference_scan(False)
     assert torch.isfinite(fast).all()
     assert (fast - slow).abs().max().item() < 1e-4
