@@ -9,8 +9,14 @@ One call (``ecgstream models train classifier --config … --arch mamba``) does 
 
 The loop is the shared one (:mod:`models.training`): checkpoints go to ``checkpoints/classifier_<arch>_last.pt``
 (under ``checkpoint_dir``) after every epoch; ``resume=True`` continues from there and gives the same weights
-as an uninterrupted run (per-epoch seeded shuffling, gains and dropout). Training data is synthetic
-(:mod:`models.classifier.data`).
+as an uninterrupted run (per-epoch seeded shuffling, gains and dropout).
+
+Training data: synthetic windows (:mod:`models.classifier.data`), all at once or — large sets — one
+domain-randomised shard per epoch made by a background process (:mod:`models.classifier.shards`); real
+labelled records mixed in or alone (``data.real_dir``, :mod:`models.classifier.real_data`). With
+``data.calibration_dir`` the trained model is calibrated on real records before export (Platt + rhythm
+terms, per-class thresholds by record-level cross-validation: :mod:`models.classifier.calibration`); a
+finished run resumed with a calibration folder goes straight to calibration and export.
 """
 
 from __future__ import annotations
