@@ -5,6 +5,7 @@ No build step, no CDN, no external fonts: the files under :data:`STATIC_DIR` are
 to the HTTP API (``docs``: the contract in the API module) and its Server-Sent Events feed.
 
 - ``index.html``: the page skeleton (login form, ward table, alert lists, alert detail);
+- ``api.js``: the one HTTP helper (JSON over same-origin fetches, ``ApiError``) both pages import;
 - ``app.js``: login, ward overview, live alerts over ``EventSource('/api/events')``, acknowledge;
 - ``strip.js``: the 12-lead ECG strip renderer (3×4 + lead II rhythm strip, 25 mm/s, 10 mm/mV);
 - ``style.css``: layout and the IEC 60601-1-8 alarm colours;

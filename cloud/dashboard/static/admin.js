@@ -4,30 +4,11 @@
 // textContent, never as HTML. Requests ride on the session cookie: same-origin fetches send their Origin,
 // which the API's cross-site guard requires of cookie-authenticated changes.
 
+import { request } from "./api.js";
+
 const $ = (id) => document.getElementById(id);
 
-class ApiError extends Error {
-  constructor(status, body) {
-    super((body && body.detail) || `HTTP ${status}`);
-    this.status = status;
-  }
-}
-
-async function api(path, { method = "GET", body } = {}) {
-  const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const res = await fetch(path, init);
-  let data = null;
-  if (res.status !== 204) {
-    const text = await res.text();
-    try { data = text ? JSON.parse(text) : null; } catch { data = { detail: text }; }
-  }
-  if (!res.ok) throw new ApiError(res.status, data);
-  return data;
-}
+const api = request;
 
 function say(text, kind = "ok") {
   const m = $("message");

@@ -4,6 +4,7 @@
 // modules, no dependencies; talks only to the cloud HTTP API (same origin, session cookie). Every value
 // from the server is inserted as text, never as HTML.
 
+import { ApiError, request } from "./api.js";
 import { AlarmAudio } from "./audio.js";
 import { LiveTrace } from "./live.js";
 import { renderStrip } from "./strip.js";
@@ -42,32 +43,13 @@ const $ = (id) => document.getElementById(id);
 
 // -- HTTP --------------------------------------------------------------------------------------
 
-class ApiError extends Error {
-  constructor(status, body) {
-    super((body && (body.detail || body.error)) || `HTTP ${status}`);
-    this.status = status;
-    this.code = body && body.error;
-  }
-}
-
-async function api(path, { method = "GET", body } = {}) {
-  const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const res = await fetch(path, init);
-  let data = null;
-  if (res.status !== 204) {
-    const text = await res.text();
-    try { data = text ? JSON.parse(text) : null; } catch { data = { detail: text }; }
-  }
-  if (!res.ok) {
-    const err = new ApiError(res.status, data);
-    if (res.status === 401 && !path.startsWith("/api/auth/")) sessionLost();
+async function api(path, options) {
+  try {
+    return await request(path, options);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401 && !path.startsWith("/api/auth/")) sessionLost();
     throw err;
   }
-  return data;
 }
 
 // -- formatting --------------------------------------------------------------------------------
