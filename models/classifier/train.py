@@ -45,6 +45,7 @@ from models.classifier.export import (
 from models.classifier.heads import FusionHead, rhythm_basis, upgrade_state_dict, widen_head
 from models.classifier.mamba import ECGMamba, count_parameters
 from models.classifier.metrics import multilabel_report
+from models.classifier.real_data import RealWindows
 from models.classifier.resnet import ResNet1D
 from models.classifier.shards import ShardProducer, load_shard, shard_count, shard_path
 from models.features import N_FEATURES
@@ -143,7 +144,7 @@ def _concat(parts: list[WindowSet]) -> WindowSet:
                      None if any(f is None for f in feats) else np.concatenate(feats))  # type: ignore[arg-type]
 
 
-def _real_windows(cfg: ClassifierConfig, root: str, *, edge_fraction: float, progress: bool) -> Any:
+def _real_windows(cfg: ClassifierConfig, root: str, *, edge_fraction: float, progress: bool) -> RealWindows:
     from models.classifier.real_data import load_real_windows
 
     real = load_real_windows(root, reconstruct=default_reconstructor() if edge_fraction > 0 else None,
@@ -159,8 +160,7 @@ def _load_training(cfg: ClassifierConfig, progress: bool, echo: Callable[[str], 
     per_epoch = 0
     if d.real_dir:
         real = _real_windows(cfg, d.real_dir, edge_fraction=d.edge_fraction, progress=progress)
-        rs = WindowSet(real.x, real.y, real.edge, tuple(real.rhythms))
-        rs = with_features(rs) if cfg.inputs.rhythm_features else rs
+        rs: WindowSet = with_features(real) if cfg.inputs.rhythm_features else real
         fixed += [rs] * d.real_repeat
         said.append(f"{len(rs)} real windows from {d.real_dir} (× {d.real_repeat} per epoch)")
     if not d.real_only:
@@ -330,20 +330,20 @@ def calibrate(model: nn.Module, cfg: ClassifierConfig, *, progress: bool,
     """Calibrate ``model``'s logits on ``cfg.data.calibration_dir`` (edge view, as deployed) and choose each
     class's threshold by record-level cross-validation; the affine is folded into the head in place.
     Returns (thresholds by class, the cross-validation report)."""
-    from models.classifier.calibration import cross_validate, fit_calibration
+    from models.classifier.calibration import cross_validate
+
     d = cfg.data
     assert d.calibration_dir is not None
     real = _real_windows(cfg, d.calibration_dir, edge_fraction=1.0, progress=progress)
-    ws = WindowSet(real.x, real.y, real.edge, tuple(real.rhythms))
-    feats = with_features(ws).features if cfg.inputs.rhythm_features else None
+    feats = with_features(real).features if cfg.inputs.rhythm_features else None
     fusion = _fusion(model)
     if fusion.rhythm is not None:
         raise ValueError("this model is calibrated already: calibrate the trained checkpoint (--resume --calibrate)")
-    logits = torch_logits(model, ws.x, feats)
+    logits = torch_logits(model, real.x, feats)
     basis = None if feats is None else rhythm_basis(feats)
     groups = np.asarray(real.record_ids)
-    report = cross_validate(logits, ws.y, groups, k=d.calibration_folds, seed=cfg.train.seed, basis=basis)
-    calibration = fit_calibration(logits, ws.y, groups, basis=basis)
+    report = cross_validate(logits, real.y, groups, k=d.calibration_folds, seed=cfg.train.seed, basis=basis)
+    calibration = report.calibration           # fitted on all the records (the folds' are in the report)
     head = fusion.head
     w, b = calibration.fold_into(head.weight.detach().numpy(), head.bias.detach().numpy())
     with torch.no_grad():
