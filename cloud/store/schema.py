@@ -28,6 +28,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -301,3 +302,53 @@ class ModelResultRow(Base):
     created_us: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (UniqueConstraint("window_id", "model", "version"),)
+
+
+class EscalationDelivery(Base):
+    """One message sent (or being sent) to one escalation channel about one episode: a webhook post,
+    an e-mail, a push notification. Kept with its attempts and last error, so the alert's history
+    shows who was told, how, when, and what failed."""
+
+    __tablename__ = "escalation_deliveries"
+
+    id: Mapped[int] = mapped_column(SeqKey, primary_key=True, autoincrement=True)
+    episode_id: Mapped[str] = mapped_column(WireId, index=True)
+    alert_id: Mapped[str | None] = mapped_column(WireId, index=True)
+    patient_id: Mapped[str] = mapped_column(String(ID_LEN))
+    channel: Mapped[str] = mapped_column(String(64))
+    """The configured channel's name (``[[escalation.channels]] name``)."""
+    kind: Mapped[str] = mapped_column(String(16))
+    """``webhook``, ``smtp`` or ``push``."""
+    target: Mapped[str] = mapped_column(String(255))
+    """Where it goes, without secrets (a URL without credentials, an address, a topic)."""
+    level: Mapped[int] = mapped_column(SmallInteger)
+    priority: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    """``pending``, ``delivered`` or ``failed`` (gave up after the last retry)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    next_attempt_us: Mapped[int] = mapped_column(BigInteger, index=True)
+    delivered_us: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (UniqueConstraint("episode_id", "level", "channel"),)
+
+
+class VitalsMinute(Base):
+    """One patient's vitals summarised per minute (from the gateway's status reports): the patient
+    timeline's heart-rate trend. ``minute_us`` is the start of the minute on the gateway's clock."""
+
+    __tablename__ = "vitals_minutes"
+
+    patient_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    minute_us: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    reports: Mapped[int] = mapped_column(Integer)
+    hr_reports: Mapped[int] = mapped_column(Integer)
+    """Reports that carried a heart rate (the mean is over these)."""
+    hr_sum: Mapped[float | None] = mapped_column(Float)
+    hr_min: Mapped[float | None] = mapped_column(Float)
+    hr_max: Mapped[float | None] = mapped_column(Float)
+    sqi_sum: Mapped[float | None] = mapped_column(Float)
+    sqi_reports: Mapped[int] = mapped_column(Integer, default=0)
+    battery_pct: Mapped[int | None] = mapped_column(SmallInteger)
+
