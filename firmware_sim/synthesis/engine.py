@@ -15,6 +15,7 @@ import numpy as np
 
 from firmware_sim.synthesis import dipole, projection
 from firmware_sim.synthesis.activity import ModulatedOscillators
+from firmware_sim.synthesis.affect import scripted_state
 from firmware_sim.synthesis.errors import SynthesisError
 from firmware_sim.synthesis.noise import NoiseSource, NoiseSpec, leads_reading
 from firmware_sim.synthesis.patient import PatientProfile, random_patient
@@ -49,7 +50,8 @@ class NoiseEpisode:
 @dataclass(frozen=True)
 class GroundTruthEvent:
     """An interval of the truth (s): ``kind`` is ``rhythm`` (label: rhythm name), ``episode`` (e.g.
-    ``pause``), ``noise`` (label: the noise kinds joined by ``+``) or ``lead_off`` (label: electrodes)."""
+    ``pause``), ``noise`` (label: the noise kinds joined by ``+``), ``lead_off`` (label: electrodes) or
+    ``state`` (label: the scripted affective state, ``stress`` or ``amusement``)."""
 
     onset_s: float
     offset_s: float
@@ -200,6 +202,10 @@ class StreamSynthesizer:
 
     def _known_events(self, noise: NoiseSpec | None, episodes: Sequence[NoiseEpisode]) -> list[GroundTruthEvent]:
         events = [GroundTruthEvent(s.start_s, e, "rhythm", s.rhythm) for s, e in zip(self._segments, self._ends, strict=True)]
+        for s, e in zip(self._segments, self._ends, strict=True):
+            state = scripted_state(s.params)
+            if state is not None:
+                events.append(GroundTruthEvent(s.start_s, e, "state", state[0]))
         spans = [(0.0, self.seconds, noise)] if noise is not None else []
         spans += [(ep.start_s, ep.end_s, ep.noise) for ep in episodes]
         for start, end, spec in spans:

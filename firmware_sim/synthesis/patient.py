@@ -37,6 +37,10 @@ class PatientProfile:
     """Power ratio of the ~0.1 Hz (Mayer wave) to the respiratory RR oscillation."""
     resp_rate_hz: float = 0.25
     """Breathing rate (Hz): drives respiratory sinus arrhythmia, QRS amplitude and baseline wander."""
+    resp_depth: float = 0.05
+    """Depth of the respiratory beat-amplitude modulation (fraction; shallow breathing is smaller).
+    Not drawn by :func:`random_patient` (so seeds give the patients they always did); the affective
+    states (:mod:`firmware_sim.synthesis.affect`) change it."""
     frontal_rotation_deg: float = 0.0
     """Rotation in the frontal plane (positive turns the axis towards the feet, i.e. rightward axis)."""
     horizontal_rotation_deg: float = 0.0

@@ -106,9 +106,9 @@ class Planner:
         raise NotImplementedError
 
     def _gain(self, t_s: float) -> float:
-        """Beat amplitude: respiratory modulation (±5 %) and 1 % beat-to-beat jitter."""
+        """Beat amplitude: respiratory modulation (± the patient's ``resp_depth``, 5 % at rest) and 1 % jitter."""
         resp = self.ctx.patient.resp_rate_hz
-        return 1.0 + 0.05 * np.sin(2 * np.pi * resp * t_s + self._resp_phase) + 0.01 * self.rng.standard_normal()
+        return 1.0 + self.ctx.patient.resp_depth * np.sin(2 * np.pi * resp * t_s + self._resp_phase) + 0.01 * self.rng.standard_normal()
 
     def _atrium(self, t_s: float, waves: WaveSet) -> None:
         self._out.append(Placement(t_s, waves, self._gain(t_s)))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from firmware_sim.synthesis.affect import AFFECT_STATES, affected_context, scripted_state
 from firmware_sim.synthesis.dipole import WaveSet
 from firmware_sim.synthesis.errors import SynthesisError, UnknownRhythmError
 from firmware_sim.synthesis.morphology import ectopic_ventricular_complex, ventricular_complex
@@ -32,6 +33,7 @@ SINUS_PARAMS: Mapping[str, str] = {
     "heart_rate": "sinus rate (beats/min)",
     "pr_s": "PR interval (s)",
     "qtc_s": "rate-corrected QT, Fridericia (s)",
+    **AFFECT_STATES,
 }
 
 
@@ -231,9 +233,11 @@ def check_segment(name: str, params: Mapping[str, float]) -> RhythmInfo:
             raise SynthesisError(f"rhythm parameter {key}={value!r} must be a number ≥ 0")
     if not 20.0 <= params.get("heart_rate", 60.0) <= 300.0:
         raise SynthesisError(f"heart_rate must be 20–300 beats/min, not {params['heart_rate']!r}")
+    scripted_state(params)
     return info
 
 
 def make_planner(name: str, ctx: SegmentContext) -> Planner:
     """Build the planner of one segment (see :func:`check_segment` for the errors)."""
-    return check_segment(name, ctx.params).build(ctx)
+    info = check_segment(name, ctx.params)
+    return info.build(affected_context(ctx))
