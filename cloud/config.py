@@ -26,7 +26,7 @@ from dataclasses import field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, model_validator
 from pydantic.dataclasses import dataclass
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -39,12 +39,14 @@ from settings.fields import (
     INTERNAL,
     SECRET,
     Bool,
+    Int,
     ListenPort,
     Number,
     PositiveInt,
     PositiveNumber,
     TcpPort,
     Text,
+    problem,
     rule,
 )
 from settings.reader import Loaded, SettingsReader
@@ -183,16 +185,163 @@ class AccountsConfig:
     argon2_parallelism: PositiveInt = 1
 
 
+ChannelKind = Literal["webhook", "smtp", "push"]
+AlarmPriority = Literal["high", "medium", "low"]
+SmtpSecurity = Literal["none", "starttls", "tls"]
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CHANNEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_KIND_KEYS: dict[str, frozenset[str]] = {
+    "webhook": frozenset({"url", "secret_env"}),
+    "push": frozenset({"url", "token_env", "tags"}),
+    "smtp": frozenset({"host", "port", "security", "username", "password_env", "from_addr", "to"}),
+}
+_REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "webhook": ("url", "secret_env"), "push": ("url",), "smtp": ("host", "from_addr", "to"),
+}
+_ADDRESS = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+")
+
+
+def _http_url_problem(url: str) -> str | None:
+    """Why ``url`` is no good as a webhook or push target (None when it is)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        return f"url {url!r} is not a URL"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"url {url!r} must be http(s)://host/…"
+    if parts.username or parts.password:
+        return f"url {url!r} must not carry credentials (use secret_env / token_env)"
+    return None
+
+
+@dataclass(frozen=True, config=SECTION)
+class EscalationChannelConfig:
+    """One ``[[escalation.channels]]`` entry: somewhere escalations are delivered (:mod:`cloud.escalation.delivery`).
+
+    ``kind = "webhook"``: a signed JSON POST to ``url`` (HMAC-SHA256 with the secret in the environment
+    variable named by ``secret_env``; :mod:`cloud.escalation.signing`). ``kind = "push"``: an ntfy-style
+    topic, text POSTed to ``url`` (``https://ntfy.example.org/ward-3``) with Title/Priority/Tags headers
+    and, when ``token_env`` names a variable, ``Authorization: Bearer``. ``kind = "smtp"``: an e-mail
+    through ``host``:``port`` from ``from_addr`` to ``to`` (``security``: ``none``, ``starttls``, ``tls``;
+    ``username`` with its password in the variable named by ``password_env``). Secrets are never in the
+    file and never logged: only the *name* of their environment variable is.
+
+    Routing: an escalation to level ``n`` of an episode of priority ``p`` goes here when ``p`` is in
+    ``priorities``, ``n >= min_level`` and the level's role (``[escalation] level_roles``) is in
+    ``roles`` (empty: every role). ``on_raise``: also when a clinical episode is first raised (level 0).
+    A failed send is retried after ``backoff_s``, doubling, at most ``backoff_max_s``, ``max_attempts``
+    tries in all."""
+
+    name: Annotated[Text, rule(lambda v: _CHANNEL_NAME.fullmatch(v) is not None,
+                               "must be 1-64 letters, digits, '_', '.' or '-'")]
+    kind: ChannelKind
+    url: Text | None = None
+    secret_env: Text | None = None
+    token_env: Text | None = None
+    tags: tuple[Text, ...] = ()
+    host: Text | None = None
+    port: TcpPort | None = None
+    """Default 25 (``none``), 587 (``starttls``) or 465 (``tls``)."""
+    security: SmtpSecurity | None = None
+    """``starttls`` (default), ``tls`` (implicit TLS) or ``none`` (a local relay)."""
+    username: Text | None = None
+    password_env: Text | None = None
+    from_addr: Text | None = None
+    to: tuple[Text, ...] = ()
+    roles: tuple[Text, ...] = ()
+    priorities: tuple[AlarmPriority, ...] = ("high", "medium", "low")
+    min_level: Annotated[Int, rule(lambda v: 0 <= v <= 100, "must be 0-100")] = 1
+    on_raise: Bool = False
+    max_attempts: Annotated[Int, rule(lambda v: 1 <= v <= 100, "must be 1-100")] = 5
+    backoff_s: PositiveNumber = 5.0
+    backoff_max_s: PositiveNumber = 300.0
+    timeout_s: PositiveNumber = 10.0
+
+    @model_validator(mode="after")
+    def _check(self) -> EscalationChannelConfig:
+        set_keys = {k for k in set().union(*_KIND_KEYS.values()) if getattr(self, k) not in (None, ())}
+        other = sorted(set_keys - _KIND_KEYS[self.kind])
+        if other:
+            raise problem(f"channel {self.name!r}: {', '.join(other)} do not apply to kind {self.kind!r}", other[0])
+        for key in _REQUIRED_KEYS[self.kind]:
+            if getattr(self, key) in (None, ()):
+                raise problem(f"channel {self.name!r} of kind {self.kind!r} needs {key}", key)
+        if self.url is not None and (why := _http_url_problem(self.url)):
+            raise problem(why, "url")
+        for key in ("secret_env", "token_env", "password_env"):
+            value = getattr(self, key)
+            if value is not None and not _ENV_NAME.fullmatch(value):
+                raise problem(f"{key} must name an environment variable, got {value!r}", key)
+        for address in (self.from_addr, *self.to):
+            if address is not None and not _ADDRESS.fullmatch(address):
+                raise problem(f"{address!r} is not an e-mail address", "to" if address in self.to else "from_addr")
+        if (self.username is None) != (self.password_env is None):
+            raise problem(f"channel {self.name!r}: username and password_env go together", "password_env")
+        if not self.priorities:
+            raise problem(f"channel {self.name!r}: priorities must name at least one priority", "priorities")
+        if self.min_level == 0 and not self.on_raise:
+            raise problem(f"channel {self.name!r}: min_level 0 is the raise itself; set on_raise = true", "min_level")
+        return self
+
+    @property
+    def smtp_port(self) -> int:
+        """``port``, else the usual port of ``security``."""
+        return self.port or {"none": 25, "starttls": 587, "tls": 465}[self.smtp_security]
+
+    @property
+    def smtp_security(self) -> SmtpSecurity:
+        return self.security or "starttls"
+
+    @property
+    def target(self) -> str:
+        """Where it goes, without secrets (stored with each delivery, shown in the alert's history)."""
+        if self.kind == "smtp":
+            return ", ".join(self.to)[:255]
+        from urllib.parse import urlsplit
+
+        u = urlsplit(str(self.url))
+        return f"{u.scheme}://{u.netloc}{u.path}"[:255]       # no query: it may carry a token
+
+
 @dataclass(frozen=True, config=SECTION)
 class EscalationConfig:
     """An active clinical episode nobody acknowledged is escalated after its priority's time, and again
-    after the same time, up to ``max_level``."""
+    after the same time, up to ``max_level``; each escalation is delivered to the matching ``channels``
+    (none by default: escalation only shows on the dashboard)."""
 
     high_s: PositiveNumber = 60.0
     medium_s: PositiveNumber = 180.0
     low_s: PositiveNumber = 600.0
     max_level: PositiveInt = 3
     check_interval_s: PositiveNumber = 1.0
+    level_roles: tuple[Text, ...] = ()
+    """Who each level is for: level ``n`` goes to ``level_roles[n-1]`` (the last one for higher levels; the
+    first for a raise), e.g. ``["nurse", "charge_nurse", "physician"]``. Channels name these in ``roles``."""
+    channels: tuple[EscalationChannelConfig, ...] = ()
+    delivery_interval_s: PositiveNumber = 1.0
+    """How often the delivery loop looks for escalations to deliver and retries that are due."""
+
+    @model_validator(mode="after")
+    def _check_channels(self) -> EscalationConfig:
+        names: set[str] = set()
+        for i, ch in enumerate(self.channels):
+            if ch.name in names:
+                raise problem(f"channel name {ch.name!r} is used twice", "name", at=("channels", i))
+            names.add(ch.name)
+            unknown = sorted(set(ch.roles) - set(self.level_roles))
+            if unknown:
+                raise problem(f"channel {ch.name!r}: roles {unknown} are not in [escalation] level_roles "
+                              f"{list(self.level_roles)}", "roles", at=("channels", i))
+        return self
+
+    def role_for(self, level: int) -> str | None:
+        """The role level ``level`` is for (None without ``level_roles``)."""
+        if not self.level_roles:
+            return None
+        return self.level_roles[min(max(level, 1), len(self.level_roles)) - 1]
 
     def after_us(self) -> dict[str, int]:
         """Waiting time per priority, µs."""
@@ -367,7 +516,7 @@ def sqlite_path(url: str) -> Path | None:
 
 __all__ = [
     "DEFAULT_DATABASE_URL", "ENV_PREFIX", "is_loopback", "AccountsConfig", "BrokerConfig", "CloudSettings", "ConfigError",
-    "DatabaseConfig", "DownlinkAccount", "DownlinkConfig", "EscalationConfig", "FeedConfig", "HttpConfig", "LogConfig", "ModelWorkerConfig", "RegistryConfig", "RunConfig",
+    "DatabaseConfig", "DownlinkAccount", "DownlinkConfig", "EscalationChannelConfig", "EscalationConfig", "FeedConfig", "HttpConfig", "LogConfig", "ModelWorkerConfig", "RegistryConfig", "RunConfig",
     "WardConfig",
     "load_settings", "parse_settings", "sqlite_path",
 ]

@@ -11,7 +11,9 @@ Start-up: create the SQLite folder if needed, run the migrations (``[database] m
 - **api**: uvicorn serving :func:`cloud.api.create_app` in-process (``[http] host/port``; port 0 picks a
   free one, logged as ``serving HTTP on http://host:port``).
 - **escalation**: a :class:`cloud.escalation.Escalator`; safe in every process (one conditional UPDATE
-  decides each escalation).
+  decides each escalation). With ``[[escalation.channels]]``, also a :class:`cloud.escalation.DeliveryWorker`
+  that delivers escalations to webhooks, e-mail and push topics (each delivery claimed by one process);
+  a channel whose secret's environment variable is unset is a start-up error.
 - **models**: a :class:`cloud.model_worker.ModelWorker` hosting the ``[[model_worker.models]]`` (by
   default the shipped full-precision edge classifier) on the windows behind stored alerts; several
   processes split it with ``[model_worker] partition``.
@@ -51,7 +53,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cloud.api import create_app
 from cloud.config import CloudSettings, sqlite_path
 from cloud.downlink import AckPublisher
-from cloud.escalation import Escalator
+from cloud.escalation import DeliveryWorker, Escalator, build_channels
 from cloud.ingest import IngestWorker
 from cloud.model_worker import HostedModel, ModelSpec, ModelWorker
 from cloud.store import Store, upgrade_database
@@ -73,6 +75,7 @@ class ServiceInfo:
     escalator: Escalator | None
     app: Any
     downlink: AckPublisher | None = None
+    deliveries: DeliveryWorker | None = None
 
 
 class _InProcessServer(uvicorn.Server):
@@ -153,6 +156,7 @@ async def run_service(settings: CloudSettings, *, stop: asyncio.Event | None = N
 async def _serve(settings: CloudSettings, store: Store, stop: asyncio.Event,
                  on_ready: Callable[[ServiceInfo], None] | None) -> None:
     background: dict[str, asyncio.Task[Any]] = {}
+    channels = build_channels(settings.escalation.channels) if settings.run.escalation else []  # secrets: fail early
     ingest: IngestWorker | None = None
     escalator: Escalator | None = None
     if settings.run.ingest:
@@ -167,9 +171,15 @@ async def _serve(settings: CloudSettings, store: Store, stop: asyncio.Event,
                         "" if b.enforce_registry else " (no effect: [broker] enforce_registry is off)")
         background["ingest"] = asyncio.create_task(ingest.run(), name="cloud-ingest")
         background["ingest-watch"] = asyncio.create_task(_watch_ingest(ingest, settings), name="cloud-ingest-watch")
+    deliveries: DeliveryWorker | None = None
     if settings.run.escalation:
         escalator = Escalator(store, settings.escalation)
         background["escalation"] = asyncio.create_task(escalator.run(), name="cloud-escalation")
+        if channels:
+            deliveries = DeliveryWorker(store, settings.escalation, channels)
+            background["deliveries"] = asyncio.create_task(deliveries.run(), name="cloud-deliveries")
+            log.info("escalation delivery: channels %s", ", ".join(
+                f"{c.name} ({c.kind} to {c.target})" for c in settings.escalation.channels))
     models = _model_worker(store, settings) if settings.run.models else None
     if models is not None:
         background["models"] = asyncio.create_task(models.run(), name="cloud-models")
@@ -192,6 +202,8 @@ async def _serve(settings: CloudSettings, store: Store, stop: asyncio.Event,
             app.state.ctx.metrics.add_source("downlink", downlink.counters.as_dict)
         if escalator is not None:
             app.state.ctx.metrics.add_source("escalation", escalator.counters.as_dict)
+        if deliveries is not None:
+            app.state.ctx.metrics.add_source("deliveries", deliveries.counters.as_dict)
         if models is not None:
             app.state.ctx.metrics.add_source("models", models.counters.as_dict)
         try:
@@ -220,9 +232,10 @@ async def _serve(settings: CloudSettings, store: Store, stop: asyncio.Event,
                 _redact(settings.database.url))
     if on_ready is not None:
         on_ready(ServiceInfo(http_url=url, store=store, ingest=ingest, escalator=escalator, app=app,
-                             downlink=downlink))
+                             downlink=downlink, deliveries=deliveries))
 
-    watched = [t for t in (server_task, background.get("ingest"), background.get("escalation")) if t is not None]
+    watched = [t for t in (server_task, background.get("ingest"), background.get("escalation"),
+                           background.get("deliveries")) if t is not None]
     stopper = asyncio.create_task(stop.wait())
     problems: list[str] = []
     try:

@@ -89,6 +89,18 @@ SOURCE_METRICS: dict[str, dict[str, SourceMetric | None]] = {
                                            "receipt sent)."),
         "without_id": SourceMetric("Messages whose id could not be read (an unreadable payload): no receipt item."),
     },
+    "deliveries": {
+        "enqueued": SourceMetric("Escalation deliveries this process created, by channel.", label="channel"),
+        "delivered": SourceMetric("Escalation deliveries sent successfully, by channel.", label="channel"),
+        "retried": SourceMetric("Escalation delivery tries that failed and will be retried, by channel.",
+                                label="channel"),
+        "failed": SourceMetric("Escalation deliveries given up after their last try, by channel.", label="channel"),
+        "cancelled": SourceMetric("Escalation deliveries not sent because the episode was acknowledged or ended "
+                                  "first, by channel.", label="channel"),
+        "lost_claims": SourceMetric("Delivery outcomes not recorded because another process had taken the "
+                                    "delivery over."),
+        "errors": SourceMetric("Rounds of the delivery loop that failed (the next round retries)."),
+    },
     "downlink": {
         "queued": SourceMetric("Staff acknowledgements queued for the edge gateway that raised the episode."),
         "published": SourceMetric("Acknowledgements the broker accepted for delivery to their gateway."),

@@ -88,6 +88,23 @@ class ModelResultOut(BaseModel):
     outputs: dict[str, Any]
 
 
+class DeliveryOut(Out):
+    """One message about the alert's episode to one escalation channel (``[[escalation.channels]]``)."""
+
+    channel: str = Field(description="The configured channel's name.")
+    kind: Literal["webhook", "smtp", "push"]
+    target: str = Field(description="Where it went, without secrets (URL, e-mail addresses).")
+    level: int = Field(description="The escalation level it was about (0: the raise itself).")
+    priority: Literal["high", "medium", "low"]
+    status: Literal["pending", "delivered", "failed", "cancelled"] = Field(
+        description="pending (being sent or waiting to retry), delivered, failed (gave up after the last try), "
+                    "cancelled (acknowledged or ended before it could be sent).")
+    attempts: int
+    last_error: str | None = Field(description="Why the latest failed try failed (kept after a later success).")
+    created_us: int
+    delivered_us: int | None
+
+
 class AlertOut(Out):
     """One alert message with its episode's current state (``acknowledged*``, ``escalation_level``,
     ``episode_active``). ``details.episode_id`` and ``details.event`` travel as the edge sent them."""
@@ -122,6 +139,10 @@ class AlertOut(Out):
     evidence_windows: list[WindowMetaOut] = Field(
         default_factory=list,
         description="One alert's detail only: those of evidence_window_ids already stored, in time order.")
+    deliveries: list[DeliveryOut] = Field(
+        default_factory=list,
+        description="One alert's detail only: the episode's escalation deliveries (webhook, e-mail, push), oldest "
+                    "first.")
 
 
 class AlertList(Out):

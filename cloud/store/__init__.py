@@ -42,9 +42,11 @@ from cloud.store.records import (
     WindowMeta,
 )
 from cloud.store.repositories.alerts import PRIORITY_RANK
+from cloud.store.repositories.deliveries import Delivery, DeliveryCandidate, NewDelivery
 
 __all__ = [
-    "DEFAULT_URL", "EVENTS", "PRIORITY_RANK", "AckRecord", "AuditRecord", "Database", "DeviceRecord", "EpisodeState",
+    "DEFAULT_URL", "EVENTS", "PRIORITY_RANK", "AckRecord", "AuditRecord", "Database", "Delivery", "DeliveryCandidate",
+    "DeviceRecord", "EpisodeState", "NewDelivery",
     "Escalation", "ModelResult", "NotFound", "PatientRecord", "ReceivedWindow", "Store", "StoreCounters",
     "StoredAlert", "UserRecord", "WindowMeta", "async_url", "create_engine", "current_revision",
     "downgrade_database", "episode_of", "head_revision", "schema_diff", "session_factory", "sync_url",

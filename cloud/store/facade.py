@@ -43,6 +43,7 @@ from cloud.store.repositories import (
     StatusRepository,
     WindowRepository,
 )
+from cloud.store.repositories.deliveries import DeliveryRepository
 from cloud.store.repositories.windows import WindowInput
 from cloud.store.writes import commit
 from protocol.messages import Alert, DeviceStatus, GatewayStatus
@@ -71,6 +72,8 @@ class Store:
         self.audit_trail = AuditRepository(self.db)
         self.escalation = EscalationRepository(self.db)
         self.results = ModelResultRepository(self.db)
+        self.deliveries = DeliveryRepository(self.db)
+        """Escalation deliveries to webhooks, e-mail and push (:mod:`cloud.escalation.delivery` sends them)."""
 
     # -- the shared handle ------------------------------------------------------------------------
 

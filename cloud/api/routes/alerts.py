@@ -3,7 +3,8 @@
 One alert's detail adds its ECG evidence: ``evidence_window_ids``, the windows the edge named as
 covering the alarm's deciding samples (``details.evidence_window_ids`` and ``window_id``; named when
 the alarm was raised, so some may not have arrived yet), and ``evidence_windows``, the metadata of
-those already stored, in time order (only the alert's own patient's windows).
+those already stored, in time order (only the alert's own patient's windows); and ``deliveries``, the
+episode's escalation deliveries to webhooks, e-mail and push (:mod:`cloud.escalation.delivery`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from cloud.api.openapi import error_responses
 from cloud.api.schemas import ID_PATTERN, AckBody
 from cloud.api.scope import require_patient, scoped_query, visible_patients
 from cloud.api.views import ack_json, alerts_json, canonical_uuid, window_meta_json
-from cloud.store import NotFound, Store, StoredAlert
+from cloud.store import Delivery, NotFound, Store, StoredAlert
 
 router = APIRouter(prefix="/api", tags=["alerts"])
 
@@ -59,7 +60,15 @@ async def get_alert(alert_id: str, request: Request, user: CurrentUser) -> dict[
         raise not_found(f"alert {aid}") from None
     await require_patient(ctx, user, alert.alert.patient_id, f"alert {aid}")
     await store.audit(user.username, "view_alert", f"alert:{aid}", {"patient_id": alert.alert.patient_id})
-    return {**(await alerts_json(store, [alert]))[0], **await _evidence(store, alert)}
+    return {**(await alerts_json(store, [alert]))[0], **await _evidence(store, alert),
+            "deliveries": [_delivery_json(d) for d in await store.deliveries.for_episode(alert.episode_id)]}
+
+
+def _delivery_json(d: Delivery) -> dict[str, Any]:
+    """One escalation delivery as the alert's detail shows it."""
+    return {"channel": d.channel, "kind": d.kind, "target": d.target, "level": d.level, "priority": d.priority,
+            "status": d.status, "attempts": d.attempts, "last_error": d.last_error, "created_us": d.created_us,
+            "delivered_us": d.delivered_us}
 
 
 MAX_EVIDENCE = 32
