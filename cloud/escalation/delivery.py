@@ -186,7 +186,7 @@ class DeliveryWorker:
             delivery_id=d.id, channel=d.channel, event="raised" if d.level == 0 else "escalated",
             episode_id=d.episode_id, alert_id=d.alert_id, patient_id=d.patient_id,
             patient_name=patient.display_name if patient is not None else "", alert_type=episode.alert_type,
-            category=str(episode.category.value if hasattr(episode.category, "value") else episode.category),
+            category=str(getattr(episode.category, "value", episode.category)),
             priority=d.priority, level=d.level, role=self.config.role_for(d.level), message=message,
             onset_gateway_us=episode.onset_gateway_us, first_received_us=episode.first_received_us,
             sent_us=self.store.clock()), ""

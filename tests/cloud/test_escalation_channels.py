@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from email.message import Message
+from pathlib import Path
 
+import httpx
 import pytest
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -21,8 +23,9 @@ from cloud.api.metrics import ApiMetrics
 from cloud.config import ConfigError, EscalationConfig, parse_settings
 from cloud.escalation import DeliveryWorker, Escalator, build_channels
 from cloud.escalation.signing import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from cloud.service import ServiceInfo, run_service
 from cloud.store import Store
-from tests.cloud.api_support import CLINICIAN, fast_settings, make_api
+from tests.cloud.api_support import CLINICIAN, fast_settings, make_api, until
 from tests.cloud.conftest import make_alert
 
 S = 1_000_000  # µs
@@ -407,6 +410,48 @@ async def test_alert_detail_lists_the_episode_deliveries(migrated_url: str, rece
             "failed", 1, f"HTTP 503 from {receiver.base}/down", None)
         assert TOKEN not in r.text and SECRET not in r.text
         assert all(a["deliveries"] == [] for a in listed.json()["alerts"])   # the list stays light
+
+
+# -- the service --------------------------------------------------------------------------------
+
+async def test_cloud_run_delivers_an_unacknowledged_alarm_to_the_push_topic(
+        tmp_path: Path, receiver: HttpReceiver) -> None:
+    """``cloud run`` (in-process) with a push channel: an alarm nobody acknowledges reaches the topic."""
+    text = (f'[database]\nurl = "sqlite:///{tmp_path / "cloud.db"}"\n[run]\ningest = false\nmodels = false\n'
+            '[http]\nport = 0\n[escalation]\nhigh_s = 0.2\ncheck_interval_s = 0.05\ndelivery_interval_s = 0.05\n'
+            + push(receiver))
+    settings = parse_settings(text, env={})
+    stop = asyncio.Event()
+    ready: list[ServiceInfo] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TEST_PUSH_TOKEN", TOKEN)
+        service = asyncio.create_task(run_service(settings, stop=stop, handle_signals=False, on_ready=ready.append))
+        try:
+            await until(lambda: ready or service.done(), "the service to start")
+            if service.done():
+                service.result()
+            info = ready[0]
+            assert info.deliveries is not None
+            await info.store.store_alert(make_alert("pat-1", priority="high"))
+            await until(lambda: receiver.at("/ward-3"), "the push topic to get the alarm")
+            await until(lambda: info.deliveries is not None and info.deliveries.counters.delivered, "the delivery")
+            async with httpx.AsyncClient(base_url=str(info.http_url)) as c:
+                metrics = (await c.get("/metrics")).text
+            assert 'ecgstream_cloud_deliveries_delivered_total{channel="phone"} 1.0' in metrics
+        finally:
+            stop.set()
+            await service
+    assert "Patient: pat-1" in receiver.at("/ward-3")[0].body.decode()
+
+
+async def test_cloud_run_refuses_to_start_when_a_channel_secret_is_missing(tmp_path: Path,
+                                                                           receiver: HttpReceiver) -> None:
+    text = (f'[database]\nurl = "sqlite:///{tmp_path / "cloud.db"}"\n[run]\ningest = false\nmodels = false\n'
+            '[http]\nport = 0\n' + webhook(receiver))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("TEST_WEBHOOK_SECRET", raising=False)
+        with pytest.raises(ConfigError, match="TEST_WEBHOOK_SECRET \\(secret_env\\) is not set"):
+            await run_service(parse_settings(text, env={}), handle_signals=False)
 
 
 # -- configuration --------------------------------------------------------------------------------
