@@ -18,11 +18,13 @@ import httpx
 import pytest
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cloud.api.metrics import ApiMetrics
 from cloud.config import ConfigError, EscalationConfig, parse_settings
 from cloud.escalation import DeliveryWorker, Escalator, build_channels
-from cloud.escalation.signing import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from cloud.escalation.signing import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify
 from cloud.service import ServiceInfo, run_service
 from cloud.store import Store
 from tests.cloud.api_support import CLINICIAN, fast_settings, make_api, until
@@ -452,6 +454,22 @@ async def test_cloud_run_refuses_to_start_when_a_channel_secret_is_missing(tmp_p
         mp.delenv("TEST_WEBHOOK_SECRET", raising=False)
         with pytest.raises(ConfigError, match="TEST_WEBHOOK_SECRET \\(secret_env\\) is not set"):
             await run_service(parse_settings(text, env={}), handle_signals=False)
+
+
+# -- signatures -----------------------------------------------------------------------------------
+
+@given(secret=st.binary(min_size=1, max_size=64), body=st.binary(max_size=512), ts=st.integers(0, 2**40),
+       flip=st.integers(0, 10**6))
+def test_a_signature_verifies_only_for_its_secret_body_and_time(secret: bytes, body: bytes, ts: int, flip: int) -> None:
+    signature = sign(secret, ts, body)
+    assert verify(secret, body, str(ts), signature, now_s=ts)
+    assert not verify(secret + b"x", body, str(ts), signature, now_s=ts)
+    assert not verify(secret, body, str(ts + 1), signature, now_s=ts)      # the timestamp is signed too
+    if body:
+        i = flip % len(body)
+        tampered = body[:i] + bytes([body[i] ^ 1]) + body[i + 1:]
+        assert not verify(secret, tampered, str(ts), signature, now_s=ts)
+    assert not verify(secret, body, str(ts), signature, now_s=ts + 301)     # too old: a replay
 
 
 # -- configuration --------------------------------------------------------------------------------
