@@ -124,7 +124,8 @@ class DeliveryRepository:
         now = self.db.clock()
         created: list[Delivery] = []
         async with self.db.sessions.begin() as s:
-            for n in new:
+            # one order in every process, so that concurrent inserts of the same keys cannot deadlock
+            for n in sorted(new, key=lambda n: (n.episode.episode_id, n.episode.level, n.channel)):
                 e = n.episode
                 stmt = self.db.insert(EscalationDelivery).values(
                     episode_id=e.episode_id, alert_id=e.alert_id, patient_id=e.patient_id, channel=n.channel,
@@ -146,16 +147,21 @@ class DeliveryRepository:
         now = self.db.clock()
         due = (EscalationDelivery.status == PENDING, EscalationDelivery.next_attempt_us <= now,
                EscalationDelivery.channel.in_(list(channels)))
+        pick = select(EscalationDelivery.id).where(*due).order_by(EscalationDelivery.id).limit(limit)
+        stmt = (update(EscalationDelivery)
+                .values(attempts=EscalationDelivery.attempts + 1, next_attempt_us=now + int(lease_us))
+                .returning(*_COLUMNS))
         async with self.db.sessions.begin() as s:
-            pick = select(EscalationDelivery.id).where(*due).order_by(EscalationDelivery.id).limit(limit)
             if self.db.dialect == "postgresql":
-                pick = pick.with_for_update(skip_locked=True)
-            ids = list((await s.scalars(pick)).all())
-            if not ids:
-                return []
-            stmt = (update(EscalationDelivery).where(EscalationDelivery.id.in_(ids), *due)
-                    .values(attempts=EscalationDelivery.attempts + 1, next_attempt_us=now + int(lease_us))
-                    .returning(*_COLUMNS))
+                # lock the due rows first, skipping those another process is claiming right now
+                ids = list((await s.scalars(pick.with_for_update(skip_locked=True))).all())
+                if not ids:
+                    return []
+                stmt = stmt.where(EscalationDelivery.id.in_(ids), *due)
+            else:
+                # one statement that starts with the write: a deferred SQLite transaction never has to
+                # upgrade a read lock (cloud.store.engine)
+                stmt = stmt.where(EscalationDelivery.id.in_(pick.scalar_subquery()), *due)
             rows = (await s.execute(stmt)).all()
         return sorted((_delivery(r) for r in rows), key=lambda d: d.id)
 
