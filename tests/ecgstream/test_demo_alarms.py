@@ -67,11 +67,7 @@ def test_every_bed_is_in_the_table(demo: tuple[Scenario, list[Alert]]) -> None:
     assert {p.patient_id for p in scenario.patients} == set(BEDS)
 
 
-@pytest.mark.parametrize("bed", [
-    pytest.param(b, marks=pytest.mark.xfail(reason="AF within 30 s of its onset: the AF rule (edge/alarms/rules/af.py, "
-                                                   "edge/signal/rr.py) is being reworked for issue 12", strict=False))
-    if b == "bed-03" else b
-    for b in BEDS])
+@pytest.mark.parametrize("bed", list(BEDS))
 def test_the_scripted_event_alarms_within_budget_and_nothing_else_clinical(
         bed: str, demo: tuple[Scenario, list[Alert]]) -> None:
     scenario, alerts = demo

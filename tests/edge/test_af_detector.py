@@ -131,7 +131,16 @@ def test_classifier_af_supports_a_less_irregular_shorter_run() -> None:
     probs = {"AF": 0.7, "NSR": 0.1}
     (a,) = run(0.6, 40, probs, {"AF": 0.6, "NSR": 0.5})       # below η, but above the supported level
     assert a.details["source"] in ("rr+classifier", "classifier")
-    assert run(0.6, 40, probs, {"AF": 0.9, "NSR": 0.5}) == []  # the shipped threshold decides, not 0.5
+    assert run(0.6, 40, {"AF": 0.4, "NSR": 0.1}, {"AF": 0.9, "NSR": 0.5}) == []  # the shipped threshold decides
+    assert run(0.6, 40, probs, {"AF": 0.9}) == []              # not calibrated for sinus rhythm: no leaning support
+
+
+def test_a_calibrated_classifier_leaning_to_af_and_away_from_sinus_supports_like_af_at_its_threshold() -> None:
+    leaning = {"AF": 0.3, "NSR": 0.1}                          # AF ≥ half its threshold, NSR below its own
+    (a,) = run(0.6, 40, leaning, {"AF": 0.5, "NSR": 0.5})
+    assert a.details["source"] == "rr+classifier (leaning)" and a.details["at_s"] <= 20 + 30
+    assert run(0.6, 40, {"AF": 0.3, "NSR": 0.6}, {"AF": 0.5, "NSR": 0.5}) == []     # it still sees sinus rhythm
+    assert run(0.45, 60, leaning, {"AF": 0.5, "NSR": 0.5}) == []                    # RR under the supported level
 
 
 def test_a_calibrated_confident_sinus_classifier_vetoes_a_borderline_run_but_not_clear_af() -> None:

@@ -23,6 +23,16 @@ def _confident_sinus(w: WindowEvidence | None, c: AlarmConfig) -> bool:
     return nsr is not None and nsr >= w.thresholds["NSR"] and (af is None or af < af_threshold(w, c))
 
 
+def _leans_af(w: WindowEvidence, c: AlarmConfig) -> bool:
+    """A calibrated classifier (one that ships thresholds) calls this window not sinus rhythm and gives AF
+    at least ``af_lean_fraction`` of its threshold: weaker support than AF at its threshold."""
+    if "NSR" not in w.thresholds:
+        return False
+    nsr, af = prob(w, "NSR"), prob(w, "AF")
+    return (af is not None and af >= c.af_lean_fraction * af_threshold(w, c)
+            and (nsr is None or nsr < w.thresholds["NSR"]))
+
+
 class AfRule(Rule):
     """AF from the RR detector's irregular run (:attr:`EvidenceState.irregular_since_s`) for
     ``af_persist_s``, or the classifier's AF in ``af_windows`` consecutive windows; a classifier AF
@@ -42,14 +52,15 @@ class AfRule(Rule):
         p_latest = probs[-1] if probs else None
         irr = s.rr_irregularity if not math.isnan(fresh_rate(s, c)) else math.nan
         supported = latest is not None and p_latest is not None and p_latest >= af_threshold(latest, c)
+        leaning = len(windows) == c.af_windows and all(_leans_af(w, c) for w in windows)
         details = {"rr_irregularity": round(irr, 3) if math.isfinite(irr) else None, "source": "rr"}
-        if supported and irr >= c.af_supported_irregularity:
+        if (supported or leaning) and irr >= c.af_supported_irregularity:
             began = s.irregular_since_s if s.irregular_since_s is not None else s.irregular_run_start()
             return Assessment(State.SET, "af", Priority.MEDIUM,
                               f"atrial fibrillation: irregular RR ({irr:.2f}) and classifier AF ({p_latest:.2f})",
                               onset_s=began, persist_s=c.af_supported_persist_s,
                               details={**details, "probability": round(float(p_latest or 0.0), 3),
-                                       "source": "rr+classifier"})
+                                       "source": "rr+classifier" if supported else "rr+classifier (leaning)"})
         if s.irregular_since_s is not None and s.irregular_seen_s is not None and irr >= c.af_hold_irregularity:
             if irr < c.af_veto_irregularity and _confident_sinus(latest, c):
                 return HOLD                    # borderline RR run, calibrated classifier sure of sinus rhythm

@@ -109,6 +109,16 @@ class AlarmConfig:
         the RR rule: O ≥ ``af_supported_irregularity`` = 0.5 for ``af_supported_persist_s`` = 15 s from
         the estimated start raises — two independent views agree, so a less irregular, shorter run
         suffices (fast AF, whose RR are more regular, and short paroxysms). A calibrated classifier
+        (one whose windows ship an ``NSR`` threshold) that *leans* to AF in ``af_windows`` consecutive
+        windows — AF ≥ ``af_lean_fraction`` = 0.5 × its threshold while NSR is below its own — supports
+        the RR rule in the same way: the P waves are gone (the classifier no longer sees sinus rhythm)
+        and the ventricles are irregular (the RR detector), each short of its own AF level. This is
+        what cut the demo's AF (70 beats/min, moderately irregular: O stays 0.3–0.5 for 20 s after
+        onset, the 3-point median evens such RR out) from 42.5 s to 27.5 s after onset: the
+        classifier's NSR fell from 0.7 to < 0.2 in the first window holding AF, its AF reached only
+        0.36–0.46 against its (uncalibrated) 0.5. Without an NSR threshold nothing leans (old
+        artifacts: p(NSR) was 0.86–1.00 on real AF), so ``eval alarms`` (no windows) is unchanged.
+        A calibrated classifier
         confidently in sinus rhythm *vetoes* a borderline run: when the latest window ships
         thresholds, its ``NSR`` ≥ that threshold and ``AF`` < its own, an O below
         ``af_veto_irregularity`` = 1.0 holds the rule (frequent ectopy reads 0.7–1.0; clear AF above 1
@@ -175,6 +185,7 @@ class AlarmConfig:
     af_supported_irregularity: float = 0.5
     af_supported_persist_s: float = 15.0
     af_veto_irregularity: float = 1.0
+    af_lean_fraction: float = 0.5
     st_mv: float = 0.1
     st_persist_s: float = 30.0
     st_baseline_windows: int = 6
