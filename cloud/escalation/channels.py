@@ -76,8 +76,9 @@ class _HttpChannel:
         try:
             r = await self._client.post(str(self.config.url), content=content, headers=dict(headers))
         except httpx.HTTPError as exc:
+            detail = str(exc).replace(str(self.config.url), self.config.target)   # a query may carry a token
             raise DeliveryError(f"{type(exc).__name__} posting to {self.config.target}"
-                                + (f": {exc}" if str(exc) else "")) from None
+                                + (f": {detail}" if detail else "")) from None
         if not r.is_success:
             raise DeliveryError(f"HTTP {r.status_code} from {self.config.target}")
 

@@ -10,6 +10,9 @@ Several processes may run an escalator on one database: the store's conditional 
 one of them raise a given level, so nothing is escalated twice. An acknowledgement stops further
 escalation (the edge's clear ends the episode). A database error is logged and counted; the next
 check tries again.
+
+Telling staff away from the screen is :mod:`cloud.escalation.delivery`'s job: it finds the episodes this
+(or any) escalator raised and delivers them to the ``[[escalation.channels]]``.
 """
 
 from __future__ import annotations
