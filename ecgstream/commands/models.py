@@ -260,3 +260,13 @@ def eval_classifier_cmd(data: Path, json_out: Path, model_path: Path | None, rec
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(result, indent=2) + "\n")
     click.echo(f"wrote {json_out}")
+
+from ecgstream.commands.models_zeroshot import (  # noqa: E402
+    eval_zeroshot_cmd,
+    export_group,
+    train_zeroshot_cmd,
+)
+
+train.add_command(train_zeroshot_cmd)
+eval_.add_command(eval_zeroshot_cmd)
+models.add_command(export_group)
