@@ -104,6 +104,9 @@ class BrokerConfig(shared.BrokerConfig):
     """1883 by default, 8883 when ``tls`` is on and no port is given."""
     group: Text = "cloud"
     """The shared-subscription group: every worker with the same group splits the traffic."""
+    shared_subscription: Bool = True
+    """False: a single ingest worker with plain subscriptions over MQTT 3.1.1, for a broker without MQTT 5
+    shared subscriptions (the demo's embedded amqtt); ``group`` is then unused. Run one such worker only."""
     session_expiry_s: PositiveInt = 3600
     enforce_registry: Bool = True
     """Reject messages from devices that are not registered to the payload's patient."""

@@ -201,7 +201,8 @@ class IngestWorker:
                  tls_context: ssl.SSLContext | None = None, enforce_registry: bool = True,
                  max_payload_bytes: int = MAX_PAYLOAD_BYTES, session_expiry_s: int = 3600, keepalive_s: int = 30,
                  backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0, store_retries: int = 3,
-                 store_retry_s: float = 0.2, max_batch: int = 64, auto_register: bool = False) -> None:
+                 store_retry_s: float = 0.2, max_batch: int = 64, auto_register: bool = False,
+                 shared: bool = True) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         self.max_batch = max_batch
@@ -219,7 +220,11 @@ class IngestWorker:
         self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
         self.store_retries, self.store_retry_s = store_retries, store_retry_s
         self.counters = IngestCounters()
-        self.subscriptions = tuple(shared_subscription(group, f) for f in TOPIC_FILTERS)
+        self.shared = shared
+        """False: one worker with plain subscriptions over MQTT 3.1.1 (a broker without MQTT 5 shared
+        subscriptions, such as the demo's embedded amqtt): run only one such worker, or each message is
+        stored by every worker (harmless, de-duplicated, but wasted)."""
+        self.subscriptions = tuple(shared_subscription(group, f) if shared else f for f in TOPIC_FILTERS)
         self.subscribed = asyncio.Event()
         """Set while the worker is connected and subscribed (tests and health checks wait on it)."""
         self.manual_ack: bool | None = None
@@ -368,13 +373,20 @@ class IngestWorker:
     # -- the MQTT loop ----------------------------------------------------------------------------
 
     def _client(self) -> aiomqtt.Client:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self.session_expiry_s
-        client = aiomqtt.Client(
-            self.hostname, self.port, username=self.username, password=self.password, identifier=self.client_id,
-            protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=props, keepalive=self.keepalive_s,
-            tls_context=self.tls_context,
-        )
+        if self.shared:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self.session_expiry_s
+            client = aiomqtt.Client(
+                self.hostname, self.port, username=self.username, password=self.password, identifier=self.client_id,
+                protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=props, keepalive=self.keepalive_s,
+                tls_context=self.tls_context,
+            )
+        else:  # plain subscription: MQTT 3.1.1, a persistent session (clean_session off)
+            client = aiomqtt.Client(
+                self.hostname, self.port, username=self.username, password=self.password, identifier=self.client_id,
+                protocol=aiomqtt.ProtocolVersion.V311, clean_session=False, keepalive=self.keepalive_s,
+                tls_context=self.tls_context,
+            )
         paho = getattr(client, "_client", None)
         if paho is not None and hasattr(paho, "manual_ack_set") and hasattr(paho, "ack"):
             paho.manual_ack_set(True)
@@ -398,7 +410,11 @@ class IngestWorker:
             # retainHandling 2: no retained messages replayed at each (re)subscribe (a device's last will, say):
             # ingest is a stream of events; the next status report brings the current state.
             opts = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
-            codes = await client.subscribe([(s, opts) for s in self.subscriptions])
+            # MQTT 3.1.1 has no subscribe options: retained messages are replayed there (stored once, by id)
+            if self.shared:
+                codes = await client.subscribe([(s, opts) for s in self.subscriptions])
+            else:
+                codes = await client.subscribe([(s, 1) for s in self.subscriptions])
             bad = [(s, str(c)) for s, c in zip(self.subscriptions, codes, strict=False) if _failed(c)]
             if bad:
                 raise aiomqtt.MqttError(f"the broker refused the subscriptions {bad}")
