@@ -46,10 +46,12 @@ from firmware_sim.transports.loopback import LoopbackHub, MessageKind, Subscript
 from settings.tls import client_tls_context
 
 if TYPE_CHECKING:
-    from edge.agent import EdgeAgent
+    from edge.agent import EdgeAgent, Sink
     from edge.config.schema import EdgeConfig
     from edge.gateway import Feed, Gateway
     from edge.ingest.mqtt import MqttIngest, PayloadSink
+    from protocol.messages import Alert
+    from protocol.window_payload import EcgWindow
 
 TransportFactory = Callable[[str, DeviceProfile], DeviceTransport]
 DeviceBuilder = Callable[[TransportFactory], Sequence[VirtualDevice]]
@@ -137,6 +139,13 @@ async def _on_mqtt(
 
 BleAttach = Callable[[], Awaitable[tuple[BleLink, str, MessageKind]]]
 """Connects the emulated central to one device: its link, device id and message kind."""
+
+
+async def open_broker(broker: BrokerAddress, stack: contextlib.AsyncExitStack) -> OpenBroker:
+    """Reach ``broker`` (start the embedded one, on a free port, when ``broker.host`` is None; it stops with
+    ``stack``): where it is and whether it speaks MQTT 5 (the embedded one speaks 3.1.1)."""
+    host, port, _ = await _open_broker(broker, stack)
+    return OpenBroker(host, port, mqtt5=broker.host is not None)
 
 
 async def _open_broker(broker: BrokerAddress, stack: contextlib.AsyncExitStack) -> tuple[str, int, ssl.SSLContext | None]:
@@ -331,6 +340,11 @@ async def stream_to_edge(
     settings: EdgeSettings = EdgeSettings(),
     live: bool | None = None,
     title: str = "ecgstream demo",
+    broker_at: OpenBroker | None = None,
+    receipts: bool = False,
+    gateway_t0: float = GATEWAY_T0_S,
+    on_alert: Callable[[Alert], None] | None = None,
+    deliver_timeout_s: float = 10.0,
 ) -> EdgeRun:
     """Build the devices on ``medium`` and stream them into the edge gateway (module docstring).
 
@@ -342,24 +356,41 @@ async def stream_to_edge(
     stepped in stream time by :func:`ecgstream.edge_sim.step_in_stream_time`: before each tick the
     driver waits until the agent has taken every message sent so far, and the agent's clock is the
     stream time, so the alerts are those of a real-time run.
+
+    ``broker_at``: a broker the caller already runs (the whole-system demo shares it with the cloud);
+    else ``medium.broker`` is reached (or the embedded one started). ``receipts``: the uplink waits for
+    the cloud's end-to-end receipts (on when a cloud ingests; off, the broker's PUBACK counts).
+    ``gateway_t0``: the gateway time (Unix s) of stream time 0. ``on_alert`` sees each alert as the
+    agent hands it to the outbox. At the end the uplink gets ``deliver_timeout_s`` to empty the outbox.
     """
     from edge.config import load_config
     from edge.gateway import Endpoint, Gateway
 
-    clock = DemoClock(pace)
+    clock = DemoClock(pace, gateway_t0)
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm", "-journal"):  # a fresh outbox: nothing left over from an earlier run
         Path(f"{settings.outbox_path}{suffix}").unlink(missing_ok=True)
     async with contextlib.AsyncExitStack() as stack:
         stack.enter_context(_edge_log(settings.log_path))
-        host, port, tls = await _open_broker(medium.broker, stack)
+        if broker_at is None:
+            host, port, tls = await _open_broker(medium.broker, stack)
+            mqtt5 = medium.broker.host is not None  # the embedded broker is MQTT 3.1.1
+        else:
+            host, port, mqtt5 = broker_at.host, broker_at.port, broker_at.mqtt5
+            tls = client_tls_context(medium.broker)
         stack.push_async_callback(asyncio.sleep, 0.2)  # the broker sees the gateway's clients go before it stops
         source = await _edge_source(build, medium, host, port, tls, stack, clock.realtime)
-        broker = Endpoint(host, port, mqtt5=medium.broker.host is not None)  # the embedded broker is MQTT 3.1.1
+        broker = Endpoint(host, port, mqtt5=mqtt5)
+
+        def tap(outbox: Sink) -> Sink:
+            tapped = AlertTap(outbox, view)
+            return tapped if on_alert is None else _AlertHook(tapped, on_alert)
+
         gateway = await stack.enter_async_context(Gateway(
-            _demo_config(load_config(None), settings, medium.broker, host, port), ingest=broker if source.mqtt else None,
+            _demo_config(load_config(None), settings, medium.broker, host, port, receipts=receipts),
+            ingest=broker if source.mqtt else None,
             uplink=broker, feeds=source.feeds, clock=clock, mode="async" if clock.realtime else "sync",
-            sink=lambda outbox: AlertTap(outbox, view), patients=settings.patients, version=_version(),
+            sink=tap, patients=settings.patients, version=_version(),
             uplink_poll_s=0.2, uplink_heartbeat_s=10.0, keep_status=True))
         agent = gateway.agent
         view.attach(agent, clock)
@@ -382,28 +413,56 @@ async def stream_to_edge(
                                                   lambda: source.drain(agent))
             await gateway.drain(flush_sessions=True)
             gateway.write_status()
-            await gateway.delivered(10.0)  # the uplink delivers what the agent wrote last
+            await gateway.delivered(deliver_timeout_s)  # the uplink delivers what the agent wrote last
             await asyncio.sleep(0.3)  # and the subscriber sees it
         return EdgeRun(stats, agent, settings, f"{host}:{port}", dict(view.uplinked), gateway.outbox.total_depth,
                        view.stream_s())
 
 
-def _demo_config(base: EdgeConfig, settings: EdgeSettings, broker: BrokerAddress, host: str, port: int) -> EdgeConfig:
+def _demo_config(base: EdgeConfig, settings: EdgeSettings, broker: BrokerAddress, host: str, port: int, *,
+                 receipts: bool = False) -> EdgeConfig:
     """The demo gateway's config: ``base`` (defaults and ECGSTREAM_EDGE__* overrides) with the demo's
     id, files and status interval, and the demo's broker (as reached) for ingest and uplink; no BLE
-    list (patients come from ``settings``), no metrics exporter."""
+    list (patients come from ``settings``), no metrics exporter. ``receipts``: a cloud ingests and
+    sends end-to-end receipts (without one, nothing would: the uplink counts the broker's PUBACK)."""
     cafile = Path(broker.cafile) if broker.cafile and broker.tls else None
     user, password, tls = broker.username, broker.password, broker.tls
     mqtt = replace(base.ingest.mqtt, enabled=True, client_id=None, host=host, port=port, username=user,
                    password=password, tls=tls, cafile=cafile)
-    # the demo runs no cloud, so nothing would send receipts: its uplink counts the broker's PUBACK
     uplink = replace(base.uplink, client_id=None, outbox_path=settings.outbox_path, host=host, port=port,
-                     username=user, password=password, tls=tls, cafile=cafile, receipts=False)
+                     username=user, password=password, tls=tls, cafile=cafile, receipts=receipts)
     return replace(
         base, gateway_id=settings.gateway_id, ingest=replace(base.ingest, mqtt=mqtt, ble=()), uplink=uplink,
         observability=replace(base.observability, status_file=settings.status_path,
                               status_interval_s=settings.status_every_s, metrics_port=0),
     )
+
+
+@dataclass(frozen=True)
+class OpenBroker:
+    """A broker already running for this process (the whole-system demo's): where, and whether MQTT 5."""
+
+    host: str
+    port: int
+    mqtt5: bool
+
+
+class _AlertHook:
+    """A sink in front of another that calls ``on_alert`` with each alert it passes on."""
+
+    def __init__(self, sink: Sink, on_alert: Callable[[Alert], None]) -> None:
+        self.sink, self.on_alert = sink, on_alert
+        self.outbox = getattr(sink, "outbox", None)  # the agent's status reads the outbox depth from its sink
+
+    def put_alert(self, alert: Alert) -> None:
+        self.sink.put_alert(alert)
+        self.on_alert(alert)
+
+    def put_window(self, window: EcgWindow) -> None:
+        self.sink.put_window(window)
+
+    def flush(self) -> None:
+        self.sink.flush()
 
 
 @dataclass
