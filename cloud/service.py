@@ -164,7 +164,7 @@ async def _serve(settings: CloudSettings, store: Store, stop: asyncio.Event,
         ingest = IngestWorker(store, hostname=b.host, port=b.port, group=b.group, client_id=settings.client_id(),
                               username=b.username, password=b.password, tls_context=client_tls_context(b),
                               enforce_registry=b.enforce_registry, session_expiry_s=b.session_expiry_s,
-                              auto_register=settings.registry.auto_register)
+                              auto_register=settings.registry.auto_register, shared=b.shared_subscription)
         if settings.registry.auto_register:
             log.warning("cloud ingest: auto-register is on: an unknown device is registered with the patient its "
                         "data names (audited as auto_register) instead of refused%s",
