@@ -55,7 +55,7 @@ from cloud.config import CloudSettings, sqlite_path
 from cloud.downlink import AckPublisher
 from cloud.escalation import DeliveryWorker, Escalator, build_channels
 from cloud.ingest import IngestWorker
-from cloud.model_worker import HostedModel, ModelSpec, ModelWorker
+from cloud.model_worker import ModelWorker, default_model_specs, load_hosted
 from cloud.store import Store, upgrade_database
 from settings.tls import client_tls_context
 
@@ -265,20 +265,19 @@ async def _serve(settings: CloudSettings, store: Store, stop: asyncio.Event,
 
 
 def _model_worker(store: Store, settings: CloudSettings) -> ModelWorker | None:
-    """The model worker as configured; the shipped FP32 classifier when no model is configured (and it
-    exists); None when there is nothing to host. A model that cannot be loaded is a start-up error."""
-    from models.runtime.classifier import DEFAULT_CLASSIFIER
-
+    """The model worker as configured; with no model configured, the shipped FP32 classifier and every shipped
+    heavy model (:func:`cloud.model_worker.default_model_specs`) whose file exists; None when there is nothing
+    to host. A model that cannot be loaded is a start-up error."""
     mw = settings.model_worker
     specs = mw.models
     if specs is None:
-        if not DEFAULT_CLASSIFIER.is_file():
-            log.info("model worker: no [[model_worker.models]] and no %s; not hosting models", DEFAULT_CLASSIFIER)
+        specs = default_model_specs()
+        if not specs:
+            log.info("model worker: no [[model_worker.models]] and no shipped model files; not hosting models")
             return None
-        specs = (ModelSpec(name="classifier", path=DEFAULT_CLASSIFIER),)
     if not specs:
         return None
-    hosted = [HostedModel.load(spec) for spec in specs]
+    hosted = [load_hosted(spec) for spec in specs]
     return ModelWorker(store, hosted, poll_s=mw.poll_s, max_batch=mw.max_batch, window_wait_s=mw.window_wait_s,
                        partition=mw.partition_tuple())
 

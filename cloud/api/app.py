@@ -23,6 +23,7 @@ from cloud.api.errors import ApiError, error_response, install_error_handlers
 from cloud.api.metrics import ApiMetrics
 from cloud.api.openapi import install_openapi
 from cloud.api.routes import alerts, audit, auth, events, fhir, health, registry, ward, windows
+from cloud.api.routes import zeroshot as zeroshot_route
 from cloud.api.security import CsrfGuard, SecurityHeaders
 from cloud.config import CloudSettings
 from cloud.store import Store
@@ -97,7 +98,7 @@ def create_app(settings: CloudSettings, store: Store, *, accounts: Accounts | No
         ctx.metrics.add_source("receipts", ingest.receipts.counters.as_dict)
     install_error_handlers(app)
     install_openapi(app)
-    for module in (auth, ward, registry, alerts, windows, fhir, events, audit, health):
+    for module in (auth, ward, registry, alerts, windows, fhir, events, audit, health, zeroshot_route):
         app.include_router(module.router)
     _mount_dashboard(app)
     app.add_middleware(CsrfGuard)

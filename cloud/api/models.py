@@ -234,3 +234,21 @@ class Health(Out):
     database: str = Field(description='"ok", or the driver error when the database does not answer.')
     ingest: Literal["subscribed", "not connected"] | None = Field(
         default=None, description="Only where this process runs an ingest worker.")
+
+
+class ZeroShotRequest(BaseModel):
+    """``POST /api/windows/{id}/zeroshot``: the labels to score (knowledge-base names, keys or synonyms, or free
+    text) and the prompt set."""
+
+    model_config = ConfigDict(extra="forbid")
+    labels: list[str] = Field(min_length=1, max_length=64, description="Label texts, in the order to score them.")
+    prompts: Literal["knowledge", "plain"] = "knowledge"
+
+
+class ZeroShotOut(Out):
+    window_id: str
+    model: str = Field(description="The zero-shot model's version.")
+    prompts: Literal["knowledge", "plain"]
+    labels: list[str]
+    scores: list[float] = Field(description="Softmax over the labels, same order.")
+    similarities: list[float] = Field(description="Cosine similarity of the window's and each label's embedding.")

@@ -29,7 +29,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from cloud.model_worker.hosted import ModelConfigError, ModelSpec
+from cloud.model_worker.hosted import HostedModel, ModelConfigError, ModelSpec, window_input
+from protocol.leads import STANDARD_LEADS
+from protocol.window_payload import EcgWindow
+
+RUNTIME_FS_HZ = 125.0
+"""Rate windows are handed to a runtime adapter at (each runtime resamples to what it needs)."""
+RUNTIME_SAMPLES = 1250
+"""Samples per window handed to a runtime adapter (10 s at :data:`RUNTIME_FS_HZ`)."""
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "models" / "artifacts"
 """Where shipped model files live (``models/artifacts``)."""
@@ -92,4 +99,57 @@ def default_specs() -> tuple[ModelSpec, ...]:
     return tuple(specs)
 
 
-__all__ = ["ADAPTERS", "ARTIFACTS", "RuntimeAdapter", "RuntimeFactory", "default_specs", "runtime"]
+def default_model_specs() -> tuple[ModelSpec, ...]:
+    """What the worker hosts with no ``[[model_worker.models]]``: the shipped FP32 classifier (when its file
+    exists) and every runtime kind whose shipped artifact exists."""
+    from models.runtime.classifier import DEFAULT_CLASSIFIER
+
+    classifier = (ModelSpec(name="classifier", path=DEFAULT_CLASSIFIER),) if DEFAULT_CLASSIFIER.is_file() else ()
+    return (*classifier, *default_specs())
+
+
+class HostedRuntime:
+    """A runtime adapter as the worker runs it: the same face as :class:`HostedModel` (``name``, ``version``,
+    ``input_for``, ``run_inputs``). Windows go to the runtime as the 12 standard leads in mV at
+    :data:`RUNTIME_FS_HZ` (``leads``: the runtime's own ``leads`` attribute, when it declares one)."""
+
+    def __init__(self, spec: ModelSpec, adapter: RuntimeAdapter) -> None:
+        self.spec = spec
+        self.adapter = adapter
+        self.version = str(adapter.version)
+        self.leads: tuple[str, ...] = tuple(spec.leads or getattr(adapter, "leads", None) or STANDARD_LEADS)
+        self.fs_hz = float(spec.fs_hz or RUNTIME_FS_HZ)
+        self.samples = int(spec.samples or round(self.fs_hz * RUNTIME_SAMPLES / RUNTIME_FS_HZ))
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def input_for(self, window: EcgWindow) -> np.ndarray:
+        """(len(leads), samples) float32 mV (WindowMismatch when a lead is missing or it is too short)."""
+        return window_input(window, self.leads, self.fs_hz, self.samples)
+
+    def run(self, windows: Sequence[EcgWindow]) -> list[dict[str, Any]]:
+        return self.run_inputs(np.stack([self.input_for(w) for w in windows]))
+
+    def run_inputs(self, x: np.ndarray) -> list[dict[str, Any]]:
+        out = self.adapter.run(x, self.fs_hz, self.leads)
+        if len(out) != x.shape[0]:
+            raise ModelConfigError(f"model {self.name!r}: {len(out)} results for {x.shape[0]} windows")
+        return out
+
+
+Hosted = HostedModel | HostedRuntime
+"""Anything the worker runs."""
+
+
+def load_hosted(spec: ModelSpec) -> Hosted:
+    """Open one configured model: a runtime kind through :data:`ADAPTERS`, else a plain ONNX model."""
+    factory = ADAPTERS.get(spec.kind)
+    if factory is None:
+        return HostedModel.load(spec)
+    return HostedRuntime(spec, factory(spec))
+
+
+__all__ = ["ADAPTERS", "ARTIFACTS", "Hosted", "HostedRuntime", "RuntimeAdapter", "RuntimeFactory",
+           "default_model_specs", "default_specs", "load_hosted", "runtime"]

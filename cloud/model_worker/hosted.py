@@ -21,6 +21,9 @@ Kinds (how outputs become a stored, JSON-able result):
   for the ``classes``; stored as ``{"probabilities": {class: p}, "positive": [...], "top": [...]}``.
 - ``scores``: every output, each row flattened to a list of floats (for small regressors such as a
   stress score); refused at load time when one output has more than ``max_values`` values.
+
+Heavy models that ship a runtime class (``zeroshot``, ``stress``, ``prototypes``) are kinds of
+:data:`cloud.model_worker.adapters.ADAPTERS`; their result is whatever the runtime returns.
 """
 
 from __future__ import annotations
@@ -80,8 +83,11 @@ class ModelSpec:
         if values.get("leads") is not None:
             values["leads"] = tuple(str(x) for x in values["leads"])
         spec = cls(path=path, **values)
-        if spec.kind not in KINDS:
-            raise ModelConfigError(f"model {spec.name!r}: kind {spec.kind!r} is not one of {', '.join(KINDS)}")
+        from cloud.model_worker.adapters import ADAPTERS
+
+        if spec.kind not in KINDS and spec.kind not in ADAPTERS:
+            raise ModelConfigError(f"model {spec.name!r}: kind {spec.kind!r} is not one of "
+                                   f"{', '.join((*KINDS, *ADAPTERS))}")
         if not 0.0 <= spec.threshold <= 1.0:
             raise ModelConfigError(f"model {spec.name!r}: threshold must be in [0, 1]")
         return spec

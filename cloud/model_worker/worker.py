@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cloud.model_worker.hosted import HostedModel, WindowMismatch
+from cloud.model_worker.adapters import Hosted
+from cloud.model_worker.hosted import WindowMismatch
 from cloud.store import NotFound, Store, StoredAlert
 from protocol.window_payload import EcgWindow
 
@@ -71,7 +72,7 @@ class _Pending:
 class ModelWorker:
     """Runs ``models`` on the windows of stored alerts (see the module docstring)."""
 
-    def __init__(self, store: Store, models: Sequence[HostedModel], *, poll_s: float = 0.5, max_batch: int = 16,
+    def __init__(self, store: Store, models: Sequence[Hosted], *, poll_s: float = 0.5, max_batch: int = 16,
                  window_wait_s: float = 60.0, partition: tuple[int, int] = (0, 1), start_seq: int = 0) -> None:
         index, count = partition
         if count < 1 or not 0 <= index < count:
