@@ -1,4 +1,5 @@
-"""``ecgstream demo``: the demo ward through the edge gateway (embedded broker, MQTT ingest, outbox, uplink)."""
+"""``ecgstream demo``: the demo ward through the edge gateway (embedded broker, MQTT ingest, outbox, uplink) and on
+into the cloud (the whole system is tested in ``test_demo_system``); here, the edge's side of it."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from ecgstream.cli import main
 def test_demo_through_the_edge_gateway_raises_vt_for_bed_02_and_nothing_clinical_for_bed_01(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    truth, out = tmp_path / "truth.json", tmp_path / "edge"
-    assert main(["demo", "--pace", "0", "--seconds", "70", "--no-live", "--truth", str(truth), "--out", str(out)]) == 0
+    truth, demo_out = tmp_path / "truth.json", tmp_path / "demo"
+    assert main(["demo", "--pace", "0", "--seconds", "70", "--no-live", "--no-stay", "--truth", str(truth),
+                 "--out", str(demo_out)]) == 0
+    out = demo_out / "edge"
     captured = capsys.readouterr()
     text = captured.out
     assert "embedded MQTT broker on 127.0.0.1:" in captured.err
