@@ -179,6 +179,11 @@ async def _whole_system(scenario: Scenario, medium: Medium, options: DemoOptions
         return None
     run = edge.result()
     click.echo(edge_report(scenario, view.alerts, duration, run))
+    late = run.stats.max_lateness_s * options.pace if math.isfinite(options.pace) else 0.0
+    if late > 5.0:
+        click.echo(f"note: this machine could not keep up with --pace {options.pace:g} (frames up to {late:.0f} s of "
+                   "stream time late); gateway-side timing (disconnection alarms, latencies) suffers: try a lower "
+                   "pace or --pace 0", err=True)
     await _feed_settles(feed, emitted, stop)
     windows = await _window_counts(run, await info.store.count_windows() - windows_before)
     summary = summarize(scenario, duration, feed.alerts, emitted, windows)

@@ -1,5 +1,5 @@
-"""Run a scenario or a recording end to end and report what arrived (``ecgstream sim``) or what the
-edge gateway made of it (``ecgstream demo``)."""
+"""Run a scenario or a recording end to end and report what arrived (``ecgstream sim``), and how the
+demo reports what the edge gateway made of a scenario (``ecgstream demo``, :mod:`ecgstream.demo_system`)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import click
 
-from ecgstream.streaming import EdgeRun, EdgeSettings, Medium, TransportFactory, stream, stream_to_edge
-from ecgstream.ward_view import AlertLogEntry, EdgeWardView, WardView
+from ecgstream.streaming import EdgeRun, Medium, TransportFactory, stream
+from ecgstream.ward_view import AlertLogEntry, WardView
 from firmware_sim.device import VirtualDevice
 from firmware_sim.faults import FaultConfig
 from firmware_sim.fleet import FleetStats
@@ -150,36 +150,6 @@ EVENT_ALERTS: dict[str, tuple[str, ...]] = {
 
 LATE_S = 20.0
 """An alert counts as the answer to a scripted event if it comes at most this long after the event ends."""
-
-
-def run_scenario_on_edge(scenario: Scenario, medium: Medium, *, pace: float, seconds: float | None = None,
-                         truth: Path | None = None, live: bool | None = None,
-                         out_dir: Path = Path("out/demo")) -> EdgeRun:
-    """Stream every patient of ``scenario`` into the edge gateway, then report alerts against the script."""
-    beds: list[WardBed] = []
-    scripts = {p.device_id: p for p in scenario.patients}
-    view = EdgeWardView({p.device_id: p.patient_id for p in scenario.patients},
-                        lambda device_id, t_s: scripted_now(scripts[device_id], t_s) if device_id in scripts else "")
-
-    def build(transport: TransportFactory) -> list[VirtualDevice]:
-        beds.extend(build_ward(scenario, transport, duration_s=seconds))
-        return [bed.device for bed in beds]
-
-    duration = scenario.duration_s if seconds is None else min(seconds, scenario.duration_s)
-    settings = EdgeSettings(out_dir=out_dir, patients=dict(view.patients))
-    run = asyncio.run(stream_to_edge(build, medium, pace=pace, duration_s=duration, view=view, settings=settings,
-                                     live=live, title=f"{scenario.name} over {medium.transport} → edge gateway"))
-    click.echo(edge_report(scenario, view.alerts, duration, run))
-    late = run.stats.max_lateness_s * pace if pace != float("inf") else 0.0
-    if late > 5.0:
-        click.echo(f"note: this machine could not keep up with --pace {pace:g} (frames up to {late:.0f} s of stream "
-                   "time late); gateway-side timing (disconnection alarms, latencies) suffers: try a lower pace "
-                   "or --pace 0", err=True)
-    if truth is not None:
-        truth.parent.mkdir(parents=True, exist_ok=True)
-        truth.write_text(json.dumps(ground_truth(scenario, beds), indent=1) + "\n", encoding="utf-8")
-        click.echo(f"ground truth written to {truth}")
-    return run
 
 
 def scripted_now(script: PatientScript, t_s: float) -> str:
