@@ -125,4 +125,4 @@ def test_the_demo_runs_with_no_services_and_writes_its_truth(tmp_path: Path, cap
     assert len(patients) == 8 and all(p["device"]["frames_sent"] > 0 for p in patients.values())
     captured = capsys.readouterr()
     assert "embedded MQTT broker on 127.0.0.1:" in captured.err
-    assert "the edge agent took" in captured.out and (out / "outbox.sqlite").exists()
+    assert "the edge agent took" in captured.out and (out / "edge" / "outbox.sqlite").exists()  # the demo's edge files: --out/edge
