@@ -10,6 +10,7 @@ happens here: the labels are never seen by the model on these records.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,14 @@ from models.runtime.zeroshot import ZeroShotModel
 
 
 def evaluate_zeroshot(data: str | Path, model: ZeroShotModel | None = None, *,
-                      max_records: int | None = None) -> dict[str, Any]:
+                      max_records: int | None = None, records: Sequence[str] | None = None) -> dict[str, Any]:
     """``{"records", "positives", "plain": {"macro_auroc", "per_class"}, "knowledge": {…}, "model"}``."""
     from models.zeroshot.train import real_labelled_windows
 
     model = model or ZeroShotModel.load()
     x, labels, record_ids = real_labelled_windows(data)
-    records = list(dict.fromkeys(record_ids))
+    all_records = list(dict.fromkeys(record_ids))
+    records = all_records if records is None else [r for r in all_records if r in set(records)]
     if max_records is not None:
         records = records[:max_records]
     keep = np.isin(np.asarray(record_ids), records)

@@ -73,7 +73,9 @@ _OPENERS = ("", "ECG shows ", "Findings: ", "12-lead ECG: ", "The tracing demons
 _NORMAL = ("no acute changes", "otherwise normal ECG", "")
 
 
-def _phrase(label: KnowledgeLabel, rng: np.random.Generator) -> str:
+def _phrase(label: KnowledgeLabel, rng: np.random.Generator, criteria_only: float) -> str:
+    if rng.random() < criteria_only:               # described by its criteria alone, as a reader would measure it
+        return ", ".join(label.criteria[i] for i in rng.permutation(len(label.criteria))[:2])
     pick = rng.integers(6)
     name = label.name
     if pick == 1 and label.synonyms:
@@ -88,16 +90,18 @@ def _phrase(label: KnowledgeLabel, rng: np.random.Generator) -> str:
     return f"{name} with {' and '.join(chosen)}" if rng.random() < 0.5 else f"{name}: {', '.join(chosen)}"
 
 
-def report_text(keys: Sequence[str], rng: np.random.Generator, *, kb: KnowledgeBase | None = None) -> str:
+def report_text(keys: Sequence[str], rng: np.random.Generator, *, kb: KnowledgeBase | None = None,
+                criteria_only: float = 0.0) -> str:
     """A short report for a window carrying the knowledge-base labels ``keys`` (none: a non-diagnostic
-    tracing), phrased at random (see the module docstring)."""
+    tracing), phrased at random (see the module docstring); ``criteria_only``: the share of findings described
+    by two of their criteria without naming them."""
     kb = kb or load_knowledge_base()
     labels = [kb[k] for k in keys]
     if not labels:
         return str(rng.choice(["no diagnostic rhythm statement", "non-specific ECG, no class",
                                "unclassified rhythm", "abnormal ECG, finding not coded"]))
     order = rng.permutation(len(labels))
-    body = "; ".join(_phrase(labels[i], rng) for i in order)
+    body = "; ".join(_phrase(labels[i], rng, criteria_only) for i in order)
     opener = str(rng.choice(_OPENERS))
     text = f"{opener}{body}" if opener else body[0].upper() + body[1:]
     if len(labels) == 1 and labels[0].key in ("NSR",):

@@ -42,6 +42,8 @@ class DataConfig:
     tune_dir: str = "../shared/tune"
     real_repeat: int = 6
     reports_per_set: int = 16
+    criteria_only: float = 0.0
+    """Share of findings in the training reports described by their criteria alone (no name)."""
     cache_dir: str = "out/cache/zeroshot"
 
 
@@ -110,7 +112,7 @@ def real_labelled_windows(root: str | Path) -> tuple[np.ndarray, list[tuple[str,
     return rw.x.astype(np.float32), labels, list(rw.record_ids)
 
 
-def build_pairs(cfg: DataConfig, *, log: Any = print) -> PairSet:
+def build_pairs(cfg: DataConfig, *, log: Any = print, exclude_records: frozenset[str] = frozenset()) -> PairSet:
     """The training windows (see the module docstring); synthetic part cached under ``cache_dir``."""
     from models.classifier.data import default_reconstructor, edge_view
     from models.data.labels import SIM_RHYTHM_LABELS
@@ -130,7 +132,9 @@ def build_pairs(cfg: DataConfig, *, log: Any = print) -> PairSet:
     parts_x, parts_l, parts_s = [x], labels, source
     tune = Path(cfg.tune_dir)
     if cfg.real_repeat > 0 and tune.is_dir():
-        rx, rl, _ = real_labelled_windows(tune)
+        rx, rl, rid = real_labelled_windows(tune)
+        keep = np.array([r not in exclude_records for r in rid], dtype=bool)
+        rx, rl = rx[keep], [lab for lab, k in zip(rl, keep, strict=True) if k]
         log(f"real: {rx.shape[0]} windows from {tune}, repeated {cfg.real_repeat}x")
         parts_x = [x, *([rx] * cfg.real_repeat)]
         parts_l = labels + rl * cfg.real_repeat
@@ -147,8 +151,8 @@ def _kb_keys() -> tuple[str, ...]:
     return load_knowledge_base().keys
 
 
-def report_bank(label_sets: Sequence[tuple[str, ...]], per_set: int, seed: int) -> tuple[dict[tuple[str, ...], int],
-                                                                                     list[str]]:
+def report_bank(label_sets: Sequence[tuple[str, ...]], per_set: int, seed: int,
+                criteria_only: float = 0.0) -> tuple[dict[tuple[str, ...], int], list[str]]:
     """``per_set`` report texts per distinct label set: (set → first text index, texts)."""
     from models.zeroshot.prompts import report_text
 
@@ -157,12 +161,14 @@ def report_bank(label_sets: Sequence[tuple[str, ...]], per_set: int, seed: int) 
     texts: list[str] = []
     for label_set in sorted(set(label_sets)):
         index[label_set] = len(texts)
-        texts.extend(report_text(label_set, rng) for _ in range(per_set))
+        texts.extend(report_text(label_set, rng, criteria_only=criteria_only) for _ in range(per_set))
     return index, texts
 
 
-def train(cfg: ZeroShotConfig, out: str | Path, *, log: Any = print) -> dict[str, Any]:
-    """Train, export and write the artifacts to ``out`` (see the module docstring); returns the run summary."""
+def train(cfg: ZeroShotConfig, out: str | Path, *, log: Any = print,
+          exclude_records: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Train, export and write the artifacts to ``out`` (see the module docstring); returns the run summary.
+    ``exclude_records``: real records of ``tune_dir`` left out (cross-validation, :mod:`models.zeroshot.cv`)."""
     import torch
 
     from models.zeroshot.encoder import EcgEncoder, ZeroShotModel, clip_loss
@@ -174,8 +180,8 @@ def train(cfg: ZeroShotConfig, out: str | Path, *, log: Any = print) -> dict[str
     torch.manual_seed(tc.seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    pairs = build_pairs(cfg.data, log=log)
-    set_index, texts = report_bank(pairs.label_sets, cfg.data.reports_per_set, cfg.data.seed)
+    pairs = build_pairs(cfg.data, log=log, exclude_records=exclude_records)
+    set_index, texts = report_bank(pairs.label_sets, cfg.data.reports_per_set, cfg.data.seed, cfg.data.criteria_only)
     t0 = time.monotonic()
     text_emb = torch.from_numpy(embed_texts(texts))
     log(f"reports: {len(texts)} texts for {len(set_index)} label sets embedded in {time.monotonic() - t0:.0f} s")
