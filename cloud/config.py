@@ -369,8 +369,10 @@ class ModelWorkerConfig:
     """The heavy models run on the windows behind stored alerts (:mod:`cloud.model_worker`).
 
     ``models``: ``[[model_worker.models]]`` tables (name, path, kind, threshold, …; see
-    :class:`cloud.model_worker.ModelSpec`); left out, the shipped full-precision edge classifier is
-    hosted when its artifact exists. ``partition``: ``"i/n"``, this process takes the alerts whose
+    :class:`cloud.model_worker.ModelSpec`); left out, the shipped full-precision edge classifier and every
+    shipped heavy model with a runtime class (``zeroshot``, ``stress``, ``prototypes``:
+    :data:`cloud.model_worker.adapters.ADAPTERS`) are hosted when their artifacts exist; ``models = []``
+    hosts none. ``partition``: ``"i/n"``, this process takes the alerts whose
     sequence number is i modulo n (n processes split the work; "0/1" takes all).
     """
 
