@@ -261,6 +261,11 @@ def eval_classifier_cmd(data: Path, json_out: Path, model_path: Path | None, rec
     json_out.write_text(json.dumps(result, indent=2) + "\n")
     click.echo(f"wrote {json_out}")
 
+from ecgstream.commands.models_stress import eval_stress_cmd, train_stress_cmd  # noqa: E402
+
+train.add_command(train_stress_cmd)
+eval_.add_command(eval_stress_cmd)
+
 from ecgstream.commands.models_zeroshot import (  # noqa: E402
     eval_zeroshot_cmd,
     export_group,
