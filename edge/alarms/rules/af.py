@@ -33,6 +33,19 @@ def _leans_af(w: WindowEvidence, c: AlarmConfig) -> bool:
             and (nsr is None or nsr < w.thresholds["NSR"]))
 
 
+def _beats_since(s: EvidenceState, t_s: float) -> list[float]:
+    """Times (s) of the beats at or after ``t_s`` among those the state keeps (its last ``beats_kept``)."""
+    return [b.t_s for b in s.beats if b.t_s >= t_s]
+
+
+def _span_of_beats(s: EvidenceState, since_s: float, n: int) -> float | None:
+    """The time (s) the first ``n`` kept beats at or after ``since_s`` took, None before there are ``n``:
+    the persistence of ``n`` beats, counted by the engine like any other from the run's start (and
+    from no earlier than an explicit clear)."""
+    t = _beats_since(s, since_s)
+    return None if len(t) < n else t[n - 1] - t[0]
+
+
 class AfRule(Rule):
     """AF from the RR detector's irregular run (:attr:`EvidenceState.irregular_since_s`) for
     ``af_persist_s``, or the classifier's AF in ``af_windows`` consecutive windows; a classifier AF
@@ -64,6 +77,12 @@ class AfRule(Rule):
         if s.irregular_since_s is not None and s.irregular_seen_s is not None and irr >= c.af_hold_irregularity:
             if irr < c.af_veto_irregularity and _confident_sinus(latest, c):
                 return HOLD                    # borderline RR run, calibrated classifier sure of sinus rhythm
+            span = _span_of_beats(s, s.irregular_since_s, c.af_persist_beats)
+            if irr >= c.af_beats_irregularity and span is not None and \
+                    len(_beats_since(s, s.irregular_seen_s)) >= c.af_min_run_beats:
+                return Assessment(State.SET, "af", Priority.MEDIUM,   # enough beats of evidence (fast AF)
+                                  f"atrial fibrillation: irregular RR ({irr:.2f})", onset_s=s.irregular_since_s,
+                                  persist_s=min(span, c.af_persist_s), details=details)
             if s.now_s - s.irregular_seen_s < c.af_min_run_s:
                 return HOLD                    # not yet irregular for long enough on the detector itself
             return Assessment(State.SET, "af", Priority.MEDIUM, f"atrial fibrillation: irregular RR ({irr:.2f})",

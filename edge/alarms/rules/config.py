@@ -98,6 +98,21 @@ class AlarmConfig:
         burst of ectopy from borrowing the estimate's earlier start. On synthetic RR (10 patients ×
         180 s each) sinus, sinus bradycardia, 30 % PACs, 25 % PVCs, bigeminy, trigeminy and
         Wenckebach raised no AF; atrial flutter with variable block does (CPSC 2021 scores it AF).
+        Fast AF is confirmed on beats as well as on seconds: while O ≥ ``af_beats_irregularity`` = 1.0
+        (clear AF: frequent ectopy reads 0.7–1.0, see the veto below), a run whose first
+        ``af_persist_beats`` = 40 beats are in and that held O ≥ η for ``af_min_run_beats`` = 20
+        beats raises once the time those 40 beats took has passed (≤ ``af_persist_s``; the engine
+        counts it from the run's start, or from an explicit clear). The evidence an RR statistic
+        gathers grows with the beats it sees, not with seconds: 40 beats are 34 s at 70 beats/min
+        (no change) but 17 s at 140, where paroxysms are often shorter than 30 s. Synthetic only
+        (12 sinus → AF → sinus transitions each; nothing fitted on ../shared/data): 25-s paroxysms at
+        125 beats/min raise 12 of 12 (10 before), 18 s at 140 5 of 12 (0), AF at a random rate 30 s
+        5 of 12 (4), 45 s 7 of 12 (7); non-AF (10 × 180 s each): sinus, 20 % PACs at 115 and
+        25 % PVCs at 100 raise none, as before, while 30 % PACs or 25 % PVCs at 130 beats/min raise
+        2 each (1 and 0 before). On CPSC 2021 (reported, not tuned) it changes no episode count:
+        the missed fast paroxysms (124–147 beats/min, 12–26 s) read O ≥ 1 before the ectopy gate
+        but 0.3–0.7 after it (their robust RMSSD is 0.08–0.13 against the gate's 0.12); lowering the
+        gate to 0.09–0.10 let synthetic bigeminy raise AF (2 of 6), so it stays.
         Clears when O < ``af_clear_irregularity`` = 0.4 for ``af_clear_s`` = 60 s. Known limits:
         slow AF (< 60 beats/min) reads under η (the paper divides by the mean RR), and low-variability
         AF (RR CV ≤ 0.1) rarely reaches it.
@@ -179,6 +194,9 @@ class AlarmConfig:
     af_clear_irregularity: float = 0.4
     af_persist_s: float = 30.0
     af_min_run_s: float = 15.0
+    af_persist_beats: int = 40
+    af_min_run_beats: int = 20
+    af_beats_irregularity: float = 1.0
     af_clear_s: float = 60.0
     af_prob: float = 0.8
     af_windows: int = 2
