@@ -23,6 +23,8 @@ from cloud.api.errors import ApiError, error_response, install_error_handlers
 from cloud.api.metrics import ApiMetrics
 from cloud.api.openapi import install_openapi
 from cloud.api.routes import alerts, audit, auth, events, fhir, health, registry, ward, windows
+from cloud.api.routes import strip as strip_route
+from cloud.api.routes import timeline as timeline_route
 from cloud.api.routes import zeroshot as zeroshot_route
 from cloud.api.security import CsrfGuard, SecurityHeaders
 from cloud.config import CloudSettings
@@ -98,7 +100,8 @@ def create_app(settings: CloudSettings, store: Store, *, accounts: Accounts | No
         ctx.metrics.add_source("receipts", ingest.receipts.counters.as_dict)
     install_error_handlers(app)
     install_openapi(app)
-    for module in (auth, ward, registry, alerts, windows, fhir, events, audit, health, zeroshot_route):
+    for module in (auth, ward, registry, alerts, windows, fhir, events, audit, health, zeroshot_route,
+                   timeline_route, strip_route):
         app.include_router(module.router)
     _mount_dashboard(app)
     app.add_middleware(CsrfGuard)

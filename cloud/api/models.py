@@ -147,6 +147,8 @@ class AlertOut(Out):
 
 class AlertList(Out):
     alerts: list[AlertOut]
+    next_before_seq: int | None = Field(
+        default=None, description="History search: a full page came back; pass this as before_seq for the next.")
 
 
 class AckOut(Out):
@@ -252,3 +254,78 @@ class ZeroShotOut(Out):
     labels: list[str]
     scores: list[float] = Field(description="Softmax over the labels, same order.")
     similarities: list[float] = Field(description="Cosine similarity of the window's and each label's embedding.")
+
+
+# -- review: the patient timeline and strips ---------------------------------------------------------
+
+
+class HeartRateMinute(Out):
+    """One minute of the patient's vitals as the gateway reported them (about one report a second)."""
+
+    minute_us: int = Field(description="Start of the minute (gateway clock, µs).")
+    reports: int
+    mean_bpm: float | None
+    min_bpm: float | None
+    max_bpm: float | None
+    sqi_mean: float | None = Field(description="Mean signal quality of the analysis lead, 0-1.")
+    battery_pct: int | None
+
+
+class TimelineAlarm(Out):
+    """One clinical alarm episode in the window asked for."""
+
+    episode_id: str
+    alert_id: str = Field(description="The episode's latest message (open it for the detail).")
+    alert_type: str
+    priority: Literal["high", "medium", "low"]
+    message: str
+    onset_us: int
+    cleared_us: int | None = Field(description="When the edge cleared it (None while active or unknown).")
+    active: bool
+    acknowledged_by: str | None
+    acknowledged_us: int | None
+
+
+class DeviceEvent(Out):
+    """A change in the device's state: a technical alarm raised or cleared (lead off, communication
+    lost, signal quality, battery, …)."""
+
+    at_us: int
+    device_id: str
+    alert_id: str
+    alert_type: str
+    event: Literal["raised", "escalated", "cleared"]
+    priority: Literal["high", "medium", "low"]
+    message: str
+
+
+class EstimatePoint(Out):
+    """A cloud model's estimate for one window (the stress model: an estimate from synthetic training data)."""
+
+    t_us: int = Field(description="The window's start (µs).")
+    window_id: str
+    model: str
+    version: str
+    estimate: str
+    probabilities: dict[str, float]
+    note: str
+
+
+class TimelineOut(Out):
+    patient_id: str
+    from_us: int
+    to_us: int
+    heart_rate: list[HeartRateMinute] = Field(description="Per minute, oldest first.")
+    alarms: list[TimelineAlarm] = Field(description="Clinical alarm episodes by onset.")
+    device_events: list[DeviceEvent] = Field(description="Technical alarm events by time.")
+    estimates: list[EstimatePoint] = Field(description="Model estimates over time (stress), oldest first.")
+
+
+class StripOut(Out):
+    """The 12-lead strip around a moment: the stored windows covering ``from_us``..``to_us``."""
+
+    patient_id: str
+    at_us: int
+    from_us: int
+    to_us: int
+    windows: list[WindowOut] = Field(description="In time order; empty when none is stored there.")

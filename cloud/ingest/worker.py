@@ -340,7 +340,11 @@ class IngestWorker:
         if isinstance(message, DeviceStatus):
             return await self.store.upsert_device_status(message)
         assert isinstance(message, GatewayStatus)
-        return await self.store.upsert_gateway_status(message)
+        fresh = await self.store.upsert_gateway_status(message)
+        vitals = getattr(self.store, "vitals", None)   # the patient timeline's per-minute trend
+        if fresh and vitals is not None:   # a replayed or redelivered status is not folded in twice
+            await vitals.record(message)
+        return fresh
 
     async def _with_retries(self, call: Any, topic: str) -> Any:
         delay = self.store_retry_s

@@ -44,6 +44,7 @@ from cloud.store.repositories import (
     WindowRepository,
 )
 from cloud.store.repositories.deliveries import DeliveryRepository
+from cloud.store.repositories.vitals import VitalsRepository
 from cloud.store.repositories.windows import WindowInput
 from cloud.store.writes import commit
 from protocol.messages import Alert, DeviceStatus, GatewayStatus
@@ -74,6 +75,8 @@ class Store:
         self.results = ModelResultRepository(self.db)
         self.deliveries = DeliveryRepository(self.db)
         """Escalation deliveries to webhooks, e-mail and push (:mod:`cloud.escalation.delivery` sends them)."""
+        self.vitals = VitalsRepository(self.db)
+        """Per-minute vitals from the gateways' status reports (the patient timeline's heart-rate trend)."""
 
     # -- the shared handle ------------------------------------------------------------------------
 
@@ -201,9 +204,14 @@ class Store:
 
     async def query_alerts(self, *, patient_id: str | None = None, category: str | None = None,
                            active: bool | None = None, after_seq: int | None = None,
-                           limit: int = 100) -> list[StoredAlert]:
+                           limit: int = 100, alert_type: str | None = None, priority: str | None = None,
+                           acknowledged: bool | None = None, text: str | None = None,
+                           since_us: int | None = None, until_us: int | None = None,
+                           before_seq: int | None = None) -> list[StoredAlert]:
         return await self.alerts.query_alerts(patient_id=patient_id, category=category, active=active,
-                                              after_seq=after_seq, limit=limit)
+                                              after_seq=after_seq, limit=limit, alert_type=alert_type,
+                                              priority=priority, acknowledged=acknowledged, text=text,
+                                              since_us=since_us, until_us=until_us, before_seq=before_seq)
 
     async def latest_alerts(self, patient_ids: Sequence[str], *, depth: int = 1) -> dict[str, list[StoredAlert]]:
         return await self.alerts.latest_alerts(patient_ids, depth=depth)

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 
 from cloud.api.deps import CurrentUser, get_ctx
-from cloud.api.errors import not_found
+from cloud.api.errors import ApiError, not_found
 from cloud.api.models import AckOut, AlertList, AlertOut
 from cloud.api.openapi import error_responses
 from cloud.api.schemas import ID_PATTERN, AckBody
@@ -24,6 +24,9 @@ from cloud.api.views import ack_json, alerts_json, canonical_uuid, window_meta_j
 from cloud.store import Delivery, NotFound, Store, StoredAlert
 
 router = APIRouter(prefix="/api", tags=["alerts"])
+
+
+_US = Query(ge=0, le=(1 << 62))
 
 
 @router.get("/alerts", response_model=AlertList, responses=error_responses(401, 422))
@@ -35,18 +38,36 @@ async def list_alerts(
     active: bool | None = None,
     after_seq: Annotated[int | None, Query(ge=0, le=(1 << 62))] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    alert_type: Annotated[str | None, Query(pattern=ID_PATTERN, description="One alert type, e.g. af.")] = None,
+    priority: Literal["high", "medium", "low"] | None = None,
+    acknowledged: Annotated[bool | None, Query(description="Only acknowledged (true) or unacknowledged (false) "
+                                                           "episodes.")] = None,
+    text: Annotated[str | None, Query(max_length=200, description="Words in the message or type "
+                                                                   "(case-insensitive).")] = None,
+    from_us: Annotated[int | None, _US, Query(description="Onset at or after (µs).")] = None,
+    to_us: Annotated[int | None, _US, Query(description="Onset before (µs).")] = None,
+    before_seq: Annotated[int | None, Query(ge=1, le=(1 << 62), description="The next page: alerts stored "
+                                                                             "before this seq (next_before_seq).")
+                          ] = None,
 ) -> dict[str, Any]:
-    """Newest first; with ``after_seq``, the alerts stored after it in storage order (a cursor)."""
+    """Alert history search. Newest first, ``limit`` a page (``next_before_seq`` asks for the next);
+    with ``after_seq``, the alerts stored after it in storage order (a cursor)."""
+    if from_us is not None and to_us is not None and to_us < from_us:
+        raise ApiError(422, "invalid_request", "to_us must not be before from_us")
     ctx = get_ctx(request)
     store = ctx.store
+    words = text.strip() if text else None
 
     async def query(pid: str | None) -> list[StoredAlert]:
         return await store.query_alerts(patient_id=pid, category=category, active=active, after_seq=after_seq,
-                                        limit=limit)
+                                        limit=limit, alert_type=alert_type, priority=priority,
+                                        acknowledged=acknowledged, text=words or None, since_us=from_us,
+                                        until_us=to_us, before_seq=None if after_seq is not None else before_seq)
 
     alerts = await scoped_query(await visible_patients(ctx, user), patient_id, query, key=lambda a: a.seq,
                                 newest_first=after_seq is None, limit=limit)
-    return {"alerts": await alerts_json(store, alerts)}
+    more = after_seq is None and len(alerts) == limit
+    return {"alerts": await alerts_json(store, alerts), "next_before_seq": alerts[-1].seq if more else None}
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertOut, responses=error_responses(401, 404, 422))

@@ -179,22 +179,45 @@ class AlertRepository:
 
     async def query_alerts(self, *, patient_id: str | None = None, category: str | None = None,
                            active: bool | None = None, after_seq: int | None = None,
-                           limit: int = 100) -> list[StoredAlert]:
-        """Alert messages filtered by patient, category and whether their episode is active; newest
-        first, or in storage order after ``after_seq`` when it is given."""
+                           limit: int = 100, alert_type: str | None = None, priority: str | None = None,
+                           acknowledged: bool | None = None, text: str | None = None,
+                           since_us: int | None = None, until_us: int | None = None,
+                           before_seq: int | None = None) -> list[StoredAlert]:
+        """Alert messages filtered by patient, category, type, priority, whether their episode is active
+        or acknowledged, a text in the message or type (case-insensitive), and onset time
+        (``since_us <= onset_gateway_us < until_us``); newest first (with ``before_seq``, those stored
+        before it: the next page), or in storage order after ``after_seq`` when it is given."""
         q = select(AlertRow)
         if patient_id is not None:
             q = q.where(AlertRow.patient_id == patient_id)
         if category is not None:
             q = q.where(AlertRow.category == category)
+        if alert_type is not None:
+            q = q.where(AlertRow.alert_type == alert_type)
+        if priority is not None:
+            q = q.where(AlertRow.priority == priority)
+        if since_us is not None:
+            q = q.where(AlertRow.onset_gateway_us >= since_us)
+        if until_us is not None:
+            q = q.where(AlertRow.onset_gateway_us < until_us)
+        if text:
+            pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            q = q.where(or_(AlertRow.message.ilike(pattern, escape="\\"),
+                            AlertRow.alert_type.ilike(pattern, escape="\\")))
         if active is not None:
             is_active = (select(Episode.episode_id).where(
                 Episode.episode_id == AlertRow.episode_id, Episode.raised.is_(True), Episode.cleared.is_(False))
                 .exists())
             q = q.where(is_active if active else ~is_active)
+        if acknowledged is not None:
+            is_acked = (select(Episode.episode_id).where(
+                Episode.episode_id == AlertRow.episode_id, Episode.acknowledged_by.is_not(None)).exists())
+            q = q.where(is_acked if acknowledged else ~is_acked)
         if after_seq is not None:
             q = q.where(AlertRow.seq > after_seq).order_by(AlertRow.seq)
         else:
+            if before_seq is not None:
+                q = q.where(AlertRow.seq < before_seq)
             q = q.order_by(AlertRow.seq.desc())
         return await self._alerts(q, limit)
 

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, or_, select
 from cloud.store.checks import canonical_uuid
 from cloud.store.database import Database
 from cloud.store.records import ModelResult, StoredAlert
-from cloud.store.schema import AlertRow, ModelResultRow
+from cloud.store.schema import AlertRow, ModelResultRow, WindowRow
 
 
 def model_result(r: ModelResultRow) -> ModelResult:
@@ -71,6 +71,21 @@ class ModelResultRepository:
             wid = str(uuid.UUID(a.alert.window_id)) if a.alert.window_id else None
             out[aid] = [r for r in rows if r.alert_id == aid or (wid is not None and r.window_id == wid)]
         return out
+
+    async def results_for_patient(self, patient_id: str, model: str, since_us: int | None = None,
+                                  until_us: int | None = None, *, limit: int = 10_000
+                                  ) -> list[tuple[int, ModelResult]]:
+        """``model``'s results on a patient's windows with ``since_us <= t0_us < until_us``, as
+        ``(window t0_us, result)`` in time order (a trend: the patient timeline's stress estimate)."""
+        q = (select(WindowRow.t0_us, ModelResultRow).join(WindowRow, WindowRow.window_id == ModelResultRow.window_id)
+             .where(ModelResultRow.patient_id == patient_id, ModelResultRow.model == model))
+        if since_us is not None:
+            q = q.where(WindowRow.t0_us >= since_us)
+        if until_us is not None:
+            q = q.where(WindowRow.t0_us < until_us)
+        q = q.order_by(WindowRow.t0_us, ModelResultRow.id).limit(limit)
+        async with self.db.sessions() as s:
+            return [(int(t0), model_result(r)) for t0, r in (await s.execute(q)).all()]
 
 
 __all__ = ["ModelResultRepository", "model_result"]
