@@ -86,6 +86,7 @@ def runtime(module: str, cls: str, artifact: str) -> RuntimeFactory:
 ADAPTERS: dict[str, Callable[[ModelSpec], RuntimeAdapter]] = {
     "zeroshot": runtime("models.runtime.zeroshot", "ZeroShotModel", "zeroshot_merl.onnx"),
     "stress": runtime("models.runtime.stress", "StressModel", "stress_transformer.onnx"),
+    "prototypes": runtime("models.runtime.prototypes", "PrototypeModel", "prototypes.onnx"),
 }
 """Runtime kinds the worker can host, by ``kind`` (one line each)."""
 

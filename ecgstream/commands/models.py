@@ -275,3 +275,8 @@ from ecgstream.commands.models_zeroshot import (  # noqa: E402
 train.add_command(train_zeroshot_cmd)
 eval_.add_command(eval_zeroshot_cmd)
 models.add_command(export_group)
+
+from ecgstream.commands.models_prototypes import eval_prototypes_cmd, train_prototypes_cmd  # noqa: E402
+
+train.add_command(train_prototypes_cmd)
+eval_.add_command(eval_prototypes_cmd)

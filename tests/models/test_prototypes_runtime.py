@@ -130,3 +130,16 @@ def test_deleting_a_segment_zeroes_it_on_every_lead_and_nothing_else(start: int,
     out = delete(x, np.array([[start, stop]]))
     assert (out[:, :, start:stop] == 0).all()
     assert out.sum() == 12 * (WINDOW_SAMPLES - (stop - start))
+
+
+def test_the_cloud_worker_hosts_it_as_kind_prototypes(model: PrototypeModel) -> None:
+    from cloud.model_worker.adapters import ADAPTERS, default_specs, load_hosted
+    from cloud.model_worker.hosted import ModelSpec
+
+    assert "prototypes" in ADAPTERS
+    assert any(s.kind == "prototypes" and s.path == DEFAULT_PROTOTYPES for s in default_specs())
+    hosted = load_hosted(ModelSpec(name="prototypes", path=DEFAULT_PROTOTYPES, kind="prototypes"))
+    assert hosted.version == model.version
+    x = _windows(["sinus"], fs=125.0)                                  # 12 leads at 125 Hz as the worker hands them
+    (first,) = hosted.run_inputs(x)  # type: ignore[union-attr]
+    assert first["class"] in CLASSES and 1 <= len(first["matches"]) <= 3
