@@ -9,12 +9,13 @@ raised from 1 s before the onset to :data:`ecgstream.ward_runner.LATE_S` after t
 wall seconds (from the edge handing the alert to its outbox to its arrival on the feed: outbox, uplink,
 broker, cloud ingest, store, feed). An event is *in budget* when that latency is within the issue's
 budget (VT ≤ 5 s, asystole ≤ 6 s, AF ≤ 30 s, STEMI ≤ 60 s, SVT ≤ 30 s). A *false alarm* is a raised
-clinical alert on the feed that answers no scripted event.
+clinical alert on the feed, for one of the scenario's patients, that answers no scripted event (a shared
+broker may carry other patients' traffic, which the demo's auto-registering cloud stores too).
 
 **Windows**: every window the edge produced is stored by the cloud (``windows_stored``), stored with a
 gap mask (``windows_gapped``: frames lost that interpolation could not bridge), or dropped, with its
 reason (``dropped_reasons``: the edge's own shedding reasons, and ``not_stored_by_cloud`` for windows
-the edge sent that the cloud's store does not hold at the end).
+the edge sent that the cloud's store does not hold at the end, matched by window id).
 """
 
 from __future__ import annotations
@@ -64,8 +65,12 @@ class WindowCounts:
     """Of those, windows sent with a gap mask."""
     dropped: Mapping[str, int]
     """Windows the edge shed, by reason."""
-    stored_by_cloud: int
-    """Windows of this run the cloud's store holds at the end."""
+    sent: int
+    """Windows the edge handed to its outbox (seen by id; ``done`` counted by the agent)."""
+    stored: int
+    """Of those, windows without a gap mask that the cloud's store holds at the end (by window id)."""
+    stored_gapped: int
+    """Of those, windows with a gap mask that the cloud's store holds at the end."""
 
 
 @dataclass
@@ -84,17 +89,20 @@ class DemoSummary:
 
     @property
     def windows_gapped(self) -> int:
-        return min(self.windows.masked, self.windows.stored_by_cloud)
+        return self.windows.stored_gapped
 
     @property
     def windows_stored(self) -> int:
-        return self.windows.stored_by_cloud - self.windows_gapped
+        return self.windows.stored
 
     def dropped_reasons(self) -> dict[str, int]:
         reasons = {k: v for k, v in self.windows.dropped.items() if v}
-        missing = self.windows.done - min(self.windows.stored_by_cloud, self.windows.done)
+        missing = self.windows.sent - self.windows.stored - self.windows.stored_gapped
         if missing:
             reasons["not_stored_by_cloud"] = missing
+        unseen = self.windows.done - self.windows.sent
+        if unseen:
+            reasons["not_sent_by_edge"] = unseen
         return reasons
 
     def as_json(self) -> dict[str, Any]:
@@ -146,7 +154,8 @@ def summarize(scenario: Scenario, duration_s: float, feed: Sequence[FeedAlert], 
               windows: WindowCounts) -> DemoSummary:
     """Match the feed's alerts to the script (module docstring); ``emitted_s``: alert id (:func:`alert_key`)
     → when the edge handed it to its outbox (monotonic seconds)."""
-    raised = [f for f in feed if f.alert.get("event") in ("raised", "escalated")]
+    ours = {p.patient_id for p in scenario.patients}   # a shared broker may carry other wards' traffic too
+    raised = [f for f in feed if f.alert.get("event") in ("raised", "escalated") and f.alert.get("patient_id") in ours]
     used: set[str] = set()          # episode ids that answered an event
     outcomes = []
     events = scripted_events(scenario, duration_s)

@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from cloud.config import CloudSettings
     from cloud.service import ServiceInfo
     from protocol.messages import Alert
+    from protocol.window_payload import EcgWindow
 
 CLOUD_DB = "cloud.sqlite"
 STOP_GRACE_S = 20.0
@@ -88,6 +89,12 @@ class DemoOptions:
     """Keep the cloud and dashboard up after the scenario ends, until Ctrl-C."""
 
     @property
+    def ident(self) -> str:
+        """A short id of this demo folder: the gateway's and the cloud's broker identities carry it, so that
+        demos in other folders on one shared broker do not take each other's sessions."""
+        return hashlib.sha256(str(self.out_dir.resolve()).encode()).hexdigest()[:8]
+
+    @property
     def db_path(self) -> Path:
         return self.out_dir / CLOUD_DB
 
@@ -101,7 +108,7 @@ def demo_cloud_settings(options: DemoOptions, broker: OpenBroker, medium: Medium
     from cloud.config import BrokerConfig, CloudSettings, DatabaseConfig, HttpConfig, RegistryConfig
 
     b = medium.broker
-    ident = hashlib.sha256(str(options.out_dir.resolve()).encode()).hexdigest()[:8]  # one per demo folder
+    ident = options.ident
     return CloudSettings(
         database=DatabaseConfig(url=f"sqlite:///{options.db_path.resolve()}"),
         broker=BrokerConfig(host=broker.host, port=broker.port, username=b.username, password=b.password,
@@ -152,12 +159,14 @@ async def _whole_system(scenario: Scenario, medium: Medium, options: DemoOptions
     feed = FeedWatcher(info.http_url, login.username, login.password)
     stack.push_async_callback(feed.close)
     await feed.start()
-    windows_before = await info.store.count_windows()
-
     emitted: dict[str, float] = {}
+    sent_windows: dict[str, bool] = {}      # window id → sent with a gap mask
 
     def on_alert(alert: Alert) -> None:
         emitted.setdefault(alert_key(alert.alert_id), time.monotonic())
+
+    def on_window(window: EcgWindow) -> None:
+        sent_windows[alert_key(window.window_id)] = bool(window.gaps)
 
     beds: list[WardBed] = []
     scripts = {p.device_id: p for p in scenario.patients}
@@ -169,11 +178,13 @@ async def _whole_system(scenario: Scenario, medium: Medium, options: DemoOptions
         return [bed.device for bed in beds]
 
     duration = scenario.duration_s if options.seconds is None else min(options.seconds, scenario.duration_s)
-    settings = EdgeSettings(out_dir=options.edge_dir, patients=dict(view.patients))
+    settings = EdgeSettings(out_dir=options.edge_dir, gateway_id=f"demo-edge-{options.ident}",
+                            patients=dict(view.patients))
     edge = asyncio.create_task(stream_to_edge(
         build, medium, pace=options.pace, duration_s=duration, view=view, settings=settings, live=options.live,
         title=f"{scenario.name} over {medium.transport} → edge gateway → cloud", broker_at=broker, receipts=True,
-        gateway_t0=time.time(), on_alert=on_alert, deliver_timeout_s=30.0), name="demo-edge")
+        gateway_t0=time.time(), on_alert=on_alert, on_window=on_window,
+        deliver_timeout_s=30.0), name="demo-edge")
     if not await _until_done_or_stopped(edge, stop):
         click.echo("stopped before the scenario ended; no summary", err=True)
         return None
@@ -185,10 +196,10 @@ async def _whole_system(scenario: Scenario, medium: Medium, options: DemoOptions
                    "stream time late); gateway-side timing (disconnection alarms, latencies) suffers: try a lower "
                    "pace or --pace 0", err=True)
     await _feed_settles(feed, emitted, stop)
-    windows = await _window_counts(run, await info.store.count_windows() - windows_before)
+    windows = await _window_counts(run, sent_windows, info, scenario)
     summary = summarize(scenario, duration, feed.alerts, emitted, windows)
     summary.extra.update({"outbox_left": run.outbox_depth, "feed_events": dict(feed.events),
-                          "patients": len((await feed.get("/api/patients"))["patients"]),
+                          **await _patients(feed, scenario),
                           "dashboard": info.http_url})
     _report(summary, options)
     if options.truth is not None:
@@ -259,10 +270,21 @@ async def _feed_settles(feed: FeedWatcher, emitted: dict[str, float], stop: asyn
         click.echo(f"note: {missing} alert(s) the edge sent did not reach the live feed", err=True)
 
 
-async def _window_counts(run: EdgeRun, stored_by_cloud: int) -> WindowCounts:
+async def _patients(feed: FeedWatcher, scenario: Scenario) -> dict[str, int]:
+    """Patients the cloud knows: all of them, and the scenario's (as the dashboard lists them)."""
+    known = {p["patient_id"] for p in (await feed.get("/api/patients"))["patients"]}
+    return {"patients": len(known), "ward_patients": len(known & {p.patient_id for p in scenario.patients})}
+
+
+async def _window_counts(run: EdgeRun, sent: dict[str, bool], info: ServiceInfo, scenario: Scenario) -> WindowCounts:
+    """The edge's counts, and which of the windows it sent the cloud's store holds (by window id)."""
+    held: set[str] = set()
+    for p in scenario.patients:
+        held.update(alert_key(w.window_id) for w in await info.store.windows_for_patient(p.patient_id))
+    stored = [gaps for window_id, gaps in sent.items() if window_id in held]
     c = run.agent.counters
     return WindowCounts(done=c.windows_done, masked=c.windows_masked, dropped=dict(c.windows_dropped),
-                        stored_by_cloud=max(0, stored_by_cloud))
+                        sent=len(sent), stored=stored.count(False), stored_gapped=stored.count(True))
 
 
 def _announce(url: str, login: DemoLogin, out: Path, broker: OpenBroker) -> None:

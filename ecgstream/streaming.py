@@ -344,6 +344,7 @@ async def stream_to_edge(
     receipts: bool = False,
     gateway_t0: float = GATEWAY_T0_S,
     on_alert: Callable[[Alert], None] | None = None,
+    on_window: Callable[[EcgWindow], None] | None = None,
     deliver_timeout_s: float = 10.0,
 ) -> EdgeRun:
     """Build the devices on ``medium`` and stream them into the edge gateway (module docstring).
@@ -360,8 +361,8 @@ async def stream_to_edge(
     ``broker_at``: a broker the caller already runs (the whole-system demo shares it with the cloud);
     else ``medium.broker`` is reached (or the embedded one started). ``receipts``: the uplink waits for
     the cloud's end-to-end receipts (on when a cloud ingests; off, the broker's PUBACK counts).
-    ``gateway_t0``: the gateway time (Unix s) of stream time 0. ``on_alert`` sees each alert as the
-    agent hands it to the outbox. At the end the uplink gets ``deliver_timeout_s`` to empty the outbox.
+    ``gateway_t0``: the gateway time (Unix s) of stream time 0. ``on_alert`` and ``on_window`` see
+    each alert and window as the agent hands it to the outbox. At the end the uplink gets ``deliver_timeout_s`` to empty the outbox.
     """
     from edge.config import load_config
     from edge.gateway import Endpoint, Gateway
@@ -384,7 +385,7 @@ async def stream_to_edge(
 
         def tap(outbox: Sink) -> Sink:
             tapped = AlertTap(outbox, view)
-            return tapped if on_alert is None else _AlertHook(tapped, on_alert)
+            return tapped if on_alert is None and on_window is None else _OutputHook(tapped, on_alert, on_window)
 
         gateway = await stack.enter_async_context(Gateway(
             _demo_config(load_config(None), settings, medium.broker, host, port, receipts=receipts),
@@ -447,19 +448,23 @@ class OpenBroker:
     mqtt5: bool
 
 
-class _AlertHook:
-    """A sink in front of another that calls ``on_alert`` with each alert it passes on."""
+class _OutputHook:
+    """A sink in front of another that calls ``on_alert`` / ``on_window`` with each alert / window it passes on."""
 
-    def __init__(self, sink: Sink, on_alert: Callable[[Alert], None]) -> None:
-        self.sink, self.on_alert = sink, on_alert
+    def __init__(self, sink: Sink, on_alert: Callable[[Alert], None] | None,
+                 on_window: Callable[[EcgWindow], None] | None) -> None:
+        self.sink, self.on_alert, self.on_window = sink, on_alert, on_window
         self.outbox = getattr(sink, "outbox", None)  # the agent's status reads the outbox depth from its sink
 
     def put_alert(self, alert: Alert) -> None:
         self.sink.put_alert(alert)
-        self.on_alert(alert)
+        if self.on_alert is not None:
+            self.on_alert(alert)
 
     def put_window(self, window: EcgWindow) -> None:
         self.sink.put_window(window)
+        if self.on_window is not None:
+            self.on_window(window)
 
     def flush(self) -> None:
         self.sink.flush()

@@ -76,7 +76,7 @@ def demo_ward_run(out: Path, *broker: str) -> dict[str, Any]:
     answered = {(e["patient_id"], e["alert_type"]) for e in summary["per_event"]}
     assert ("bed-02", "vt") in answered, summary["per_event"]
     assert summary["feed_alerts"] > 0 and summary["latency_s"]["p50"] is not None
-    assert summary["patients"] == 8           # auto-registered by the cloud's ingest
+    assert summary["ward_patients"] == 8      # auto-registered by the cloud's ingest
     return summary
 
 
