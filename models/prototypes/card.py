@@ -76,14 +76,20 @@ Mamba tokens carry context from the whole window: the segment is where the match
   {cfg['data']['synthetic_seed']}; 90 % for training, 10 % test), {cfg['data']['edge_fraction']:.0%} seen as the edge
   sees them (II, V1, V5 through the VAE), {cfg['data']['noise_fraction']:.0%} made unreadable (NOISE).
 - **Real**: `{cfg['data']['real_dir']}` (CinC 2021 records, {cfg['data']['real_hop_s']:g} s hop), split by record:
-  {cfg['data']['holdout_fraction']:.0%} of the records held out (scored only, never trained or pushed on).
+  {cfg['data']['holdout_fraction']:.0%} of the records held out (scored only, never trained or pushed on by this
+  layer; the frozen classifier backbone itself was trained with all 53 tune records, see its card).
 - Losses: BCE + {cfg['train']['cluster']} × cluster + {cfg['train']['separation']} × separation
+  + {cfg['train']['coverage']} × coverage (every prototype near some window of its class: no dead prototypes)
+  + {cfg['train']['diversity']} × diversity (a class's prototypes unlike one another)
   ({cfg['train']['epochs']} epochs), push, then the last layer alone ({cfg['train']['last_layer_epochs']} epochs,
   L1 {cfg['train']['last_layer_l1']} on weights to other classes). Training took {metrics['train_seconds']} s on
   {cfg['train']['threads']} CPU thread(s).
 
 ## Prototypes
-Each prototype is projected onto (is) the feature patch of a training window of its class:
+Each prototype is projected onto (is) the feature patch of a training window of its class, most similar to it;
+a class's prototypes go to different windows, and a prototype goes to the best *real* window of its class when
+that is within {cfg['data']['real_margin']} similarity of the best window overall. *Push similarity*: how close
+the learned prototype was to that patch before the projection (1 = it did not move).
 **{by_source.get('real', 0)} real** (../shared/tune records), **{by_source.get('synthetic', 0)} synthetic**
 (record id `synthetic:<seed>:<index>:<simulator rhythm>`). Stored strip: lead II, 10 s, 125 Hz.
 
