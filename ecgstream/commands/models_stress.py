@@ -91,6 +91,9 @@ def eval_stress_cmd(config_path: Path, data_dir: Path | None, json_out: Path, su
     res = result["loso"]
     click.echo(f"{result['source']} subjects: {result['subjects']}, windows: {result['windows']}; leave-one-subject-out "
                f"accuracy {res['accuracy']:.3f}, macro F1 {res['macro_f1']:.3f}")
+    binary = res["stress_vs_rest"]
+    click.echo(f"  stress vs rest: accuracy {binary['accuracy']:.3f}, sensitivity {binary['sensitivity']:.3f}, "
+               f"specificity {binary['specificity']:.3f}")
     for name, m in res["per_class"].items():
         click.echo(f"  {name:<10} precision {m['precision']:.3f} recall {m['recall']:.3f} F1 {m['f1']:.3f} "
                    f"(n={m['support']})")

@@ -40,6 +40,9 @@ class HasPath(Protocol):
 class StressModel:
     """Runtime adapter for kind ``stress``: ``run(windows_mv, fs_hz, leads)`` → one outputs dict per window."""
 
+    leads: tuple[str, ...] = (LEAD,)
+    """The only lead it reads (the cloud worker hands it just this one)."""
+
     def __init__(self, model: OnnxModel, max_batch: int = 64) -> None:
         raw = model.metadata.get("ecgstream")
         if raw is None:

@@ -25,9 +25,24 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, classes: Seque
             f1s.append(f1)
         per_class[name] = {"precision": round(float(precision), 4), "recall": round(float(recall), 4),
                            "f1": round(float(f1), 4), "support": int(confusion[c].sum())}
-    return {
+    report: dict[str, Any] = {
         "accuracy": round(float(np.mean(y_true == y_pred)) if y_true.size else 0.0, 4),
         "macro_f1": round(float(np.mean(f1s)) if f1s else 0.0, 4),
         "per_class": per_class,
         "confusion": confusion.tolist(),
     }
+    if "stress" in classes:
+        report["stress_vs_rest"] = one_vs_rest(confusion, list(classes).index("stress"))
+    return report
+
+
+def one_vs_rest(confusion: np.ndarray, positive: int) -> dict[str, float]:
+    """Accuracy, sensitivity and specificity of one class against all others (the binary task that much
+    of the WESAD literature reports: stress vs non-stress), from a multi-class confusion matrix."""
+    c = np.asarray(confusion)
+    rest = [i for i in range(c.shape[0]) if i != positive]
+    tp, fn = c[positive, positive], c[positive, rest].sum()
+    fp, tn = c[rest, positive].sum(), c[np.ix_(rest, rest)].sum()
+    return {"accuracy": round(float((tp + tn) / max(c.sum(), 1)), 4),
+            "sensitivity": round(float(tp / max(tp + fn, 1)), 4),
+            "specificity": round(float(tn / max(tn + fp, 1)), 4)}
