@@ -101,3 +101,22 @@ def test_eval_stress_on_a_folder_that_is_not_wesad_is_one_error_line(tmp_path: P
 
     res = CliRunner().invoke(models, ["eval", "stress", "--data", str(tmp_path), "--json", str(tmp_path / "o.json")])
     assert res.exit_code != 0 and "no WESAD subject" in res.output
+
+
+@pytest.mark.slow
+def test_eval_stress_on_a_wesad_folder_reports_loso_and_the_synthetic_model_on_real_layout(
+        wesad_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from ecgstream.commands.models import models
+
+    out = tmp_path / "wesad.json"
+    res = CliRunner().invoke(models, ["eval", "stress", "--config", "models/configs/stress_tiny.toml",
+                                      "--data", str(wesad_dir), "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    report = json.loads(out.read_text())
+    assert report["source"] == "wesad" and report["subjects"] == 3 and report["windows"] == 15
+    assert set(report["loso"]["per_subject"]) == {"S2", "S3", "S10"}
+    assert report["artifact"]["trained_on"] == "synthetic"
