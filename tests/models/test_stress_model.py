@@ -122,15 +122,15 @@ def test_the_cloud_adapter_opens_the_artifact_a_spec_names() -> None:
 
 
 def test_the_cloud_worker_hosts_it_as_kind_stress(shipped: StressModel) -> None:
-    from cloud.model_worker.adapters import ADAPTERS, default_specs, load_hosted
+    from cloud.model_worker.adapters import ADAPTERS, default_specs
     from cloud.model_worker.hosted import ModelSpec
 
     assert "stress" in ADAPTERS
     assert any(s.kind == "stress" and s.path == DEFAULT_STRESS for s in default_specs())
-    hosted = load_hosted(ModelSpec(name="stress", path=DEFAULT_STRESS, kind="stress"))
-    assert hosted.version == shipped.version
-    x = _windows("stress", range(2), fs=125.0)[:, [1], :]                 # lead II as the worker hands it
-    (first, _) = hosted.run_inputs(x)  # type: ignore[union-attr]
+    adapter = ADAPTERS["stress"](ModelSpec(name="stress", path=DEFAULT_STRESS, kind="stress"))
+    assert adapter.version == shipped.version
+    x = _windows("stress", range(2), fs=125.0)[:, [1], :]                 # lead II only, as the worker hands it
+    (first, _) = adapter.run(x, 125.0, ("II",))
     assert first["estimate"] in CLASSES and first["note"].startswith("estimate from a model trained on")
 
 
