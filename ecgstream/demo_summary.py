@@ -53,6 +53,10 @@ class EventOutcome:
     alert_type: str | None = None
     latency_s: float | None = None
     in_budget: bool = False
+    detect_s: float | None = None
+    """Of the latency: stream seconds from the onset to the edge raising the alert."""
+    deliver_s: float | None = None
+    """Of the latency: wall seconds from the edge's outbox to the live feed."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,8 @@ class DemoSummary:
             "latency_s": {"p50": _percentile(latencies, 50), "p95": _percentile(latencies, 95)},
             "per_event": [
                 {"patient_id": o.event.patient_id, "rhythm": o.event.rhythm, "onset_s": o.event.onset_s,
-                 "alert_type": o.alert_type, "latency_s": None if o.latency_s is None else round(o.latency_s, 3),
+                 "alert_type": o.alert_type, "latency_s": _round(o.latency_s), "detect_s": _round(o.detect_s),
+                 "deliver_s": _round(o.deliver_s),
                  "budget_s": BUDGETS_S[o.event.rhythm], "in_budget": o.in_budget}
                 for o in self.outcomes],
             "false_alarm_alerts": [{k: a.get(k) for k in ("patient_id", "alert_type", "priority")}
@@ -170,7 +175,7 @@ def summarize(scenario: Scenario, duration_s: float, feed: Sequence[FeedAlert], 
         deliver = max(0.0, hit.arrived_s - sent) if sent is not None else 0.0
         latency = detect + deliver
         outcomes.append(EventOutcome(event, str(hit.alert.get("alert_type")), latency,
-                                     latency <= BUDGETS_S[event.rhythm]))
+                                     latency <= BUDGETS_S[event.rhythm], detect, deliver))
     false_alarms = [f.alert for f in raised if f.alert.get("category") == "clinical" and f.alert.get("event") == "raised"
                     and str(f.alert.get("episode_id")) not in used and not any(_answers(f, e) for e in events)]
     return DemoSummary(outcomes, false_alarms, windows, feed_alerts=len(feed))
@@ -182,6 +187,10 @@ def _answers(f: FeedAlert, event: ScriptedEvent) -> bool:
     return (a.get("patient_id") == event.patient_id and a.get("category") == "clinical"
             and a.get("alert_type") in EXPECTED_ALERTS[event.rhythm]
             and event.onset_s - 1.0 <= _at_s(f) <= event.until_s + LATE_S)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def _at_s(f: FeedAlert) -> float:
