@@ -8,6 +8,8 @@ import { ApiError, request } from "./api.js";
 import { AlarmAudio } from "./audio.js";
 import { LiveTrace } from "./live.js";
 import { renderStrip } from "./strip.js";
+import { describeResult, plainSummary, renderDeliveries } from "./detail.js";
+import { initReview, showView } from "./review.js";
 
 const PRIORITY_RANK = { high: 0, medium: 1, low: 2 };
 const PRIORITY_MARK = { high: "!!!", medium: "!!", low: "!" }; // IEC 60601-1-8 priority markers
@@ -116,6 +118,8 @@ function showLogin(message = "") {
   $("audio").hidden = true;
   $("admin-link").hidden = true;
   $("feed-banner").hidden = true;
+  $("view-tabs").hidden = true;
+  for (const id of ["history-view", "timeline-view", "detail"]) $(id).hidden = true;
   if (state.audio) state.audio.set(null);
   $("login-error").textContent = message;
   setConnection("offline");
@@ -130,6 +134,7 @@ function showDashboard() {
   $("audio").hidden = false;
   $("admin-link").hidden = state.user.role !== "admin";
   $("whoami").textContent = `${state.user.username} (${state.user.role})`;
+  $("view-tabs").hidden = false;
 }
 
 function setConnection(kind) {
@@ -701,39 +706,35 @@ function refreshDetailFacts() {
   panel.className = `panel detail prio-${prio}`;
   panel.dataset.priority = prio;
   $("detail-title").textContent = `${PRIORITY_MARK[prio]} ${alertTitle(a)} — ${patientName(a.patient_id)}`;
+  // plain words first: what, when, how likely, which leads were reconstructed and how sure
+  $("detail-summary").replaceChildren(...plainSummary(a, {
+    title: alertTitle(a), patient: patientName(a.patient_id), priority: prio, cleared: isCleared(ep),
+    level: ep.level, fmtTime,
+  }).map((line) => h("span", { class: "summary-line" }, line)));
   const facts = [
-    ["Priority", `${prio} (${a.category})`],
     ["Patient", `${patientName(a.patient_id)} (${a.patient_id})`],
     ["Device", a.device_id],
     ["Onset", fmtTime(a.onset_gateway_us)],
     ["Received", fmtTime(a.received_us)],
     ["State", a.event || "raised"],
-    ["Message", a.message || "—"],
   ];
-  const d = a.details || {};
-  if (d.heart_rate_bpm !== undefined) facts.push(["Heart rate", `${Math.round(d.heart_rate_bpm)} bpm`]);
-  if (d.rate_bpm !== undefined) facts.push(["Rate", `${Math.round(d.rate_bpm)} bpm`]);
-  if (d.probability !== undefined) facts.push(["Model probability", String(d.probability)]);
-  if (ep.level > 0) facts.push(["Escalation", `level ${ep.level}`]);
-  const recon = Object.entries(a.reconstructed_leads || {});
-  if (recon.length) {
-    facts.push(["Rests on reconstructed leads",
-      recon.map(([lead, u]) => `${lead} (±${Number(u).toFixed(3)} mV)`).join(", ")]);
-  }
+  if (a.message) facts.push(["Edge message", a.message]);
   const mv = a.model_versions || {};
   if (mv.reconstruction) {
     facts.push(["Reconstruction", mv.reconstruction_calibration
       ? `calibrated to this patient's own 12-lead ECG (${mv.reconstruction_calibration})`
       : "generic (not calibrated to this patient; less accurate)"]);
   }
-  const versions = Object.entries(a.model_versions || {});
-  if (versions.length) facts.push(["Models", versions.map(([k, v]) => `${k} ${v}`).join(", ")]);
-  for (const r of a.results || []) {
-    const outputs = Object.entries(r).filter(([k]) => !["model", "version"].includes(k))
-      .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
-    facts.push([`${r.model || "model"} ${r.version || ""}`.trim(), outputs || "—"]);
-  }
   $("detail-facts").replaceChildren(...facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+  $("detail-models").replaceChildren(...(a.results || []).map((r) => describeResult(r, h)));
+  const deliveries = Array.isArray(a.deliveries) ? a.deliveries : [];
+  $("detail-deliveries").hidden = deliveries.length === 0;
+  $("detail-deliveries").replaceChildren(...(deliveries.length ? renderDeliveries(deliveries, h, fmtTime) : []));
+  // the raw model output, for those who want it, behind a toggle
+  $("detail-raw-json").textContent = JSON.stringify({
+    model_versions: a.model_versions || {}, details: a.details || {}, reconstructed_leads: a.reconstructed_leads || {},
+    results: (a.results || []).map((r) => ({ model: r.model, version: r.version, outputs: r.outputs ?? r })),
+  }, null, 2);
   renderAck();
 }
 
@@ -745,12 +746,15 @@ function renderAck() {
   if (ep.ack) {
     button.disabled = true;
     button.textContent = "Acknowledged";
-    stateNode.textContent = `Acknowledged by ${ep.ack.user} at ${fmtTime(ep.ack.at_us)}`;
+    stateNode.textContent = `Acknowledged by ${ep.ack.user} at ${fmtTime(ep.ack.at_us)}` +
+      (ep.ackNote ? ` — note: ${ep.ackNote}` : "");
+    $("ack-note").disabled = true;
     stateNode.dataset.acknowledgedBy = ep.ack.user;
   } else {
     button.disabled = false;
     button.textContent = "Acknowledge";
     stateNode.textContent = "Not acknowledged";
+    $("ack-note").disabled = false;
     delete stateNode.dataset.acknowledgedBy;
   }
 }
@@ -762,7 +766,10 @@ async function acknowledge() {
   button.disabled = true;
   $("ack-state").textContent = "Acknowledging…";
   try {
-    const rec = await api(`/api/alerts/${encodeURIComponent(ep.latest.alert_id)}/ack`, { method: "POST", body: { note: "" } });
+    const note = $("ack-note").value.trim();
+    const rec = await api(`/api/alerts/${encodeURIComponent(ep.latest.alert_id)}/ack`, { method: "POST", body: { note } });
+    $("ack-note").value = "";
+    if (rec && rec.note) ep.ackNote = rec.note;
     const user = (rec && (rec.user || rec.username || rec.acknowledged_by)) || state.user.username;
     const at = (rec && (rec.at_us || rec.acknowledged_us)) || Date.now() * 1000;
     onAckEvent({ episode_id: ep.key, alert_id: ep.latest.alert_id, user, at_us: at });
@@ -782,7 +789,18 @@ function evidenceNav(ids, index) {
     h("button", { type: "button", disabled: index === ids.length - 1, onclick: () => go(index + 1) }, "Later ▶"));
 }
 
+/** The export links (PNG, PDF at 25 mm/s, drawn by the server) and print of the strip on show. */
+function setStripExport(windowId) {
+  const box = $("strip-actions");
+  box.hidden = !windowId;
+  if (!windowId) return;
+  const base = `/api/windows/${encodeURIComponent(windowId)}/strip`;
+  $("strip-png").href = `${base}.png`;
+  $("strip-pdf").href = `${base}.pdf`;
+}
+
 async function loadStrip(token, index = null) {
+  setStripExport(null);
   const ep = selectedEpisode();
   const container = $("strip-container");
   const caption = $("strip-caption");
@@ -810,8 +828,12 @@ async function loadStrip(token, index = null) {
         (recon.length ? ` · reconstructed (not measured): ${recon.join(", ")}` : " · all leads measured") +
         (gaps.length ? " · shaded: no data (lost in transmission)" : "");
       const nav = evidenceNav(ids, at);
-      container.replaceChildren(...(nav ? [nav] : []), renderStrip(win));
+      const strip = renderStrip(win);
+      const paper = strip.viewBox && strip.viewBox.baseVal;   // mm of paper: printed at true 25 mm/s (print.css)
+      if (paper && paper.width) strip.style.setProperty("--strip-width-mm", `${paper.width}mm`);
+      container.replaceChildren(...(nav ? [nav] : []), strip);
       container.dataset.state = "ready";
+      setStripExport(win.window_id);
       return;
     } catch (err) {
       if (token !== state.detailToken) return;
@@ -890,7 +912,14 @@ async function onLogout() {
 async function init() {
   $("login-form").addEventListener("submit", onLogin);
   $("logout").addEventListener("click", onLogout);
-  $("ack-button").addEventListener("click", acknowledge);
+  $("ack-form").addEventListener("submit", (ev) => { ev.preventDefault(); acknowledge(); });
+  $("strip-print").addEventListener("click", () => window.print());
+  initReview({
+    api, h, fmtTime, alertTitle, priorityMark: PRIORITY_MARK,
+    patients: () => [...state.ward.values()],
+    openAlert: (alert) => { mergeAlerts([alert]); openAlert(alert.episode_id, alert.alert_id); },
+    onView: (view) => { if (view !== "ward" && state.selectedKey === null) $("detail").hidden = true; },
+  });
   $("detail-close").addEventListener("click", closeDetail);
   document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && state.selectedKey) closeDetail(); });
   state.audio = new AlarmAudio(renderAudio);
