@@ -278,24 +278,68 @@ async def test_phone_layout_has_no_horizontal_overflow(chromium: Path, site: Any
             await browser.close()
 
 
+@pytest.mark.mosquitto
 @pytest.mark.skipif(os.environ.get("ECGSTREAM_SCREENSHOTS") != "1",
                     reason="writes the README screenshots only with ECGSTREAM_SCREENSHOTS=1")
-async def test_readme_screenshots(chromium: Path, site: Any) -> None:
+async def test_readme_screenshots(chromium: Path, mqtt_broker: Any, unique_id: str, tmp_path: Path) -> None:
+    """The real ``ecgstream cloud run`` with live tiles fed over MQTT as the edge does, a VT alarm with its
+    12-lead window: ``docs/images/ward.png`` and ``docs/images/alert-strip.png``."""
+    import asyncio
+    import contextlib
+
     from playwright.async_api import async_playwright, expect
 
-    api, base, seeded = site
+    from cloud.store import Store
+    from tests.cloud.test_dashboard_e2e import CLINICIAN as E2E_CLINICIAN
+    from tests.cloud.test_dashboard_e2e import Service, _admin_setup
+    from tests.cloud.test_dashboard_live import FakeGateway
+
+    service = Service(tmp_path, mqtt_broker, unique_id)
+    await service.seed_admin()
+    await service.start()
     images = REPO / "docs" / "images"
     images.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as pw:
-        browser, page = await _browser_page(pw, chromium, width=1400, height=900)
-        try:
-            await _log_in(page, base)
-            await expect(page.get_by_test_id("ward-table")).to_contain_text("Ada Lovelace")
-            await expect(page.get_by_test_id("clinical-alerts")).to_contain_text("VT")
-            await page.screenshot(path=str(images / "ward.png"))
-            await page.get_by_test_id("clinical-alerts").get_by_text("VT").first.click()
-            detail = page.get_by_test_id("alert-detail")
-            await expect(detail.get_by_test_id("ecg-strip")).to_be_visible(timeout=15_000)
-            await detail.screenshot(path=str(images / "alert-strip.png"))
-        finally:
-            await browser.close()
+    beds = [("bed-1", "dev-a1"), ("bed-2", "dev-b2"), ("bed-3", "dev-c3")]
+    gateways: list[asyncio.Task[None]] = []
+    try:
+        await _admin_setup(service, *beds[0])
+        now_us = int(datetime.now(tz=UTC).timestamp() * 1e6)
+        async with Store(service.database_url) as store:
+            for (pid, dev), name in zip(beds[1:], ("Ben Okafor", "Chen Wei"), strict=True):
+                await store.add_patient(pid, name)
+                await store.add_device(dev, pid, profile="wearable-3lead")
+            window = edge_window(beds[0][0], beds[0][1], t0_us=now_us - 12 * S, rhythm="vt")
+            await store.store_window(window)
+            vt = _alert(beds[0][0], beds[0][1], "vt", "high", now_us - 8 * S, window_id=window.window_id,
+                        details={"rate_bpm": 182.0}, message="Ventricular tachycardia, 182 bpm")
+            await store.store_alert(vt)      # the service's model worker adds the real models' results
+        for pid, dev in beds:
+            gateways.append(asyncio.create_task(FakeGateway(mqtt_broker, f"{unique_id}-{pid}", pid, dev).run()))
+        async with async_playwright() as pw:
+            browser, page = await _browser_page(pw, chromium, width=1400, height=900)
+            try:
+                await page.goto(service.base_url + "/")
+                await page.get_by_label("User name").fill(E2E_CLINICIAN[0])
+                await page.get_by_label("Password").fill(E2E_CLINICIAN[1])
+                await page.get_by_role("button", name="Log in").click()
+                for pid, _ in beds:
+                    tile = page.locator(f"[data-testid=ward-row][data-patient-id='{pid}']")
+                    await expect(tile).to_have_attribute("data-conn", "live", timeout=20_000)
+                    await page.wait_for_function("c => Number(c.dataset.samples || 0) > 600",
+                                                 arg=await tile.get_by_test_id("tile-ecg").element_handle(),
+                                                 timeout=20_000)
+                clinical = page.get_by_test_id("clinical-alerts").locator(f"[data-alert-id='{vt.alert_id}']")
+                await expect(clinical).to_be_visible(timeout=15_000)
+                await page.screenshot(path=str(images / "ward.png"))
+                await clinical.get_by_test_id("alert-open").click()
+                detail = page.get_by_test_id("alert-detail")
+                await expect(detail.get_by_test_id("ecg-strip")).to_be_visible(timeout=15_000)
+                await detail.screenshot(path=str(images / "alert-strip.png"))
+            finally:
+                await browser.close()
+    finally:
+        for task in gateways:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await service.stop()

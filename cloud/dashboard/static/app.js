@@ -259,8 +259,10 @@ function updateTile(p, t) {
   Object.assign(t.node.dataset, { state: p.state, conn: conn.kind, alarmPriority: prio });
   setText(t.name, p.display_name || p.patient_id);
   t.name.title = p.patient_id;
-  t.state.className = `state-badge state-${p.state}`;
-  setText(t.state, STATE_LABEL[p.state] || p.state);
+  // live vitals now say the device is connected: the server's "offline" (no device status yet) is stale
+  const shownState = p.state === "offline" && conn.kind === "live" ? "ok" : p.state;
+  t.state.className = `state-badge state-${shownState}`;
+  setText(t.state, STATE_LABEL[shownState] || shownState);
   if (ep) {
     const a = ep.latest;
     t.alarm.hidden = false;

@@ -4,6 +4,7 @@
 // over the API's JSON; the caller passes its element builder `h` (text only, never HTML).
 
 const pct = (p) => `${Math.round(Number(p) * 100)} %`;
+const sentence = (text) => `${text[0].toUpperCase()}${text.slice(1)}${/[.!?]$/.test(text) ? "" : "."}`;
 const num = (x, d = 0) => (typeof x === "number" && Number.isFinite(x) ? x.toFixed(d) : "—");
 
 /** How sure a reconstructed lead is, from its mean 90 % band half-width (mV). */
@@ -20,9 +21,10 @@ function classifierProbability(a) {
   if (typeof d.probability === "number") return d.probability;
   for (const r of a.results || []) {
     const o = r.outputs || r;
-    if (r.model === "classifier" && o.probabilities && typeof o.probabilities[a.alert_type] === "number") {
-      return o.probabilities[a.alert_type];
-    }
+    if (r.model !== "classifier" || !o.probabilities) continue;
+    const hit = Object.entries(o.probabilities).find(([k, p]) => k.toLowerCase() === String(a.alert_type).toLowerCase()
+      && typeof p === "number");
+    if (hit) return hit[1];
   }
   return null;
 }
@@ -92,7 +94,7 @@ export function describeResult(r, h) {
     const hrv = o.hrv || {};
     return box(head("Stress: "), h("span", { class: "estimate-tag" }, "estimate"),
       ` ${o.estimate} (${pct((o.probabilities || {})[o.estimate] ?? 0)}). HR ${num(hrv.hr_bpm)} bpm, RMSSD ${num(hrv.rmssd_ms)} ms, ` +
-      `SDNN ${num(hrv.sdnn_ms)} ms. ${o.note || "An estimate from a model trained on synthetic data."}`);
+      `SDNN ${num(hrv.sdnn_ms)} ms. ${sentence(o.note || "an estimate from a model trained on synthetic data")}`);
   }
   if (r.model === "prototypes" && Array.isArray(o.matches)) {
     return box(head(`Similar known ECGs (why it may be ${o.class || "this class"}): `),

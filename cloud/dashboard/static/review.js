@@ -13,6 +13,7 @@ const STRESS_COLOUR = { baseline: "#6b8e23", stress: "#b5452b", amusement: "#7a5
 let deps = null;
 const historyState = { params: null, nextBefore: null };
 let timelineData = null;
+const names = new Map(); // patient_id -> display name (from the ward)
 const $ = (id) => document.getElementById(id);
 
 /** Switch between the ward, history and timeline views. */
@@ -31,6 +32,7 @@ async function fillPatients() {
   let patients = deps.patients();
   try { patients = (await deps.api("/api/ward")).patients; } catch { /* keep what the ward view knows */ }
   patients = [...patients].sort((a, b) => a.patient_id.localeCompare(b.patient_id));
+  for (const p of patients) if (p.display_name) names.set(p.patient_id, p.display_name);
   for (const [id, withAll] of [["history-form", true], ["timeline-form", false]]) {
     const select = $(id).elements.patient_id;
     const keep = select.value;
@@ -71,7 +73,7 @@ function historyItem(a) {
     "data-priority": a.priority, "data-acknowledged": String(Boolean(a.acknowledged)) },
   h("button", { type: "button", class: "alert-open", onclick: () => deps.openAlert(a) },
     h("span", { class: `prio-badge prio-${a.priority}` }, `${priorityMark[a.priority] || ""} ${a.priority}`),
-    h("span", { class: "alert-main" }, `${alertTitle(a)} — ${a.patient_id}`),
+    h("span", { class: "alert-main" }, `${alertTitle(a)} — ${names.get(a.patient_id) || a.patient_id}`),
     h("span", { class: "alert-meta" }, `${fmtTime(a.onset_gateway_us)} · ${a.event} · ${a.category} · ${ack}`)));
 }
 
