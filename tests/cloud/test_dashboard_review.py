@@ -171,6 +171,16 @@ async def test_history_search_opens_the_plain_words_detail(chromium: Path, site:
             await expect(detail.get_by_test_id("strip-png")).to_have_attribute(
                 "href", f"/api/windows/{seeded['vt_window'].window_id}/strip.png")
             await detail.screenshot(path=str(out / "review_detail.png"))
+            # printed, only the strip shows, at true paper scale: its width in CSS mm is the paper's mm
+            await page.emulate_media(media="print")
+            strip = detail.get_by_test_id("ecg-strip")
+            width_mm = float(await strip.get_attribute("data-width-mm") or 0)
+            box = await strip.bounding_box()
+            assert box is not None and width_mm > 250
+            assert box["width"] == pytest.approx(width_mm * 96 / 25.4, rel=0.01)     # CSS: 96 px per inch
+            await expect(page.get_by_test_id("history-view")).to_be_hidden()
+            await expect(detail.get_by_test_id("detail-summary")).to_be_hidden()
+            await page.emulate_media(media="screen")
         finally:
             await browser.close()
 
