@@ -287,15 +287,17 @@ class TimelineAlarm(Out):
 
 
 class DeviceEvent(Out):
-    """A change in the device's state: a technical alarm raised or cleared (lead off, communication
-    lost, signal quality, battery, …)."""
+    """A change in the device's state: a technical alarm raised, escalated or cleared (lead off,
+    communication lost, signal quality, battery, …; ``source`` "alarm"), or the device registered,
+    assigned or removed (``source`` "registry", from the audit log, by the cloud's clock)."""
 
     at_us: int
     device_id: str
-    alert_id: str
-    alert_type: str
-    event: Literal["raised", "escalated", "cleared"]
-    priority: Literal["high", "medium", "low"]
+    source: Literal["alarm", "registry"]
+    alert_id: str | None = Field(description="The technical alarm's message (alarm events only).")
+    alert_type: str = Field(description="The alarm type, or the registry action (create_device, …).")
+    event: str = Field(description="raised, escalated or cleared; or the registry action.")
+    priority: Literal["high", "medium", "low"] | None
     message: str
 
 

@@ -15,7 +15,7 @@ from cloud.api.strip_render import PNG_DPI, page_size_mm
 from cloud.ingest.worker import IngestWorker
 from protocol.messages import GatewayStatus, PatientVitals, encode_message
 from protocol.topics import gateway_status_topic
-from tests.cloud.api_support import CLINICIAN, Api, make_api
+from tests.cloud.api_support import ADMIN, CLINICIAN, Api, make_api
 from tests.cloud.conftest import T0_US, make_alert, make_window
 
 MIN = 60_000_000
@@ -119,6 +119,16 @@ async def test_timeline_shows_alarms_device_events_and_stress_estimates(api: Api
     (est,) = body["estimates"]
     assert est["estimate"] == "stress" and est["t_us"] == T0_US + 3 * MIN and "synthetic" in est["note"]
     assert missing.status_code == 404 and backwards.status_code == 422
+    # registry actions on the patient's devices are device events too (from the audit log, cloud clock)
+    async with api.as_user(ADMIN) as admin:
+        r = await admin.post("/api/devices", json={"device_id": "dev-9", "patient_id": "pat-1", "profile": "x"})
+        assert r.status_code == 201, r.text
+    now = s.clock()
+    async with api.as_user(CLINICIAN) as c:
+        recent = (await c.get("/api/patients/pat-1/timeline", params={"from": now - MIN, "to": now + MIN})).json()
+    (reg,) = recent["device_events"]
+    assert (reg["source"], reg["device_id"], reg["event"]) == ("registry", "dev-9", "create_device")
+    assert "registered" in reg["message"] and reg["alert_id"] is None
 
 
 async def test_strip_around_a_moment_has_the_covering_windows(api: Api) -> None:

@@ -1,7 +1,8 @@
 """A patient's timeline: heart-rate trend per minute, alarm episodes, device events and model
 estimates over a span of time (``GET /api/patients/{id}/timeline?from=&to=``, µs; default the last
 6 hours). The heart rate comes from the gateways' status vitals (:mod:`cloud.store.repositories.vitals`),
-alarms and device events from the stored alert messages (clinical and technical), the estimates
+alarms and device events from the stored alert messages (clinical and technical) and the audit log's
+registry actions on the patient's devices, the estimates
 from the stress model's stored results (an estimate from a model trained on synthetic data).
 """
 
@@ -17,7 +18,7 @@ from cloud.api.errors import ApiError, not_found
 from cloud.api.models import TimelineOut
 from cloud.api.openapi import error_responses
 from cloud.api.scope import require_patient
-from cloud.store import EpisodeState, ModelResult, StoredAlert
+from cloud.store import AuditRecord, EpisodeState, ModelResult, Store, StoredAlert
 
 router = APIRouter(prefix="/api", tags=["review"])
 
@@ -60,11 +61,34 @@ def _alarms(alerts: list[StoredAlert], episodes: dict[str, EpisodeState]) -> lis
     return sorted(out, key=lambda e: (e["onset_us"], e["episode_id"]))
 
 
-def _device_events(alerts: list[StoredAlert]) -> list[dict[str, Any]]:
-    events = [{"at_us": event_us(a), "device_id": a.alert.device_id, "alert_id": str(uuid.UUID(a.alert.alert_id)),
-               "alert_type": a.alert.alert_type, "event": a.event, "priority": str(a.alert.priority),
-               "message": a.alert.message} for a in alerts if str(a.alert.category) == "technical"]
-    return sorted(events, key=lambda e: (e["at_us"], e["alert_id"]))
+REGISTRY_ACTIONS = {"create_device": "registered", "assign_device": "assigned", "remove_device": "removed",
+                    "auto_register": "registered automatically"}
+"""Audit actions on a device that the timeline shows, and how it words them."""
+
+
+def _device_events(alerts: list[StoredAlert], audit: list[AuditRecord]) -> list[dict[str, Any]]:
+    events = [{"at_us": event_us(a), "device_id": a.alert.device_id, "source": "alarm",
+               "alert_id": str(uuid.UUID(a.alert.alert_id)), "alert_type": a.alert.alert_type, "event": a.event,
+               "priority": str(a.alert.priority), "message": a.alert.message}
+              for a in alerts if str(a.alert.category) == "technical"]
+    for e in audit:
+        device = e.target.removeprefix("device:")
+        patient = e.details.get("patient_id")
+        events.append({"at_us": e.at_us, "device_id": device, "source": "registry", "alert_id": None,
+                       "alert_type": e.action, "event": e.action, "priority": None,
+                       "message": f"device {device} {REGISTRY_ACTIONS[e.action]}"
+                                  + (f" to patient {patient}" if isinstance(patient, str) and patient else "")
+                                  + f" by {e.user}"})
+    return sorted(events, key=lambda e: (e["at_us"], e["alert_id"] or ""))
+
+
+async def _registry_events(store: Store, device_ids: set[str], start: int, end: int) -> list[AuditRecord]:
+    """The audit log's registry actions on these devices between ``start`` and ``end``."""
+    found: list[AuditRecord] = []
+    for device in sorted(device_ids):
+        found += [e for e in await store.audit_log(target=f"device:{device}", since_us=start, limit=MAX_ALERTS)
+                  if e.at_us < end and e.action in REGISTRY_ACTIONS]
+    return found
 
 
 def _estimate(t0_us: int, r: ModelResult) -> dict[str, Any] | None:
@@ -107,6 +131,9 @@ async def patient_timeline(
         for t0, result in await store.results.results_for_patient(patient_id, model, start, end):
             if (point := _estimate(t0, result)) is not None:
                 estimates.append(point)
+    devices = {d.device_id for d in await store.list_devices(patient_id=patient_id)} | {
+        a.alert.device_id for a in alerts}
+    audit = await _registry_events(store, devices, start, end)
     await store.audit(user.username, "view_timeline", f"patient:{patient_id}", {"from_us": start, "to_us": end})
     return {
         "patient_id": patient_id, "from_us": start, "to_us": end,
@@ -114,6 +141,6 @@ async def patient_timeline(
                         "min_bpm": m.hr_min_bpm, "max_bpm": m.hr_max_bpm, "sqi_mean": m.sqi_mean,
                         "battery_pct": m.battery_pct} for m in minutes],
         "alarms": _alarms(alerts, episodes),
-        "device_events": _device_events(alerts),
+        "device_events": _device_events(alerts, audit),
         "estimates": sorted(estimates, key=lambda e: e["t_us"]),
     }

@@ -153,7 +153,7 @@ function drawChart(data) {
   }
   root.append(svg("text", { x: 2, y: EV_Y + 4, class: "axis" }, "device"));
   for (const e of data.device_events) {
-    root.append(svg("path", { d: `M${x(e.at_us)},${EV_Y - 6} l5,10 l-10,0 z`, class: `device-event ${e.event}`,
+    root.append(svg("path", { d: `M${x(e.at_us)},${EV_Y - 6} l5,10 l-10,0 z`, class: `device-event ${e.source === "registry" ? "registry" : e.event}`,
       "data-testid": "device-event-marker" }));
   }
   const axisY = H - 5;
@@ -221,7 +221,7 @@ async function loadTimeline() {
           (a.acknowledged_by ? ` · acknowledged by ${a.acknowledged_by}` : ""))))));
     if (!data.alarms.length) $("timeline-alarms").append(h("li", { class: "muted" }, "No alarms in this span."));
     $("timeline-events").replaceChildren(...data.device_events.map((e) => h("li", { "data-testid": "timeline-event" },
-      `${fmtTime(e.at_us)} · ${e.device_id}: ${alertTitle(e)} ${e.event}`)));
+      `${fmtTime(e.at_us)} · ${e.device_id}: ${e.source === "registry" ? e.message : `${alertTitle(e)} ${e.event}`}`)));
     if (!data.device_events.length) $("timeline-events").append(h("li", { class: "muted" }, "No device events in this span."));
     const est = data.estimates;
     const counts = {};
