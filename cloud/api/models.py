@@ -105,6 +105,14 @@ class DeliveryOut(Out):
     delivered_us: int | None
 
 
+class AckNoteOut(Out):
+    """One acknowledgement of an episode: who, when, and the note they left."""
+
+    user: str
+    at_us: int
+    note: str
+
+
 class AlertOut(Out):
     """One alert message with its episode's current state (``acknowledged*``, ``escalation_level``,
     ``episode_active``). ``details.episode_id`` and ``details.event`` travel as the edge sent them."""
@@ -139,6 +147,9 @@ class AlertOut(Out):
     evidence_windows: list[WindowMetaOut] = Field(
         default_factory=list,
         description="One alert's detail only: those of evidence_window_ids already stored, in time order.")
+    acknowledgements: list[AckNoteOut] = Field(
+        default_factory=list,
+        description="One alert's detail only: every acknowledgement of the episode with its note, oldest first.")
     deliveries: list[DeliveryOut] = Field(
         default_factory=list,
         description="One alert's detail only: the episode's escalation deliveries (webhook, e-mail, push), oldest "

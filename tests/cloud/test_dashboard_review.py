@@ -243,6 +243,15 @@ async def test_acknowledge_with_a_note(chromium: Path, site: Any) -> None:
             await detail.get_by_test_id("ack-button").click()
             await expect(detail.get_by_test_id("ack-state")).to_contain_text(f"Acknowledged by {CLINICIAN[0]}")
             await expect(detail.get_by_test_id("ack-state")).to_contain_text("cardiology told")
+            await expect(detail.get_by_test_id("ack-note-item")).to_have_count(1)
+            # another look later (a fresh page) still shows who acknowledged and the note
+            await page.reload()
+            await page.get_by_test_id("tab-history").click()
+            await page.get_by_test_id("history-type").fill("af")
+            await page.get_by_test_id("history-search").click()
+            await page.get_by_test_id("history-item").first.get_by_role("button").click()
+            await expect(detail.get_by_test_id("ack-note-item")).to_contain_text(f"{CLINICIAN[0]} at ")
+            await expect(detail.get_by_test_id("ack-note-item")).to_contain_text("cardiology told")
             await detail.screenshot(path=str(artifacts_dir() / "review_ack_note.png"))
         finally:
             await browser.close()

@@ -57,6 +57,9 @@ async def test_history_search_filters_and_pages(api: Api) -> None:
         r = await c.post(f"/api/alerts/{af.alert_id}/ack", json={"note": "rate controlled, cardiology told"})
         assert r.status_code == 200 and r.json()["note"] == "rate controlled, cardiology told"
         assert await ids(acknowledged="true") == [af.alert_id]
+        detail = (await c.get(f"/api/alerts/{af.alert_id}")).json()
+        assert [(k["user"], k["note"]) for k in detail["acknowledgements"]] == [
+            (CLINICIAN[0], "rate controlled, cardiology told")]
         assert await ids(acknowledged="false", patient_id="pat-1") == [vt.alert_id]
         # paging: a full page names the next one
         first = (await c.get("/api/alerts", params={"limit": 2})).json()

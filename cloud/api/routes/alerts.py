@@ -81,7 +81,8 @@ async def get_alert(alert_id: str, request: Request, user: CurrentUser) -> dict[
         raise not_found(f"alert {aid}") from None
     await require_patient(ctx, user, alert.alert.patient_id, f"alert {aid}")
     await store.audit(user.username, "view_alert", f"alert:{aid}", {"patient_id": alert.alert.patient_id})
-    return {**(await alerts_json(store, [alert]))[0], **await _evidence(store, alert),
+    acks = [{"user": a.user, "at_us": a.at_us, "note": a.note} for a in await store.acknowledgements(alert.episode_id)]
+    return {**(await alerts_json(store, [alert]))[0], **await _evidence(store, alert), "acknowledgements": acks,
             "deliveries": [_delivery_json(d) for d in await store.deliveries.for_episode(alert.episode_id)]}
 
 

@@ -730,6 +730,10 @@ function refreshDetailFacts() {
   $("detail-facts").replaceChildren(...facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
   $("detail-models").replaceChildren(...(a.results || []).map((r) => describeResult(r, h)));
   const deliveries = Array.isArray(a.deliveries) ? a.deliveries : [];
+  const acks = Array.isArray(a.acknowledgements) ? a.acknowledgements : [];
+  $("ack-notes").replaceChildren(...acks.map((k) => h("li", { "data-testid": "ack-note-item" },
+    `${k.user} at ${fmtTime(k.at_us)}${k.note ? `: ${k.note}` : " (no note)"}`)));
+  $("ack-notes").hidden = acks.length === 0;
   $("detail-deliveries").hidden = deliveries.length === 0;
   $("detail-deliveries").replaceChildren(...(deliveries.length ? renderDeliveries(deliveries, h, fmtTime) : []));
   // the raw model output, for those who want it, behind a toggle
@@ -772,6 +776,11 @@ async function acknowledge() {
     const rec = await api(`/api/alerts/${encodeURIComponent(ep.latest.alert_id)}/ack`, { method: "POST", body: { note } });
     $("ack-note").value = "";
     if (rec && rec.note) ep.ackNote = rec.note;
+    if (rec) {
+      ep.latest.acknowledgements = [...(ep.latest.acknowledgements || []), { user: rec.user, at_us: rec.at_us, note: rec.note }];
+      $("ack-notes").append(h("li", { "data-testid": "ack-note-item" }, `${rec.user} at ${fmtTime(rec.at_us)}${rec.note ? `: ${rec.note}` : " (no note)"}`));
+      $("ack-notes").hidden = false;
+    }
     const user = (rec && (rec.user || rec.username || rec.acknowledged_by)) || state.user.username;
     const at = (rec && (rec.at_us || rec.acknowledged_us)) || Date.now() * 1000;
     onAckEvent({ episode_id: ep.key, alert_id: ep.latest.alert_id, user, at_us: at });
