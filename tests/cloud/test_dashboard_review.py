@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from cloud.store import upgrade_database
+from cloud.store import DeliveryCandidate, NewDelivery, upgrade_database
 from protocol.messages import Alert, AlertCategory, GatewayStatus, PatientVitals, Priority
 from tests.cloud.api_support import CLINICIAN, Api, make_api, serve
 from tests.cloud.dashboard_support import REPO, artifacts_dir, edge_window, require_chromium
@@ -69,6 +69,12 @@ async def _seed(api: Api) -> dict[str, Any]:
         "prompt_set": "knowledge", "labels": ["ventricular tachycardia", "sinus rhythm", "atrial fibrillation"],
         "scores": [0.81, 0.11, 0.08], "similarities": [0.42, 0.18, 0.15],
         "top": ["ventricular tachycardia", "sinus rhythm", "atrial fibrillation"]}, patient_id="pat-1")
+    # escalation told the on-call phone (the escalation service's own store calls)
+    candidate = DeliveryCandidate(episode_id=vt.alert_id, alert_id=vt.alert_id, patient_id="pat-1", priority="high",
+                                  level=0, planned=frozenset())
+    await s.deliveries.enqueue([NewDelivery(candidate, "on-call-phone", "push", "https://push.example/ward-3")])
+    (claimed,) = await s.deliveries.claim_due(["on-call-phone"], lease_us=30 * S)
+    await s.deliveries.delivered(claimed)
     af = _alert("pat-1", "dev-1", "af", "medium", T0_US + 45 * MIN, message="Atrial fibrillation suspected")
     await s.store_alert(af)
     lead = _alert("pat-1", "dev-1", "lead_off", "low", T0_US + 15 * MIN, category="technical",
@@ -163,6 +169,8 @@ async def test_history_search_opens_the_plain_words_detail(chromium: Path, site:
             await expect(summary).to_contain_text("aVF (±0.12 mV, fairly sure)")
             models = detail.get_by_test_id("detail-models")
             await expect(models).to_contain_text("ventricular tachycardia 81 %")
+            await expect(detail.get_by_test_id("detail-deliveries")).to_contain_text(
+                "on-call-phone (push) → https://push.example/ward-3: delivered")
             raw = detail.get_by_test_id("detail-raw-json")
             await expect(raw).to_be_hidden()                                 # raw output behind the toggle
             await detail.get_by_text("Raw model output").click()
