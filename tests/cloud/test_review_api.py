@@ -122,6 +122,12 @@ async def test_timeline_shows_alarms_device_events_and_stress_estimates(api: Api
     (est,) = body["estimates"]
     assert est["estimate"] == "stress" and est["t_us"] == T0_US + 3 * MIN and "synthetic" in est["note"]
     assert missing.status_code == 404 and backwards.status_code == 422
+    # an alarm raised before the span and still on shows in it
+    af = make_alert("pat-1", alert_type="af", family="af", priority="medium", onset_us=T0_US - 3 * S)
+    await s.store_alert(af)
+    async with api.as_user(CLINICIAN) as c:
+        body = (await c.get("/api/patients/pat-1/timeline", params={"from": T0_US, "to": T0_US + 10 * MIN})).json()
+    assert [(a["alert_type"], a["active"]) for a in body["alarms"]] == [("af", True), ("vt", False)]
     # registry actions on the patient's devices are device events too (from the audit log, cloud clock)
     async with api.as_user(ADMIN) as admin:
         r = await admin.post("/api/devices", json={"device_id": "dev-9", "patient_id": "pat-1", "profile": "x"})

@@ -125,6 +125,10 @@ async def patient_timeline(
         raise ApiError(422, "invalid_request", "a timeline spans at most 7 days")
     minutes = await store.vitals.minutes(patient_id, start, end)
     alerts = await store.alerts_for_patient(patient_id, start, end, limit=MAX_ALERTS)
+    seen = {a.episode_id for a in alerts}
+    for ep in await store.active_episodes(patient_id):   # begun before the span and still on: shown too
+        if ep.episode_id not in seen and ep.onset_gateway_us < start and str(ep.category) == "clinical":
+            alerts += await store.alerts_of_episode(ep.episode_id)
     episodes = await store.episodes(sorted({a.episode_id for a in alerts}))
     estimates = []
     for model in ESTIMATE_MODELS:
