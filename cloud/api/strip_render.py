@@ -13,9 +13,6 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure
 
 from protocol.window_payload import EcgWindow
 
@@ -36,6 +33,8 @@ def page_size_mm(duration_s: float, n_leads: int) -> tuple[float, float]:
 
 def _grid(ax: object, width_mm: float, height_mm: float) -> None:
     """Millimetre grid (every 1 mm light, every 5 mm darker) in data units (s, mV)."""
+    from matplotlib.collections import LineCollection
+
     for step_mm, colour, lw in ((1.0, "#f6c9c9", 0.3), (5.0, "#e58b8b", 0.6)):
         xs = np.arange(0.0, width_mm + 1e-9, step_mm) / MM_PER_S
         ys = -np.arange(0.0, height_mm + 1e-9, step_mm) / MM_PER_MV
@@ -45,7 +44,11 @@ def _grid(ax: object, width_mm: float, height_mm: float) -> None:
 
 def render_strip(window: EcgWindow, fmt: StripFormat, *, title: str = "") -> bytes:
     """The window's leads at 25 mm/s and 10 mm/mV as ``fmt`` bytes (PNG at :data:`PNG_DPI`, which the
-    file states, so viewers that honour it show true size)."""
+    file states, so viewers that honour it show true size). matplotlib is imported here, on first use,
+    so the service starts without it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     mv = np.asarray(window.millivolts(), dtype=np.float64).copy()
     for start, end in window.gaps:                    # lost samples are drawn as gaps, never bridged
         mv[:, start:end] = np.nan
