@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import aiomqtt
+import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -114,6 +115,9 @@ class AckPublisher:
         self.counters = DownlinkCounters()
         self.connected = asyncio.Event()
         """Set while connected to the broker."""
+        self.mqtt5 = True
+        """Whether the next connection speaks MQTT 5 (a broker that refuses it, such as the demo's embedded
+        MQTT 3.1.1 broker, is tried with 3.1.1 next, and so on in turn)."""
 
     @property
     def pending(self) -> int:
@@ -161,8 +165,10 @@ class AckPublisher:
         delay = self._backoff[0]
         warned = False
         while True:
+            connected = False
             try:
                 async with self._client() as client:
+                    connected = True
                     self.counters.connects += 1
                     self.connected.set()
                     delay, warned = self._backoff[0], False
@@ -170,6 +176,8 @@ class AckPublisher:
                     await self._drain(client)
             except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
                 self.counters.connection_errors += 1
+                if not connected and isinstance(exc, aiomqtt.MqttError):
+                    self.mqtt5 = not self.mqtt5         # refused or unanswered CONNECT: the other version next
                 level = logging.DEBUG if warned else logging.WARNING
                 log.log(level, "downlink: no broker at %s:%d (%s); %d acknowledgement(s) queued, retrying",
                         self.hostname, self.port, exc, len(self._queue))
@@ -180,9 +188,13 @@ class AckPublisher:
             delay = min(delay * 2, self._backoff[1])
 
     def _client(self) -> ReasonClient:
+        v5 = self.mqtt5
         return ReasonClient(self.hostname, self.port, identifier=self.client_id, username=self._username,
-                              password=self._password, tls_context=self._tls, protocol=aiomqtt.ProtocolVersion.V5,
-                              keepalive=self._keepalive_s, timeout=self._timeout_s)
+                            password=self._password, tls_context=self._tls,
+                            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+                            clean_start=True if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+                            clean_session=None if v5 else True,
+                            keepalive=self._keepalive_s, timeout=self._timeout_s)
 
     async def _drain(self, client: ReasonClient) -> None:
         watch = asyncio.create_task(_watch(client))
@@ -203,8 +215,9 @@ class AckPublisher:
                     continue
                 topic, payload = self._queue[0]
                 try:
-                    code = await client.publish_with_reason(topic, payload, properties=Properties(PacketTypes.PUBLISH),
-                                                            timeout=self._timeout_s)
+                    # MQTT 3.1.1 has no reason codes: its PUBACK is the acceptance (0)
+                    props = Properties(PacketTypes.PUBLISH) if self.mqtt5 else None
+                    code = await client.publish_with_reason(topic, payload, properties=props, timeout=self._timeout_s)
                 except (aiomqtt.MqttError, ProtocolError) as exc:
                     self.counters.failed += 1
                     raise aiomqtt.MqttError(f"publishing to {topic} failed: {exc}") from exc

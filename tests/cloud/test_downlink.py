@@ -214,3 +214,23 @@ def test_the_ack_publisher_has_its_own_broker_account_apart_from_the_ingest_work
         None, "cloud-1-downlink")
     with pytest.raises(ConfigError, match="ECGSTREAM_CLOUD__DOWNLINK__PASSWORD"):
         parse_settings('[downlink]\npassword = "x"\n', env={})      # a secret: only from the environment
+
+
+async def test_an_ack_reaches_the_gateway_topic_through_the_embedded_mqtt_3_broker(unique_id: str) -> None:
+    """The demo's embedded broker speaks MQTT 3.1.1 only: the publisher falls back to it, and the ack arrives."""
+    from firmware_sim.embedded_broker import EmbeddedBroker
+    from protocol.downlink import AlarmAck
+
+    async with EmbeddedBroker() as broker, aiomqtt.Client(broker.host, broker.port, identifier=f"{unique_id}-gw") as gw:
+        await gw.subscribe(gateway_ack_topic(unique_id), qos=1)
+        publisher = AckPublisher(hostname=broker.host, port=broker.port, client_id=f"{unique_id}-cloud",
+                                 backoff_initial_s=0.1, backoff_max_s=0.5)
+        publisher.submit(unique_id, AlarmAck(episode_id="5f0c7d7e-8a43-4c3b-9f0e-2b1a6f1c9d10", patient_id="p-1",
+                                             acknowledged_by="nurse", at_us=1_700_000_000_000_000, note="seen"))
+        async with running(publisher.run()):
+            async with asyncio.timeout(30):
+                message = await anext(aiter(gw.messages))
+        assert isinstance(message.payload, bytes)
+        ack = decode_alarm_ack(message.payload)
+        assert (ack.patient_id, ack.acknowledged_by, ack.note) == ("p-1", "nurse", "seen")
+        assert not publisher.mqtt5 and publisher.counters.published == 1 and publisher.pending == 0
