@@ -15,7 +15,7 @@ from protocol.messages import AlertCategory, Priority
 if TYPE_CHECKING:
     from edge.alarms.rules.config import AlarmConfig
 
-RULES_VERSION = "3"
+RULES_VERSION = "4"  # 4: AF supported by a classifier leaning to AF; fast AF confirmed on beats
 """Version of the rules and their defaults; travels in every alert's ``model_versions['alarm_rules']``."""
 
 PRIORITY_RANK = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2}
