@@ -32,7 +32,6 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +48,7 @@ from ecgstream.streaming import (
     Medium,
     OpenBroker,
     TransportFactory,
+    log_to_file,
     open_broker,
     stream_to_edge,
 )
@@ -318,23 +318,6 @@ def _json_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-@contextlib.contextmanager
-def _cloud_log(path: Path) -> Iterator[None]:
+def _cloud_log(path: Path) -> contextlib.AbstractContextManager[None]:
     """The cloud's, uvicorn's and the broker's log lines go to a file, not over the live table."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    loggers = [logging.getLogger(name) for name in ("cloud", "uvicorn", "amqtt", "transitions", "httpx")]
-    saved = [(logger.level, logger.propagate) for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-    try:
-        yield
-    finally:
-        for logger, (level, propagate) in zip(loggers, saved, strict=True):
-            logger.removeHandler(handler)
-            logger.setLevel(level)
-            logger.propagate = propagate
-        handler.close()
+    return log_to_file(path, ("cloud", "uvicorn", "amqtt", "transitions", "httpx"), append=True)

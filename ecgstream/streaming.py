@@ -618,12 +618,18 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-@contextlib.contextmanager
-def _edge_log(path: Path) -> Iterator[None]:
+def _edge_log(path: Path) -> contextlib.AbstractContextManager[None]:
     """The agent logs (one line per alert, rejected payload, …) to a file, not over the live table."""
-    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    return log_to_file(path, ("edge", "mqtt"))  # mqtt: aiomqtt's ("pending publish calls")
+
+
+@contextlib.contextmanager
+def log_to_file(path: Path, logger_names: tuple[str, ...], *, append: bool = False) -> Iterator[None]:
+    """While the block runs, the named loggers (INFO and up) write to ``path`` only, not to the terminal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="a" if append else "w", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    loggers = [logging.getLogger(name) for name in ("edge", "mqtt")]  # mqtt: aiomqtt's ("pending publish calls")
+    loggers = [logging.getLogger(name) for name in logger_names]
     saved = [(logger.level, logger.propagate) for logger in loggers]
     for logger in loggers:
         logger.addHandler(handler)

@@ -22,6 +22,7 @@ from cloud.api.errors import ApiError, not_found
 from cloud.api.openapi import FHIR_JSON, error_responses
 from cloud.api.scope import require_patient
 from cloud.api.views import canonical_uuid
+from cloud.api.window_access import visible_window
 from cloud.interop.fhir import (
     FhirExportError,
     alert_bundle,
@@ -76,18 +77,8 @@ async def window_fhir(window_id: str, request: Request, user: CurrentUser) -> Fh
     """The window as a FHIR Bundle: measured leads and reconstructed leads in separate Observations."""
     ctx = get_ctx(request)
     store = ctx.store
-    wid = canonical_uuid(window_id, "window_id")
-    try:
-        meta = await store.window_meta(wid)
-    except NotFound:
-        raise not_found(f"window {wid}") from None
-    await require_patient(ctx, user, meta.patient_id, f"window {wid}")
-    try:
-        window = await store.load_window(wid)
-    except NotFound:
-        raise not_found(f"window {wid}") from None
-    except ProtocolError as exc:
-        raise ApiError(409, "conflict", f"window {wid} is stored but cannot be decoded: {exc}") from None
+    _, window = await visible_window(ctx, user, window_id)
+    wid = window.window_id
     try:
         body = window_bundle(window, reconstruction_model=await _reconstruction_model(store, window),
                              systems=_systems(ctx))

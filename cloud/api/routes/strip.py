@@ -11,15 +11,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from cloud.api.deps import CurrentUser, get_ctx
-from cloud.api.errors import ApiError, not_found
 from cloud.api.models import StripOut
 from cloud.api.openapi import error_responses
 from cloud.api.scope import require_patient
 from cloud.api.strip_render import StripFormat, render_strip
-from cloud.api.views import canonical_uuid, result_json, window_json
+from cloud.api.views import result_json, window_json
+from cloud.api.window_access import visible_window
 from cloud.store import NotFound
 from protocol.errors import ProtocolError
-from protocol.window_payload import EcgWindow
 
 router = APIRouter(prefix="/api", tags=["review"])
 
@@ -57,18 +56,8 @@ async def strip_around(patient_id: str, request: Request, user: CurrentUser,
 async def _export(window_id: str, request: Request, user: CurrentUser, fmt: StripFormat) -> Response:
     ctx = get_ctx(request)
     store = ctx.store
-    wid = canonical_uuid(window_id, "window_id")
-    try:
-        meta = await store.window_meta(wid)
-    except NotFound:
-        raise not_found(f"window {wid}") from None
-    await require_patient(ctx, user, meta.patient_id, f"window {wid}")
-    try:
-        window: EcgWindow = await store.load_window(wid)
-    except NotFound:
-        raise not_found(f"window {wid}") from None
-    except ProtocolError as exc:
-        raise ApiError(409, "conflict", f"window {wid} is stored but cannot be decoded: {exc}") from None
+    meta, window = await visible_window(ctx, user, window_id)
+    wid = meta.window_id
     patient = await store.get_patient(meta.patient_id)
     title = f"{patient.display_name} ({meta.patient_id})" if patient and patient.display_name else meta.patient_id
     data = await asyncio.to_thread(render_strip, window, fmt, title=title)

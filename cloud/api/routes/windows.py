@@ -7,14 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from cloud.api.deps import CurrentUser, get_ctx
-from cloud.api.errors import ApiError, not_found
+from cloud.api.errors import ApiError
 from cloud.api.models import WindowList, WindowOut
 from cloud.api.openapi import error_responses
 from cloud.api.schemas import ID_PATTERN
-from cloud.api.scope import require_patient, scoped_query, visible_patients
-from cloud.api.views import canonical_uuid, result_json, window_json, window_meta_json
-from cloud.store import NotFound, WindowMeta
-from protocol.errors import ProtocolError
+from cloud.api.scope import scoped_query, visible_patients
+from cloud.api.views import result_json, window_json, window_meta_json
+from cloud.api.window_access import visible_window
+from cloud.store import WindowMeta
 
 router = APIRouter(prefix="/api", tags=["windows"])
 
@@ -48,18 +48,8 @@ async def list_windows(
 async def get_window(window_id: str, request: Request, user: CurrentUser) -> dict[str, Any]:
     ctx = get_ctx(request)
     store = ctx.store
-    wid = canonical_uuid(window_id, "window_id")
-    try:
-        meta = await store.window_meta(wid)
-    except NotFound:
-        raise not_found(f"window {wid}") from None
-    await require_patient(ctx, user, meta.patient_id, f"window {wid}")
-    try:
-        window = await store.load_window(wid)
-    except NotFound:
-        raise not_found(f"window {wid}") from None
-    except ProtocolError as exc:  # stored bytes no longer decode: say so rather than 500
-        raise ApiError(409, "conflict", f"window {wid} is stored but cannot be decoded: {exc}") from None
+    meta, window = await visible_window(ctx, user, window_id)
+    wid = meta.window_id
     await store.audit(user.username, "view_window", f"window:{wid}", {"patient_id": window.patient_id})
     body = window_json(window, meta)
     body["results"] = [result_json(r) for r in await store.results_for_window(wid)]

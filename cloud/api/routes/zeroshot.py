@@ -15,13 +15,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from cloud.api.deps import CurrentUser, get_ctx
-from cloud.api.errors import ApiError, not_found
+from cloud.api.errors import ApiError
 from cloud.api.models import ZeroShotOut, ZeroShotRequest
 from cloud.api.openapi import error_responses
-from cloud.api.scope import require_patient
-from cloud.api.views import canonical_uuid
-from cloud.store import NotFound
-from protocol.errors import ProtocolError
+from cloud.api.window_access import visible_window
 
 router = APIRouter(prefix="/api", tags=["windows"])
 MODEL_KEY = "zeroshot_model"
@@ -47,21 +44,11 @@ async def zeroshot_window(window_id: str, body: ZeroShotRequest, request: Reques
     from models.runtime.zeroshot import TextEncoderMissing
 
     ctx = get_ctx(request)
-    wid = canonical_uuid(window_id, "window_id")
-    try:
-        meta = await ctx.store.window_meta(wid)
-    except NotFound:
-        raise not_found(f"window {wid}") from None
-    await require_patient(ctx, user, meta.patient_id, f"window {wid}")
     labels = [t.strip() for t in body.labels]
     if any(not t or len(t) > 200 for t in labels):
         raise ApiError(422, "invalid_request", "each label must be 1-200 characters")
-    try:
-        window = await ctx.store.load_window(wid)
-    except NotFound:
-        raise not_found(f"window {wid}") from None
-    except ProtocolError as exc:
-        raise ApiError(409, "conflict", f"window {wid} is stored but cannot be decoded: {exc}") from None
+    meta, window = await visible_window(ctx, user, window_id)
+    wid = meta.window_id
     if window.gaps:
         raise ApiError(409, "conflict", f"window {wid} has samples lost in gaps; the model does not read it")
     model = _model(ctx)
