@@ -3,7 +3,7 @@
 Devices authenticate to the MQTT broker with their own credentials, may publish only under their
 own topics and subscribe to nothing; every client has its own account, bound to its client id: a
 gateway's uplink (which also reads its own receipts and acks) and ingest, a cloud service's ingest
-worker (the only writer of receipts) and its ack publisher ``<s>-downlink`` (the only writer of acks).
+worker (the only writer of receipts), its ack publisher ``<s>-downlink`` (the only writer of acks) and its live relay ``<s>-live``.
 :mod:`cloud.broker_auth.mosquitto` generates Mosquitto's ``password_file`` (``$7$`` PBKDF2-SHA512
 hashes), ``acl_file`` and (:mod:`cloud.broker_auth.dynsec`) the dynamic-security plugin's
 ``dynamic-security.json``, which also checks subscriptions, from :class:`cloud.store.Store`'s
@@ -25,6 +25,7 @@ from cloud.broker_auth.mosquitto import (
     generate_broker_auth,
     hash_password,
     ingest_account,
+    live_account,
     load_accounts,
     parse_hash,
     read_accounts,
@@ -36,7 +37,7 @@ from cloud.broker_auth.mosquitto import (
 
 __all__ = [
     "DEFAULT_ITERATIONS", "DEFAULT_SHARE_GROUP", "DYNSEC_FILE", "AccountsFile", "BrokerAuthError", "BrokerAuthResult", "Credential", "GatewayAccess",
-    "GatewaySpec", "generate_broker_auth", "hash_password", "downlink_account", "ingest_account", "load_accounts", "parse_hash",
+    "GatewaySpec", "generate_broker_auth", "hash_password", "downlink_account", "ingest_account", "live_account", "load_accounts", "parse_hash",
     "read_accounts", "read_password_file", "render_acl", "render_dynsec", "render_password_file",
     "verify_password",
 ]

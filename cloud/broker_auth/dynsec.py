@@ -11,7 +11,7 @@ and can bind a client id to an account, so this module writes its JSON configura
 
 - **device** ``<d>``: send ``device/<d>/samples`` and ``device/<d>/status`` (its last will too);
   no subscription, nothing received;
-- **gateway uplink** ``<gw>``: send ``patient/<p>/window|alert`` for its patients,
+- **gateway uplink** ``<gw>``: send ``patient/<p>/window|alert|live`` for its patients,
   ``gateway/<gw>/status`` and ``device/<d>/status`` for its devices; subscribe exactly, and receive,
   its own ``gateway/<gw>/receipt`` (the cloud's receipts) and ``gateway/<gw>/ack`` (staff
   acknowledgements: the edge's ack downlink rides on the uplink's connection);
@@ -22,7 +22,10 @@ and can bind a client id to an account, so this module writes its JSON configura
   ``ecgstream/v1/gateway/+/receipt`` (a pattern: any gateway);
 - **cloud ack publisher** ``<s>-downlink`` (one per service; the API's
   :class:`cloud.downlink.AckPublisher`): send ``ecgstream/v1/gateway/+/ack``, nothing else (no
-  subscription, nothing received). Only it can release a gateway's latched alarm.
+  subscription, nothing received). Only it can release a gateway's latched alarm;
+- **cloud live relay** ``<s>-live`` (one per service; :class:`cloud.api.live.LiveRelay`, the ward's
+  live ECG and vitals): subscribe exactly, and receive, ``patient/+/live`` and ``gateway/+/status``;
+  send nothing.
 
 Mosquitto 2.0.11 checks a shared subscription against the *whole* filter, ``$share/<group>/``
 included (measured: ``subscribePattern ecgstream/v1/patient/+/alert`` does not grant
@@ -59,6 +62,7 @@ from protocol.topics import (
     gateway_ack_topic,
     gateway_receipt_topic,
     gateway_status_topic,
+    live_topic,
     samples_topic,
     shared_subscription,
     subscription,
@@ -70,6 +74,10 @@ INGEST_SUFFIX = "-ingest"
 """A gateway's MQTT ingest client has its own account ``<gw>-ingest`` (its client id today)."""
 DOWNLINK_SUFFIX = "-downlink"
 """A cloud service's ack publisher has its own account ``<s>-downlink`` (``[downlink]`` of the cloud settings)."""
+LIVE_SUFFIX = "-live"
+"""A cloud service's live relay has its own account ``<s>-live`` (password ``ECGSTREAM_CLOUD__LIVE__PASSWORD``)."""
+LIVE_FILTERS: tuple[str, ...] = (subscription(Scope.PATIENT, Channel.LIVE), subscription(Scope.GATEWAY, Channel.STATUS))
+"""What the live relay subscribes to (``cloud.api.live.TOPICS``)."""
 RECEIPTS_OF_ANY_GATEWAY = subscription(Scope.GATEWAY, Channel.RECEIPT)
 """``ecgstream/v1/gateway/+/receipt``: what a cloud service (its ingest worker) may send."""
 ACKS_TO_ANY_GATEWAY = subscription(Scope.GATEWAY, Channel.ACK)
@@ -104,7 +112,8 @@ def device_acls(device_id: str) -> list[dict[str, Any]]:
 
 
 def gateway_uplink_acls(gateway_id: str, devices: Iterable[str], patients: Iterable[str]) -> list[dict[str, Any]]:
-    return ([_acl("publishClientSend", t) for p in sorted(set(patients)) for t in (window_topic(p), alert_topic(p))]
+    return ([_acl("publishClientSend", t) for p in sorted(set(patients))
+             for t in (window_topic(p), alert_topic(p), live_topic(p))]
             + [_acl("publishClientSend", gateway_status_topic(gateway_id))]
             # the gateway reports its BLE devices' battery and connection on their behalf
             + [_acl("publishClientSend", device_status_topic(d)) for d in sorted(set(devices))]
@@ -128,6 +137,12 @@ def service_acls(share_group: str) -> list[dict[str, Any]]:
 def downlink_acls() -> list[dict[str, Any]]:
     """A cloud service's ack publisher ``<s>-downlink``: send acks to any gateway, nothing else."""
     return [_acl("publishClientSend", ACKS_TO_ANY_GATEWAY)]
+
+
+def live_relay_acls() -> list[dict[str, Any]]:
+    """A cloud service's live relay ``<s>-live``: subscribe to and receive the live stream and the
+    gateways' status (vitals), send nothing."""
+    return [_acl(acltype, f) for f in LIVE_FILTERS for acltype in ("subscribeLiteral", "publishClientReceive")]
 
 
 def client_record(username: str, kind: str, encoded_hash: str) -> dict[str, Any]:

@@ -18,6 +18,8 @@ has its own account (the broker binds the client id to it, see below); usernames
   *writes* receipts, ``ecgstream/v1/gateway/+/receipt``, only; each service ``<s>`` also has an ack
   publisher account ``<s>-downlink`` (the API's :class:`cloud.downlink.AckPublisher`), which *writes*
   ``ecgstream/v1/gateway/+/ack`` and nothing else: nobody else can publish an ack or a receipt;
+  and a live relay account ``<s>-live`` (:class:`cloud.api.live.LiveRelay`), which *subscribes* to and
+  *receives* ``patient/+/live`` and ``gateway/+/status`` (the ward's live ECG and vitals) only;
 - nobody else anything, and ``allow_anonymous false`` refuses clients without credentials.
 
 Three files carry this. ``dynamic-security.json`` (:mod:`cloud.broker_auth.dynsec`) is what the
@@ -35,7 +37,7 @@ explicit patients reads the devices assigned to those patients; one with ``None`
 active device. :func:`read_accounts` reads gateways, services and the cloud's shared-subscription
 group from a TOML file::
 
-    services = ["cloud-ingest-1", "cloud-ingest-2"]   # one per worker process (each gets <s>-downlink too)
+    services = ["cloud-ingest-1", "cloud-ingest-2"]   # one per worker process (each gets <s>-downlink and <s>-live too)
     share_group = "cloud"     # optional: default the cloud settings' [broker] group ("cloud")
 
     [gateways.gw-ward-3]      # accounts gw-ward-3 (uplink) and gw-ward-3-ingest
@@ -89,10 +91,13 @@ from cloud.broker_auth.dynsec import (
     DOWNLINK_SUFFIX,
     DYNSEC_FILE,
     INGEST_SUFFIX,
+    LIVE_FILTERS,
+    LIVE_SUFFIX,
     device_acls,
     downlink_acls,
     gateway_ingest_acls,
     gateway_uplink_acls,
+    live_relay_acls,
     render_dynsec,
     service_acls,
 )
@@ -264,6 +269,16 @@ def downlink_account(service: str) -> str:
     return f"{service}{DOWNLINK_SUFFIX}"
 
 
+def live_account(service: str) -> str:
+    """The account (and client id) of a cloud service's live relay: ``<s>-live``."""
+    return f"{service}{LIVE_SUFFIX}"
+
+
+def live_acl(service: str) -> list[str]:
+    """A cloud service's live relay ``<s>-live``: reads the live stream and the gateways' status."""
+    return [f"topic read {f}" for f in LIVE_FILTERS]
+
+
 def service_acl(service: str) -> list[str]:
     """A cloud service ``<s>`` (its ingest worker): reads everything, writes receipts only."""
     return [f"topic read {_PREFIX}/#", f"topic write {_PREFIX}/gateway/+/receipt"]
@@ -285,12 +300,13 @@ def render_acl(devices: Iterable[str], gateways: Iterable[GatewayAccess], servic
         for ident, what in [(d, "device id") for d in g.devices] + [(p, "patient id") for p in g.patients]:
             _check_id(ident, what)
     _check_unique([*devices, *(u for g in gateways for u in (g.gateway_id, ingest_account(g.gateway_id))),
-                   *services, *(downlink_account(s) for s in services)])
+                   *services, *(u for s in services for u in (downlink_account(s), live_account(s)))])
     lines = [
         "# ecgstream broker ACL: generated from the device registry by cloud.broker_auth; do not edit.",
         "# Devices write only their own device/<id>/ branch; a gateway's uplink writes its devices'",
         "# status, its patients' topics and its own status, and reads its own receipts and acks; its",
-        "# ingest reads its devices; cloud services read, and write receipts; <s>-downlink writes acks.",
+        "# ingest reads its devices; cloud services read, and write receipts; <s>-downlink writes acks;",
+        "# <s>-live reads the live stream and gateway status.",
         "# Mosquitto 2.0 checks none of this on SUBSCRIBE, only on delivery: a client may still join",
         "# another's shared subscription and make the broker drop its share. Load",
         "# dynamic-security.json (the dynamic-security plugin) to refuse such subscriptions.",
@@ -305,7 +321,8 @@ def render_acl(devices: Iterable[str], gateways: Iterable[GatewayAccess], servic
                   f"user {ingest_account(g.gateway_id)}", *gateway_ingest_acl(g), ""]
     for s in services:
         lines += [f"# cloud service {s}", f"user {s}", *service_acl(s), "",
-                  f"# cloud service {s} (ack publisher)", f"user {downlink_account(s)}", *downlink_acl(s), ""]
+                  f"# cloud service {s} (ack publisher)", f"user {downlink_account(s)}", *downlink_acl(s), "",
+                  f"# cloud service {s} (live relay)", f"user {live_account(s)}", *live_acl(s), ""]
     return "\n".join(lines)
 
 
@@ -458,7 +475,7 @@ async def generate_broker_auth(store: Registry, out_dir: str | os.PathLike[str],
     kinds = {d.device_id: "device" for d in devices}
     registry_hash = {d.device_id: d.credentials_hash for d in devices if getattr(d, "credentials_hash", None)}
     gateway_accounts = [u for g in accesses for u in (g.gateway_id, ingest_account(g.gateway_id))]
-    service_accounts = [u for s in services for u in (s, downlink_account(s))]
+    service_accounts = [u for s in services for u in (s, downlink_account(s), live_account(s))]
     wanted = [*kinds, *gateway_accounts, *service_accounts]
     _check_unique(wanted)
     kinds |= {u: "gateway" for u in gateway_accounts} | {s: "service" for s in service_accounts}
@@ -479,6 +496,7 @@ def _dynsec_acls(kinds: Mapping[str, str], accesses: list[GatewayAccess], servic
     for s in services:
         acls[s] = service_acls(share_group)
         acls[downlink_account(s)] = downlink_acls()
+        acls[live_account(s)] = live_relay_acls()
     for g in accesses:
         acls[g.gateway_id] = gateway_uplink_acls(g.gateway_id, g.devices, g.patients)
         acls[ingest_account(g.gateway_id)] = gateway_ingest_acls(g.devices)

@@ -322,3 +322,35 @@ async def test_only_the_gateway_reads_and_only_the_cloud_writes_its_receipts_and
         assert got == [(receipts, b"receipt"), (acks, b"ack")]
         assert await nothing_pending(gw_b, gateway_status_topic("gw-b"))
         assert await nothing_pending(dev, device_status_topic("dev-a"))
+
+
+# -- the ward's live stream: the gateway's uplink publishes it, the cloud's live relay (<s>-live) reads it --
+
+
+async def test_the_live_relay_account_receives_the_gateways_live_stream_and_nobody_else_can_read_it(broker) -> None:
+    import numpy as np
+
+    from cloud.api.live import LiveRelay
+    from cloud.broker_auth import live_account
+    from protocol.live_payload import LiveChunk, encode_live_chunk
+    from protocol.topics import live_topic
+
+    b, pw, _ = broker
+    name = live_account("cloud-ingest")
+    assert name == "cloud-ingest-live"
+    relay = LiveRelay(hostname=b.host, port=b.port, client_id=name, username=name, password=pw[name])
+    async with running(relay.run()):
+        await asyncio.wait_for(relay.subscribed.wait(), WAIT_S)
+        async with (b.client("gw-a", pw["gw-a"], identifier="gw-a", protocol=V5) as gw,
+                    b.client("dev-a", pw["dev-a"], identifier="dev-a", protocol=V5) as dev):
+            # a device, the gateway's ingest and the ack publisher cannot read the live stream
+            assert refused(await dev.subscribe(live_topic("pat-a"), qos=0))
+            async with b.client("gw-a-ingest", pw["gw-a-ingest"], identifier="gw-a-ingest", protocol=V5) as gw_in:
+                assert refused(await gw_in.subscribe("ecgstream/v1/patient/+/live", qos=0))
+            chunk = LiveChunk("pat-a", "dev-a", 0, 1_765_000_000_000_000, 125.0, ("II",), np.zeros((1, 125), np.int16))
+            await dev.publish(live_topic("pat-a"), encode_live_chunk(chunk), qos=1)   # a forgery: dropped
+            await gw.publish(live_topic("pat-b"), encode_live_chunk(chunk), qos=1)    # not its patient: dropped
+            await gw.publish(live_topic("pat-a"), encode_live_chunk(chunk), qos=1)
+            await until(lambda: relay.received["live"] >= 1, "the gateway's live chunk at the relay")
+            assert await nothing_pending(dev, device_status_topic("dev-a"))
+        assert relay.received == {"live": 1, "vitals": 0, "bad": 0}

@@ -133,6 +133,7 @@ def test_acl_grants_exactly_the_scheme():
         "gw-1-ingest": ["topic read ecgstream/v1/device/dev-a/#"],
         "cloud": ["topic read ecgstream/v1/#", "topic write ecgstream/v1/gateway/+/receipt"],
         "cloud-downlink": ["topic write ecgstream/v1/gateway/+/ack"],
+        "cloud-live": ["topic read ecgstream/v1/patient/+/live", "topic read ecgstream/v1/gateway/+/status"],
     }
     # nothing outside a user block (that would apply to anonymous clients)
     before_first_user = acl.split("\nuser ")[0]
@@ -197,9 +198,9 @@ async def test_generation_writes_private_files_and_one_time_credentials(registry
     out = tmp_path / "broker"
     with caplog.at_level(logging.DEBUG):
         result = await generate_broker_auth(registry, out, gateways=GATEWAYS, services=SERVICES)
-    assert result.accounts == {"device": 3, "gateway": 4, "service": 2}
+    assert result.accounts == {"device": 3, "gateway": 4, "service": 3}
     assert set(result.created) == {"dev-a", "dev-b", "dev-c", "gw-a", "gw-a-ingest", "gw-all", "gw-all-ingest",
-                                   "cloud-ingest", "cloud-ingest-downlink"}
+                                   "cloud-ingest", "cloud-ingest-downlink", "cloud-ingest-live"}
     assert mode(result.password_file) == 0o600 and mode(result.acl_file) == 0o640
     assert mode(result.dynsec_file) == 0o600
     assert result.credentials_file is not None and mode(result.credentials_file) == 0o600
@@ -245,7 +246,8 @@ async def test_concurrent_runs_give_every_account_exactly_one_password(registry,
     runs = await asyncio.gather(*(generate_broker_auth(registry, out, gateways=GATEWAYS, services=SERVICES)
                                   for _ in range(3)))
     created = [c for run in runs for c in run.credentials]
-    assert sorted(c.username for c in created) == ["cloud-ingest", "cloud-ingest-downlink", "dev-a", "dev-b", "dev-c",
+    assert sorted(c.username for c in created) == ["cloud-ingest", "cloud-ingest-downlink", "cloud-ingest-live",
+                                                   "dev-a", "dev-b", "dev-c",
                                                    "gw-a", "gw-a-ingest", "gw-all", "gw-all-ingest"]
     hashes = read_password_file(out / "passwd")
     assert all(verify_password(c.password, hashes[c.username]) for c in created)
@@ -472,14 +474,14 @@ def test_cli_writes_the_files_from_the_registry_and_never_prints_passwords(tmp_p
     args = ["cloud", "broker-auth", "--out-dir", str(out), "--accounts", str(tmp_path / "accounts.toml")]
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
-    assert "5 created" in first.output           # dev-a, gw-1, gw-1-ingest, cloud-ingest, cloud-ingest-downlink
+    assert "6 created" in first.output           # dev-a, gw-1, gw-1-ingest, cloud-ingest, its -downlink and -live
     creds = json.loads(next(out.glob("credentials-*.json")).read_text())
     secrets = [c["password"] for c in creds["accounts"]]
-    assert len(secrets) == 5 and not any(s in first.output for s in secrets)
+    assert len(secrets) == 6 and not any(s in first.output for s in secrets)
     acl = (out / "acl").read_text()
     assert "topic write ecgstream/v1/device/dev-a/#" in acl and "user gw-1" in acl
     again = CliRunner().invoke(cli, args)
-    assert again.exit_code == 0 and "5 accounts kept, 0 created" in again.output
+    assert again.exit_code == 0 and "6 accounts kept, 0 created" in again.output
     missing = CliRunner().invoke(cli, [*args[:4], "--accounts", str(tmp_path / "nope.toml")])
     assert missing.exit_code == 2 and "nope.toml" in missing.output
 
@@ -500,7 +502,7 @@ async def test_dynsec_file_binds_client_ids_denies_by_default_and_grants_exact_s
     hashes = read_password_file(result.password_file)
     clients = {c["username"]: c for c in doc["clients"]}
     assert set(clients) == set(hashes) == {"dev-a", "dev-b", "dev-c", "gw-a", "gw-a-ingest", "cloud-1",
-                                           "cloud-1-downlink"}
+                                           "cloud-1-downlink", "cloud-1-live"}
     for name, c in clients.items():
         assert c["clientid"] == name and c["roles"] == [{"rolename": name, "priority": 0}]
         h = parse_hash(hashes[name])  # the same PBKDF2 hash as the password file
@@ -510,7 +512,8 @@ async def test_dynsec_file_binds_client_ids_denies_by_default_and_grants_exact_s
     assert acls["dev-a"] == {("publishClientSend", "ecgstream/v1/device/dev-a/samples"),
                              ("publishClientSend", "ecgstream/v1/device/dev-a/status")}
     assert acls["gw-a"] == {("publishClientSend", t) for t in (
-        "ecgstream/v1/patient/pat-a/window", "ecgstream/v1/patient/pat-a/alert", "ecgstream/v1/gateway/gw-a/status",
+        "ecgstream/v1/patient/pat-a/window", "ecgstream/v1/patient/pat-a/alert", "ecgstream/v1/patient/pat-a/live",
+        "ecgstream/v1/gateway/gw-a/status",
         "ecgstream/v1/device/dev-a/status")} | {(kind, f"ecgstream/v1/gateway/gw-a/{channel}")
                                                 for kind in ("subscribeLiteral", "publishClientReceive")
                                                 for channel in ("receipt", "ack")}
@@ -524,6 +527,9 @@ async def test_dynsec_file_binds_client_ids_denies_by_default_and_grants_exact_s
     assert {t for kind, t in acls["cloud-1"] if kind == "publishClientSend"} == {"ecgstream/v1/gateway/+/receipt"}
     assert {kind for kind, _ in acls["cloud-1"]} == {"subscribeLiteral", "publishClientReceive", "publishClientSend"}
     assert acls["cloud-1-downlink"] == {("publishClientSend", "ecgstream/v1/gateway/+/ack")}
+    # its live relay reads the ward's live stream and the gateways' status, and sends nothing
+    assert acls["cloud-1-live"] == {(kind, t) for kind in ("subscribeLiteral", "publishClientReceive")
+                                    for t in ("ecgstream/v1/patient/+/live", "ecgstream/v1/gateway/+/status")}
 
 
 async def test_an_old_salted_sha512_hash_must_be_rotated_for_the_plugin(registry, tmp_path):
