@@ -137,6 +137,19 @@ class DownlinkConfig:
     password: Text | None = field(default=None, repr=False, metadata=SECRET)
 
 
+@dataclass(frozen=True, config=SECTION)
+class LiveConfig:
+    """The ward's live ECG and vitals (:mod:`cloud.api.live`): the API relays the gateways' live stream
+    (``patient/+/live``) and status vitals to signed-in browsers, stored nowhere.
+
+    ``relay = false`` turns the live ward off in this process. When the broker has accounts the relay
+    connects as ``<[broker] username>-live`` (made by ``ecgstream cloud broker-auth``); ``password`` may
+    only come from ``ECGSTREAM_CLOUD__LIVE__PASSWORD``, and without it the live ward is off (logged)."""
+
+    relay: bool = True
+    password: Text | None = field(default=None, repr=False, metadata=SECRET)
+
+
 @dataclass(frozen=True)
 class DownlinkAccount:
     """Who the ack publisher is to the broker (resolved from ``[downlink]`` and ``[broker]``)."""
@@ -430,6 +443,7 @@ class CloudSettings:
     fhir: FhirConfig = field(default_factory=FhirConfig)
     model_worker: ModelWorkerConfig = field(default_factory=ModelWorkerConfig)
     downlink: DownlinkConfig = field(default_factory=DownlinkConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     source: str = field(default="defaults", metadata=INTERNAL)
 

@@ -225,14 +225,14 @@ def make_relay(settings: CloudSettings, env: dict[str, str] | None = None) -> Li
     b = settings.broker
     if b.host == EMBEDDED:
         return None
-    live = getattr(settings, "live", None)          # a [live] table, when the settings have one
-    if live is not None and not getattr(live, "relay", True):
+    live = settings.live
+    if not live.relay:
         return None
     environ = os.environ if env is None else env
     username = password = None
     if b.username:
         username = f"{b.username}-live"
-        password = getattr(live, "password", None) or environ.get(LIVE_PASSWORD_ENV)
+        password = live.password or environ.get(LIVE_PASSWORD_ENV)
         if not password:
             log.warning("live ward off: the broker has accounts and %s is not set (the relay's account is %s)",
                         LIVE_PASSWORD_ENV, username)

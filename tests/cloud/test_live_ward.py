@@ -104,7 +104,7 @@ async def test_a_clinician_gets_their_patients_live_ecg_and_vitals_and_nothing_i
 
 
 async def test_a_feed_without_live_opens_no_relay_and_a_broker_with_accounts_needs_the_live_password(
-    api: Api,
+    api: Api, tmp_path: Path,
 ) -> None:
     token = await api.token(CLINICIAN)
     async with serve(api.app) as base, httpx.AsyncClient(base_url=base, timeout=WAIT_S,
@@ -117,6 +117,18 @@ async def test_a_feed_without_live_opens_no_relay_and_a_broker_with_accounts_nee
     assert make_relay(with_accounts, env={}) is None
     relay = make_relay(with_accounts, env={"ECGSTREAM_CLOUD__LIVE__PASSWORD": "pw"})
     assert relay is not None and relay.client_id == "cloud-1-live"
+    # the password from the [live] settings (read from the environment only), and [live] relay = false
+    from cloud.config import ConfigError, load_settings
+
+    configured = load_settings(None, env={"ECGSTREAM_CLOUD__BROKER__USERNAME": "cloud-1",
+                                          "ECGSTREAM_CLOUD__LIVE__PASSWORD": "pw"})
+    relay = make_relay(configured, env={})
+    assert relay is not None and (relay.client_id, relay._username) == ("cloud-1-live", "cloud-1-live")  # noqa: SLF001
+    assert make_relay(dataclasses.replace(configured, live=dataclasses.replace(configured.live, relay=False)),
+                      env={}) is None
+    with pytest.raises(ConfigError, match="password"):          # never a password in the file
+        (tmp_path / "cloud.toml").write_text('[live]\npassword = "in-the-file"\n', encoding="utf-8")
+        load_settings(tmp_path / "cloud.toml", env={})
 
 
 async def test_the_relay_falls_back_to_mqtt_3_on_the_embedded_broker(unique_id: str) -> None:
@@ -138,3 +150,4 @@ async def test_the_relay_falls_back_to_mqtt_3_on_the_embedded_broker(unique_id: 
         finally:
             relay.unsubscribe(sub)
             await stop_relay(relay)
+
