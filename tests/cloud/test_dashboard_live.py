@@ -47,12 +47,29 @@ def _ecg(t: np.ndarray) -> np.ndarray:
 
 class FakeGateway:
     """Publishes a live chunk and the vitals every second, as the edge's uplink does, until told to stop
-    (``vitals_on = False`` keeps the chunks but drops the status: a gateway whose status stops)."""
+    (``vitals_on = False`` keeps the chunks but drops the status: a gateway whose status stops).
+    ``rhythm``: the simulator's rhythm at ``heart_rate_bpm`` on II, V1 and V5 (looped) instead of the
+    default synthetic sinus beat at 72 bpm."""
 
-    def __init__(self, broker: MqttBroker, gateway_id: str, patient_id: str, device_id: str) -> None:
+    def __init__(self, broker: MqttBroker, gateway_id: str, patient_id: str, device_id: str, *,
+                 rhythm: str | None = None, heart_rate_bpm: float = 72.0) -> None:
         self.broker, self.gateway_id, self.patient_id, self.device_id = broker, gateway_id, patient_id, device_id
         self.on = True
         self.seq = 0
+        self.heart_rate_bpm = heart_rate_bpm
+        self.signal_mv: np.ndarray | None = None
+        if rhythm is not None:
+            from firmware_sim.synthesis import synthesize
+            from protocol.leads import STANDARD_LEADS
+
+            synth = synthesize(rhythm, seconds=30.0, fs=125.0, seed=3, heart_rate=heart_rate_bpm)
+            self.signal_mv = synth.signals.T[[STANDARD_LEADS.index(lead) for lead in ("II", "V1", "V5")]]
+
+    def _chunk_mv(self, t: np.ndarray) -> np.ndarray:
+        if self.signal_mv is None:
+            return np.stack([_ecg(t), -0.4 * _ecg(t), 0.8 * _ecg(t)])
+        n = self.signal_mv.shape[1]
+        return self.signal_mv[:, (self.seq * 125 + np.arange(125)) % n]
 
     async def run(self) -> None:
         async with aiomqtt.Client(self.broker.host, self.broker.port, identifier=self.gateway_id) as client:
@@ -61,12 +78,13 @@ class FakeGateway:
                 if self.on:
                     t0 = start + self.seq
                     t = t0 + np.arange(125) / 125.0
-                    mv = np.stack([_ecg(t), -0.4 * _ecg(t), 0.8 * _ecg(t)])
+                    mv = self._chunk_mv(t)
                     chunk = LiveChunk(self.patient_id, self.device_id, self.seq, int(t0 * 1e6), 125.0,
                                       ("II", "V1", "V5"), quantize_uv(mv), gap_before=self.seq == 0)
                     await client.publish(live_topic(self.patient_id), encode_live_chunk(chunk), qos=0)
-                    vitals = PatientVitals(self.patient_id, self.device_id, heart_rate_bpm=72.0, sqi=0.95,
-                                           analysis_lead="II", battery_pct=81, connected=True, last_data_age_s=0.2)
+                    vitals = PatientVitals(self.patient_id, self.device_id, heart_rate_bpm=self.heart_rate_bpm,
+                                           sqi=0.95, analysis_lead="II", battery_pct=81, connected=True,
+                                           last_data_age_s=0.2)
                     status = GatewayStatus(self.gateway_id, int(time.time() * 1e6), streams=1, minor_version=1,
                                            patients=(vitals,))
                     await client.publish(gateway_status_topic(self.gateway_id), encode_message(status), qos=0)

@@ -60,7 +60,7 @@ async def _seed(api: Api) -> dict[str, Any]:
     vt_window = edge_window("pat-1", "dev-1", t0_us=T0_US + 30 * MIN, rhythm="vt")
     await s.store_window(vt_window)
     vt = _alert("pat-1", "dev-1", "vt", "high", T0_US + 30 * MIN + 2 * S, window_id=vt_window.window_id,
-                details={"rate_bpm": 182.0}, message="Ventricular tachycardia, 182 bpm")
+                details={"rate_bpm": 165.0}, message="Ventricular tachycardia, 165 bpm")
     await s.store_alert(vt)
     await s.store_model_result(vt_window.window_id, "classifier", "mamba-0.3", {
         "probabilities": {"vt": 0.94, "sinus": 0.03, "af": 0.02}, "positive": ["vt"], "top": ["vt", "sinus", "af"],
@@ -335,13 +335,15 @@ async def test_readme_screenshots(chromium: Path, mqtt_broker: Any, unique_id: s
             for (pid, dev), name in zip(beds[1:], ("Ben Okafor", "Chen Wei"), strict=True):
                 await store.add_patient(pid, name)
                 await store.add_device(dev, pid, profile="wearable-3lead")
-            window = edge_window(beds[0][0], beds[0][1], t0_us=now_us - 12 * S, rhythm="vt")
+            window = edge_window(beds[0][0], beds[0][1], t0_us=now_us - 12 * S, rhythm="vt")  # the simulator's VT: 165 bpm
             await store.store_window(window)
             vt = _alert(beds[0][0], beds[0][1], "vt", "high", now_us - 8 * S, window_id=window.window_id,
-                        details={"rate_bpm": 182.0}, message="Ventricular tachycardia, 182 bpm")
+                        details={"rate_bpm": 165.0}, message="Ventricular tachycardia, 165 bpm")
             await store.store_alert(vt)      # the service's model worker adds the real models' results
-        for pid, dev in beds:
-            gateways.append(asyncio.create_task(FakeGateway(mqtt_broker, f"{unique_id}-{pid}", pid, dev).run()))
+        # each bed's live tile shows what its patient is in: bed 1 the VT it alarms for, the others sinus
+        for (pid, dev), (rhythm, rate) in zip(beds, [("vt", 165.0), ("sinus", 68.0), ("sinus", 84.0)], strict=True):
+            gateways.append(asyncio.create_task(FakeGateway(mqtt_broker, f"{unique_id}-{pid}", pid, dev,
+                                                            rhythm=rhythm, heart_rate_bpm=rate).run()))
         async with async_playwright() as pw:
             browser, page = await _browser_page(pw, chromium, width=1400, height=900)
             try:
