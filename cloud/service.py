@@ -15,7 +15,8 @@ Start-up: create the SQLite folder if needed, run the migrations (``[database] m
   that delivers escalations to webhooks, e-mail and push topics (each delivery claimed by one process);
   a channel whose secret's environment variable is unset is a start-up error.
 - **models**: a :class:`cloud.model_worker.ModelWorker` hosting the ``[[model_worker.models]]`` (by
-  default the shipped full-precision edge classifier) on the windows behind stored alerts; several
+  default the shipped full-precision edge classifier and every shipped heavy model: ECG–text zero-shot,
+  stress, prototypes) on the windows behind stored alerts; several
   processes split it with ``[model_worker] partition``.
 - **housekeeping**: expired sessions and aged-out login failures are deleted every few minutes.
 - **downlink** (with the API): a :class:`cloud.downlink.AckPublisher` on the ``[broker]`` with its own
