@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from cloud.model_worker.hosted import HostedModel, ModelConfigError, ModelSpec, window_input
+from models.runtime.onnx_model import ARTIFACTS  # where shipped model files live
 from protocol.leads import STANDARD_LEADS
 from protocol.window_payload import EcgWindow
 
@@ -38,8 +39,6 @@ RUNTIME_FS_HZ = 125.0
 RUNTIME_SAMPLES = 1250
 """Samples per window handed to a runtime adapter (10 s at :data:`RUNTIME_FS_HZ`)."""
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "models" / "artifacts"
-"""Where shipped model files live (``models/artifacts``)."""
 
 
 class RuntimeAdapter(Protocol):
