@@ -26,9 +26,12 @@ class DemoLogin:
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"username: {self.username}\npassword: {self.password}\n", encoding="utf-8")
+        # created 0600, so the password is never readable by others, not even for a moment
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(f"username: {self.username}\npassword: {self.password}\n")
         with contextlib.suppress(OSError):
-            os.chmod(path, 0o600)
+            os.chmod(path, 0o600)        # a file left by an older run keeps its mode on O_TRUNC
 
     @classmethod
     def read(cls, path: Path) -> DemoLogin | None:
